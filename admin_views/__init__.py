@@ -1,0 +1,33 @@
+"""Flask-Admin at ``/admin/``: one ``Admin`` per app, views registered in ``init_admin``."""
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+
+from kefu.i18n import _l
+
+
+def init_admin(app: Flask) -> Admin:
+    """Create the admin for ``app`` with every screen the signed-in roles may open."""
+    from admin_views.base import HomeView
+    from admin_views.customers import CustomerView
+    from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
+    from admin_views.users import UserView
+    from kefu.customers import Customer
+    from kefu.org import Building, Department, Project, Unit
+    from kefu.users import User
+
+    admin = Admin(
+        app, name=_l("客服管理系统"),
+        index_view=HomeView(name=_l("首页"), url="/admin"),
+        theme=Bootstrap4Theme(base_template="admin/kefu_base.html", fluid=True),
+    )
+    organisation = _l("组织与项目")
+    admin.add_view(CustomerView(Customer, name=_l("客户档案"), endpoint="customers"))
+    admin.add_view(ProjectView(Project, name=_l("项目"), category=organisation, endpoint="projects"))
+    admin.add_view(BuildingView(Building, name=_l("楼栋"), category=organisation, endpoint="buildings"))
+    admin.add_view(UnitView(Unit, name=_l("户位"), category=organisation, endpoint="units"))
+    admin.add_view(DepartmentView(Department, name=_l("部门"), category=organisation, endpoint="departments"))
+    admin.add_view(UserView(User, name=_l("用户"), category=organisation, endpoint="users"))
+    return admin

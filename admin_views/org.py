@@ -1,0 +1,41 @@
+"""Admin screens for departments, projects, buildings and units."""
+from __future__ import annotations
+
+from kefu.i18n import _l
+from kefu.roles import Role
+from admin_views.base import SecureModelView
+
+ORGANISATION_ROLES = (Role.ADMIN.value,)
+
+
+class DepartmentView(SecureModelView):
+    allowed_roles = ORGANISATION_ROLES
+    column_list = ("name", "description", "sort_order", "active")
+    column_searchable_list = ("name",)
+    form_columns = ("name", "description", "sort_order", "active")
+    column_editable_list = ("sort_order", "active")
+
+
+class ProjectView(SecureModelView):
+    allowed_roles = ORGANISATION_ROLES
+    column_list = ("name", "code", "city", "district", "address", "handover_date", "active")
+    column_searchable_list = ("name", "code", "address")
+    column_filters = ("city", "district", "active", "handover_date")
+    form_columns = ("name", "code", "city", "district", "address", "handover_date", "active")
+    column_labels = {"handover_date": _l("交付日期")}
+
+
+class BuildingView(SecureModelView):
+    allowed_roles = ORGANISATION_ROLES
+    column_list = ("project", "name", "floors", "sort_order")
+    column_filters = ("project", "name")
+    form_columns = ("project", "name", "floors", "sort_order")
+
+
+class UnitView(SecureModelView):
+    allowed_roles = ORGANISATION_ROLES
+    column_list = ("project", "label", "building", "entrance", "room", "area", "layout")
+    column_searchable_list = ("label",)
+    column_filters = ("project", "building", "layout")
+    form_columns = ("project", "building", "entrance", "room", "area", "layout")
+    column_default_sort = "label"

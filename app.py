@@ -1,0 +1,30 @@
+"""kefu — customer-service management. ``create_app`` is the only way to build the web app."""
+from __future__ import annotations
+
+from flask import Flask
+
+from kefu.config import load_config
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app: config, MongoDB, Redis, i18n, login, admin, API, CLI.
+
+    ``config`` overrides environment variables (tests pass their servers here).
+    Raises ``kefu.config.ConfigError`` with one readable line when the settings
+    cannot work (e.g. MongoDB unreachable within ``MONGODB_TIMEOUT_MS``).
+    """
+    from redis import Redis
+
+    from admin_views import init_admin
+    from kefu import db
+    from web import init_web
+
+    app = Flask(__name__)
+    app.config.update(load_config(config))
+    db.connect(app.config["MONGODB_URI"], app.config["MONGODB_DB"], app.config["MONGODB_TIMEOUT_MS"])
+    app.extensions["kefu_redis"] = Redis.from_url(
+        app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2,
+    )
+    init_web(app)
+    init_admin(app)
+    return app

@@ -1,0 +1,55 @@
+"""``flask --app app kefu …``: operator commands. They call the same services as the web app."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from kefu.errors import DomainError
+
+kefu_cli = AppGroup("kefu", help="kefu 客服管理：运维命令 / operator commands")
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc))
+
+
+@kefu_cli.command("create-user")
+@click.option("--username", required=True, help="登录名 / login name")
+@click.option("--password", required=True, help="密码（至少 8 位）/ password (8+ characters)")
+@click.option("--role", "roles", required=True, multiple=True,
+              help="admin / manager / supervisor / agent / handler / approver（可重复 / repeatable）")
+@click.option("--department", default=None, help="部门名称 / department name")
+@click.option("--name", "display_name", default=None, help="姓名 / display name")
+def create_user_command(username, password, roles, department, display_name):
+    """Create a user account."""
+    from kefu.users import create_user
+
+    roles = [role for value in roles for role in value.split(",") if role]
+    try:
+        user = create_user(username, password, roles, department=department, display_name=display_name)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"created user {user.username} ({', '.join(user.roles)})")
+
+
+@kefu_cli.command("seed")
+def seed_command():
+    """Load the demo data (idempotent: running it again adds nothing)."""
+    from seed.demo import seed_demo
+
+    counts = seed_demo()
+    click.echo("demo data: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+
+
+@kefu_cli.command("worker")
+@click.option("--queue", "queues", multiple=True, default=("default",), show_default=True)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--with-scheduler/--without-scheduler", default=True, show_default=True)
+def worker_command(queues, burst, with_scheduler):
+    """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""
+    from rq import SimpleWorker
+
+    # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
+    worker = SimpleWorker(list(queues), connection=current_app.extensions["kefu_redis"])
+    worker.work(burst=burst, with_scheduler=with_scheduler)

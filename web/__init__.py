@@ -1,0 +1,19 @@
+"""HTTP endpoints outside Flask-Admin: sign-in, language, health, the JSON API, error pages."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_web(app: Flask) -> None:
+    """Wire i18n, sign-in, blueprints, error pages and CLI commands into ``app``."""
+    from kefu.cli import kefu_cli
+    from web import api, auth, errors, health, i18n
+
+    app.json.ensure_ascii = False  # Chinese stays readable in API responses
+    i18n.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(api.blueprint)
+    errors.init_app(app)
+    app.cli.add_command(kefu_cli)

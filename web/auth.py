@@ -1,0 +1,98 @@
+"""Sign-in, sign-out and the language switch.
+
+Sessions live in Flask's signed cookie (HttpOnly, SameSite=Lax): any web
+process can serve any request. Lock-out state is kept in MongoDB by
+``kefu.users.authenticate``.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_admin.form import SecureForm
+from flask_login import LoginManager, current_user, login_user, logout_user
+from wtforms import PasswordField, StringField
+from wtforms.validators import InputRequired
+
+from kefu import users
+from kefu.config import SUPPORTED_LOCALES
+from kefu.errors import LoginFailed
+from kefu.i18n import _, _l
+
+blueprint = Blueprint("auth", __name__)
+login_manager = LoginManager()
+
+
+class LoginForm(SecureForm):
+    username = StringField(_l("登录名"), validators=[InputRequired(message=_l("请输入登录名"))])
+    password = PasswordField(_l("密码"), validators=[InputRequired(message=_l("请输入密码"))])
+
+
+def safe_next_url(target: str | None) -> str:
+    """``target`` when it stays on this site, else the admin home (no open redirects)."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for("admin.index")
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(safe_next_url(request.args.get("next")))
+    form = LoginForm(request.form)
+    status = 200
+    if request.method == "POST":
+        if form.validate():
+            try:
+                user = users.authenticate(form.username.data, form.password.data)
+            except LoginFailed as exc:
+                flash(str(exc), "error")
+                status = 401
+            else:
+                session.clear()
+                login_user(user)
+                return redirect(safe_next_url(request.args.get("next")))
+        else:
+            status = 400
+            for field in form:
+                for message in field.errors:
+                    flash(_("会话已过期，请重新提交") if field.name == "csrf_token" else str(message), "error")
+    return render_template("login.html", form=form), status
+
+
+@blueprint.post("/logout")
+def logout():
+    form = SecureForm(request.form)
+    if form.validate():
+        logout_user()
+        session.clear()
+        flash(_("您已安全退出"), "info")
+    return redirect(url_for("auth.login"))
+
+
+@blueprint.get("/locale/<code>")
+def switch_locale(code: str):
+    """Remember the chosen language for this session and, when signed in, for the user."""
+    if code in SUPPORTED_LOCALES:
+        session["locale"] = code
+        if current_user.is_authenticated:
+            users.set_locale(current_user._get_current_object(), code)
+    return redirect(safe_next_url(request.args.get("next")))
+
+
+def _unauthorized():
+    if request.path.startswith("/api/"):
+        return jsonify({"error": {"code": "unauthorized", "message": _("请先登录"), "fields": {}}}), 401
+    return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.user_loader(users.load_user_by_session_id)
+    login_manager.unauthorized_handler(_unauthorized)
+
+    @app.context_processor
+    def sign_out_form():
+        return {"logout_form": SecureForm()}
