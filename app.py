@@ -17,11 +17,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     from admin_views import init_admin
     from kefu import db
+    from kefu.crypto import FieldCipher
     from web import init_web
 
     app = Flask(__name__)
     app.config.update(load_config(config))
     db.connect(app.config["MONGODB_URI"], app.config["MONGODB_DB"], app.config["MONGODB_TIMEOUT_MS"])
+    db.ensure_collections()
+    app.extensions["kefu_cipher"] = FieldCipher.from_config(app.config)
     app.extensions["kefu_redis"] = Redis.from_url(
         app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2,
     )

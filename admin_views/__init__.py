@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import get_locale
 
 from kefu.i18n import _l
 
@@ -13,9 +14,14 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.base import HomeView
     from admin_views.customers import CustomerView
     from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
+    from admin_views.record_types import RecordTypeView
+    from admin_views.records import RecordView, record_menu
+    from admin_views.tokens import ApiTokenView
     from admin_views.users import UserView
     from kefu.customers import Customer
     from kefu.org import Building, Department, Project, Unit
+    from kefu.record_types import RecordType, pack_names
+    from kefu.tokens import ApiToken
     from kefu.users import User
 
     admin = Admin(
@@ -24,10 +30,19 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="admin/kefu_base.html", fluid=True),
     )
     organisation = _l("组织与项目")
+    settings = _l("系统设置")
+    admin.add_view(RecordView(name=_l("记录"), endpoint="records", url="/admin/records/<type_key>"))
     admin.add_view(CustomerView(Customer, name=_l("客户档案"), endpoint="customers"))
     admin.add_view(ProjectView(Project, name=_l("项目"), category=organisation, endpoint="projects"))
     admin.add_view(BuildingView(Building, name=_l("楼栋"), category=organisation, endpoint="buildings"))
     admin.add_view(UnitView(Unit, name=_l("户位"), category=organisation, endpoint="units"))
     admin.add_view(DepartmentView(Department, name=_l("部门"), category=organisation, endpoint="departments"))
     admin.add_view(UserView(User, name=_l("用户"), category=organisation, endpoint="users"))
+    admin.add_view(RecordTypeView(RecordType, name=_l("记录类型"), category=settings, endpoint="record_types"))
+    admin.add_view(ApiTokenView(ApiToken, name=_l("API 令牌"), category=settings, endpoint="api_tokens"))
+
+    @app.context_processor
+    def record_navigation():
+        return {"record_menu": record_menu, "pack_names": pack_names(str(get_locale()))}
+
     return admin

@@ -42,6 +42,15 @@ def seed_command():
     click.echo("demo data: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
 
 
+@kefu_cli.command("load-types")
+def load_types_command():
+    """Create the shipped record types (schemas/) that do not exist yet; never overwrites edits."""
+    from kefu.record_types import load_shipped_types
+
+    created = load_shipped_types()
+    click.echo(f"record types created: {', '.join(created) or 'none'}")
+
+
 @kefu_cli.command("worker")
 @click.option("--queue", "queues", multiple=True, default=("default",), show_default=True)
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")

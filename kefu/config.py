@@ -115,12 +115,16 @@ def load_config(overrides: dict | None = None) -> dict:
         "KEFU_TIMEZONE": timezone_name,
         "KEFU_LOCALE": locale,
         "KEFU_DEMO": setting("KEFU_DEMO") == "1",
+        "KEFU_EMBEDDED": bool(embedded) or setting("KEFU_EMBEDDED") == "1",
+        "KEFU_DATA_KEY": setting("KEFU_DATA_KEY"),
         "MONGODB_TIMEOUT_MS": int(setting("MONGODB_TIMEOUT_MS", 10000)),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": setting("SESSION_COOKIE_SECURE") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Uploads: attachments may be up to 100 MB each (videos of site visits).
+        "MAX_CONTENT_LENGTH": int(setting("MAX_CONTENT_LENGTH", 210 * 1024 * 1024)),
         "BABEL_DEFAULT_LOCALE": locale,
         "BABEL_DEFAULT_TIMEZONE": "UTC",
     }

@@ -53,7 +53,10 @@ def get_database():
     return mongoengine.get_db(alias="default")
 
 
-def ensure_indexes(documents) -> None:
-    """Create the indexes each MongoEngine document class declares (idempotent)."""
-    for document in documents:
-        document.ensure_indexes()
+def ensure_collections() -> None:
+    """Create the indexes of the collections written with pymongo (MongoEngine documents do their own)."""
+    from kefu.attachments import ensure_attachment_indexes
+    from kefu.records import ensure_record_indexes
+
+    ensure_record_indexes()
+    ensure_attachment_indexes()

@@ -62,11 +62,15 @@ class Launcher:
         """Check MongoDB answers, create indexes, load demo data on the first start (demo mode only)."""
         os.environ.update({k: v for k, v in self.env.items() if k.startswith(("MONGODB", "REDIS", "SECRET", "KEFU"))})
         from app import create_app
+        from kefu.record_types import load_shipped_types
         from kefu.users import User
         from seed.demo import seed_demo
 
         app = create_app()
         with app.app_context():
+            created = load_shipped_types()
+            if created:
+                say(f"record types loaded from schemas/: {len(created)}")
             if app.config["KEFU_DEMO"] and User.objects.count() == 0:
                 say("first start: loading demo data …")
                 return seed_demo()

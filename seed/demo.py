@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timezone
 
 from kefu.customers import Customer
+from kefu.record_types import RecordType, load_shipped_types
 from kefu.org import Building, Department, Project, Unit, unit_label
 from kefu.roles import Role
 from kefu.users import User, create_user
@@ -116,6 +117,7 @@ def seed_customers(projects: list[Project]) -> None:
 
 def seed_demo() -> dict[str, int]:
     """Create whatever demo data is missing; return the counts afterwards."""
+    load_shipped_types()
     seed_departments()
     projects = seed_projects()
     seed_users()
@@ -124,4 +126,5 @@ def seed_demo() -> dict[str, int]:
         "departments": Department.objects.count(), "projects": Project.objects.count(),
         "buildings": Building.objects.count(), "units": Unit.objects.count(),
         "users": User.objects.count(), "customers": Customer.objects.count(),
+        "record types": RecordType.objects.count(),
     }

@@ -13,6 +13,7 @@ from redis import Redis
 from kefu.embedded import EmbeddedMongo, EmbeddedRedis, free_port
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
+TEST_DATA_KEY = "a2VmdS10ZXN0LWRhdGEta2V5LW5vdC1mb3ItdXNlISE="  # base64 of 32 bytes
 
 
 def pytest_configure(config):
@@ -43,6 +44,7 @@ def app_config(mongo_server, redis_server):
         "MONGODB_DB": f"kefu_test_{uuid.uuid4().hex[:12]}",
         "REDIS_URL": redis_server.url,
         "SECRET_KEY": TEST_SECRET_KEY,
+        "KEFU_DATA_KEY": TEST_DATA_KEY,
         "KEFU_LOCALE": "zh_Hans_CN",
         "KEFU_TIMEZONE": "Asia/Shanghai",
     }

@@ -7,7 +7,7 @@ from flask import Flask
 def init_web(app: Flask) -> None:
     """Wire i18n, sign-in, blueprints, error pages and CLI commands into ``app``."""
     from kefu.cli import kefu_cli
-    from web import api, auth, errors, health, i18n
+    from web import api, attachments, auth, errors, health, i18n
 
     app.json.ensure_ascii = False  # Chinese stays readable in API responses
     i18n.init_app(app)
@@ -15,5 +15,6 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(attachments.blueprint)
     errors.init_app(app)
     app.cli.add_command(kefu_cli)

@@ -14,7 +14,7 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
-from kefu import users
+from kefu import tokens, users
 from kefu.config import SUPPORTED_LOCALES
 from kefu.errors import LoginFailed
 from kefu.i18n import _, _l
@@ -88,10 +88,19 @@ def _unauthorized():
     return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
 
 
+def _user_from_bearer_token(req):
+    """``Authorization: Bearer <token>`` on API calls (integrations have no session)."""
+    header = req.headers.get("Authorization", "")
+    if not req.path.startswith("/api/") or not header.lower().startswith("bearer "):
+        return None
+    return tokens.user_for_token(header[7:].strip())
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.user_loader(users.load_user_by_session_id)
     login_manager.unauthorized_handler(_unauthorized)
+    login_manager.request_loader(_user_from_bearer_token)
 
     @app.context_processor
     def sign_out_form():

@@ -1,0 +1,170 @@
+"""Admin screen for record types and their fields (the low-code part).
+
+Edits go through ``kefu.record_types.save_definition``: the same validation as
+the API and the shipped YAML, and a definition version bump that every web
+process sees on its next request.
+"""
+from __future__ import annotations
+
+import yaml
+from flask import flash
+from flask_admin.form import BaseForm, SecureForm
+from flask_admin.model.fields import InlineFieldList, InlineFormField
+from flask_login import current_user
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Optional
+
+from admin_views.base import SecureModelView
+from kefu.errors import DomainError
+from kefu.fields import FIELD_TYPES
+from kefu.i18n import _l
+from kefu.record_types import FIELD_FLAGS, save_definition, set_type_active
+from kefu.roles import Role
+
+SCALAR_OPTIONS = ("default", "min", "max")
+
+
+class FieldDefinitionForm(BaseForm):
+    position = IntegerField(_l("排序"), validators=[Optional()])
+    key = StringField(_l("字段键"), validators=[InputRequired()])
+    label = StringField(_l("名称"), validators=[InputRequired()])
+    label_en = StringField(_l("英文名称"))
+    type = SelectField(_l("类型"), choices=lambda: [(name, f"{t.label}（{name}）") for name, t in FIELD_TYPES.items()])
+    active = BooleanField(_l("启用"), default=True)
+    required = BooleanField(_l("必填"))
+    list = BooleanField(_l("列表显示"))
+    filter = BooleanField(_l("可筛选"))
+    search = BooleanField(_l("可搜索"))
+    sensitive = BooleanField(_l("敏感信息"))
+    readonly = BooleanField(_l("只读"))
+    required_on_close = BooleanField(_l("关闭时必填"))
+    choices = TextAreaField(_l("可选项（每行一个）"))
+    default = StringField(_l("默认值"), description=_l("一个值，或 now（当前时间）/ current_user（当前用户）"))
+    min = StringField(_l("最小值"))
+    max = StringField(_l("最大值"))
+    max_length = IntegerField(_l("最大长度"), validators=[Optional()])
+    pattern = StringField(_l("格式（正则）"))
+    max_size_mb = IntegerField(_l("单个文件上限(MB)"), validators=[Optional()])
+    help = StringField(_l("说明"))
+
+
+class RecordTypeForm(SecureForm):
+    key = StringField(_l("类型键"), validators=[InputRequired()], description=_l("小写字母开头，创建后不能修改，如 complaint"))
+    name = StringField(_l("名称"), validators=[InputRequired()])
+    name_en = StringField(_l("英文名称"))
+    number_prefix = StringField(_l("编号前缀"), validators=[InputRequired()], description=_l("1–6 位大写字母，如 TS"))
+    description = TextAreaField(_l("说明"))
+    active = BooleanField(_l("启用"), default=True)
+    fields = InlineFieldList(InlineFormField(FieldDefinitionForm), label=_l("字段"))
+
+
+def _scalar(text: str):
+    """A form's text as the YAML scalar it spells: "0" → 0, "一般" → "一般", "" → None."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
+
+
+def definition_from_form(form) -> dict:
+    """The definition dict (YAML/API shape) a submitted form describes, fields in ``position`` order."""
+    rows = []
+    for index, entry in enumerate(form.fields.entries):
+        data = entry.form.data
+        field = {"key": (data["key"] or "").strip(), "label": (data["label"] or "").strip(), "type": data["type"]}
+        if data.get("label_en"):
+            field["label_en"] = data["label_en"].strip()
+        for flag in FIELD_FLAGS:
+            if data.get(flag):
+                field[flag] = True
+        if not data.get("active"):
+            field["active"] = False
+        choices = [line.strip() for line in (data.get("choices") or "").splitlines() if line.strip()]
+        if choices:
+            field["choices"] = choices
+        for option in SCALAR_OPTIONS:
+            value = _scalar(data.get(option))
+            if value is not None:
+                field[option] = value
+        for option in ("max_length", "max_size_mb"):
+            if data.get(option) is not None:
+                field[option] = data[option]
+        for option in ("pattern", "help"):
+            if (data.get(option) or "").strip():
+                field[option] = data[option].strip()
+        position = data.get("position")
+        rows.append((position if position is not None else index * 10, index, field))
+    return {
+        "key": (form.key.data or "").strip(), "name": (form.name.data or "").strip(),
+        "name_en": (form.name_en.data or "").strip() or None, "number_prefix": (form.number_prefix.data or "").strip(),
+        "description": (form.description.data or "").strip() or None, "active": bool(form.active.data),
+        "fields": [field for _position, _index, field in sorted(rows, key=lambda row: row[:2])],
+    }
+
+
+def form_data_of(record_type) -> dict:
+    fields = []
+    for position, definition in enumerate(record_type.fields, start=1):
+        row = definition.to_dict()
+        row["position"] = position * 10
+        row["active"] = definition.active
+        row["choices"] = "\n".join(definition.choices or [])
+        for option in SCALAR_OPTIONS:
+            value = getattr(definition, option)
+            row[option] = "" if value is None else str(value)
+        fields.append(row)
+    return {"key": record_type.key, "name": record_type.name, "name_en": record_type.name_en,
+            "number_prefix": record_type.number_prefix, "description": record_type.description,
+            "active": record_type.active, "fields": fields}
+
+
+class RecordTypeView(SecureModelView):
+    allowed_roles = (Role.ADMIN.value,)
+    can_delete = False  # records keep pointing at their type: disable instead
+    form = RecordTypeForm
+    column_list = ("name", "key", "number_prefix", "pack", "active", "version", "updated_at", "updated_by")
+    column_searchable_list = ("name", "key")
+    column_filters = ("active", "pack")
+    column_editable_list = ()
+    column_default_sort = "sort_order"
+    column_formatters = {"fields": lambda v, c, m, n: "、".join(f.label for f in m.fields)}
+    column_details_list = ("name", "name_en", "key", "number_prefix", "description", "pack", "fields", "active",
+                           "version", "updated_at", "updated_by")
+
+    def edit_form(self, obj=None):
+        from flask import request
+
+        if request.method == "POST":
+            return self._edit_form_class(request.form)
+        form = self._edit_form_class(data=form_data_of(obj))
+        form.key.render_kw = {"readonly": True}
+        return form
+
+    def _save(self, form, key=None):
+        try:
+            return save_definition(definition_from_form(form), by=current_user.username, key=key)
+        except DomainError as exc:
+            for where, message in exc.fields.items():
+                flash(f"{where}：{message}" if where.startswith("fields.") else str(message), "error")
+            if not exc.fields:
+                flash(str(exc), "error")
+            return None
+
+    def create_model(self, form):
+        return self._save(form) or False
+
+    def update_model(self, form, model):
+        saved = self._save(form, key=model.key)
+        if saved is None:
+            return False
+        if saved.active != bool(form.active.data):
+            set_type_active(model.key, bool(form.active.data), by=current_user.username)
+        return True
+
+    def get_save_return_url(self, model, is_created=False):
+        return self.get_url(".index_view")
+

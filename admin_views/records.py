@@ -1,0 +1,409 @@
+"""Record screens generated from record-type definitions at request time.
+
+Flask-Admin builds forms, columns and filters when a view is constructed and
+views cannot be added after the first request. So one view is registered at
+``/admin/records/<type_key>/``; for each request it hands the work to a
+*screen* — an instance of the same class built from the type's current
+definition — cached by (type key, definition version, language). A changed
+definition has a new version, so every web process builds the new screen on
+its next request; a new type is served without a restart.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from flask import abort, flash, g, redirect, request
+from flask_admin import expose
+from flask_admin.babel import gettext as admin_gettext
+from flask_admin.form import SecureForm
+from flask_admin.helpers import get_redirect_target, set_current_view
+from flask_admin.model import BaseModelView
+from flask_admin.model.filters import BaseFilter
+from flask_babel import get_locale
+from flask_login import current_user
+from wtforms import FileField, HiddenField, SelectField, TextAreaField
+from wtforms.validators import InputRequired
+
+from admin_views.base import AccessControlled
+from kefu import records
+from kefu.errors import Conflict, DomainError, NotFound, ValidationFailed
+from kefu.fields import get_field_type
+from kefu.i18n import _, _l
+from kefu.record_types import RecordType, get_record_type
+from kefu.roles import VIEW_PII, Role
+from web.actor import current_actor
+
+OPERATION_LABELS = {
+    "eq": _l("等于"), "ne": _l("不等于"), "in": _l("属于"), "gte": _l("不早于/不小于"), "lte": _l("不晚于/不大于"),
+    "contains": _l("包含"), "empty": _l("为空"), "not_empty": _l("不为空"),
+}
+FILTER_WIDGETS = {"date": "datepicker", "datetime": "datetimepicker"}
+SCREEN_CACHE_SIZE = 64
+
+RECORD_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.AGENT.value,
+                Role.HANDLER.value, Role.APPROVER.value)
+
+
+class FieldFilter(BaseFilter):
+    """A list filter ``[field, op, value]``; the query itself is built by ``kefu.records``."""
+
+    def __init__(self, definition, op: str, label: str, options=None):
+        field_type = definition.type
+        if op in ("empty", "not_empty"):
+            options = (("1", _("是")), ("0", _("否")))
+        super().__init__(label, options=options, data_type=None if options else FILTER_WIDGETS.get(field_type))
+        self.field_key = definition.key
+        self.op = op
+
+    def operation(self):
+        return OPERATION_LABELS[self.op]
+
+    def apply(self, query, value):  # pragma: no cover - records.find_records applies conditions
+        return query
+
+    def condition(self, value) -> records.Condition:
+        if self.op in ("empty", "not_empty") and value == "0":
+            return records.Condition(self.field_key, "not_empty" if self.op == "empty" else "empty")
+        return records.Condition(self.field_key, self.op, value)
+
+
+class RecordRow:
+    """A stored record as a screen shows it: Python values of core and configured fields."""
+
+    def __init__(self, record_type: RecordType, document: dict, actor: records.Actor):
+        self.document = document
+        self.id = str(document["_id"])
+        self.version = document["version"]
+        self.values = {**records.core_values(document), **records.read_values(record_type, document, actor)}
+
+
+def _label(definition) -> str:
+    if str(get_locale()) == "en" and getattr(definition, "label_en", None):
+        return definition.label_en
+    return str(definition.label)
+
+
+class RecordView(AccessControlled, BaseModelView):
+    """CRUD for the records of one record type; see the module docstring for the routing."""
+
+    allowed_roles = RECORD_ROLES
+    form_base_class = SecureForm
+    can_view_details = True
+    can_delete = False  # records are closed, never deleted: the handbooks keep every case
+    can_export = False  # exports go through /records/<type>/export (streamed, audited)
+    page_size = 50
+    details_template = "admin/record_details.html"
+    list_template = "admin/record_list.html"
+
+    def __init__(self, record_type: RecordType | None = None, **kwargs):
+        self.record_type = record_type
+        self._screens: OrderedDict = OrderedDict()
+        self._screens_lock = threading.Lock()
+        super().__init__(dict, **kwargs)
+
+    # -- routing -----------------------------------------------------------
+    def is_visible(self) -> bool:
+        return False  # the menu lists record types itself (templates/admin/kefu_base.html)
+
+    def create_blueprint(self, admin):
+        blueprint = super().create_blueprint(admin)
+
+        @blueprint.url_defaults
+        def current_type(endpoint, values):
+            if "type_key" not in values and g.get("kefu_record_type"):
+                values["type_key"] = g.kefu_record_type
+
+        return blueprint
+
+    def _run_view(self, fn, *args, **kwargs):
+        type_key = kwargs.pop("type_key", None)
+        if self.record_type is not None or type_key is None:
+            return fn(self, *args, **kwargs)
+        try:
+            record_type = get_record_type(type_key)
+        except NotFound:
+            abort(404)
+        g.kefu_record_type = record_type.key
+        screen = self._screen_for(record_type)
+        set_current_view(screen)
+        return fn(screen, *args, **kwargs)
+
+    def _screen_for(self, record_type: RecordType) -> "RecordView":
+        cache_key = (record_type.key, record_type.version, str(get_locale()))
+        with self._screens_lock:
+            screen = self._screens.get(cache_key)
+            if screen is not None:
+                self._screens.move_to_end(cache_key)
+                return screen
+        screen = type(self)(record_type, name=record_type.name, endpoint=self.endpoint,
+                            category=self.category, menu_class_name=self.menu_class_name)
+        screen.admin, screen.url, screen.blueprint = self.admin, self.url, self.blueprint
+        screen.static_url_path = self.static_url_path
+        with self._screens_lock:
+            self._screens[cache_key] = screen
+            while len(self._screens) > SCREEN_CACHE_SIZE:
+                self._screens.popitem(last=False)
+        return screen
+
+    # -- definition-driven scaffolding ---------------------------------------
+    def _definitions(self):
+        if self.record_type is None:
+            return []
+        return [*records.CORE_FIELDS, *self.record_type.active_fields]
+
+    def _definition(self, key):
+        return records.CORE_BY_KEY.get(key) or self.record_type.field(key)
+
+    def get_pk_value(self, model):
+        return model.id
+
+    def scaffold_list_columns(self):
+        if self.record_type is None:
+            return ["number"]
+        configured = [f.key for f in self.record_type.active_fields if f.list]
+        return ["number", "status", *configured, "assignee", "created_at"]
+
+    def get_column_name(self, field):
+        definition = self._definition(field) if self.record_type else None
+        return _label(definition) if definition is not None else field
+
+    def get_details_columns(self):
+        return []  # the details template lays out every field itself
+
+    def scaffold_sortable_columns(self):
+        sortable = {}
+        for key in self.scaffold_list_columns():
+            definition = self._definition(key) if self.record_type else None
+            if definition is not None and not definition.sensitive and definition.type not in (
+                    "attachments", "multi_choice"):
+                sortable[key] = key
+        return sortable
+
+    def init_search(self):
+        return self.record_type is not None
+
+    def search_placeholder(self):
+        if self.record_type is None:
+            return None
+        names = [_label(f) for f in self.record_type.active_fields if f.search]
+        return _("搜索：编号、%(fields)s", fields="、".join(names)) if names else _("搜索编号")
+
+    def get_filters(self):
+        if self.record_type is None:
+            return None
+        filters = []
+        core_filters = ("status", "assignee", "department", "created_at")
+        for definition in [*(records.CORE_BY_KEY[k] for k in core_filters),
+                           *(f for f in self.record_type.active_fields if f.filter)]:
+            field_type = get_field_type(definition.type)
+            options = [(c, c) for c in definition.choices] if getattr(definition, "choices", None) else None
+            for op in field_type.operators:
+                if definition.sensitive and op not in ("eq", "empty"):
+                    continue
+                if op == "not_empty":
+                    continue  # offered as 为空：是/否
+                filters.append(FieldFilter(definition, op, _label(definition), options if op in ("eq", "ne") else None))
+        return filters
+
+    def scaffold_form(self, context=None):
+        """The form class for the type; per request (``_form_class``) it is built with that request's context."""
+        class RecordForm(self.form_base_class):
+            version = HiddenField()
+
+        if self.record_type is None:
+            return RecordForm
+        for definition in [*records.EDITABLE_CORE, *self.record_type.active_fields]:
+            field = get_field_type(definition.type).form_field(definition, context)
+            field.kwargs["label"] = _label(definition)
+            setattr(RecordForm, definition.key, field)
+        return RecordForm
+
+    def _form_class(self):
+        # Built per request: the field validators need this user (defaults,
+        # uploads) and the project chosen in this very form (unit names).
+        actor = self._actor()
+        project = request.form.get("project") if request.method == "POST" else None
+        context = actor.field_context(project_id=records.project_id_for(self.record_type, project, actor))
+        return self.scaffold_form(context)
+
+    def create_form(self, obj=None):
+        return self._form_class()(request.form if request.method == "POST" else None)
+
+    def scaffold_list_form(self, widget=None, validators=None):
+        return self.scaffold_form()
+
+    # -- reading -------------------------------------------------------------
+    def _actor(self) -> records.Actor:
+        return current_actor()
+
+    def get_list(self, page, sort_field, sort_desc, search, filters, execute=True, page_size=None):
+        actor = self._actor()
+        conditions = [self._filters[index].condition(value) for index, _name, value in (filters or [])]
+        query = records.RecordQuery(
+            conditions=conditions, q=search, sort=(f"-{sort_field}" if sort_desc else sort_field) if sort_field else None,
+            page=(page or 0) + 1, per_page=page_size or self.page_size,
+        )
+        try:
+            total, documents = records.find_records(self.record_type.key, query, actor)
+        except ValidationFailed as exc:
+            flash(str(exc), "error")
+            return 0, []
+        return total, [RecordRow(self.record_type, d, actor) for d in documents]
+
+    def get_one(self, id):
+        try:
+            document = records.get_record(self.record_type.key, id)
+        except NotFound:
+            return None
+        return RecordRow(self.record_type, document, self._actor())
+
+    def _get_list_value(self, context, model, name, column_formatters, column_type_formatters):
+        return self.display_value(model, name)
+
+    def display_value(self, row: RecordRow, key: str) -> str:
+        definition = self._definition(key)
+        value = row.values.get(key)
+        if value in (None, "", []):
+            return ""
+        field_type = get_field_type(definition.type)
+        if definition.sensitive and not current_user.can(VIEW_PII):
+            return field_type.mask(value)
+        return field_type.display(value, self._actor().tz)
+
+    def render(self, template, **kwargs):
+        if template == self.list_template and self.record_type is not None:
+            kwargs["export_args"] = self._export_args()
+        return super().render(template, **kwargs)
+
+    def _export_args(self) -> dict:
+        """The list's current filters, search and sort as API query parameters (export = what is on screen)."""
+        view_args = self._get_list_extra_args()
+        args = {}
+        for index, _name, value in view_args.filters or []:
+            condition = self._filters[index].condition(value)
+            name = condition.field if condition.op == "eq" else f"{condition.field}__{condition.op}"
+            args[name] = "1" if condition.op in ("empty", "not_empty") else condition.value
+        if view_args.search:
+            args["q"] = view_args.search
+        column = self._get_column_by_idx(view_args.sort)
+        if column is not None:
+            args["sort"] = ("-" if view_args.sort_desc else "") + column[0]
+        return args
+
+    # -- forms ---------------------------------------------------------------
+    def edit_form(self, obj=None):
+        form = self._form_class()(request.form if request.method == "POST" else None)
+        if obj is not None and request.method != "POST":
+            form.version.data = obj.version
+            tz = self._actor().tz
+            for definition in [*records.EDITABLE_CORE, *self.record_type.active_fields]:
+                if definition.key in form:
+                    value = obj.values.get(definition.key)
+                    form[definition.key].data = None if value is None else get_field_type(
+                        definition.type).form_data(value, tz)
+        for definition in self.record_type.active_fields:
+            if definition.readonly and definition.key in form:
+                form[definition.key].render_kw = {**(form[definition.key].render_kw or {}), "readonly": True}
+        return form
+
+    def _values_from(self, form, row: RecordRow | None = None) -> dict:
+        """The validated form's values; on edit only those that differ from the stored record."""
+        values = {}
+        for definition in [*records.EDITABLE_CORE, *self.record_type.active_fields]:
+            if definition.key not in form:
+                continue
+            data = form[definition.key].data
+            if row is None:
+                if data not in (None, "", []):
+                    values[definition.key] = data
+            elif not definition.readonly and data != row.values.get(definition.key):
+                values[definition.key] = data
+        return values
+
+    def _show_errors(self, form, exc: DomainError) -> None:
+        shown = False
+        for key, message in exc.fields.items():
+            if key in form:
+                form[key].errors = [*form[key].errors, str(message)] if isinstance(form[key].errors, list) else [
+                    str(message)]
+                shown = True
+        flash(str(exc) if not shown else _("请修改标红的字段"), "error")
+
+    def create_model(self, form):
+        try:
+            document = records.create_record(self.record_type.key, self._values_from(form), self._actor())
+        except DomainError as exc:
+            self._show_errors(form, exc)
+            return False
+        return RecordRow(self.record_type, document, self._actor())
+
+    def update_model(self, form, model):
+        try:
+            document = records.update_record(self.record_type.key, model.id, self._values_from(form, model),
+                                             self._actor(), version=form.version.data)
+        except Conflict as exc:
+            current = RecordRow(self.record_type, exc.current, self._actor())
+            shown = "；".join(f"{_label(self._definition(k))}：{self.display_value(current, k) or '-'}"
+                             for k in self._values_from(form, model) if self._definition(k) is not None)
+            flash(_("已被他人修改，未保存。当前内容：%(values)s。请刷新后重新编辑。", values=shown or "-"), "error")
+            return False
+        except DomainError as exc:
+            self._show_errors(form, exc)
+            return False
+        model.document = document
+        return True
+
+    def delete_model(self, model):  # pragma: no cover - can_delete is False
+        return False
+
+    # -- timeline ------------------------------------------------------------
+    @expose("/details/")
+    def details_view(self):
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        row = self.get_one(request.args.get("id", ""))
+        if row is None:
+            flash(admin_gettext("Record does not exist."), "error")
+            return redirect(return_url)
+        stored_only = [f for f in self.record_type.fields if not f.active and f.key in row.values]
+        return self.render(
+            self.details_template, model=row, record_type=self.record_type, return_url=return_url,
+            core_fields=[records.CORE_BY_KEY[k] for k in ("number", "status", "assignee", "department",
+                                                           "customer", "created_by", "created_at", "updated_at")],
+            fields=self.record_type.active_fields, stored_only=stored_only, label=_label,
+            events=records.record_events(row.id), audit=records.record_audit(row.id),
+            event_form=EventForm(), event_kinds=records.EVENT_KINDS, display=self.display_value,
+        )
+
+    @expose("/event/", methods=("POST",))
+    def add_event_view(self):
+        record_id = request.args.get("id", "")
+        form = EventForm(request.form)
+        target = self.get_url(".details_view", id=record_id)
+        if not form.validate():
+            flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
+            return redirect(target)
+        try:
+            records.add_event(self.record_type.key, record_id, form.kind.data, form.text.data, self._actor(),
+                              files=[f for f in request.files.getlist("files") if f and f.filename])
+        except DomainError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("已记录"), "success")
+        return redirect(target)
+
+
+class EventForm(SecureForm):
+    kind = SelectField(_l("类型"), choices=lambda: [(k, str(records.EVENT_KINDS[k])) for k in records.MANUAL_EVENT_KINDS],
+                       validators=[InputRequired()])
+    text = TextAreaField(_l("内容"))
+    files = FileField(_l("附件"))
+
+
+def record_menu() -> list[tuple[str, list[RecordType]]]:
+    """Active record types grouped by industry pack, for the navigation bar."""
+    groups: OrderedDict = OrderedDict()
+    for record_type in RecordType.objects(active=True).only("key", "name", "name_en", "pack"):
+        groups.setdefault(record_type.pack or "", []).append(record_type)
+    return list(groups.items())
+

@@ -1,0 +1,682 @@
+"""Records: the one write path for every record of every type.
+
+Admin views, the API, jobs and imports all call these functions. A write
+validates against the record type's current definition, assigns the human
+number, stamps who/when, encrypts sensitive values (with a blind index for
+exact search), keeps Chinese search grams, appends to the audit log and uses
+optimistic concurrency: an update names the ``version`` it started from and a
+stale one is refused with the current values, never silently overwritten.
+
+Records are plain documents in the ``records`` collection (pymongo, not
+MongoEngine: their fields are data, not code)::
+
+    {_id, type, number, status, assignee, department, customer,
+     data: {field: value}, pii: {field: ciphertext}, bidx: {field: blind index},
+     grams: [...], version, created_at, created_by, updated_at, updated_by}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+
+from kefu.attachments import attach_to_record, check_attachable
+from kefu.clock import utcnow
+from kefu.db import get_database
+from kefu.errors import Conflict, NotFound, ValidationFailed
+from kefu.fields import FieldContext, get_field_type
+from kefu.i18n import _l
+from kefu.record_types import FieldDefinition, RecordType, get_record_type
+from kefu.validation import InvalidValue
+
+RECORDS = "records"
+EVENTS = "record_events"
+AUDIT = "audit_log"
+COUNTERS = "counters"
+
+DEFAULT_STATUSES = ("待受理", "处理中", "已解决", "已关闭")
+MAX_GRAMS = 4000
+MAX_PER_PAGE = 200
+
+EVENT_KINDS = {
+    "created": _l("登记"), "updated": _l("修改"), "comment": _l("备注"), "call": _l("电话沟通"),
+    "visit": _l("上门/来访"), "forward": _l("转办部门"), "plan": _l("处理方案"), "approval": _l("审批"),
+    "callback": _l("回访"), "status": _l("状态变更"), "level": _l("等级变更"), "attachment": _l("附件"),
+}
+# Kinds a person may add by hand; the others are written by the engine.
+MANUAL_EVENT_KINDS = ("comment", "call", "visit", "forward", "plan", "approval", "callback", "attachment")
+
+
+@dataclass
+class Actor:
+    """Who is acting and how values are shown to them."""
+
+    user: object | None  # kefu.users.User, or None for the system (jobs, imports)
+    tz: ZoneInfo
+    cipher: object  # kefu.crypto.FieldCipher
+    can_view_pii: bool = False
+    attachments: object | None = None  # kefu.attachments.AttachmentStore for uploads
+
+    @property
+    def user_id(self):
+        return self.user.pk if self.user is not None else None
+
+    @property
+    def name(self) -> str:
+        return self.user.display_name if self.user is not None else "系统"
+
+    def field_context(self, project_id=None) -> FieldContext:
+        return FieldContext(tz=self.tz, user=self.user, project_id=project_id, attachments=self.attachments)
+
+
+@dataclass(frozen=True)
+class CoreField:
+    """A field every record has, described like a configured one so the same types filter and validate it."""
+
+    key: str
+    label: object
+    type: str
+    path: str
+    choices: tuple = ()
+    required: bool = False
+    default: object = None
+    min: object = None
+    max: object = None
+    max_length: int | None = None
+    pattern: str | None = None
+    sensitive: bool = False
+    readonly: bool = False
+    help: str | None = None
+    max_size_mb: int | None = None
+    list: bool = True
+    filter: bool = True
+    search: bool = False
+    required_on_close: bool = False
+    active: bool = True
+    editable: bool = True
+
+
+CORE_FIELDS = (
+    CoreField("number", _l("编号"), "text", "number", editable=False),
+    CoreField("status", _l("状态"), "choice", "status", choices=DEFAULT_STATUSES),
+    CoreField("assignee", _l("负责人"), "user", "assignee"),
+    CoreField("department", _l("部门"), "department", "department"),
+    CoreField("customer", _l("客户"), "customer", "customer", list=False),
+    CoreField("created_at", _l("登记时间"), "datetime", "created_at", editable=False),
+    CoreField("updated_at", _l("更新时间"), "datetime", "updated_at", list=False, editable=False),
+    CoreField("created_by", _l("登记人"), "user", "created_by", list=False, editable=False),
+)
+CORE_BY_KEY = {f.key: f for f in CORE_FIELDS}
+EDITABLE_CORE = tuple(f for f in CORE_FIELDS if f.editable)
+
+
+def record_indexes() -> list[IndexModel]:
+    """Indexes behind every list, filter, sort and search the screens offer."""
+    return [
+        IndexModel([("type", ASCENDING), ("number", ASCENDING)], unique=True, name="type_number"),
+        IndexModel([("type", ASCENDING), ("created_at", DESCENDING)], name="type_created"),
+        IndexModel([("type", ASCENDING), ("updated_at", DESCENDING)], name="type_updated"),
+        IndexModel([("type", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)], name="type_status"),
+        IndexModel([("type", ASCENDING), ("assignee", ASCENDING), ("created_at", DESCENDING)], name="type_assignee"),
+        IndexModel([("type", ASCENDING), ("department", ASCENDING), ("created_at", DESCENDING)],
+                   name="type_department"),
+        IndexModel([("type", ASCENDING), ("customer", ASCENDING)], name="type_customer"),
+        IndexModel([("type", ASCENDING), ("created_by", ASCENDING)], name="type_created_by"),
+        IndexModel([("type", ASCENDING), ("grams", ASCENDING)], name="type_grams"),
+        # Configured fields: one wildcard index serves an equality or range
+        # filter on any data field and any blind index, whatever the admin adds.
+        IndexModel([("$**", ASCENDING)], name="data_wildcard",
+                   wildcardProjection={"data": 1, "bidx": 1}),
+    ]
+
+
+def ensure_record_indexes() -> None:
+    database = get_database()
+    database[RECORDS].create_indexes(record_indexes())
+    database[EVENTS].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
+    database[AUDIT].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
+    database[AUDIT].create_index([("at", DESCENDING)], name="at")
+
+
+# -- definitions -------------------------------------------------------------
+
+def field_for(record_type: RecordType, key: str, *, include_inactive: bool = True):
+    """The core or configured field named ``key``; ``ValidationFailed`` for an unknown key."""
+    if key in CORE_BY_KEY:
+        return CORE_BY_KEY[key]
+    definition = record_type.field(key)
+    if definition is None or (not include_inactive and not definition.active):
+        known = [f.key for f in CORE_FIELDS] + [f.key for f in record_type.active_fields]
+        raise ValidationFailed(_l("没有字段“%(key)s”；可用：%(known)s", key=key, known="、".join(known)),
+                               {key: _l("没有这个字段")})
+    return definition
+
+
+def field_path(definition) -> str:
+    return definition.path
+
+
+# -- numbers -----------------------------------------------------------------
+
+def next_number(record_type: RecordType, moment: datetime, tz: ZoneInfo) -> str:
+    """``TS-202611-0001``: prefix, local year and month, a per-month sequence.
+
+    The counter is one atomic ``$inc`` on a document per prefix and month, so
+    concurrent creations in any number of processes never share a number.
+    """
+    month = moment.astimezone(tz).strftime("%Y%m")
+    counter_id = f"{record_type.number_prefix}-{month}"
+    counter = get_database()[COUNTERS].find_one_and_update(
+        {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER,
+    )
+    return f"{counter_id}-{counter['seq']:04d}"
+
+
+# -- values ------------------------------------------------------------------
+
+def _check_value_shape(key: str, raw) -> None:
+    # A JSON object where a value belongs is how operator injection starts:
+    # no field type takes a dict, so refuse it before any type sees it.
+    if isinstance(raw, dict):
+        raise ValidationFailed(_l("字段“%(key)s”的值格式不正确", key=key), {key: _l("值格式不正确")})
+
+
+def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creating: bool,
+                 current: dict | None = None) -> tuple[dict, dict]:
+    """Validate raw input against the definition; return ``(core, data)`` Python values.
+
+    Unknown keys, disabled fields and read-only fields (on update) are
+    refused; on create, missing values get their defaults and required ones
+    are reported. Every problem is collected, so the caller can show each
+    field's message at once.
+    """
+    errors: dict = {}
+    core: dict = {}
+    data: dict = {}
+    project_hint = values.get("project")
+    context = actor.field_context(project_id=project_id_for(record_type, project_hint, actor))
+    for key, raw in values.items():
+        try:
+            _check_value_shape(key, raw)
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+            continue
+        if key in CORE_BY_KEY:
+            definition = CORE_BY_KEY[key]
+            if not definition.editable:
+                errors[key] = _l("“%(label)s”由系统生成，不能填写", label=definition.label)
+                continue
+            target = core
+        else:
+            definition = record_type.field(key)
+            if definition is None:
+                errors[key] = _l("没有这个字段")
+                continue
+            if not definition.active:
+                errors[key] = _l("字段“%(label)s”已停用", label=definition.label)
+                continue
+            if definition.readonly and not creating:
+                errors[key] = _l("字段“%(label)s”只读", label=definition.label)
+                continue
+            target = data
+        try:
+            target[key] = get_field_type(definition.type).clean(raw, definition, context)
+        except InvalidValue as exc:
+            errors[key] = str(exc)
+    if creating:
+        for definition in record_type.active_fields:
+            if definition.key not in data and definition.default not in (None, ""):
+                from kefu.fields import default_value
+                data[definition.key] = default_value(definition, context)
+        core.setdefault("status", DEFAULT_STATUSES[0])
+    for definition in record_type.active_fields:
+        if not definition.required or definition.key in errors:
+            continue
+        present = data.get(definition.key) if definition.key in data else (
+            None if creating else (current or {}).get(definition.key))
+        if present in (None, "", []) and (creating or definition.key in data):
+            errors[definition.key] = _l("请填写“%(label)s”", label=definition.label)
+    if errors:
+        labels = {k: _label_of(record_type, k) for k in errors}
+        summary = "；".join(f"{labels[k]}：{v}" for k, v in errors.items())
+        raise ValidationFailed(summary, errors)
+    return core, data
+
+
+def _label_of(record_type: RecordType, key: str) -> str:
+    definition = CORE_BY_KEY.get(key) or record_type.field(key)
+    return str(definition.label) if definition is not None else key
+
+
+def project_id_for(record_type: RecordType, raw, actor: Actor):
+    """The project a unit name should be looked up in, when the same input names one (else None)."""
+    definition = record_type.field("project")
+    if raw is None or definition is None or definition.type != "project":
+        return None
+    try:
+        return get_field_type("project").clean(raw, definition, actor.field_context())
+    except InvalidValue:
+        return None
+
+
+def _storage_of(record_type: RecordType, core: dict, data: dict, actor: Actor) -> dict:
+    """``$set`` fields for the cleaned values: plain, encrypted or both as the definition says."""
+    update: dict = {}
+    for key, value in core.items():
+        update[key] = get_field_type(CORE_BY_KEY[key].type).to_storage(value) if value is not None else None
+    for key, value in data.items():
+        definition = record_type.field(key)
+        field_type = get_field_type(definition.type)
+        if definition.sensitive:
+            if value in (None, "", []):
+                update[f"pii.{key}"] = None
+                update[f"bidx.{key}"] = None
+            else:
+                text = json.dumps(field_type.to_json(value, actor.tz), ensure_ascii=False)
+                context = f"{record_type.key}.{key}"
+                update[f"pii.{key}"] = actor.cipher.encrypt(text, context=context)
+                update[f"bidx.{key}"] = actor.cipher.blind_index(_index_text(value), context=context)
+        else:
+            update[f"data.{key}"] = field_type.to_storage(value) if value is not None else None
+    return update
+
+
+def _index_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def read_values(record_type: RecordType, document: dict, actor: Actor) -> dict:
+    """Python values of every configured field present in ``document`` (sensitive ones decrypted)."""
+    values = {}
+    for definition in record_type.fields:
+        field_type = get_field_type(definition.type)
+        if definition.sensitive or definition.key in (document.get("pii") or {}):
+            blob = (document.get("pii") or {}).get(definition.key)
+            if blob is not None:
+                text = actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{definition.key}")
+                values[definition.key] = field_type.clean(json.loads(text), definition, actor.field_context())
+                continue
+        stored = (document.get("data") or {}).get(definition.key)
+        if stored is not None:
+            values[definition.key] = field_type.from_storage(stored)
+    return values
+
+
+def core_values(document: dict) -> dict:
+    values = {}
+    for definition in CORE_FIELDS:
+        stored = document.get(definition.path)
+        values[definition.key] = get_field_type(definition.type).from_storage(stored) if stored is not None else None
+    return values
+
+
+# -- search grams -------------------------------------------------------------
+
+def text_grams(text: str) -> set[str]:
+    """Single characters and character pairs of ``text`` without spaces, lower-cased.
+
+    Chinese has no spaces between words, so substring search is done on
+    character pairs: a query's pairs must all be among the record's.
+    """
+    compact = "".join(str(text).lower().split())
+    grams = set(compact)
+    grams.update(compact[i:i + 2] for i in range(len(compact) - 1))
+    return grams
+
+
+def query_grams(text: str) -> list[str]:
+    compact = "".join(str(text).lower().split())
+    if len(compact) <= 1:
+        return [compact] if compact else []
+    return sorted({compact[i:i + 2] for i in range(len(compact) - 1)})
+
+
+def _search_grams(record_type: RecordType, number: str, values: dict, actor: Actor) -> list[str]:
+    grams = text_grams(number)
+    for definition in record_type.active_fields:
+        value = values.get(definition.key)
+        if definition.search and not definition.sensitive and value not in (None, "", []):
+            grams |= text_grams(get_field_type(definition.type).display(value, actor.tz))
+    return sorted(grams)[:MAX_GRAMS]
+
+
+# -- writes ------------------------------------------------------------------
+
+def _display_values(record_type: RecordType, values: dict, actor: Actor, keys) -> dict:
+    shown = {}
+    for key in keys:
+        definition = CORE_BY_KEY.get(key) or record_type.field(key)
+        value = values.get(key)
+        if value in (None, "", []):
+            shown[key] = None
+        elif definition.sensitive:
+            shown[key] = get_field_type(definition.type).mask(value)
+        else:
+            shown[key] = get_field_type(definition.type).display(value, actor.tz)
+    return shown
+
+
+def _audit(action: str, record_type: RecordType, document: dict, actor: Actor, changes: list | None = None,
+           extra: dict | None = None) -> None:
+    entry = {
+        "record_id": document["_id"] if document else None, "record_type": record_type.key,
+        "number": document.get("number") if document else None, "action": action, "at": utcnow(),
+        "by": actor.user_id, "by_name": actor.name, "changes": changes or [],
+    }
+    if extra:
+        entry.update(extra)
+    get_database()[AUDIT].insert_one(entry)
+
+
+def _event(record_type_key: str, record_id, kind: str, actor: Actor, text: str = "", attachments=(),
+           data: dict | None = None, at: datetime | None = None) -> dict:
+    event = {
+        "record_id": record_id, "record_type": record_type_key, "kind": kind, "at": at or utcnow(),
+        "by": actor.user_id, "by_name": actor.name, "text": text, "attachments": list(attachments),
+        "data": data or {},
+    }
+    get_database()[EVENTS].insert_one(event)
+    return event
+
+
+def _attachment_ids(record_type: RecordType, data: dict) -> list[str]:
+    ids = []
+    for key, value in data.items():
+        if record_type.field(key).type == "attachments" and value:
+            ids.extend(str(v) for v in value)
+    return ids
+
+
+def create_record(type_key: str, values: dict, actor: Actor) -> dict:
+    """Validate and store a new record; return the stored document.
+
+    Raises ``ValidationFailed`` (field key → message) and ``NotFound`` for an
+    unknown or disabled type.
+    """
+    record_type = get_record_type(type_key)
+    core, data = clean_values(record_type, values, actor, creating=True)
+    now = utcnow()
+    number = next_number(record_type, now, actor.tz)
+    document = {"_id": ObjectId(), "type": record_type.key, "number": number, "data": {}, "pii": {}, "bidx": {}}
+    for path, value in _storage_of(record_type, core, data, actor).items():
+        _set_path(document, path, value)
+    document.update({
+        "grams": _search_grams(record_type, number, data, actor), "version": 1,
+        "created_at": now, "created_by": actor.user_id, "updated_at": now, "updated_by": actor.user_id,
+    })
+    document.setdefault("assignee", None)
+    document.setdefault("department", None)
+    document.setdefault("customer", None)
+    attachments = _attachment_ids(record_type, data)
+    check_attachable(attachments)
+    get_database()[RECORDS].insert_one(document)
+    attach_to_record(attachments, document["_id"])
+    changes = [{"field": k, "label": _label_of(record_type, k), "before": None, "after": v}
+               for k, v in _display_values(record_type, {**core, **data}, actor, [*core, *data]).items()
+               if v is not None]
+    _audit("create", record_type, document, actor, changes)
+    _event(record_type.key, document["_id"], "created", actor, text=str(_l("登记 %(number)s", number=number)),
+           attachments=attachments, at=now)
+    return document
+
+
+def _set_path(document: dict, path: str, value) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        document.setdefault(head, {})[rest] = value
+    else:
+        document[head] = value
+
+
+def _object_id(record_id) -> ObjectId:
+    try:
+        return record_id if isinstance(record_id, ObjectId) else ObjectId(str(record_id))
+    except (InvalidId, TypeError) as exc:
+        raise NotFound(_l("记录不存在")) from exc
+
+
+def get_record(type_key: str, record_id) -> dict:
+    """The stored document; ``NotFound`` when it does not exist (or is of another type)."""
+    document = get_database()[RECORDS].find_one({"_id": _object_id(record_id), "type": type_key})
+    if document is None:
+        raise NotFound(_l("记录不存在"))
+    return document
+
+
+def update_record(type_key: str, record_id, values: dict, actor: Actor, *, version: int) -> dict:
+    """Apply ``values`` to the record if it is still at ``version``; return the new document.
+
+    A stale ``version`` raises ``Conflict`` ("已被他人修改") carrying the
+    current document in ``exc.current``; nothing is written.
+    """
+    record_type = get_record_type(type_key, active_only=False)
+    current = get_record(type_key, record_id)
+    try:
+        version = int(version)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(_l("缺少版本号 version"), {"version": _l("缺少版本号")}) from exc
+    if current["version"] != version:
+        raise _stale(current)
+    before = {**core_values(current), **read_values(record_type, current, actor)}
+    core, data = clean_values(record_type, values, actor, creating=False, current=before)
+    changed = [k for k, v in {**core, **data}.items() if before.get(k) != v]
+    if not changed:
+        return current
+    attachments = _attachment_ids(record_type, {k: data[k] for k in data if k in changed})
+    check_attachable(attachments, current["_id"])
+    now = utcnow()
+    update = _storage_of(record_type, {k: core[k] for k in core if k in changed},
+                         {k: data[k] for k in data if k in changed}, actor)
+    after = {**before, **core, **data}
+    update.update({"grams": _search_grams(record_type, current["number"], after, actor),
+                   "updated_at": now, "updated_by": actor.user_id})
+    result = get_database()[RECORDS].find_one_and_update(
+        {"_id": current["_id"], "version": version}, {"$set": update, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if result is None:  # someone saved between our read and our write
+        raise _stale(get_record(type_key, record_id))
+    old_shown = _display_values(record_type, before, actor, changed)
+    new_shown = _display_values(record_type, after, actor, changed)
+    changes = [{"field": k, "label": _label_of(record_type, k), "before": old_shown[k], "after": new_shown[k]}
+               for k in changed]
+    _audit("update", record_type, result, actor, changes)
+    attach_to_record(attachments, result["_id"])
+    if "status" in changed:
+        _event(record_type.key, result["_id"], "status", actor,
+               text=f"{old_shown['status'] or '-'} → {new_shown['status']}", at=now)
+    return result
+
+
+def _stale(current: dict) -> Conflict:
+    conflict = Conflict(_l("已被他人修改（当前版本 %(v)s），请查看最新内容后再保存", v=current["version"]),
+                        {"version": _l("已被他人修改")})
+    conflict.current = current
+    return conflict
+
+
+def add_event(type_key: str, record_id, kind: str, text: str, actor: Actor, files=()) -> dict:
+    """Append a process record (comment, phone call, visit …) with attachments to the timeline."""
+    if kind not in MANUAL_EVENT_KINDS:
+        allowed = "、".join(f"{k}（{EVENT_KINDS[k]}）" for k in MANUAL_EVENT_KINDS)
+        raise ValidationFailed(_l("事件类型“%(kind)s”无效；可选：%(allowed)s", kind=kind, allowed=allowed),
+                               {"kind": _l("事件类型无效")})
+    text = (text or "").strip()
+    if not text and not files:
+        raise ValidationFailed(_l("请填写内容或上传附件"), {"text": _l("请填写内容或上传附件")})
+    document = get_record(type_key, record_id)
+    attachments = []
+    for upload in files:
+        if actor.attachments is None:
+            raise ValidationFailed(_l("此处不能上传附件"))
+        info = actor.attachments.store(upload, 20 * 1024 * 1024)
+        attachments.append(info.id)
+    attach_to_record(attachments, document["_id"])
+    return _event(type_key, document["_id"], kind, actor, text=text, attachments=attachments)
+
+
+def record_events(record_id) -> list[dict]:
+    """The record's timeline, oldest first."""
+    return list(get_database()[EVENTS].find({"record_id": _object_id(record_id)}).sort("at", ASCENDING))
+
+
+def record_audit(record_id) -> list[dict]:
+    return list(get_database()[AUDIT].find({"record_id": _object_id(record_id)}).sort("at", ASCENDING))
+
+
+# -- reads -------------------------------------------------------------------
+
+@dataclass
+class Condition:
+    """One filter: ``[field, op, value]`` checked against the current definition."""
+
+    field: str
+    op: str
+    value: object = None
+
+
+@dataclass
+class RecordQuery:
+    conditions: list[Condition] = field(default_factory=list)
+    q: str | None = None
+    sort: str | None = None  # "-created_at", "claim_amount"
+    page: int = 1
+    per_page: int = 50
+
+
+def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor) -> dict:
+    """The MongoDB filter for ``query``; ``ValidationFailed`` for unknown fields or operators."""
+    clauses: list[dict] = [{"type": record_type.key}]
+    context = actor.field_context()
+    for condition in query.conditions:
+        definition = field_for(record_type, condition.field)
+        field_type = get_field_type(definition.type)
+        if definition.sensitive:
+            clauses.append(_sensitive_clause(record_type, definition, condition, actor))
+            continue
+        try:
+            clauses.append(field_type.query(definition.path, condition.op, condition.value, definition, context))
+        except InvalidValue as exc:
+            raise ValidationFailed(str(exc), {condition.field: str(exc)}) from exc
+    if query.q and query.q.strip():
+        clauses.append(_search_clause(record_type, query.q.strip(), actor))
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _sensitive_clause(record_type: RecordType, definition, condition: Condition, actor: Actor) -> dict:
+    """Sensitive values are stored encrypted: only exact match (via the blind index) and emptiness work."""
+    path = f"bidx.{definition.key}"
+    if condition.op == "empty":
+        return {path: None}
+    if condition.op == "not_empty":
+        return {path: {"$ne": None}}
+    if condition.op != "eq":
+        raise ValidationFailed(_l("敏感字段“%(label)s”只支持精确查询", label=definition.label),
+                               {definition.key: _l("只支持精确查询（eq）")})
+    try:
+        value = get_field_type(definition.type).clean(condition.value, definition, actor.field_context())
+    except InvalidValue as exc:
+        raise ValidationFailed(str(exc), {definition.key: str(exc)}) from exc
+    return {path: actor.cipher.blind_index(_index_text(value), context=f"{record_type.key}.{definition.key}")}
+
+
+def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
+    options: list[dict] = [{"number": text}]
+    grams = query_grams(text)
+    if grams:
+        options.append({"grams": {"$all": grams}})
+    # Sensitive search fields (a phone) are found by exact value through their blind index.
+    for definition in record_type.active_fields:
+        if definition.search and definition.sensitive:
+            try:
+                value = get_field_type(definition.type).clean(text, definition, actor.field_context())
+            except InvalidValue:
+                continue
+            if value not in (None, ""):
+                options.append({f"bidx.{definition.key}": actor.cipher.blind_index(
+                    _index_text(value), context=f"{record_type.key}.{definition.key}")})
+    return {"$or": options}
+
+
+def sort_spec(record_type: RecordType, sort: str | None) -> list[tuple[str, int]]:
+    if not sort:
+        return [("created_at", DESCENDING), ("_id", DESCENDING)]
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    definition = field_for(record_type, key)
+    if definition.sensitive:
+        raise ValidationFailed(_l("敏感字段不能排序"), {key: _l("敏感字段不能排序")})
+    direction = DESCENDING if descending else ASCENDING
+    return [(definition.path, direction), ("_id", direction)]
+
+
+def find_records(type_key: str, query: RecordQuery, actor: Actor) -> tuple[int, list[dict]]:
+    """``(total, page of documents)`` for the query; the one reader behind list, API and export."""
+    record_type = get_record_type(type_key, active_only=False)
+    per_page = max(1, min(int(query.per_page or 50), MAX_PER_PAGE))
+    page = max(1, int(query.page or 1))
+    mongo_filter = build_filter(record_type, query, actor)
+    collection = get_database()[RECORDS]
+    total = collection.count_documents(mongo_filter)
+    cursor = collection.find(mongo_filter, sort=sort_spec(record_type, query.sort),
+                             skip=(page - 1) * per_page, limit=per_page)
+    return total, list(cursor)
+
+
+def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000):
+    """Every matching document in the query's order, streamed (for exports)."""
+    record_type = get_record_type(type_key, active_only=False)
+    cursor = get_database()[RECORDS].find(
+        build_filter(record_type, query, actor), sort=sort_spec(record_type, query.sort), batch_size=batch_size)
+    yield from cursor
+
+
+# -- schema evolution -------------------------------------------------------
+
+def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefinition, limit: int = 50) -> list[str]:
+    """Numbers of records whose stored ``old`` value would not pass as the ``new`` type."""
+    from kefu.fields import FieldContext as Context
+
+    old_type, new_type = get_field_type(old.type), get_field_type(new.type)
+    failing = []
+    tz = ZoneInfo("Asia/Shanghai")
+    cursor = get_database()[RECORDS].find({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},
+                                          {"number": 1, f"data.{old.key}": 1})
+    for document in cursor:
+        value = old_type.from_storage(document["data"][old.key])
+        try:
+            new_type.clean(old_type.to_json(value, tz), new, Context(tz=tz))
+        except InvalidValue:
+            failing.append(document["number"])
+            if len(failing) >= limit:
+                break
+    return failing
+
+
+def convert_field_values(type_key: str, old: FieldDefinition, new: FieldDefinition, batch: int = 500) -> int:
+    """Rewrite stored ``old`` values as the ``new`` type, in batches; return how many changed."""
+    from pymongo import UpdateOne
+
+    from kefu.fields import FieldContext as Context
+
+    old_type, new_type = get_field_type(old.type), get_field_type(new.type)
+    tz = ZoneInfo("Asia/Shanghai")
+    collection = get_database()[RECORDS]
+    operations, changed = [], 0
+    for document in collection.find({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},
+                                    {f"data.{old.key}": 1}):
+        value = new_type.clean(old_type.to_json(old_type.from_storage(document["data"][old.key]), tz), new,
+                               Context(tz=tz))
+        operations.append(UpdateOne({"_id": document["_id"]},
+                                    {"$set": {f"data.{old.key}": new_type.to_storage(value)}}))
+        if len(operations) >= batch:
+            changed += collection.bulk_write(operations, ordered=False).modified_count
+            operations = []
+    if operations:
+        changed += collection.bulk_write(operations, ordered=False).modified_count
+    return changed

@@ -1,0 +1,216 @@
+"""API routes: tokens, record types, records, timeline events, references, OpenAPI, exports."""
+from __future__ import annotations
+
+import json
+
+from flask import Response, jsonify, request, stream_with_context
+from flask_login import current_user
+
+from kefu import exports, records, record_types, tokens
+from kefu.errors import PermissionDenied
+from kefu.fields import get_field_type
+from kefu.i18n import _
+from kefu.openapi import openapi_document
+from kefu.references import REFERENCE_KINDS, search_references
+from kefu.roles import Role
+from web.actor import current_actor
+from web.api import BadRequest, blueprint, json_body
+
+LIST_PARAMETERS = {"q", "sort", "page", "per_page"}
+
+
+def _require_admin() -> None:
+    if not current_user.has_role(Role.ADMIN.value):
+        raise PermissionDenied(_("只有系统管理员可以修改记录类型"))
+
+
+# -- tokens -------------------------------------------------------------------
+
+@blueprint.post("/v1/auth/token")
+def issue_token():
+    body = json_body()
+    token, record = tokens.issue_token(str(body.get("username") or ""), str(body.get("password") or ""),
+                                       name=body.get("name"))
+    return jsonify({"token": token, "expires_at": record.expires_at.isoformat()}), 201
+
+
+@blueprint.get("/v1/me")
+def me():
+    user = current_user
+    return jsonify({
+        "id": str(user.pk), "username": user.username, "display_name": user.display_name,
+        "roles": list(user.roles), "department": user.department.name if user.department else None,
+        "permissions": sorted(user.permissions),
+    })
+
+
+# -- record types ---------------------------------------------------------------
+
+@blueprint.get("/v1/types")
+def list_types():
+    return jsonify({"items": [t.to_dict() for t in record_types.active_record_types()]})
+
+
+@blueprint.get("/v1/types/<key>")
+def get_type(key):
+    return jsonify(record_types.get_record_type(key).to_dict())
+
+
+@blueprint.post("/v1/types")
+def create_type():
+    _require_admin()
+    saved = record_types.save_definition(json_body(), by=current_user.username)
+    return jsonify(saved.to_dict()), 201
+
+
+@blueprint.put("/v1/types/<key>")
+def replace_type(key):
+    _require_admin()
+    saved = record_types.save_definition(json_body(), by=current_user.username, key=key)
+    return jsonify(saved.to_dict())
+
+
+# -- records --------------------------------------------------------------------
+
+def list_query(args, record_type) -> records.RecordQuery:
+    """Parse ``<field>=v``, ``<field>__gte=``, ``__lte=``, ``__in=a,b``, ``q``, ``sort``, ``page``, ``per_page``."""
+    conditions = []
+    for name, value in args.items(multi=True):
+        if name in LIST_PARAMETERS or name in ("overdue", "due_soon"):
+            continue
+        key, _sep, op = name.partition("__")
+        op = op or "eq"
+        if value.lstrip().startswith(("{", "[")) or value.startswith("$"):
+            raise BadRequest(_("查询值不能是对象或运算符：%(name)s", name=name), {key: _("不接受查询运算符")})
+        try:
+            definition = records.field_for(record_type, key)
+        except records.ValidationFailed as exc:
+            raise BadRequest(exc.message, exc.fields) from exc
+        if op not in get_field_type(definition.type).operators:
+            allowed = "、".join(get_field_type(definition.type).operators)
+            raise BadRequest(_("字段“%(key)s”不支持运算“%(op)s”；可用：%(allowed)s", key=key, op=op, allowed=allowed),
+                             {key: _("不支持的运算")})
+        conditions.append(records.Condition(key, op, value.split(",") if op == "in" else value))
+    try:
+        page = int(args.get("page", 1))
+        per_page = int(args.get("per_page", 50))
+    except ValueError as exc:
+        raise BadRequest(_("page 和 per_page 应为整数")) from exc
+    if per_page > records.MAX_PER_PAGE or per_page < 1 or page < 1:
+        raise BadRequest(_("per_page 应在 1–%(max)s 之间，page 从 1 开始", max=records.MAX_PER_PAGE))
+    sort = args.get("sort") or None
+    if sort:
+        try:
+            records.field_for(record_type, sort.lstrip("-"))
+        except records.ValidationFailed as exc:
+            raise BadRequest(exc.message, exc.fields) from exc
+    return records.RecordQuery(conditions=conditions, q=args.get("q"), sort=sort, page=page, per_page=per_page)
+
+
+def _values_from_request() -> tuple[dict, list]:
+    """Field values from a JSON body, or from a multipart form with files."""
+    if request.mimetype == "multipart/form-data":
+        values = {key: request.form.getlist(key) if len(request.form.getlist(key)) > 1 else request.form[key]
+                  for key in request.form}
+        for key in request.files:
+            values[key] = [f for f in request.files.getlist(key) if f and f.filename]
+        return values, []
+    return json_body(), []
+
+
+@blueprint.get("/v1/records/<type_key>")
+def list_records(type_key):
+    record_type = record_types.get_record_type(type_key, active_only=False)
+    actor = current_actor()
+    try:
+        total, documents = records.find_records(type_key, list_query(request.args, record_type), actor)
+    except records.ValidationFailed as exc:
+        raise BadRequest(exc.message, exc.fields) from exc
+    return jsonify({"items": [exports.record_json(record_type, d, actor) for d in documents], "total": total})
+
+
+@blueprint.post("/v1/records/<type_key>")
+def create_record(type_key):
+    record_type = record_types.get_record_type(type_key)
+    values, _files = _values_from_request()
+    actor = current_actor()
+    document = records.create_record(type_key, values, actor)
+    return jsonify(exports.record_json(record_type, document, actor)), 201
+
+
+@blueprint.get("/v1/records/<type_key>/<record_id>")
+def get_record(type_key, record_id):
+    record_type = record_types.get_record_type(type_key, active_only=False)
+    actor = current_actor()
+    document = records.get_record(type_key, record_id)
+    body = exports.record_json(record_type, document, actor)
+    body["events"] = [exports.event_json(e, actor) for e in records.record_events(document["_id"])]
+    return jsonify(body)
+
+
+@blueprint.patch("/v1/records/<type_key>/<record_id>")
+def update_record(type_key, record_id):
+    record_type = record_types.get_record_type(type_key, active_only=False)
+    values, _files = _values_from_request()
+    version = values.pop("version", None)
+    if version is None:
+        raise BadRequest(_("请提供 version（读取记录时得到的版本号）"), {"version": _("缺少版本号")})
+    actor = current_actor()
+    try:
+        document = records.update_record(type_key, record_id, values, actor, version=version)
+    except records.Conflict as exc:
+        body = {"error": {"code": exc.code, "message": str(exc.message), "fields": {"version": str(exc.fields["version"])},
+                          "current": exports.record_json(record_type, exc.current, actor)}}
+        return jsonify(body), 409
+    return jsonify(exports.record_json(record_type, document, actor))
+
+
+@blueprint.post("/v1/records/<type_key>/<record_id>/events")
+def add_event(type_key, record_id):
+    actor = current_actor()
+    if request.mimetype == "multipart/form-data":
+        kind, text = request.form.get("kind", ""), request.form.get("text", "")
+        files = [f for f in request.files.getlist("files") if f and f.filename]
+    else:
+        body = json_body()
+        kind, text, files = str(body.get("kind") or ""), str(body.get("text") or ""), []
+    event = records.add_event(type_key, record_id, kind, text, actor, files=files)
+    return jsonify(exports.event_json(event, actor)), 201
+
+
+@blueprint.get("/v1/records/<type_key>/export.<fmt>")
+def export_records(type_key, fmt):
+    record_type = record_types.get_record_type(type_key, active_only=False)
+    if fmt not in exports.FORMATS:
+        raise BadRequest(_("导出格式应为 csv 或 xlsx"))
+    actor = current_actor()
+    query = list_query(request.args, record_type)
+    try:
+        records.build_filter(record_type, query, actor)
+    except records.ValidationFailed as exc:
+        raise BadRequest(exc.message, exc.fields) from exc
+    export = exports.export_records(record_type, query, actor, fmt, filters_text=request.query_string.decode())
+    return Response(stream_with_context(export.chunks), mimetype=export.mimetype,
+                    headers={"Content-Disposition": export.content_disposition})
+
+
+# -- references and schema ----------------------------------------------------------
+
+@blueprint.get("/v1/refs/<kind>")
+def references(kind):
+    if kind not in REFERENCE_KINDS:
+        raise BadRequest(_("引用类型应为：%(kinds)s", kinds="、".join(REFERENCE_KINDS)))
+    return jsonify({"items": search_references(kind, request.args.get("q", ""), project=request.args.get("project"))})
+
+
+@blueprint.get("/v1/openapi.json")
+def openapi():
+    return Response(json.dumps(openapi_document(record_types.active_record_types()), ensure_ascii=False),
+                    mimetype="application/json")
+
+
+@blueprint.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_found(anything):
+    from web.api import error_response
+
+    return error_response(404, "not_found", _("没有这个接口：/api/%(path)s", path=anything))

@@ -1,0 +1,32 @@
+"""``GET /attachments/<id>``: files from GridFS, for signed-in staff only."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort
+from flask_login import login_required
+
+from kefu.attachments import get_attachment, open_attachment
+from kefu.errors import NotFound
+
+blueprint = Blueprint("attachments", __name__)
+
+
+@blueprint.get("/attachments/<attachment_id>")
+@login_required
+def download(attachment_id):
+    try:
+        info = get_attachment(attachment_id)
+        stream = open_attachment(attachment_id)
+    except NotFound:
+        abort(404)
+
+    def chunks():
+        while chunk := stream.read(256 * 1024):
+            yield chunk
+
+    disposition = "inline" if info.kind in ("image", "pdf", "video", "audio") else "attachment"
+    return Response(chunks(), mimetype=info.content_type, headers={
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(info.filename)}",
+        "Content-Length": str(info.size), "X-Content-Type-Options": "nosniff",
+    })
