@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from flask import abort, flash, g, redirect, request
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.form import SecureForm
@@ -213,9 +213,15 @@ class RecordView(AccessControlled, BaseModelView):
 
         if self.record_type is None:
             return RecordForm
-        for definition in [*records.EDITABLE_CORE, *self.record_type.active_fields]:
-            field = get_field_type(definition.type).form_field(definition, context)
+        # The type's own fields first, as the handbook's form reads; who handles it last.
+        for definition in [*self.record_type.active_fields, *records.EDITABLE_CORE]:
+            field_type = get_field_type(definition.type)
+            field = field_type.form_field(definition, context)
             field.kwargs["label"] = _label(definition)
+            kind = getattr(field_type, "kind_name", None)
+            if kind:  # reference fields get autocomplete from /api/v1/refs/<kind>
+                field.kwargs["render_kw"] = {**(field.kwargs.get("render_kw") or {}), "data-ref-kind": kind,
+                                             "autocomplete": "off", "list": f"ref-{definition.key}"}
             setattr(RecordForm, definition.key, field)
         return RecordForm
 
@@ -228,7 +234,14 @@ class RecordView(AccessControlled, BaseModelView):
         return self.scaffold_form(context)
 
     def create_form(self, obj=None):
-        return self._form_class()(request.form if request.method == "POST" else None)
+        form = self._form_class()(request.form if request.method == "POST" else None)
+        if request.method != "POST":
+            form.status.data = records.DEFAULT_STATUSES[0]
+        return form
+
+    @property
+    def extra_js(self):
+        return [url_for("static", filename="kefu.js")]
 
     def scaffold_list_form(self, widget=None, validators=None):
         return self.scaffold_form()

@@ -15,8 +15,10 @@ MAX_SUGGESTIONS = 20
 def search_references(kind: str, text: str, project: str | None = None, limit: int = MAX_SUGGESTIONS) -> list[dict]:
     """Up to ``limit`` targets of ``kind`` whose naming fields contain ``text`` (all when empty).
 
-    Each item is ``{"id", "label"}`` with the same label the field type uses
-    for candidates; units can be restricted to one ``project`` (its id).
+    Each item is ``{"id", "label", "value"}``: the label the field type uses
+    for candidates, and the text to put into a form field (a customer's is
+    the id: their usual handle, the phone, is personal data). Units and
+    customers can be restricted to one ``project`` (its id).
     """
     reference = _KINDS[kind]
     query = Q()
@@ -30,4 +32,6 @@ def search_references(kind: str, text: str, project: str | None = None, limit: i
         documents = documents.filter(active__ne=False)
     if project and kind in ("unit", "customer") and ObjectId.is_valid(project):
         documents = documents.filter(project=ObjectId(project))
-    return [{"id": str(d.pk), "label": reference.describe(d)} for d in documents.limit(limit)]
+    return [{"id": str(d.pk), "label": reference.describe(d),
+             "value": str(d.pk) if kind == "customer" else (reference.handle(d) or str(d.pk))}
+            for d in documents.limit(limit)]
