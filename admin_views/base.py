@@ -1,9 +1,13 @@
 """The base admin views: sign-in required, role check, CSRF, and the 403 page."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.mongoengine import ModelView
+from flask_admin.model import typefmt
 from flask_admin.form import SecureForm
 from flask_login import current_user
 from mongoengine import NotUniqueError, ValidationError
@@ -34,10 +38,21 @@ class AccessControlled:
                      mine="、".join(role_label(r) for r in current_user.roles) or "-"))
 
 
+def local_time(view, value, name=None) -> str:
+    """A stored (UTC) datetime as ``YYYY-MM-DD HH:MM`` in ``KEFU_TIMEZONE``."""
+    return value.astimezone(ZoneInfo(current_app.config["KEFU_TIMEZONE"])).strftime("%Y-%m-%d %H:%M")
+
+
+LOCAL_TIME_FORMATTERS = {**typefmt.BASE_FORMATTERS, datetime: local_time}
+LOCAL_TIME_DETAIL_FORMATTERS = {**typefmt.DETAIL_FORMATTERS, datetime: local_time}
+
+
 class SecureModelView(AccessControlled, ModelView):
-    """A MongoEngine model view with CSRF on every form and role-based access."""
+    """A MongoEngine model view with CSRF on every form, role-based access and local times."""
 
     form_base_class = SecureForm
+    column_type_formatters = LOCAL_TIME_FORMATTERS
+    column_type_formatters_detail = LOCAL_TIME_DETAIL_FORMATTERS
     page_size = 50
     can_view_details = True
 

@@ -101,3 +101,13 @@ def test_unit_must_belong_to_its_project(client, seeded, sign_in, db):
         "csrf_token": token, "project": str(one["_id"]), "building": str(building["_id"]), "room": "9901"})
     assert "楼栋不属于所选项目" in response.get_data(as_text=True)
     assert db.units.find_one({"room": "9901"}) is None
+
+
+def test_times_are_shown_in_the_configured_zone(client, seeded, sign_in, db):
+    from datetime import datetime, timezone
+
+    db.customers.update_many({}, {"$set": {"created_at": datetime(2026, 11, 22, 16, 30, tzinfo=timezone.utc)}})
+    sign_in("supervisor", DEMO_PASSWORD)
+    page = client.get("/admin/customers/").get_data(as_text=True)
+    assert "2026-11-23 00:30" in page  # 16:30 UTC is 00:30 the next day in Asia/Shanghai
+    assert "16:30" not in page
