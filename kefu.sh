@@ -24,6 +24,7 @@ ensure_venv() {
   fi
   # The English catalogue is compiled here, so the .mo never drifts from the .po in git.
   "$VENV/bin/pybabel" -q compile -d translations
+  "$VENV/bin/pybabel" -q compile -D admin -d translations
 }
 
 case "${1:-}" in

@@ -7,6 +7,7 @@ from flask_admin.theme import Bootstrap4Theme
 from flask_babel import get_locale
 
 from kefu.i18n import _l
+from web.i18n import TRANSLATIONS_DIR
 
 
 def init_admin(app: Flask) -> Admin:
@@ -28,6 +29,7 @@ def init_admin(app: Flask) -> Admin:
         app, name=_l("客服管理系统"),
         index_view=HomeView(name=_l("首页"), url="/admin"),
         theme=Bootstrap4Theme(base_template="admin/kefu_base.html", fluid=True),
+        translations_path=str(TRANSLATIONS_DIR),
     )
     organisation = _l("组织与项目")
     settings = _l("系统设置")
