@@ -148,10 +148,10 @@ class RecordTypeView(SecureModelView):
         try:
             return save_definition(definition_from_form(form), by=current_user.username, key=key)
         except DomainError as exc:
-            for where, message in exc.fields.items():
-                flash(f"{where}：{message}" if where.startswith("fields.") else str(message), "error")
-            if not exc.fields:
-                flash(str(exc), "error")
+            flash(str(exc), "error")
+            for message in exc.fields.values():  # each problem names its field by label
+                if str(message) not in str(exc):
+                    flash(str(message), "error")
             return None
 
     def create_model(self, form):

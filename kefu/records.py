@@ -198,7 +198,8 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
     errors: dict = {}
     core: dict = {}
     data: dict = {}
-    project_hint = values.get("project")
+    # A unit is named within the record's project: the one given now, else the stored one.
+    project_hint = values.get("project") or (current or {}).get("project")
     context = actor.field_context(project_id=project_id_for(record_type, project_hint, actor))
     for key, raw in values.items():
         try:
@@ -384,11 +385,18 @@ def _event(record_type_key: str, record_id, kind: str, actor: Actor, text: str =
     return event
 
 
-def _attachment_ids(record_type: RecordType, data: dict) -> list[str]:
-    ids = []
+def _attachment_ids(record_type: RecordType, data: dict, record_id=None) -> list[str]:
+    """Ids of the files the values name, checked to exist and belong to no other record."""
+    ids, errors = [], {}
     for key, value in data.items():
         if record_type.field(key).type == "attachments" and value:
+            try:
+                check_attachable(value, record_id)
+            except (NotFound, Conflict) as exc:
+                errors[key] = exc.message
             ids.extend(str(v) for v in value)
+    if errors:
+        raise ValidationFailed("；".join(str(m) for m in errors.values()), errors)
     return ids
 
 
@@ -413,7 +421,6 @@ def create_record(type_key: str, values: dict, actor: Actor) -> dict:
     document.setdefault("department", None)
     document.setdefault("customer", None)
     attachments = _attachment_ids(record_type, data)
-    check_attachable(attachments)
     get_database()[RECORDS].insert_one(document)
     attach_to_record(attachments, document["_id"])
     changes = [{"field": k, "label": _label_of(record_type, k), "before": None, "after": v}
@@ -467,8 +474,7 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     changed = [k for k, v in {**core, **data}.items() if before.get(k) != v]
     if not changed:
         return current
-    attachments = _attachment_ids(record_type, {k: data[k] for k in data if k in changed})
-    check_attachable(attachments, current["_id"])
+    attachments = _attachment_ids(record_type, {k: data[k] for k in data if k in changed}, current["_id"])
     now = utcnow()
     update = _storage_of(record_type, {k: core[k] for k in core if k in changed},
                          {k: data[k] for k in data if k in changed}, actor)
