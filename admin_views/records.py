@@ -23,7 +23,7 @@ from flask_admin.model.filters import BaseFilter
 from flask_babel import get_locale
 from flask_login import current_user
 from wtforms import FileField, HiddenField, SelectField, TextAreaField
-from wtforms.validators import InputRequired
+from wtforms.validators import InputRequired, Optional
 
 from admin_views.base import AccessControlled
 from kefu import records
@@ -305,19 +305,36 @@ class RecordView(AccessControlled, BaseModelView):
         return args
 
     # -- forms ---------------------------------------------------------------
+    def _masked_keys(self) -> set[str]:
+        """Sensitive fields this user may not read: their edit inputs start empty and empty means "unchanged"."""
+        if current_user.can(VIEW_PII):
+            return set()
+        return {d.key for d in self.record_type.active_fields if d.sensitive}
+
     def edit_form(self, obj=None):
         form = self._form_class()(request.form if request.method == "POST" else None)
+        masked = self._masked_keys()
         if obj is not None and request.method != "POST":
             form.version.data = obj.version
             tz = self._actor().tz
             for definition in [*records.EDITABLE_CORE, *self.record_type.active_fields]:
-                if definition.key in form:
+                if definition.key in form and definition.key not in masked:
                     value = obj.values.get(definition.key)
                     form[definition.key].data = None if value is None else get_field_type(
                         definition.type).form_data(value, tz)
         for definition in self.record_type.active_fields:
-            if definition.readonly and definition.key in form:
-                form[definition.key].render_kw = {**(form[definition.key].render_kw or {}), "readonly": True}
+            field = form[definition.key] if definition.key in form else None
+            if field is None:
+                continue
+            if definition.readonly:
+                field.render_kw = {**(field.render_kw or {}), "readonly": True}
+            if definition.key in masked:
+                # The stored value never reaches this user's browser; leaving the input empty keeps it.
+                shown = self.display_value(obj, definition.key) if obj is not None else ""
+                field.render_kw = {**(field.render_kw or {}),
+                                   "placeholder": _("%(masked)s（留空则不修改）", masked=shown or "-")}
+                field.validators = [Optional(), *(v for v in field.validators if not isinstance(v, InputRequired))]
+                field.flags.required = False
         return form
 
     def _values_from(self, form, row: RecordRow | None = None) -> dict:
@@ -327,12 +344,22 @@ class RecordView(AccessControlled, BaseModelView):
             if definition.key not in form:
                 continue
             data = form[definition.key].data
+            if row is not None and definition.key in self._masked_keys() and data in (None, "", []):
+                continue
             if row is None:
                 if data not in (None, "", []):
                     values[definition.key] = data
-            elif not definition.readonly and data != row.values.get(definition.key):
+            elif not definition.readonly and not self._shown_alike(definition, data, row.values.get(definition.key)):
                 values[definition.key] = data
         return values
+
+    def _shown_alike(self, definition, submitted, stored) -> bool:
+        """True when the submitted value is the stored one as the form showed it (a time to the minute)."""
+        if submitted == stored:
+            return True
+        field_type, tz = get_field_type(definition.type), self._actor().tz
+        return None not in (submitted, stored) and field_type.form_data(submitted, tz) == field_type.form_data(
+            stored, tz)
 
     def _show_errors(self, form, exc: DomainError) -> None:
         shown = False

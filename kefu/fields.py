@@ -1131,7 +1131,8 @@ class DateTimeType(OrderedType):
         return None if value is None else self._local(value, tz).replace(tzinfo=None)
 
     def form_data(self, value, tz=None):
-        return None if value is None else self._local(value, tz).replace(tzinfo=None)
+        # To the minute, as the form shows it: an unchanged form then compares equal to what is stored.
+        return None if value is None else self._local(value, tz).replace(tzinfo=None, second=0, microsecond=0)
 
     def _form_kwargs(self, definition):
         return {"format": ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]}

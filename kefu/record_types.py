@@ -117,6 +117,10 @@ class RecordType(Document):
     def active_fields(self) -> list[FieldDefinition]:
         return [f for f in self.fields if f.active]
 
+    def searched_keys(self) -> tuple[str, ...]:
+        """Keys of the fields the search box looks in (``search`` on, not sensitive, active)."""
+        return tuple(f.key for f in self.active_fields if f.search and not f.sensitive)
+
     def to_dict(self) -> dict:
         """The definition in the shape of ``schemas/*.yaml`` and the API."""
         shape = {"key": self.key, "name": self.name}
@@ -211,9 +215,10 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     type key, and a field type change whose stored values would not convert
     (listing those records). Convertible values are converted in place.
     """
-    from kefu.records import convert_field_values, records_not_converting
+    from kefu.records import convert_field_values, records_not_converting, reindex_search
 
     existing = get_record_type(key, active_only=False) if key else None
+    searched_before = existing.searched_keys() if existing else ()
     if existing and data.get("key", key) != key:
         raise ValidationFailed(_l("类型键不能修改"), {"key": _l("类型键不能修改")})
     data = {**data, "key": key or data.get("key")}
@@ -261,6 +266,8 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     record_type.save()
     for old, new in conversions:
         convert_field_values(record_type.key, old, new)
+    if existing and (conversions or record_type.searched_keys() != searched_before):
+        reindex_search(record_type.key)
     return record_type
 
 

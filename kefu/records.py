@@ -17,6 +17,7 @@ MongoEngine: their fields are data, not code)::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -116,15 +117,20 @@ EDITABLE_CORE = tuple(f for f in CORE_FIELDS if f.editable)
 
 
 def record_indexes() -> list[IndexModel]:
-    """Indexes behind every list, filter, sort and search the screens offer."""
+    """Indexes behind every list, filter, sort and search the screens offer.
+
+    Lists sort by ``created_at`` then ``_id`` (``sort_spec``), so the list
+    indexes end with both: MongoDB then returns pages in index order instead
+    of sorting every matching record in memory.
+    """
+    newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
     return [
         IndexModel([("type", ASCENDING), ("number", ASCENDING)], unique=True, name="type_number"),
-        IndexModel([("type", ASCENDING), ("created_at", DESCENDING)], name="type_created"),
+        IndexModel([("type", ASCENDING), *newest], name="type_created"),
         IndexModel([("type", ASCENDING), ("updated_at", DESCENDING)], name="type_updated"),
-        IndexModel([("type", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)], name="type_status"),
-        IndexModel([("type", ASCENDING), ("assignee", ASCENDING), ("created_at", DESCENDING)], name="type_assignee"),
-        IndexModel([("type", ASCENDING), ("department", ASCENDING), ("created_at", DESCENDING)],
-                   name="type_department"),
+        IndexModel([("type", ASCENDING), ("status", ASCENDING), *newest], name="type_status"),
+        IndexModel([("type", ASCENDING), ("assignee", ASCENDING), *newest], name="type_assignee"),
+        IndexModel([("type", ASCENDING), ("department", ASCENDING), *newest], name="type_department"),
         IndexModel([("type", ASCENDING), ("customer", ASCENDING)], name="type_customer"),
         IndexModel([("type", ASCENDING), ("created_by", ASCENDING)], name="type_created_by"),
         IndexModel([("type", ASCENDING), ("grams", ASCENDING)], name="type_grams"),
@@ -135,12 +141,30 @@ def record_indexes() -> list[IndexModel]:
     ]
 
 
+def ensure_indexes(collection, models: list[IndexModel]) -> None:
+    """Create ``models`` on ``collection``, first dropping an index of the same name whose keys changed."""
+    existing = collection.index_information()
+    for model in models:
+        name = model.document["name"]
+        if name in existing and dict(existing[name]["key"]) != dict(model.document["key"]):
+            collection.drop_index(name)
+    collection.create_indexes(models)
+
+
 def ensure_record_indexes() -> None:
     database = get_database()
-    database[RECORDS].create_indexes(record_indexes())
+    ensure_indexes(database[RECORDS], record_indexes())
     database[EVENTS].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
     database[AUDIT].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
     database[AUDIT].create_index([("at", DESCENDING)], name="at")
+
+
+def system_actor() -> Actor:
+    """The actor of jobs and start-up work: no user, the configured time zone, full read access."""
+    from flask import current_app
+
+    return Actor(user=None, tz=ZoneInfo(current_app.config["KEFU_TIMEZONE"]),
+                 cipher=current_app.extensions["kefu_cipher"], can_view_pii=True)
 
 
 # -- definitions -------------------------------------------------------------
@@ -318,32 +342,82 @@ def core_values(document: dict) -> dict:
 
 # -- search grams -------------------------------------------------------------
 
+SEARCH_SEPARATOR = "\x1f"  # between fields in search_text; never part of a query (str.split() drops it)
+
+
+def compact_text(text) -> str:
+    """``text`` lower-cased without whitespace: the form both records and queries are searched in."""
+    return "".join(str(text).lower().split())
+
+
 def text_grams(text: str) -> set[str]:
     """Single characters and character pairs of ``text`` without spaces, lower-cased.
 
-    Chinese has no spaces between words, so substring search is done on
-    character pairs: a query's pairs must all be among the record's.
+    Chinese has no spaces between words, so the index holds character pairs:
+    a query's pairs must all be among the record's (the index prefilter),
+    then ``search_text`` must contain the query itself (the exact check).
     """
-    compact = "".join(str(text).lower().split())
+    compact = compact_text(text)
     grams = set(compact)
     grams.update(compact[i:i + 2] for i in range(len(compact) - 1))
     return grams
 
 
 def query_grams(text: str) -> list[str]:
-    compact = "".join(str(text).lower().split())
+    compact = compact_text(text)
     if len(compact) <= 1:
         return [compact] if compact else []
     return sorted({compact[i:i + 2] for i in range(len(compact) - 1)})
 
 
-def _search_grams(record_type: RecordType, number: str, values: dict, actor: Actor) -> list[str]:
-    grams = text_grams(number)
+def search_index(record_type: RecordType, number: str, values: dict, tz: ZoneInfo) -> dict:
+    """``grams`` and ``search_text`` of a record: its number and its non-sensitive ``search`` fields."""
+    parts = [compact_text(number)]
     for definition in record_type.active_fields:
         value = values.get(definition.key)
         if definition.search and not definition.sensitive and value not in (None, "", []):
-            grams |= text_grams(get_field_type(definition.type).display(value, actor.tz))
-    return sorted(grams)[:MAX_GRAMS]
+            parts.append(compact_text(get_field_type(definition.type).display(value, tz)))
+    grams = set()
+    for part in parts:
+        grams |= text_grams(part)
+    return {"grams": sorted(grams)[:MAX_GRAMS], "search_text": SEARCH_SEPARATOR.join(parts)}
+
+
+def reindex_search(type_key: str, *, only_missing: bool = False, batch: int = 500) -> int:
+    """Recompute ``grams``/``search_text`` of the type's records (after its search fields changed); return how many.
+
+    ``only_missing`` limits it to records stored before ``search_text`` existed.
+    """
+    record_type = get_record_type(type_key, active_only=False)
+    actor = system_actor()
+    query = {"type": type_key, **({"search_text": {"$exists": False}} if only_missing else {})}
+
+    def index_of(document):
+        return search_index(record_type, document["number"], read_values(record_type, document, actor), actor.tz)
+
+    return rewrite_records(query, {"number": 1, "data": 1, "pii": 1}, index_of, batch=batch)
+
+
+def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 500) -> int:
+    """``$set`` ``changes_of(document)`` on every record matching ``query``, in bulk batches; return how many changed."""
+    from pymongo import UpdateOne
+
+    collection = get_database()[RECORDS]
+    operations, changed = [], 0
+    for document in collection.find(query, projection):
+        operations.append(UpdateOne({"_id": document["_id"]}, {"$set": changes_of(document)}))
+        if len(operations) >= batch:
+            changed += collection.bulk_write(operations, ordered=False).modified_count
+            operations = []
+    if operations:
+        changed += collection.bulk_write(operations, ordered=False).modified_count
+    return changed
+
+
+def index_unindexed_records() -> int:
+    """Give every record stored before ``search_text`` existed its search index (run at start-up)."""
+    return sum(reindex_search(key, only_missing=True)
+               for key in get_database()[RECORDS].distinct("type", {"search_text": {"$exists": False}}))
 
 
 # -- writes ------------------------------------------------------------------
@@ -414,7 +488,7 @@ def create_record(type_key: str, values: dict, actor: Actor) -> dict:
     for path, value in _storage_of(record_type, core, data, actor).items():
         _set_path(document, path, value)
     document.update({
-        "grams": _search_grams(record_type, number, data, actor), "version": 1,
+        **search_index(record_type, number, data, actor.tz), "version": 1,
         "created_at": now, "created_by": actor.user_id, "updated_at": now, "updated_by": actor.user_id,
     })
     document.setdefault("assignee", None)
@@ -479,7 +553,7 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     update = _storage_of(record_type, {k: core[k] for k in core if k in changed},
                          {k: data[k] for k in data if k in changed}, actor)
     after = {**before, **core, **data}
-    update.update({"grams": _search_grams(record_type, current["number"], after, actor),
+    update.update({**search_index(record_type, current["number"], after, actor.tz),
                    "updated_at": now, "updated_by": actor.user_id})
     result = get_database()[RECORDS].find_one_and_update(
         {"_id": current["_id"], "version": version}, {"$set": update, "$inc": {"version": 1}},
@@ -595,7 +669,8 @@ def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
     options: list[dict] = [{"number": text}]
     grams = query_grams(text)
     if grams:
-        options.append({"grams": {"$all": grams}})
+        # The grams index narrows the candidates; the regex keeps only records containing the text itself.
+        options.append({"grams": {"$all": grams}, "search_text": {"$regex": re.escape(compact_text(text))}})
     # Sensitive search fields (a phone) are found by exact value through their blind index.
     for definition in record_type.active_fields:
         if definition.search and definition.sensitive:
@@ -650,7 +725,7 @@ def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefini
 
     old_type, new_type = get_field_type(old.type), get_field_type(new.type)
     failing = []
-    tz = ZoneInfo("Asia/Shanghai")
+    tz = system_actor().tz
     cursor = get_database()[RECORDS].find({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},
                                           {"number": 1, f"data.{old.key}": 1})
     for document in cursor:
@@ -666,23 +741,15 @@ def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefini
 
 def convert_field_values(type_key: str, old: FieldDefinition, new: FieldDefinition, batch: int = 500) -> int:
     """Rewrite stored ``old`` values as the ``new`` type, in batches; return how many changed."""
-    from pymongo import UpdateOne
-
     from kefu.fields import FieldContext as Context
 
     old_type, new_type = get_field_type(old.type), get_field_type(new.type)
-    tz = ZoneInfo("Asia/Shanghai")
-    collection = get_database()[RECORDS]
-    operations, changed = [], 0
-    for document in collection.find({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},
-                                    {f"data.{old.key}": 1}):
+    tz = system_actor().tz
+
+    def converted(document):
         value = new_type.clean(old_type.to_json(old_type.from_storage(document["data"][old.key]), tz), new,
                                Context(tz=tz))
-        operations.append(UpdateOne({"_id": document["_id"]},
-                                    {"$set": {f"data.{old.key}": new_type.to_storage(value)}}))
-        if len(operations) >= batch:
-            changed += collection.bulk_write(operations, ordered=False).modified_count
-            operations = []
-    if operations:
-        changed += collection.bulk_write(operations, ordered=False).modified_count
-    return changed
+        return {f"data.{old.key}": new_type.to_storage(value)}
+
+    return rewrite_records({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},
+                           {f"data.{old.key}": 1}, converted, batch=batch)
