@@ -79,8 +79,13 @@ class SecureModelView(AccessControlled, ModelView):
 
 
 class HomeView(AccessControlled, AdminIndexView):
-    """The admin home (dashboard comes with the reporting issue)."""
+    """The admin home (dashboard comes with the reporting issue); warns when the working-day calendar
+    lacks this year's or next year's holidays (deadlines there use the fixed-date fallback)."""
 
     @expose("/")
     def index(self):
-        return self.render("admin/kefu_index.html")
+        from kefu import workcalendar
+
+        today = workcalendar.today_in(ZoneInfo(current_app.config["KEFU_TIMEZONE"]))
+        missing_years = workcalendar.get_calendar().missing_years(today)
+        return self.render("admin/kefu_index.html", calendar_missing_years=missing_years)

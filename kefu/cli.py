@@ -51,6 +51,45 @@ def load_types_command():
     click.echo(f"record types created: {', '.join(created) or 'none'}")
 
 
+@kefu_cli.command("load-calendar")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV：日期或“开始..结束”,holiday|workday,名称（如 2027-10-01..2027-10-07,holiday,国庆节）/ "
+                   "CSV rows: date or first..last, holiday|workday, name")
+def load_calendar_command(path):
+    """Enter the working-day calendar: the chinesecalendar package's years not seeded yet (never overwrites
+    edits, never re-adds deleted days), or with --file a year the State Council has just published."""
+    import csv
+    import time
+    from datetime import date
+
+    from kefu.workcalendar import load_entries, seed_calendar
+
+    if path is None:
+        started = time.monotonic()
+        created = seed_calendar()
+        click.echo(f"calendar entries created: {created} ({time.monotonic() - started:.2f} s)")
+        return
+    rows, numbers = [], []
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            if len(row) != 3:
+                _fail(f"line {number}: expected 3 columns (date or first..last, holiday|workday, name), got {len(row)}")
+            when, kind, name = (cell.strip() for cell in row)
+            first, _sep, last = when.partition("..")
+            try:
+                rows.append((date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip()), kind, name))
+                numbers.append(number)
+            except ValueError:
+                _fail(f"line {number}: {when!r} is not a date (YYYY-MM-DD) or a range (YYYY-MM-DD..YYYY-MM-DD)")
+    try:
+        written = load_entries(rows, by="cli", numbers=numbers)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"calendar days written: {written}")
+
+
 @kefu_cli.command("worker")
 @click.option("--queue", "queues", multiple=True, default=("default",), show_default=True)
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")

@@ -59,11 +59,14 @@ class Launcher:
 
     # -- app ---------------------------------------------------------------
     def prepare_database(self) -> dict[str, int] | None:
-        """Check MongoDB answers, create indexes, load demo data on the first start (demo mode only)."""
+        """Check MongoDB answers, create indexes, seed the working-day calendar, load demo data on the first start
+        (demo mode only)."""
         os.environ.update({k: v for k, v in self.env.items() if k.startswith(("MONGODB", "REDIS", "SECRET", "KEFU"))})
         from app import create_app
         from kefu.record_types import load_shipped_types
+        from kefu.records import index_unindexed_records
         from kefu.users import User
+        from kefu.workcalendar import seed_calendar
         from seed.demo import seed_demo
 
         app = create_app()
@@ -71,6 +74,14 @@ class Launcher:
             created = load_shipped_types()
             if created:
                 say(f"record types loaded from schemas/: {len(created)}")
+            started = time.monotonic()
+            seeded_days = seed_calendar()
+            if seeded_days:
+                say(f"working-day calendar: {seeded_days} holidays and make-up workdays entered "
+                    f"from chinesecalendar ({time.monotonic() - started:.2f} s)")
+            indexed = index_unindexed_records()
+            if indexed:
+                say(f"search index built for {indexed} earlier records")
             if app.config["KEFU_DEMO"] and User.objects.count() == 0:
                 say("first start: loading demo data …")
                 return seed_demo()
