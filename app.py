@@ -16,7 +16,7 @@ def create_app(config: dict | None = None) -> Flask:
     from redis import Redis
 
     from admin_views import init_admin
-    from kefu import db
+    from kefu import db, sla, workcalendar
     from kefu.crypto import FieldCipher
     from web import init_web
 
@@ -28,6 +28,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["kefu_redis"] = Redis.from_url(
         app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2,
     )
+    # A calendar edit moves the deadlines of every record whose clocks still run.
+    workcalendar.on_change(sla.recompute_live)
     init_web(app)
     init_admin(app)
     return app

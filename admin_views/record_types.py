@@ -15,10 +15,10 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAr
 from wtforms.validators import InputRequired, Optional
 
 from admin_views.base import SecureModelView
-from kefu.errors import DomainError
+from kefu.errors import DomainError, ValidationFailed
 from kefu.fields import FIELD_TYPES
-from kefu.i18n import _l
-from kefu.record_types import FIELD_FLAGS, save_definition, set_type_active
+from kefu.i18n import _, _l
+from kefu.record_types import FIELD_FLAGS, RULE_SECTIONS, save_definition, set_type_active
 from kefu.roles import Role
 
 SCALAR_OPTIONS = ("default", "min", "max")
@@ -56,6 +56,31 @@ class RecordTypeForm(SecureForm):
     description = TextAreaField(_l("说明"))
     active = BooleanField(_l("启用"), default=True)
     fields = InlineFieldList(InlineFormField(FieldDefinitionForm), label=_l("字段"))
+    rules = TextAreaField(
+        _l("流程与规则（YAML）"), render_kw={"rows": 16, "class": "text-monospace", "spellcheck": "false"},
+        description=_l("workflow 状态流转、sla 时限、levels 等级、approvals 审批、callback 回访；格式见 schemas/README.md。"
+                       "删去一节即取消该规则"))
+
+
+def _rules_from(text: str) -> dict:
+    """The rule sections the rules box spells (each one absent is cleared); ``ValidationFailed`` for bad YAML."""
+    try:
+        rules = yaml.safe_load(text or "") or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = _("第 %(line)s 行", line=mark.line + 1) if mark else ""
+        message = _("流程与规则不是有效的 YAML %(where)s：%(problem)s", where=where,
+                    problem=getattr(exc, "problem", None) or str(exc))
+        raise ValidationFailed(message, {"rules": message}) from exc
+    if not isinstance(rules, dict):
+        message = _("流程与规则应为“节名: 内容”，可用的节：%(sections)s", sections="、".join(RULE_SECTIONS))
+        raise ValidationFailed(message, {"rules": message})
+    unknown = sorted(set(rules) - set(RULE_SECTIONS))
+    if unknown:
+        message = _("流程与规则中不认识的节：%(keys)s；可用：%(sections)s", keys="、".join(map(str, unknown)),
+                    sections="、".join(RULE_SECTIONS))
+        raise ValidationFailed(message, {"rules": message})
+    return {section: rules.get(section) for section in RULE_SECTIONS}
 
 
 def _scalar(text: str):
@@ -103,6 +128,7 @@ def definition_from_form(form) -> dict:
         "name_en": (form.name_en.data or "").strip() or None, "number_prefix": (form.number_prefix.data or "").strip(),
         "description": (form.description.data or "").strip() or None, "active": bool(form.active.data),
         "fields": [field for _position, _index, field in sorted(rows, key=lambda row: row[:2])],
+        **_rules_from(form.rules.data),
     }
 
 
@@ -119,7 +145,14 @@ def form_data_of(record_type) -> dict:
         fields.append(row)
     return {"key": record_type.key, "name": record_type.name, "name_en": record_type.name_en,
             "number_prefix": record_type.number_prefix, "description": record_type.description,
-            "active": record_type.active, "fields": fields}
+            "active": record_type.active, "fields": fields,
+            "rules": _rules_text(record_type)}
+
+
+def _rules_text(record_type) -> str:
+    stored = record_type.to_mongo().to_dict()  # plain dicts and lists, as YAML can write them
+    rules = {section: stored[section] for section in RULE_SECTIONS if stored.get(section)}
+    return yaml.safe_dump(rules, allow_unicode=True, sort_keys=False, width=120) if rules else ""
 
 
 class RecordTypeView(SecureModelView):

@@ -22,16 +22,19 @@ from flask_admin.model import BaseModelView
 from flask_admin.model.filters import BaseFilter
 from flask_babel import get_locale
 from flask_login import current_user
+from markupsafe import Markup
 from wtforms import FileField, HiddenField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from admin_views.base import AccessControlled
-from kefu import records
-from kefu.errors import Conflict, DomainError, NotFound, ValidationFailed
+from kefu import approvals, callbacks, levels, records, sla
+from kefu.clock import utcnow
+from kefu.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.fields import get_field_type
 from kefu.i18n import _, _l
 from kefu.record_types import RecordType, get_record_type
 from kefu.roles import VIEW_PII, Role
+from kefu.workflow import workflow_of
 from web.actor import current_actor
 
 OPERATION_LABELS = {
@@ -39,6 +42,8 @@ OPERATION_LABELS = {
     "contains": _l("包含"), "empty": _l("为空"), "not_empty": _l("不为空"),
 }
 FILTER_WIDGETS = {"date": "datepicker", "datetime": "datetimepicker"}
+SLA_COLUMN = "sla"  # the list column 时限: the nearest running clock's state
+SORT_FIELDS = {SLA_COLUMN: records.SLA_SORT}  # list columns that sort by another key
 SCREEN_CACHE_SIZE = 64
 
 RECORD_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.AGENT.value,
@@ -59,13 +64,42 @@ class FieldFilter(BaseFilter):
     def operation(self):
         return OPERATION_LABELS[self.op]
 
-    def apply(self, query, value):  # pragma: no cover - records.find_records applies conditions
+    def apply(self, query: records.RecordQuery, value) -> records.RecordQuery:
+        """Add this filter's condition to the query ``records.find_records`` runs."""
+        query.conditions.append(self.condition(value))
         return query
 
     def condition(self, value) -> records.Condition:
         if self.op in ("empty", "not_empty") and value == "0":
             return records.Condition(self.field_key, "not_empty" if self.op == "empty" else "empty")
         return records.Condition(self.field_key, self.op, value)
+
+    def api_args(self, value) -> dict:
+        """The same filter as API / export query parameters."""
+        condition = self.condition(value)
+        name = condition.field if condition.op == "eq" else f"{condition.field}__{condition.op}"
+        return {name: "1" if condition.op in ("empty", "not_empty") else condition.value}
+
+
+class SlaFilter(BaseFilter):
+    """逾期 / 即将到期（是）: sets ``RecordQuery.overdue`` / ``due_soon`` — the API's ``overdue`` / ``due_soon``."""
+
+    LABELS = {"overdue": _l("逾期"), "due_soon": _l("即将到期")}
+
+    def __init__(self, flag: str):
+        super().__init__(str(self.LABELS[flag]), options=(("1", _("是")),))
+        self.flag = flag
+
+    def operation(self):
+        return OPERATION_LABELS["eq"]
+
+    def apply(self, query: records.RecordQuery, value) -> records.RecordQuery:
+        if value == "1":
+            setattr(query, self.flag, True)
+        return query
+
+    def api_args(self, value) -> dict:
+        return {self.flag: "true"} if value == "1" else {}
 
 
 class RecordRow:
@@ -150,10 +184,13 @@ class RecordView(AccessControlled, BaseModelView):
     def _definitions(self):
         if self.record_type is None:
             return []
-        return [*records.CORE_FIELDS, *self.record_type.active_fields]
+        return [*records.core_fields(self.record_type), *self.record_type.active_fields]
+
+    def _editable_core(self):
+        return [f for f in records.core_fields(self.record_type) if f.editable]
 
     def _definition(self, key):
-        return records.CORE_BY_KEY.get(key) or self.record_type.field(key)
+        return records.core_field(self.record_type, key) or self.record_type.field(key)
 
     def get_pk_value(self, model):
         return model.id
@@ -162,9 +199,12 @@ class RecordView(AccessControlled, BaseModelView):
         if self.record_type is None:
             return ["number"]
         configured = [f.key for f in self.record_type.active_fields if f.list]
-        return ["number", "status", *configured, "assignee", "created_at"]
+        clocks = [SLA_COLUMN] if sla.clocks_of(self.record_type) else []
+        return ["number", "status", *clocks, *configured, "assignee", "created_at"]
 
     def get_column_name(self, field):
+        if field == SLA_COLUMN:
+            return _("时限")
         definition = self._definition(field) if self.record_type else None
         return _label(definition) if definition is not None else field
 
@@ -178,6 +218,8 @@ class RecordView(AccessControlled, BaseModelView):
             if definition is not None and not definition.sensitive and definition.type not in (
                     "attachments", "multi_choice"):
                 sortable[key] = key
+        if SLA_COLUMN in self.scaffold_list_columns():
+            sortable[SLA_COLUMN] = records.SLA_SORT  # the earliest running deadline: the most overdue first
         return sortable
 
     def init_search(self):
@@ -194,7 +236,7 @@ class RecordView(AccessControlled, BaseModelView):
             return None
         filters = []
         core_filters = ("status", "assignee", "department", "created_at")
-        for definition in [*(records.CORE_BY_KEY[k] for k in core_filters),
+        for definition in [*(records.core_field(self.record_type, k) for k in core_filters),
                            *(f for f in self.record_type.active_fields if f.filter)]:
             field_type = get_field_type(definition.type)
             options = [(c, c) for c in definition.choices] if getattr(definition, "choices", None) else None
@@ -204,6 +246,8 @@ class RecordView(AccessControlled, BaseModelView):
                 if op == "not_empty":
                     continue  # offered as 为空：是/否
                 filters.append(FieldFilter(definition, op, _label(definition), options if op in ("eq", "ne") else None))
+        # Last, so the URL numbers of the field filters stay as they were.
+        filters.extend(SlaFilter(flag) for flag in ("overdue", "due_soon"))
         return filters
 
     def scaffold_form(self, context=None):
@@ -214,7 +258,7 @@ class RecordView(AccessControlled, BaseModelView):
         if self.record_type is None:
             return RecordForm
         # The type's own fields first, as the handbook's form reads; who handles it last.
-        for definition in [*self.record_type.active_fields, *records.EDITABLE_CORE]:
+        for definition in [*self.record_type.active_fields, *self._editable_core()]:
             field_type = get_field_type(definition.type)
             field = field_type.form_field(definition, context)
             field.kwargs["label"] = _label(definition)
@@ -236,7 +280,7 @@ class RecordView(AccessControlled, BaseModelView):
     def create_form(self, obj=None):
         form = self._form_class()(request.form if request.method == "POST" else None)
         if request.method != "POST":
-            form.status.data = records.DEFAULT_STATUSES[0]
+            form.status.data = workflow_of(self.record_type).initial
         return form
 
     @property
@@ -252,13 +296,15 @@ class RecordView(AccessControlled, BaseModelView):
 
     def get_list(self, page, sort_field, sort_desc, search, filters, execute=True, page_size=None):
         actor = self._actor()
-        conditions = [self._filters[index].condition(value) for index, _name, value in (filters or [])]
+        sort_field = SORT_FIELDS.get(sort_field, sort_field)
         query = records.RecordQuery(
-            conditions=conditions, q=search, sort=(f"-{sort_field}" if sort_desc else sort_field) if sort_field else None,
+            q=search, sort=(f"-{sort_field}" if sort_desc else sort_field) if sort_field else None,
             page=(page or 0) + 1, per_page=page_size or self.page_size,
         )
+        for index, _name, value in filters or []:
+            query = self._filters[index].apply(query, value)
         try:
-            total, documents = records.find_records(self.record_type.key, query, actor)
+            total, documents = records.find_records(self.record_type.key, query, actor, record_type=self.record_type)
         except ValidationFailed as exc:
             flash(str(exc), "error")
             return 0, []
@@ -272,7 +318,24 @@ class RecordView(AccessControlled, BaseModelView):
         return RecordRow(self.record_type, document, self._actor())
 
     def _get_list_value(self, context, model, name, column_formatters, column_type_formatters):
+        if name == SLA_COLUMN:
+            return self.sla_badge(model)
         return self.display_value(model, name)
+
+    def sla_badge(self, row: RecordRow) -> Markup:
+        """The state of the record's nearest running clock (else how its clocks ended), as a badge."""
+        clocks, now = row.document.get("sla") or {}, utcnow()
+        running = [entry for entry in row.document.get("sla_open") or [] if entry.get("clock") in clocks]
+        if running:
+            nearest = clocks[min(running, key=lambda entry: entry["due_at"])["clock"]]
+        elif clocks:
+            ended = list(clocks.values())
+            nearest = next((c for c in ended if sla.state_at(c, now) == "missed"), ended[-1])
+        else:
+            return Markup("")
+        state = sla.state_at(nearest, now)
+        return Markup('<span class="badge kefu-sla-{}" title="{}">{}</span>').format(
+            state, nearest.get("name", ""), sla.STATE_LABELS[state])
 
     def display_value(self, row: RecordRow, key: str) -> str:
         definition = self._definition(key)
@@ -294,14 +357,12 @@ class RecordView(AccessControlled, BaseModelView):
         view_args = self._get_list_extra_args()
         args = {}
         for index, _name, value in view_args.filters or []:
-            condition = self._filters[index].condition(value)
-            name = condition.field if condition.op == "eq" else f"{condition.field}__{condition.op}"
-            args[name] = "1" if condition.op in ("empty", "not_empty") else condition.value
+            args.update(self._filters[index].api_args(value))
         if view_args.search:
             args["q"] = view_args.search
         column = self._get_column_by_idx(view_args.sort)
         if column is not None:
-            args["sort"] = ("-" if view_args.sort_desc else "") + column[0]
+            args["sort"] = ("-" if view_args.sort_desc else "") + SORT_FIELDS.get(column[0], column[0])
         return args
 
     # -- forms ---------------------------------------------------------------
@@ -317,7 +378,7 @@ class RecordView(AccessControlled, BaseModelView):
         if obj is not None and request.method != "POST":
             form.version.data = obj.version
             tz = self._actor().tz
-            for definition in [*records.EDITABLE_CORE, *self.record_type.active_fields]:
+            for definition in [*self._editable_core(), *self.record_type.active_fields]:
                 if definition.key in form and definition.key not in masked:
                     value = obj.values.get(definition.key)
                     form[definition.key].data = None if value is None else get_field_type(
@@ -340,7 +401,7 @@ class RecordView(AccessControlled, BaseModelView):
     def _values_from(self, form, row: RecordRow | None = None) -> dict:
         """The validated form's values; on edit only those that differ from the stored record."""
         values = {}
-        for definition in [*records.EDITABLE_CORE, *self.record_type.active_fields]:
+        for definition in [*self._editable_core(), *self.record_type.active_fields]:
             if definition.key not in form:
                 continue
             data = form[definition.key].data
@@ -408,11 +469,15 @@ class RecordView(AccessControlled, BaseModelView):
         stored_only = [f for f in self.record_type.fields if not f.active and f.key in row.values]
         return self.render(
             self.details_template, model=row, record_type=self.record_type, return_url=return_url,
-            core_fields=[records.CORE_BY_KEY[k] for k in ("number", "status", "assignee", "department",
+            core_fields=[records.core_field(self.record_type, k) for k in ("number", "status", "assignee", "department",
                                                            "customer", "created_by", "created_at", "updated_at")],
             fields=self.record_type.active_fields, stored_only=stored_only, label=_label,
             events=records.record_events(row.id), audit=records.record_audit(row.id),
             event_form=EventForm(), event_kinds=records.EVENT_KINDS, display=self.display_value,
+            approval=approvals.panel(self.record_type, row.document, current_user, self._actor().tz),
+            approval_form=ApprovalForm(), links=callbacks.links_of(row.document, self._actor().tz),
+            clocks=sla.clocks_json(row.document, self._actor().tz), sla_states=sla.STATE_LABELS,
+            rejection=levels.rejection_preview(self.record_type, row.document), reject_form=RejectForm(),
         )
 
     @expose("/event/", methods=("POST",))
@@ -431,6 +496,54 @@ class RecordView(AccessControlled, BaseModelView):
         else:
             flash(_("已记录"), "success")
         return redirect(target)
+
+    @expose("/reject/", methods=("POST",))
+    def reject_view(self):
+        """The customer does not accept the result (``kefu.levels.customer_rejected``): one level up, back to rework."""
+        record_id = request.args.get("id", "")
+        form = RejectForm(request.form)
+        target = self.get_url(".details_view", id=record_id)
+        if not form.validate():
+            flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
+            return redirect(target)
+        try:
+            levels.customer_rejected(self.record_type.key, record_id, self._actor(), form.note.data)
+        except DomainError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("已退回重新处理"), "success")
+        return redirect(target)
+
+    @expose("/approval/", methods=("POST",))
+    def approval_view(self):
+        """Review, approve or reject the record's approval request (``kefu.approvals.act``); refused → 403 page."""
+        record_id = request.args.get("id", "")
+        form = ApprovalForm(request.form)
+        target = self.get_url(".details_view", id=record_id)
+        if not form.validate():
+            flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
+            return redirect(target)
+        try:
+            approvals.act(self.record_type.key, record_id, form.action.data, self._actor(), comment=form.comment.data,
+                          request_id=form.request_id.data or None)
+        except PermissionDenied as exc:
+            abort(403, str(exc.message))
+        except DomainError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("已%(action)s", action=approvals.ACTION_LABELS[form.action.data]), "success")
+        return redirect(target)
+
+
+class RejectForm(SecureForm):
+    note = TextAreaField(_l("客户不接受的原因"), validators=[InputRequired()])
+
+
+class ApprovalForm(SecureForm):
+    action = SelectField(_l("审批操作"), choices=lambda: [(k, str(v)) for k, v in approvals.ACTION_LABELS.items()],
+                         validators=[InputRequired()])
+    comment = TextAreaField(_l("意见"))
+    request_id = HiddenField()
 
 
 class EventForm(SecureForm):

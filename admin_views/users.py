@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from flask_admin.contrib.mongoengine.filters import FilterEqual
-from wtforms import PasswordField, SelectMultipleField
+from wtforms import PasswordField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 
 from kefu import users
+from kefu.errors import DomainError
 from kefu.i18n import _l
 from kefu.roles import ALL_ROLES, Role, role_label
 from admin_views.base import SecureModelView
@@ -18,18 +19,35 @@ class RolesField(SelectMultipleField):
         super().__init__(label, validators, choices=lambda: [(r, role_label(r)) for r in ALL_ROLES], **kwargs)
 
 
+class ApprovalTitlesField(StringField):
+    """Approval titles typed as one line, 财务总监、项目总监; the data is the list ``kefu.users`` keeps."""
+
+    def process_formdata(self, valuelist):
+        self.data = []
+        try:
+            self.data = users.clean_approval_titles(valuelist[0]) if valuelist else []
+        except DomainError as exc:
+            raise ValueError(str(exc.message)) from exc
+
+    def _value(self):
+        return "、".join(self.data or [])
+
+
 class UserView(SecureModelView):
     allowed_roles = (Role.ADMIN.value,)
     can_delete = False  # accounts are disabled, never deleted: records keep pointing at them
-    column_list = ("username", "display_name", "roles", "department", "active", "last_login_at")
+    column_list = ("username", "display_name", "roles", "approval_titles", "department", "active", "last_login_at")
     column_searchable_list = ("username", "display_name")
     column_filters = ("department", "active",
                       FilterEqual(users.User.roles, _l("角色"), options=lambda: [(r, role_label(r)) for r in ALL_ROLES]))
     column_details_exclude_list = ("password_hash", "failed_logins", "session_version")
-    column_formatters = {"roles": lambda view, context, model, name: "、".join(role_label(r) for r in model.roles)}
-    form_columns = ("username", "display_name", "new_password", "roles", "department", "email", "phone", "locale",
-                    "active")
-    form_overrides = {"roles": RolesField}
+    column_formatters = {"roles": lambda view, context, model, name: "、".join(role_label(r) for r in model.roles),
+                         "approval_titles": lambda view, context, model, name: "、".join(model.approval_titles or [])}
+    form_columns = ("username", "display_name", "new_password", "roles", "approval_titles", "department", "email",
+                    "phone", "locale", "active")
+    form_overrides = {"roles": RolesField, "approval_titles": ApprovalTitlesField}
+    form_args = {"approval_titles": {"description": _l(
+        "审批人的职务，如：项目总监、财务总监；多个用顿号分隔。须与记录类型审批规则（approvals）中的职务一致")}}
     form_extra_fields = {
         "new_password": PasswordField(_l("新密码"), validators=[Optional()],
                                       description=_l("新建账号时必填；编辑时留空表示不修改")),
@@ -45,6 +63,7 @@ class UserView(SecureModelView):
                 username=form.username.data, password=form.new_password.data, roles=form.roles.data,
                 department=form.department.data, display_name=form.display_name.data,
                 email=form.email.data or None, phone=form.phone.data or None, locale=form.locale.data or None,
+                approval_titles=form.approval_titles.data,
             )
             if not form.active.data:
                 users.set_active(user, False)
@@ -60,6 +79,7 @@ class UserView(SecureModelView):
                 model, display_name=form.display_name.data, roles=form.roles.data,
                 department=form.department.data, email=form.email.data or None,
                 phone=form.phone.data or None, locale=form.locale.data or None,
+                approval_titles=form.approval_titles.data or [],
             )
             users.set_active(model, bool(form.active.data))
             if form.new_password.data:

@@ -20,7 +20,8 @@ from kefu.clock import utcnow
 from kefu.db import get_database
 from kefu.fields import get_field_type
 from kefu.record_types import RecordType
-from kefu.records import AUDIT, CORE_FIELDS, Actor, RecordQuery, core_values, iter_records, read_values
+from kefu.records import AUDIT, Actor, RecordQuery, core_fields, core_values, iter_records, read_values
+from kefu.sla import clocks_json
 
 FORMATS = {"csv": "text/csv",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -39,7 +40,7 @@ def record_json(record_type: RecordType, document: dict, actor: Actor) -> dict:
     """The API shape of a record: id, core fields, every configured field with a value, timestamps."""
     core = core_values(document)
     body = {"id": str(document["_id"]), "type": record_type.key, "version": document["version"]}
-    for definition in CORE_FIELDS:
+    for definition in core_fields(record_type):
         value = core.get(definition.key)
         body[definition.key] = get_field_type(definition.type).to_json(value, actor.tz) if value is not None else None
     values = read_values(record_type, document, actor)
@@ -47,6 +48,7 @@ def record_json(record_type: RecordType, document: dict, actor: Actor) -> dict:
         value = values.get(definition.key)
         if definition.active or value is not None:
             body[definition.key] = _shown(definition, value, actor) if value not in (None, "", []) else None
+    body["sla"] = clocks_json(document, actor.tz)
     return body
 
 
@@ -66,7 +68,7 @@ def neutralise(cell):
 
 
 def export_columns(record_type: RecordType, include_inactive: bool = False) -> list:
-    core = [f for f in CORE_FIELDS if f.key in ("number", "status", "assignee", "department", "customer",
+    core = [f for f in core_fields(record_type) if f.key in ("number", "status", "assignee", "department", "customer",
                                                   "created_at", "updated_at")]
     configured = [f for f in record_type.fields if f.active or include_inactive]
     return [*core, *configured]

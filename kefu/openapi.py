@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kefu.fields import get_field_type
 from kefu.record_types import RecordType
-from kefu.records import CORE_FIELDS
+from kefu.records import core_fields
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -20,7 +20,7 @@ def record_schemas(record_type: RecordType) -> tuple[dict, dict]:
         properties[definition.key] = get_field_type(definition.type).json_schema(definition)
         if definition.required:
             required.append(definition.key)
-    for definition in CORE_FIELDS:
+    for definition in core_fields(record_type):
         if definition.editable:
             properties[definition.key] = get_field_type(definition.type).json_schema(definition)
     record_input = {"type": "object", "title": record_type.name, "properties": properties,

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib import import_module
 from pathlib import Path
 
 import yaml
 from mongoengine import (
-    BooleanField, DateTimeField, Document, DynamicField, EmbeddedDocument, EmbeddedDocumentListField, IntField,
-    ListField, StringField,
+    BooleanField, DateTimeField, DictField, Document, DynamicField, EmbeddedDocument, EmbeddedDocumentListField,
+    IntField, ListField, StringField,
 )
 
 from kefu.clock import utcnow
@@ -37,7 +38,14 @@ RESERVED_FIELD_KEYS = frozenset({
 
 FIELD_FLAGS = ("required", "list", "filter", "search", "sensitive", "readonly", "required_on_close")
 FIELD_OPTIONS = ("default", "min", "max", "max_length", "pattern", "choices", "help", "max_size_mb")
-DEFINITION_KEYS = ("key", "name", "name_en", "number_prefix", "description", "fields")
+# Rule sections of a definition and the module that checks and runs each (``section_problems``).
+RULE_SECTIONS = {
+    "workflow": "kefu.workflow", "sla": "kefu.sla",
+    "levels": "kefu.levels",
+    "approvals": "kefu.approvals",
+    "callback": "kefu.callbacks",
+}
+DEFINITION_KEYS = ("key", "name", "name_en", "number_prefix", "description", "fields", *RULE_SECTIONS)
 
 
 class FieldDefinition(EmbeddedDocument):
@@ -96,6 +104,12 @@ class RecordType(Document):
     number_prefix = StringField(required=True, unique=True, verbose_name=_l("编号前缀"))
     description = StringField(verbose_name=_l("说明"))
     fields = EmbeddedDocumentListField(FieldDefinition, verbose_name=_l("字段"))
+    # Rule sections (RULE_SECTIONS): plain data, checked by their modules on save.
+    workflow = DictField(verbose_name=_l("流程"))
+    sla = ListField(DictField(), verbose_name=_l("时限"))
+    levels = DictField(verbose_name=_l("等级规则"))
+    approvals = DictField(verbose_name=_l("审批规则"))
+    callback = DictField(verbose_name=_l("回访规则"))
     active = BooleanField(default=True, verbose_name=_l("启用"))
     pack = StringField(verbose_name=_l("行业模板"))
     sort_order = IntField(default=0, verbose_name=_l("排序"))
@@ -132,6 +146,9 @@ class RecordType(Document):
         shape["active"] = self.active
         shape["version"] = self.version
         shape["fields"] = [f.to_dict() for f in self.fields]
+        for section in RULE_SECTIONS:
+            if getattr(self, section):
+                shape[section] = getattr(self, section)
         return shape
 
 
@@ -171,6 +188,11 @@ def _definition_problems(data: dict, existing: RecordType | None) -> dict[str, s
         if clash:
             problems["number_prefix"] = _l("编号前缀“%(prefix)s”已被“%(name)s”使用", prefix=prefix, name=clash.name)
 
+    for section, module in RULE_SECTIONS.items():
+        if data.get(section) not in (None, {}, []):
+            section_problems = import_module(module).section_problems(data[section], data)
+            if section_problems:
+                problems[section] = "；".join(str(p) for p in section_problems)
     fields = data.get("fields")
     if not isinstance(fields, list):
         problems["fields"] = _l("fields 应为字段列表")
@@ -254,6 +276,10 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     record_type.number_prefix = data["number_prefix"]
     record_type.description = data.get("description")
     record_type.fields = new_fields
+    for section in RULE_SECTIONS:  # an omitted section is kept (the admin's field editor does not send them)
+        if section in data or not existing:
+            empty = [] if isinstance(RecordType._fields[section], ListField) else {}
+            setattr(record_type, section, data.get(section) or empty)
     if "active" in data:
         record_type.active = bool(data["active"])
     if "sort_order" in data:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,28 +26,31 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
+from kefu import lifecycle
 from kefu.attachments import attach_to_record, check_attachable
 from kefu.clock import utcnow
 from kefu.db import get_database
-from kefu.errors import Conflict, NotFound, ValidationFailed
+from kefu.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.fields import FieldContext, get_field_type
 from kefu.i18n import _l
 from kefu.record_types import FieldDefinition, RecordType, get_record_type
 from kefu.validation import InvalidValue
+from kefu.workflow import DEFAULT_STATUSES, check_change, workflow_of
 
 RECORDS = "records"
 EVENTS = "record_events"
 AUDIT = "audit_log"
 COUNTERS = "counters"
 
-DEFAULT_STATUSES = ("待受理", "处理中", "已解决", "已关闭")
 MAX_GRAMS = 4000
 MAX_PER_PAGE = 200
+SLA_SORT = "sla_due"  # sort key: by the earliest running deadline, i.e. the most overdue first
 
 EVENT_KINDS = {
     "created": _l("登记"), "updated": _l("修改"), "comment": _l("备注"), "call": _l("电话沟通"),
     "visit": _l("上门/来访"), "forward": _l("转办部门"), "plan": _l("处理方案"), "approval": _l("审批"),
     "callback": _l("回访"), "status": _l("状态变更"), "level": _l("等级变更"), "attachment": _l("附件"),
+    "assign": _l("转派"),
 }
 # Kinds a person may add by hand; the others are written by the engine.
 MANUAL_EVENT_KINDS = ("comment", "call", "visit", "forward", "plan", "approval", "callback", "attachment")
@@ -113,7 +116,6 @@ CORE_FIELDS = (
     CoreField("created_by", _l("登记人"), "user", "created_by", list=False, editable=False),
 )
 CORE_BY_KEY = {f.key: f for f in CORE_FIELDS}
-EDITABLE_CORE = tuple(f for f in CORE_FIELDS if f.editable)
 
 
 def record_indexes() -> list[IndexModel]:
@@ -134,6 +136,22 @@ def record_indexes() -> list[IndexModel]:
         IndexModel([("type", ASCENDING), ("customer", ASCENDING)], name="type_customer"),
         IndexModel([("type", ASCENDING), ("created_by", ASCENDING)], name="type_created_by"),
         IndexModel([("type", ASCENDING), ("grams", ASCENDING)], name="type_grams"),
+        # One callback per closing of a record (kefu.callbacks).
+        IndexModel([("source.id", ASCENDING), ("source.closed_at", ASCENDING)], unique=True, name="callback_source",
+                   partialFilterExpression={"source.id": {"$exists": True}}),
+        # Overdue and due-soon lists (kefu.sla), per type and across types, sorted by how late.
+        IndexModel([("type", ASCENDING), ("sla_due", ASCENDING), ("_id", ASCENDING)], name="type_sla_due"),
+        # Across types; the keys after _id let the overdue page count per type, department, assignee and
+        # level from the index alone (kefu.overdue.counts) and filter on them before reading a document.
+        IndexModel([("sla_due", ASCENDING), ("_id", ASCENDING), ("type", ASCENDING), ("department", ASCENDING),
+                    ("assignee", ASCENDING), ("data.level", ASCENDING)], name="sla_due",
+                   partialFilterExpression={"sla_due": {"$type": "date"}}),
+        # Due soon ($elemMatch warn_at <= now < due_at): both bounds apply to the same sla_open element, so
+        # only the clocks past their warning time are scanned and the overdue ones are skipped in the index.
+        IndexModel([("type", ASCENDING), ("sla_open.warn_at", ASCENDING), ("sla_open.due_at", ASCENDING)],
+                   name="type_sla_warn"),
+        IndexModel([("sla_open.warn_at", ASCENDING), ("sla_open.due_at", ASCENDING)], name="sla_warn"),
+        IndexModel([("sla_live", ASCENDING)], name="sla_live", partialFilterExpression={"sla_live": {"$gt": 0}}),
         # Configured fields: one wildcard index serves an equality or range
         # filter on any data field and any blind index, whatever the admin adds.
         IndexModel([("$**", ASCENDING)], name="data_wildcard",
@@ -169,10 +187,23 @@ def system_actor() -> Actor:
 
 # -- definitions -------------------------------------------------------------
 
+def core_fields(record_type: RecordType) -> tuple[CoreField, ...]:
+    """The core fields as this type has them: ``status`` offers the type's workflow statuses."""
+    statuses = workflow_of(record_type).statuses
+    return tuple(replace(f, choices=statuses) if f.key == "status" else f for f in CORE_FIELDS)
+
+
+def core_field(record_type: RecordType, key: str) -> CoreField | None:
+    """The core field ``key`` as this type has it (None for a configured field's key)."""
+    if key not in CORE_BY_KEY:
+        return None
+    return replace(CORE_BY_KEY[key], choices=workflow_of(record_type).statuses) if key == "status" else CORE_BY_KEY[key]
+
+
 def field_for(record_type: RecordType, key: str, *, include_inactive: bool = True):
     """The core or configured field named ``key``; ``ValidationFailed`` for an unknown key."""
     if key in CORE_BY_KEY:
-        return CORE_BY_KEY[key]
+        return core_field(record_type, key)
     definition = record_type.field(key)
     if definition is None or (not include_inactive and not definition.active):
         known = [f.key for f in CORE_FIELDS] + [f.key for f in record_type.active_fields]
@@ -232,7 +263,7 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
             errors.update(exc.fields)
             continue
         if key in CORE_BY_KEY:
-            definition = CORE_BY_KEY[key]
+            definition = core_field(record_type, key)
             if not definition.editable:
                 errors[key] = _l("“%(label)s”由系统生成，不能填写", label=definition.label)
                 continue
@@ -258,7 +289,7 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
             if definition.key not in data and definition.default not in (None, ""):
                 from kefu.fields import default_value
                 data[definition.key] = default_value(definition, context)
-        core.setdefault("status", DEFAULT_STATUSES[0])
+        core.setdefault("status", workflow_of(record_type).initial)
     for definition in record_type.active_fields:
         if not definition.required or definition.key in errors:
             continue
@@ -329,6 +360,16 @@ def read_values(record_type: RecordType, document: dict, actor: Actor) -> dict:
         stored = (document.get("data") or {}).get(definition.key)
         if stored is not None:
             values[definition.key] = field_type.from_storage(stored)
+    return values
+
+
+def read_plain_values(record_type: RecordType, document: dict) -> dict:
+    """Python values of the configured fields stored in clear (the rules engine reads these, never personal data)."""
+    values = {}
+    for definition in record_type.fields:
+        stored = (document.get("data") or {}).get(definition.key)
+        if stored is not None and not definition.sensitive:
+            values[definition.key] = get_field_type(definition.type).from_storage(stored)
     return values
 
 
@@ -474,14 +515,17 @@ def _attachment_ids(record_type: RecordType, data: dict, record_id=None) -> list
     return ids
 
 
-def create_record(type_key: str, values: dict, actor: Actor) -> dict:
+def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | None = None) -> dict:
     """Validate and store a new record; return the stored document.
 
     Raises ``ValidationFailed`` (field key → message) and ``NotFound`` for an
-    unknown or disabled type.
+    unknown or disabled type. ``extra``: engine-owned top-level keys stored
+    in the same insert (a callback's ``source`` link), never field values.
     """
     record_type = get_record_type(type_key)
     core, data = clean_values(record_type, values, actor, creating=True)
+    check_change(record_type, None, core["status"], data)
+    lifecycle.before_save(record_type, None, {**core, **data}, {*core, *data})
     now = utcnow()
     number = next_number(record_type, now, actor.tz)
     document = {"_id": ObjectId(), "type": record_type.key, "number": number, "data": {}, "pii": {}, "bidx": {}}
@@ -490,10 +534,12 @@ def create_record(type_key: str, values: dict, actor: Actor) -> dict:
     document.update({
         **search_index(record_type, number, data, actor.tz), "version": 1,
         "created_at": now, "created_by": actor.user_id, "updated_at": now, "updated_by": actor.user_id,
+        "status_at": {core["status"]: now},
     })
     document.setdefault("assignee", None)
     document.setdefault("department", None)
     document.setdefault("customer", None)
+    document.update({k: v for k, v in (extra or {}).items() if k not in document})
     attachments = _attachment_ids(record_type, data)
     get_database()[RECORDS].insert_one(document)
     attach_to_record(attachments, document["_id"])
@@ -503,7 +549,7 @@ def create_record(type_key: str, values: dict, actor: Actor) -> dict:
     _audit("create", record_type, document, actor, changes)
     _event(record_type.key, document["_id"], "created", actor, text=str(_l("登记 %(number)s", number=number)),
            attachments=attachments, at=now)
-    return document
+    return lifecycle.after_save(record_type, document, None, {*core, *data}, actor)
 
 
 def _set_path(document: dict, path: str, value) -> None:
@@ -529,11 +575,15 @@ def get_record(type_key: str, record_id) -> dict:
     return document
 
 
-def update_record(type_key: str, record_id, values: dict, actor: Actor, *, version: int) -> dict:
+def update_record(type_key: str, record_id, values: dict, actor: Actor, *, version: int,
+                  enforce_workflow: bool = True) -> dict:
     """Apply ``values`` to the record if it is still at ``version``; return the new document.
 
     A stale ``version`` raises ``Conflict`` ("已被他人修改") carrying the
-    current document in ``exc.current``; nothing is written.
+    current document in ``exc.current``; nothing is written. A status move
+    the type's workflow does not allow, or a close with ``required_on_close``
+    fields empty, raises ``ValidationFailed`` (``enforce_workflow=False`` is
+    for the rules engine's own moves, such as back to rework).
     """
     record_type = get_record_type(type_key, active_only=False)
     current = get_record(type_key, record_id)
@@ -553,6 +603,11 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     update = _storage_of(record_type, {k: core[k] for k in core if k in changed},
                          {k: data[k] for k in data if k in changed}, actor)
     after = {**before, **core, **data}
+    if "status" in changed:
+        if enforce_workflow:
+            check_change(record_type, before.get("status"), after["status"], after)
+        update[f"status_at.{after['status']}"] = now
+    lifecycle.before_save(record_type, current, after, set(changed))
     update.update({**search_index(record_type, current["number"], after, actor.tz),
                    "updated_at": now, "updated_by": actor.user_id})
     result = get_database()[RECORDS].find_one_and_update(
@@ -570,7 +625,86 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     if "status" in changed:
         _event(record_type.key, result["_id"], "status", actor,
                text=f"{old_shown['status'] or '-'} → {new_shown['status']}", at=now)
-    return result
+    return lifecycle.after_save(record_type, result, before, set(changed), actor)
+
+
+def system_update(type_key: str, record_id, values: dict, actor: Actor, *, event_kind: str, event_text: str,
+                  when=None) -> dict | None:
+    """A change the rules engine makes (a level raised, a record sent back to rework): whatever the record's
+    current version, outside the workflow's allowed moves, with a timeline event saying why.
+
+    ``when(current_document)``: optional condition checked on each attempt's fresh read; when it is false
+    nothing is written and None is returned (a level is raised only while it is still lower)."""
+    for _attempt in range(5):
+        current = get_record(type_key, record_id)
+        if when is not None and not when(current):
+            return None
+        try:
+            document = update_record(type_key, record_id, values, actor, version=current["version"],
+                                     enforce_workflow=False)
+        except Conflict:
+            continue  # someone saved in between: apply to the newer version
+        _event(type_key, document["_id"], event_kind, actor, text=event_text)
+        return document
+    raise Conflict(_l("记录正被频繁修改，请稍后重试"))
+
+
+def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = None) -> tuple[list, list]:
+    """Give each record (of any type) the assignee ``assignee_id``; return ``(done, refused)``.
+
+    Each record goes through ``update_record`` (validation, audit log, SLA
+    refresh) and gets a 转派 event on its timeline. ``versions`` maps record ids
+    to the version the person saw: a record changed since then is not
+    overwritten but reported. ``done`` lists the numbers of the records now
+    assigned to the user; ``refused`` lists ``(number or id, reason)``.
+    ``PermissionDenied`` unless the actor may reassign (supervisors, managers,
+    administrators, the system); ``ValidationFailed`` for a missing or
+    disabled user.
+    """
+    from kefu.roles import REASSIGN_RECORDS
+    from kefu.users import User
+
+    if actor.user is not None and not actor.user.can(REASSIGN_RECORDS):
+        raise PermissionDenied(_l("只有客服主管、客服经理或系统管理员可以转派记录"))
+    try:
+        assignee = User.objects(pk=_object_id(assignee_id), active=True).first()
+    except NotFound:
+        assignee = None
+    if assignee is None:
+        raise ValidationFailed(_l("请选择一个启用的用户作为新负责人"), {"assignee": _l("找不到这个用户")})
+    versions = {str(k): v for k, v in (versions or {}).items()}
+    collection = get_database()[RECORDS]
+    done, refused = [], []
+    for record_id in record_ids:
+        try:
+            oid = _object_id(record_id)
+        except NotFound as exc:
+            refused.append((str(record_id), str(exc)))
+            continue
+        current = collection.find_one({"_id": oid}, {"type": 1, "number": 1, "version": 1, "assignee": 1})
+        if current is None:
+            refused.append((str(record_id), str(_l("记录不存在"))))
+            continue
+        try:
+            version = int(versions.get(str(oid), current["version"]))
+        except (TypeError, ValueError):
+            version = -1  # an unreadable version is a stale one
+        try:
+            if version != current["version"]:
+                raise _stale(current)
+            if current.get("assignee") == assignee.pk:
+                done.append(current["number"])
+                continue
+            before = _display_values(get_record_type(current["type"], active_only=False),
+                                     {"assignee": current.get("assignee")}, actor, ["assignee"])["assignee"]
+            update_record(current["type"], oid, {"assignee": assignee.pk}, actor, version=version)
+        except DomainError as exc:
+            refused.append((current["number"], str(exc)))
+            continue
+        _event(current["type"], oid, "assign", actor,
+               text=str(_l("转派：%(before)s → %(after)s", before=before or "-", after=str(assignee))))
+        done.append(current["number"])
+    return done, refused
 
 
 def _stale(current: dict) -> Conflict:
@@ -597,7 +731,9 @@ def add_event(type_key: str, record_id, kind: str, text: str, actor: Actor, file
         info = actor.attachments.store(upload, 20 * 1024 * 1024)
         attachments.append(info.id)
     attach_to_record(attachments, document["_id"])
-    return _event(type_key, document["_id"], kind, actor, text=text, attachments=attachments)
+    event = _event(type_key, document["_id"], kind, actor, text=text, attachments=attachments)
+    lifecycle.after_event(type_key, document["_id"], kind, actor)
+    return event
 
 
 def record_events(record_id) -> list[dict]:
@@ -624,9 +760,11 @@ class Condition:
 class RecordQuery:
     conditions: list[Condition] = field(default_factory=list)
     q: str | None = None
-    sort: str | None = None  # "-created_at", "claim_amount"
+    sort: str | None = None  # "-created_at", "claim_amount", "sla_due" (most overdue first)
     page: int = 1
     per_page: int = 50
+    overdue: bool = False  # any running SLA clock past its deadline
+    due_soon: bool = False  # any running SLA clock in its last stretch
 
 
 def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor) -> dict:
@@ -645,7 +783,19 @@ def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor) -> d
             raise ValidationFailed(str(exc), {condition.field: str(exc)}) from exc
     if query.q and query.q.strip():
         clauses.append(_search_clause(record_type, query.q.strip(), actor))
+    clauses.extend(sla_clauses(query, utcnow()))
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def sla_clauses(query: RecordQuery, now: datetime) -> list[dict]:
+    """Filters for ``overdue`` / ``due_soon`` (see ``kefu.sla``: ``sla_due`` is the earliest running deadline)."""
+    clauses = []
+    if query.overdue:
+        # "$type": the partial index ``sla_due`` serves only queries that name its filter expression.
+        clauses.append({"sla_due": {"$lte": now, "$type": "date"}})
+    if query.due_soon:
+        clauses.append({"sla_open": {"$elemMatch": {"warn_at": {"$lte": now}, "due_at": {"$gt": now}}}})
+    return clauses
 
 
 def _sensitive_clause(record_type: RecordType, definition, condition: Condition, actor: Actor) -> dict:
@@ -689,6 +839,9 @@ def sort_spec(record_type: RecordType, sort: str | None) -> list[tuple[str, int]
         return [("created_at", DESCENDING), ("_id", DESCENDING)]
     descending = sort.startswith("-")
     key = sort.lstrip("-")
+    if key == SLA_SORT:
+        direction = DESCENDING if descending else ASCENDING
+        return [("sla_due", direction), ("_id", direction)]
     definition = field_for(record_type, key)
     if definition.sensitive:
         raise ValidationFailed(_l("敏感字段不能排序"), {key: _l("敏感字段不能排序")})
@@ -696,9 +849,13 @@ def sort_spec(record_type: RecordType, sort: str | None) -> list[tuple[str, int]
     return [(definition.path, direction), ("_id", direction)]
 
 
-def find_records(type_key: str, query: RecordQuery, actor: Actor) -> tuple[int, list[dict]]:
-    """``(total, page of documents)`` for the query; the one reader behind list, API and export."""
-    record_type = get_record_type(type_key, active_only=False)
+def find_records(type_key: str, query: RecordQuery, actor: Actor, *,
+                 record_type: RecordType | None = None) -> tuple[int, list[dict]]:
+    """``(total, page of documents)`` for the query; the one reader behind list, API and export.
+
+    ``record_type``: the type's definition when the caller has loaded it already (saves reading it again).
+    """
+    record_type = record_type if record_type is not None else get_record_type(type_key, active_only=False)
     per_page = max(1, min(int(query.per_page or 50), MAX_PER_PAGE))
     page = max(1, int(query.page or 1))
     mongo_filter = build_filter(record_type, query, actor)

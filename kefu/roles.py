@@ -32,11 +32,13 @@ VIEW_PII = "view_pii"
 MANAGE_ORGANISATION = "manage_organisation"
 # Who may see and edit customer archives.
 MANAGE_CUSTOMERS = "manage_customers"
+# Who may reassign records in bulk (the overdue page, kefu.records.reassign).
+REASSIGN_RECORDS = "reassign_records"
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.ADMIN.value: frozenset({VIEW_PII, MANAGE_ORGANISATION, MANAGE_CUSTOMERS}),
-    Role.MANAGER.value: frozenset({VIEW_PII, MANAGE_CUSTOMERS}),
-    Role.SUPERVISOR.value: frozenset({VIEW_PII, MANAGE_CUSTOMERS}),
+    Role.ADMIN.value: frozenset({VIEW_PII, MANAGE_ORGANISATION, MANAGE_CUSTOMERS, REASSIGN_RECORDS}),
+    Role.MANAGER.value: frozenset({VIEW_PII, MANAGE_CUSTOMERS, REASSIGN_RECORDS}),
+    Role.SUPERVISOR.value: frozenset({VIEW_PII, MANAGE_CUSTOMERS, REASSIGN_RECORDS}),
     Role.AGENT.value: frozenset({MANAGE_CUSTOMERS}),
     Role.HANDLER.value: frozenset(),
     Role.APPROVER.value: frozenset(),

@@ -22,6 +22,8 @@ MIN_PASSWORD_LENGTH = 8
 LOCKOUT_FAILURES = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
 LOCKOUT_DURATION = timedelta(minutes=15)
+MAX_TITLE_LENGTH = 40
+TITLE_SEPARATORS = re.compile(r"[,，、;；\n]+")
 
 # Checked against when the username is unknown so that a wrong username takes
 # as long as a wrong password (no account enumeration by timing).
@@ -35,6 +37,8 @@ class User(Document):
     password_hash = StringField(required=True)
     display_name = StringField(required=True, max_length=40, verbose_name=_l("姓名"))
     roles = ListField(StringField(choices=ALL_ROLES), verbose_name=_l("角色"))
+    # Approval titles (审批职务) named by the record types' approval bands: 项目总监, 财务总监 …
+    approval_titles = ListField(StringField(max_length=MAX_TITLE_LENGTH), verbose_name=_l("审批职务"))
     department = ReferenceField(Department, reverse_delete_rule=NULLIFY, verbose_name=_l("部门"))
     email = StringField(max_length=120, verbose_name=_l("邮箱"))
     phone = StringField(max_length=20, verbose_name=_l("电话"))
@@ -105,6 +109,25 @@ def _roles_problem(roles: list[str]):
     return None
 
 
+def clean_approval_titles(raw) -> list[str]:
+    """Approval titles from a list or from text separated by 、 , ; or new lines: trimmed, without repeats.
+
+    Raises ``ValidationFailed`` for a title longer than 40 characters.
+    """
+    if raw is None:
+        return []
+    items = TITLE_SEPARATORS.split(raw) if isinstance(raw, str) else [str(item) for item in raw]
+    titles = []
+    for item in (item.strip() for item in items):
+        if item and item not in titles:
+            titles.append(item)
+    too_long = [title for title in titles if len(title) > MAX_TITLE_LENGTH]
+    if too_long:
+        message = _l("审批职务最多 %(n)s 个字：%(titles)s", n=MAX_TITLE_LENGTH, titles="、".join(too_long))
+        raise ValidationFailed(message, {"approval_titles": message})
+    return titles
+
+
 def _raise_if(errors: dict) -> None:
     errors = {key: message for key, message in errors.items() if message}
     if errors:
@@ -125,7 +148,8 @@ def find_department(name_or_id) -> Department:
 
 
 def create_user(username: str, password: str, roles, department=None, display_name: str | None = None,
-                email: str | None = None, phone: str | None = None, locale: str | None = None) -> User:
+                email: str | None = None, phone: str | None = None, locale: str | None = None,
+                approval_titles=None) -> User:
     """Create an account; raises ``ValidationFailed`` naming the field at fault."""
     roles = [roles] if isinstance(roles, str) else list(roles or [])
     username_problem = None
@@ -138,15 +162,16 @@ def create_user(username: str, password: str, roles, department=None, display_na
         username=username, password_hash=generate_password_hash(password),
         display_name=display_name or username, roles=roles,
         department=find_department(department) if department else None,
-        email=email, phone=phone, locale=locale,
+        email=email, phone=phone, locale=locale, approval_titles=clean_approval_titles(approval_titles),
     )
     user.save()
     return user
 
 
 def update_user(user: User, display_name: str, roles, department=None, email: str | None = None,
-                phone: str | None = None, locale: str | None = None) -> User:
-    """Change an account's profile and roles (not its login name or password)."""
+                phone: str | None = None, locale: str | None = None, approval_titles=None) -> User:
+    """Change an account's profile and roles (not its login name or password); ``approval_titles``
+    None keeps them."""
     roles = list(roles or [])
     _raise_if({"roles": _roles_problem(roles),
                "display_name": None if display_name else _l("请填写姓名")})
@@ -154,6 +179,8 @@ def update_user(user: User, display_name: str, roles, department=None, email: st
     user.roles = roles
     user.department = find_department(department) if department else None
     user.email, user.phone, user.locale = email, phone, locale
+    if approval_titles is not None:
+        user.approval_titles = clean_approval_titles(approval_titles)
     user.save()
     return user
 

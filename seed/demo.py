@@ -47,6 +47,8 @@ DEMO_USERS = (
     ("handler", "王志刚", Role.HANDLER, "工程部"),
     ("approver", "沈国栋", Role.APPROVER, "营销部"),
 )
+# Approval titles of the demo users (用户 → 审批职务): the demo approver approves compensation below 5,000.
+DEMO_APPROVAL_TITLES = {"approver": ["项目总监"]}
 CUSTOMER_COUNT = 200
 
 
@@ -98,7 +100,7 @@ def seed_users() -> list[User]:
         user = User.objects(username=username).first()
         if user is None:
             user = create_user(username, DEMO_PASSWORD, [role.value], department=department,
-                               display_name=display_name)
+                               display_name=display_name, approval_titles=DEMO_APPROVAL_TITLES.get(username))
         seeded.append(user)
     return seeded
 

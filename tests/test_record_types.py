@@ -25,15 +25,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from bson import Decimal128, ObjectId
 
 from kefu.embedded import free_port
-from kefu.record_types import FIELD_FLAGS, shipped_definitions
+from kefu.record_types import FIELD_FLAGS, RULE_SECTIONS, shipped_definitions
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import CSRF_PATTERN, csrf_token
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_TYPE_COUNT = 19
+SHIPPED_TYPE_COUNT = 20
 SHIPPED_KEYS = [definition["key"] for _pack, definition in shipped_definitions()]
 SCHEMA_CHANGE_DEADLINE = 5.0  # seconds a second process may take to serve a changed definition
 
@@ -42,7 +43,7 @@ SCHEMA_CHANGE_DEADLINE = 5.0  # seconds a second process may take to serve a cha
 
 @pytest.fixture
 def seeded(runner):
-    """The demo data (19 record types, projects, units, customers, one user per role) via ``kefu seed``."""
+    """The demo data (20 record types, projects, units, customers, one user per role) via ``kefu seed``."""
     result = runner.invoke(args=["kefu", "seed"])
     assert result.exit_code == 0, result.output
 
@@ -134,6 +135,8 @@ def type_form(definition: dict, token: str) -> dict:
         for name in ("default", "min", "max", "max_length", "max_size_mb"):
             value = field.get(name)
             data[prefix + name] = "" if value is None else str(value)
+    rules = {section: definition[section] for section in RULE_SECTIONS if definition.get(section)}
+    data["rules"] = yaml.safe_dump(rules, allow_unicode=True, sort_keys=False) if rules else ""
     return data
 
 
@@ -151,7 +154,7 @@ def definition_as_stored(db, key: str) -> dict:
         fields.append(shape)
     return {"key": document["key"], "name": document["name"], "name_en": document.get("name_en"),
             "number_prefix": document["number_prefix"], "description": document.get("description"),
-            "fields": fields}
+            "fields": fields, **{s: document[s] for s in RULE_SECTIONS if document.get(s)}}
 
 
 def post_type_form(client, definition: dict, db=None):
@@ -704,6 +707,9 @@ def test_disabled_and_removed_fields_keep_their_stored_values(admin_client, api,
     # ... and remove 处理方案 from the definition through the API.
     definition = definition_as_stored(db, "complaint")
     definition["fields"] = [f for f in definition["fields"] if f["key"] != "plan"]
+    refused = api("PUT", "/api/v1/types/complaint", json=definition)  # the 整改方案确认 deadline still reads it
+    assert refused.status_code == 422 and "sla.plan.done_when 的字段“plan”不存在" in refused.get_data(as_text=True)
+    definition["sla"] = [clock for clock in definition["sla"] if clock["key"] != "plan"]
     response = api("PUT", "/api/v1/types/complaint", json=definition)
     assert response.status_code == 200, response.get_data(as_text=True)
 
@@ -833,9 +839,29 @@ def test_turning_search_on_finds_records_stored_before(api, db):
     assert [item["id"] for item in found["items"]] == [created.get_json()["id"]]
     assert "水表玻璃破裂" in record_data(db, created.get_json()["id"])["search_text"]
 
+
+def test_admin_form_edits_the_rules_and_refuses_broken_yaml(admin_client, db):
+    """Workflow and deadlines are edited in the same admin form, as YAML; a broken box changes nothing."""
+    definition = definition_as_stored(db, "consultation")
+    definition["sla"][0]["within"] = {"working_days": 2}
+    response = post_type_form(admin_client, definition, db)
+    assert response.status_code == 302, flashed_errors(response.get_data(as_text=True))
+    stored = stored_type(db, "consultation")
+    assert stored["sla"][0]["within"] == {"working_days": 2} and stored["version"] == 2
+
+    path = f"/admin/record_types/edit/?id={stored['_id']}"
+    data = type_form(definition, csrf_token(admin_client, path))
+    data["rules"] = "sla:\n  - key: answer\n    within: {working_days: 2\n"
+    page = admin_client.post(path, data=data).get_data(as_text=True)
+    assert "流程与规则不是有效的 YAML" in flashed_errors(page)
+    data["rules"] = "deadlines: []\n"
+    page = admin_client.post(path, data=data).get_data(as_text=True)
+    assert "不认识的节：deadlines" in flashed_errors(page)
+    assert stored_type(db, "consultation")["version"] == 2
+
 # == 6. every shipped template loads, and takes a record through the form and the API ==
 
-def test_load_types_creates_the_19_shipped_types(runner, db):
+def test_load_types_creates_the_20_shipped_types(runner, db):
     result = runner.invoke(args=["kefu", "load-types"])
 
     assert result.exit_code == 0, result.output
@@ -852,8 +878,16 @@ def test_load_types_creates_the_19_shipped_types(runner, db):
 
 
 def _filled_fields(type_key: str, refs: dict) -> list[tuple[dict, tuple]]:
-    return [(field, sample) for field in yaml_definition(type_key)["fields"]
-            if field.get("active", True) and (sample := sample_value(field, refs)) is not None]
+    definition = yaml_definition(type_key)
+    levels = definition.get("levels") or {}
+
+    def sample_of(field):
+        if field["key"] == levels.get("field"):  # the top level: no level rule raises it (tests/test_levels.py)
+            return (levels["order"][-1],) * 4
+        return sample_value(field, refs)
+
+    return [(field, sample) for field in definition["fields"]
+            if field.get("active", True) and (sample := sample_of(field)) is not None]
 
 
 def _create_through_the_form(client, db, type_key: str, refs: dict) -> str | None:

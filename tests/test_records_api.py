@@ -216,7 +216,7 @@ def test_types_lists_every_active_type_and_describes_one(client, agent, db):
     assert response.status_code == 200
     keys = [item["key"] for item in response.get_json()["items"]]
     assert sorted(keys) == sorted(t["key"] for t in db.record_types.find({"active": True}))
-    assert len(keys) == 19 and "complaint" in keys
+    assert len(keys) == 20 and "complaint" in keys
 
     described = client.get("/api/v1/types/complaint", headers=agent).get_json()
     assert described["name"] == "投诉" and described["number_prefix"] == "TS"
@@ -247,7 +247,7 @@ def test_disabled_type_is_not_listed_and_cannot_take_records(app, client, agent,
 def test_create_returns_the_record_and_stores_it(client, agent, db):
     before = datetime.now(timezone.utc).replace(microsecond=0)
     response = client.post("/api/v1/records/complaint", headers=agent, json=complaint(
-        claim_amount="¥20,000", demand="赔偿维修费用", channel="来电、网络", level="重要"))
+        claim_amount="¥19,800", demand="赔偿维修费用", channel="来电、网络", level="重要"))  # below 重大 (kefu.levels)
     assert response.status_code == 201, response.get_data(as_text=True)
     body = response.get_json()
 
@@ -258,7 +258,7 @@ def test_create_returns_the_record_and_stores_it(client, agent, db):
     assert body["version"] == 1 and body["type"] == "complaint" and body["status"] == "待受理"
     assert ObjectId.is_valid(body["id"])
     assert body["owner_name"] == "张三" and body["content"] == "卫生间漏水严重"
-    assert body["claim_amount"] == "20000.00" and body["channel"] == ["来电", "网络"]
+    assert body["claim_amount"] == "19800.00" and body["channel"] == ["来电", "网络"]
     assert body["level"] == "重要" and body["households"] == 1 and body["safety_risk"] is False
     assert body["phone"] == MASKED_PHONE  # the agent may not see personal data
     assert body["updated_at"] == body["created_at"]
@@ -273,7 +273,7 @@ def test_create_returns_the_record_and_stores_it(client, agent, db):
     assert stored["created_at"] >= before and stored["created_at"] == stored["updated_at"]
     data = stored["data"]
     assert data["owner_name"] == "张三" and data["demand"] == "赔偿维修费用"
-    assert data["claim_amount"] == Decimal128("20000.00")
+    assert data["claim_amount"] == Decimal128("19800.00")
     assert data["channel"] == ["来电", "网络"] and data["category"] == "工程质量" and data["level"] == "重要"
     assert data["project"] == project["_id"] and data["unit"] == unit["_id"]
     assert "phone" not in data and stored["pii"]["phone"] and stored["bidx"]["phone"]
@@ -666,7 +666,7 @@ def test_openapi_lists_every_active_type_with_its_field_schema(app, client, agen
     document = response.get_json()
     assert document["openapi"].startswith("3.")
     active = [t for t in db.record_types.find({"active": True})]
-    assert len(active) == 18
+    assert len(active) == 19
     for record_type in active:
         key = record_type["key"]
         assert f"/api/v1/records/{key}" in document["paths"], key

@@ -99,12 +99,22 @@ def list_query(args, record_type) -> records.RecordQuery:
     if per_page > records.MAX_PER_PAGE or per_page < 1 or page < 1:
         raise BadRequest(_("per_page 应在 1–%(max)s 之间，page 从 1 开始", max=records.MAX_PER_PAGE))
     sort = args.get("sort") or None
-    if sort:
+    if sort and sort.lstrip("-") != records.SLA_SORT:
         try:
             records.field_for(record_type, sort.lstrip("-"))
         except records.ValidationFailed as exc:
             raise BadRequest(exc.message, exc.fields) from exc
-    return records.RecordQuery(conditions=conditions, q=args.get("q"), sort=sort, page=page, per_page=per_page)
+    return records.RecordQuery(conditions=conditions, q=args.get("q"), sort=sort, page=page, per_page=per_page,
+                               overdue=_flag(args, "overdue"), due_soon=_flag(args, "due_soon"))
+
+
+def _flag(args, name: str) -> bool:
+    value = (args.get(name) or "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise BadRequest(_("%(name)s 应为 true 或 false", name=name), {name: _("应为 true 或 false")})
 
 
 def _values_from_request() -> tuple[dict, list]:
@@ -123,7 +133,8 @@ def list_records(type_key):
     record_type = record_types.get_record_type(type_key, active_only=False)
     actor = current_actor()
     try:
-        total, documents = records.find_records(type_key, list_query(request.args, record_type), actor)
+        total, documents = records.find_records(type_key, list_query(request.args, record_type), actor,
+                                                record_type=record_type)
     except records.ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
     return jsonify({"items": [exports.record_json(record_type, d, actor) for d in documents], "total": total})

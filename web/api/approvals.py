@@ -1,0 +1,41 @@
+"""API routes: a record's approval request (审批) — read it, review, approve or reject it."""
+from __future__ import annotations
+
+from flask import jsonify
+from flask_login import current_user
+
+from kefu import approvals, exports, records, record_types
+from kefu.callbacks import links_of
+from web.actor import current_actor
+from web.api import blueprint, json_body
+
+
+def _body(record_type, document, actor) -> dict:
+    panel = approvals.panel(record_type, document, current_user, actor.tz) or {}
+    return {
+        "approval": approvals.request_json(document, actor.tz),
+        "actions": panel.get("actions") or {},
+        "links": [{k: v for k, v in link.items() if k != "due_at"} for link in links_of(document, actor.tz)],
+        "record": exports.record_json(record_type, document, actor),
+    }
+
+
+@blueprint.get("/v1/records/<type_key>/<record_id>/approval")
+def get_approval(type_key, record_id):
+    """The request, and for each action ``null`` (you may) or why you may not."""
+    record_type = record_types.get_record_type(type_key, active_only=False)
+    actor = current_actor()
+    return jsonify(_body(record_type, records.get_record(type_key, record_id), actor))
+
+
+@blueprint.post("/v1/records/<type_key>/<record_id>/approval")
+def act_on_approval(type_key, record_id):
+    """``{"action": "approve" | "reject" | "review", "comment": "…", "request": "<id>"}``: 200 with the request
+    and the record; 403 without the approver role or the band's title; 409 when there is nothing pending,
+    reviewers are still to review, or ``request`` is no longer the current one."""
+    record_type = record_types.get_record_type(type_key, active_only=False)
+    body = json_body()
+    actor = current_actor()
+    document = approvals.act(type_key, record_id, str(body.get("action") or ""), actor,
+                             comment=str(body.get("comment") or ""), request_id=body.get("request") or None)
+    return jsonify(_body(record_type, document, actor))
