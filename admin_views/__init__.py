@@ -13,8 +13,10 @@ from web.i18n import TRANSLATIONS_DIR
 def init_admin(app: Flask) -> Admin:
     """Create the admin for ``app`` with every screen the signed-in roles may open."""
     from admin_views.base import HomeView
+    from admin_views.calendar import CalendarDayView
     from admin_views.customers import CustomerView
     from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
+    from admin_views.overdue import OverdueView
     from admin_views.record_types import RecordTypeView
     from admin_views.records import RecordView, record_menu
     from admin_views.tokens import ApiTokenView
@@ -24,6 +26,7 @@ def init_admin(app: Flask) -> Admin:
     from kefu.record_types import RecordType, pack_names
     from kefu.tokens import ApiToken
     from kefu.users import User
+    from kefu.workcalendar import CalendarDay
 
     admin = Admin(
         app, name=_l("客服管理系统"),
@@ -34,6 +37,7 @@ def init_admin(app: Flask) -> Admin:
     organisation = _l("组织与项目")
     settings = _l("系统设置")
     admin.add_view(RecordView(name=_l("记录"), endpoint="records", url="/admin/records/<type_key>"))
+    admin.add_view(OverdueView(name=_l("逾期督办"), endpoint="overdue", url="/admin/overdue"))
     admin.add_view(CustomerView(Customer, name=_l("客户档案"), endpoint="customers"))
     admin.add_view(ProjectView(Project, name=_l("项目"), category=organisation, endpoint="projects"))
     admin.add_view(BuildingView(Building, name=_l("楼栋"), category=organisation, endpoint="buildings"))
@@ -41,6 +45,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(DepartmentView(Department, name=_l("部门"), category=organisation, endpoint="departments"))
     admin.add_view(UserView(User, name=_l("用户"), category=organisation, endpoint="users"))
     admin.add_view(RecordTypeView(RecordType, name=_l("记录类型"), category=settings, endpoint="record_types"))
+    admin.add_view(CalendarDayView(CalendarDay, name=_l("工作日历"), category=settings, endpoint="calendar"))
     admin.add_view(ApiTokenView(ApiToken, name=_l("API 令牌"), category=settings, endpoint="api_tokens"))
 
     @app.context_processor

@@ -1,0 +1,363 @@
+"""Benchmark: the overdue list (first page of 50 with its total) through the app, next to raw pymongo.
+
+    .venv/bin/python bench/overdue_bench.py [--records 1000000] [--overdue 10000] [--runs 30]
+
+Starts its own mongod and Redis (``kefu.embedded``, as the tests do) in a temporary folder, builds the app
+with ``create_app``, seeds the demo data (``kefu seed``: record types, users, departments) and the working-day
+calendar, then bulk-loads N records of every shipped type with SLA clocks: ``--overdue`` of them overdue
+(``sla_due`` up to 45 days ago), 0.5 % due soon, 3.5 % running on time, the rest closed with met or missed
+clocks. Documents have the shape the services write (data, grams, search text, ``sla.<clock>``, ``sla_open``,
+``sla_due``, ``sla_live``); the complaints carry a real encrypted phone.
+
+Measured, each ``--runs`` times after warm-up, in one process:
+
+- app: ``GET /admin/overdue/`` (signed-in supervisor; the page also runs the counts aggregation) and
+  ``GET /api/v1/records/complaint?overdue=true&sort=sla_due&per_page=50`` (Bearer token), Flask test client;
+- raw: the same page of 50 and the same total with plain pymongo (``count_documents`` + ``find``), and for
+  the overdue page also exactly the queries the page sends (the counts aggregation, whose buckets sum to the
+  total, + the page of 50).
+
+Prints median and p95 in milliseconds and the ratio app / raw. Not part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kefu.embedded import EmbeddedMongo, EmbeddedRedis, free_port  # noqa: E402
+
+DATA_KEY = "YmVuY2gtZGF0YS1rZXktbm90LWZvci1wcm9kdWN0aW8="  # base64 of 32 bytes
+BATCH = 5000
+TARGET_MS = 100
+TARGET_RATIO = 3
+
+
+class BenchMongo(EmbeddedMongo):
+    """The embedded mongod with a cache sized for a million records (the first-run default is 1 GB)."""
+
+    def __init__(self, data_dir, port, cache_gb: float):
+        super().__init__(data_dir, port)
+        self.cache_gb = cache_gb
+
+    def command(self) -> list[str]:
+        command = super().command()
+        command[command.index("--wiredTigerCacheSizeGB") + 1] = str(self.cache_gb)
+        return command
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="records to load (default 1,000,000)")
+    parser.add_argument("--overdue", type=int, default=10_000, help="of which overdue (default 10,000)")
+    parser.add_argument("--runs", type=int, default=30, help="timed requests per measurement (default 30)")
+    parser.add_argument("--cache-gb", type=float, default=2.0, help="mongod WiredTiger cache (default 2 GB)")
+    parser.add_argument("--seed", type=int, default=20261124, help="random seed of the generated data")
+    return parser.parse_args()
+
+
+# -- data -------------------------------------------------------------------------------------------------
+
+def clock_window(clock) -> timedelta:
+    """A clock's window as clock time (working days counted as 1.4 calendar days: weekends)."""
+    unit, amount = next(iter(clock.within.to_dict().items()))
+    if unit == "working_days":
+        return timedelta(days=amount * 1.4)
+    return timedelta(**{unit: amount}) or timedelta(minutes=30)
+
+
+def clock_state(clock, started_at, due_at, met_at, level) -> dict:
+    window = clock.window_for(level)
+    soon = min(due_at - started_at, max((due_at - started_at) * 0.2, timedelta(hours=2)))
+    state = {"name": clock.name, "started_at": started_at, "due_at": due_at, "warn_at": due_at - soon,
+             "paused_s": 0.0, "met_at": met_at, "window": window.to_dict(),
+             "level": level if window is not clock.within else None, "until": False, "rearmed_at": None,
+             "paused": False}
+    if met_at is not None:
+        state["state"] = "met" if met_at <= due_at else "missed"
+    return state
+
+
+def make_templates(app):
+    """Per record type with clocks: its clocks, level choices, open/closed statuses and a data template."""
+    from kefu import sla
+    from kefu.org import Project
+    from kefu.record_types import RecordType
+    from kefu.records import create_record, system_actor
+    from kefu.workflow import workflow_of
+
+    with app.test_request_context():
+        actor = system_actor()
+        project = Project.objects(code="YQJNF").first()
+        complaint = create_record("complaint", {
+            "channel": ["来电"], "project": str(project.pk), "unit": "1幢1单元101", "owner_name": "张三",
+            "phone": "13812345678", "content": "卫生间漏水严重，楼下天花板渗水，已影响正常使用，请尽快安排维修",
+            "category": "工程质量", "received_at": "2026-11-20T09:30"}, actor)
+        templates = []
+        for record_type in RecordType.objects(active=True):
+            clocks = sla.clocks_of(record_type)
+            if not clocks:
+                continue
+            workflow = workflow_of(record_type)
+            level = record_type.field("level")
+            closed = [s for s in workflow.statuses if workflow.is_closed(s)] or workflow.statuses[-1:]
+            running = [s for s in workflow.statuses if s not in closed and not workflow.is_pausing(s)]
+            document = {k: v for k, v in complaint.items() if k not in ("_id", "sla", "sla_open", "sla_due",
+                                                                        "sla_live", "paused_since")}
+            document["type"] = record_type.key
+            if record_type.key != "complaint":
+                document["pii"], document["bidx"] = {}, {}  # encrypted under the complaint's context
+            templates.append({"type": record_type.key, "prefix": record_type.number_prefix, "clocks": clocks,
+                              "levels": list(level.choices) if level is not None and level.choices else [],
+                              "open": running or workflow.statuses[:1], "closed": closed, "document": document})
+    from kefu.db import get_database
+
+    get_database()["records"].delete_one({"_id": complaint["_id"]})  # only the generated records count
+    return templates
+
+
+def generate(templates, users, departments, count: int, overdue: int, rng: random.Random, now: datetime):
+    """Yield ``count`` documents; ``overdue`` of them (spread over the whole range) are overdue."""
+    due_soon, on_time = count // 200, count * 35 // 1000
+    kinds = ["overdue"] * overdue + ["due_soon"] * due_soon + ["on_time"] * on_time
+    kinds += ["closed"] * (count - len(kinds))
+    rng.shuffle(kinds)
+    sequence = {}
+    for index, kind in enumerate(kinds):
+        template = templates[index % len(templates)]
+        document = dict(template["document"])
+        document["data"] = dict(document["data"])
+        n = sequence[template["type"]] = sequence.get(template["type"], 0) + 1
+        document["number"] = f"{template['prefix']}-B-{n:07d}"
+        level = rng.choice(template["levels"]) if template["levels"] else None
+        if level is not None:
+            document["data"]["level"] = level
+        else:
+            document["data"].pop("level", None)
+        document["assignee"] = rng.choice(users) if rng.random() < 0.9 else None
+        document["department"] = rng.choice(departments)
+        clocks = rng.sample(template["clocks"], k=min(len(template["clocks"]), rng.choice((1, 2))))
+        states, open_clocks = {}, []
+        if kind == "closed":
+            created = now - timedelta(days=rng.uniform(1, 730))
+            for clock in clocks:
+                window = clock_window(clock)
+                met = created + window * rng.uniform(0.1, 1.3)
+                states[clock.key] = clock_state(clock, created, created + window, met, level)
+            document["status"] = rng.choice(template["closed"])
+        else:
+            if kind == "overdue":
+                due = now - timedelta(minutes=rng.uniform(5, 45 * 24 * 60))
+            elif kind == "due_soon":
+                due = now + timedelta(minutes=rng.uniform(5, 110))
+            else:
+                due = now + timedelta(hours=rng.uniform(3, 240))
+            window = clock_window(clocks[0])
+            created = due - window
+            for position, clock in enumerate(clocks):
+                clock_due = due if position == 0 else due + timedelta(hours=rng.uniform(1, 72))
+                state = clock_state(clock, created, clock_due, None, level)
+                if kind == "due_soon" and position == 0:
+                    state["warn_at"] = min(state["warn_at"], now - timedelta(minutes=1))
+                states[clock.key] = state
+                open_clocks.append({"clock": clock.key, "warn_at": state["warn_at"], "due_at": clock_due})
+            document["status"] = rng.choice(template["open"])
+        for state in states.values():
+            state["state"] = state.get("state") or ("overdue" if state["due_at"] <= now else
+                                                    "due_soon" if state["warn_at"] <= now else "on_time")
+        document.update({
+            "created_at": created, "updated_at": created, "status_at": {document["status"]: created},
+            "sla": states, "sla_open": open_clocks,
+            "sla_due": min((c["due_at"] for c in open_clocks), default=None),
+            "sla_live": len(open_clocks), "paused_since": None, "version": rng.randint(1, 6),
+        })
+        yield document
+
+
+def load(database, documents, count: int) -> float:
+    """Insert without secondary indexes, then build them; return seconds."""
+    from kefu.records import RECORDS, ensure_record_indexes
+
+    started = time.monotonic()
+    collection = database[RECORDS]
+    collection.drop_indexes()
+    batch, inserted = [], 0
+    for document in documents:
+        batch.append(document)
+        if len(batch) >= BATCH:
+            collection.insert_many(batch, ordered=False)
+            inserted += len(batch)
+            batch = []
+            if inserted % 100_000 == 0:
+                print(f"  {inserted:,} / {count:,} inserted ({time.monotonic() - started:.0f} s)", flush=True)
+    if batch:
+        collection.insert_many(batch, ordered=False)
+    print(f"  building indexes ({time.monotonic() - started:.0f} s)", flush=True)
+    ensure_record_indexes()
+    return time.monotonic() - started
+
+
+# -- timing -----------------------------------------------------------------------------------------------
+
+def timed(function, runs: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    args = parse_args()
+    rng = random.Random(args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
+    mongo = BenchMongo(workdir / "mongo", free_port(), args.cache_gb).start(timeout=60)
+    redis = EmbeddedRedis(workdir / "redis", free_port(), persistent=False).start()
+    try:
+        return run(args, rng, mongo, redis)
+    finally:
+        mongo.stop()
+        redis.stop()
+
+
+def run(args, rng, mongo, redis) -> int:
+    import re
+
+    from app import create_app
+    from kefu import overdue
+    from kefu.db import get_database
+    from kefu.org import Department
+    from kefu.record_types import get_record_type
+    from kefu.records import RECORDS, RecordQuery, build_filter, sort_spec, system_actor
+    from kefu.users import User
+    from kefu.workcalendar import seed_calendar
+    from seed.demo import DEMO_PASSWORD
+
+    app = create_app({
+        "MONGODB_URI": mongo.uri, "MONGODB_DB": "kefu_bench", "REDIS_URL": redis.url,
+        "SECRET_KEY": "bench-secret-key-not-for-production", "KEFU_DATA_KEY": DATA_KEY,
+        "KEFU_LOCALE": "zh_Hans_CN", "KEFU_TIMEZONE": "Asia/Shanghai",
+    })
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["kefu", "seed"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        seed_calendar()
+    database = get_database()
+    users = [u.pk for u in User.objects(active=True)]
+    departments = [d.pk for d in Department.objects()]
+    templates = make_templates(app)
+    now = datetime.now(timezone.utc)
+    print(f"Loading {args.records:,} records of {len(templates)} types ({args.overdue:,} overdue) …", flush=True)
+    seconds = load(database, generate(templates, users, departments, args.records, args.overdue, rng, now),
+                   args.records)
+    print(f"  loaded in {seconds:.0f} s", flush=True)
+
+    # Sign in through the real login form; a Bearer token for the API.
+    client = app.test_client()
+    login_page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
+    signed_in = client.post("/login", data={"username": "supervisor", "password": DEMO_PASSWORD,
+                                            "csrf_token": token})
+    assert signed_in.status_code == 302, "sign-in failed"
+    api_token = client.post("/api/v1/auth/token", json={"username": "supervisor", "password": DEMO_PASSWORD}
+                            ).get_json()["token"]
+    bearer = {"Authorization": f"Bearer {api_token}"}
+    api_client = app.test_client()
+
+    def page():
+        response = client.get("/admin/overdue/")
+        assert response.status_code == 200, response.status_code
+        return response.get_data()
+
+    def api():
+        response = api_client.get("/api/v1/records/complaint", query_string={
+            "overdue": "true", "sort": "sla_due", "per_page": 50}, headers=bearer)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    collection = database[RECORDS]
+
+    def raw_page():
+        query = overdue.SlaListQuery()
+        mongo_filter = overdue.list_filter(query, datetime.now(timezone.utc))
+        total = collection.count_documents(mongo_filter)
+        rows = list(collection.find(mongo_filter, overdue.LIST_FIELDS, sort=overdue.SORT, limit=50))
+        return total, rows
+
+    def raw_counts_and_page():
+        """What the page asks MongoDB: the counts aggregation (its buckets sum to the total) and the page."""
+        query = overdue.SlaListQuery()
+        now = datetime.now(timezone.utc)
+        mongo_filter = overdue.list_filter(query, now)
+        buckets = list(collection.aggregate(overdue.counts_pipeline(query, now)))
+        rows = list(collection.find(mongo_filter, overdue.LIST_FIELDS, sort=overdue.SORT, limit=50))
+        return sum(b["n"] for b in buckets), rows
+
+    with app.test_request_context():
+        record_type = get_record_type("complaint")
+        actor = system_actor()
+
+    def raw_api():
+        with app.test_request_context():
+            query = RecordQuery(sort="sla_due", overdue=True, per_page=50)
+            mongo_filter = build_filter(record_type, query, actor)
+        total = collection.count_documents(mongo_filter)
+        rows = list(collection.find(mongo_filter, sort=sort_spec(record_type, query.sort), limit=50))
+        return total, rows
+
+    # The same answer both ways.
+    total, rows = raw_page()
+    shown = page().decode()
+    assert f"共 {total} 条" in shown and all(str(r["_id"]) in shown for r in rows), "app and raw differ"
+    api_body, (api_total, api_rows) = api(), raw_api()
+    assert api_body["total"] == api_total and [i["id"] for i in api_body["items"]] == [str(r["_id"]) for r in
+                                                                                        api_rows]
+
+    load_before = os.getloadavg()[0]
+    measured = {
+        "GET /admin/overdue/ (app)": timed(page, args.runs),
+        "  raw pymongo: page of 50 + total": timed(raw_page, args.runs),
+        "  raw pymongo: counts aggregation (total) + page of 50": timed(raw_counts_and_page, args.runs),
+        "GET /api/v1/records/complaint?overdue=true&sort=sla_due (app)": timed(api, args.runs),
+        "  raw pymongo: page of 50 + total ": timed(raw_api, args.runs),
+    }
+    print()
+    print(f"records: {args.records:,}   overdue: {total:,} (complaints: {api_total:,})   runs: {args.runs}   "
+          f"load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
+    print(f"{'measurement':64} {'median ms':>10} {'p95 ms':>10}")
+    for name, samples in measured.items():
+        print(f"{name:64} {statistics.median(samples):10.1f} {p95(samples):10.1f}")
+    names = list(measured)
+    page_ratio = statistics.median(measured[names[0]]) / statistics.median(measured[names[1]])
+    page_ratio_counts = statistics.median(measured[names[0]]) / statistics.median(measured[names[2]])
+    api_ratio = statistics.median(measured[names[3]]) / statistics.median(measured[names[4]])
+    print()
+    print(f"ratio app / raw (median): overdue page {page_ratio:.1f}x vs page + total, "
+          f"{page_ratio_counts:.1f}x vs the page's own queries (counts + page); API {api_ratio:.1f}x")
+    ok = all(statistics.median(measured[n]) < TARGET_MS for n in (names[0], names[3]))
+    print(f"target: median < {TARGET_MS} ms {'met' if ok else 'NOT met'}; "
+          f"< {TARGET_RATIO}x raw: page {'met' if page_ratio < TARGET_RATIO else 'NOT met'}, "
+          f"API {'met' if api_ratio < TARGET_RATIO else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

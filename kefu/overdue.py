@@ -1,0 +1,201 @@
+"""Overdue and due-soon records across every record type: the supervisors' 逾期督办 page.
+
+A record is *overdue* when one of its running SLA clocks is past its deadline,
+i.e. ``sla_due <= now`` (``kefu.sla`` keeps ``sla_due`` = the earliest running
+deadline); *due soon* when a running clock is in its last stretch (an
+``sla_open`` element with ``warn_at <= now < due_at``). Both conditions come
+from ``kefu.records.sla_clauses``, the same ones the per-type lists use.
+
+Every query here starts with that condition, so MongoDB reads the ``sla_due``
+(overdue) or ``sla_warn`` (due soon) index and only the matching records —
+never the whole collection — and the lists sort by ``sla_due``: the most
+overdue first. Writes (bulk reassign) go through ``kefu.records.reassign``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from bson import ObjectId
+from pymongo import ASCENDING
+
+from kefu.clock import utcnow
+from kefu.db import get_database
+from kefu.i18n import _, _l
+from kefu.records import RECORDS, RecordQuery, sla_clauses
+
+OVERDUE = "overdue"
+DUE_SOON = "due_soon"
+KINDS = (OVERDUE, DUE_SOON)
+KIND_LABELS = {OVERDUE: _l("逾期"), DUE_SOON: _l("即将到期")}
+GROUPS = ("type", "department", "assignee", "level")
+GROUP_LABELS = {"type": _l("按类型"), "department": _l("按部门"), "assignee": _l("按负责人"), "level": _l("按等级")}
+# Where each group's value is stored; the level is the configured field ``level`` when the type has one.
+GROUP_PATHS = {"type": "type", "department": "department", "assignee": "assignee", "level": "data.level"}
+NONE = "none"  # a filter value meaning "not set" (no department, nobody assigned, no level)
+SORT = [("sla_due", ASCENDING), ("_id", ASCENDING)]  # the most overdue first, then a stable order
+MAX_PER_PAGE = 200
+# What a list row needs: never the encrypted values, the search grams or the timeline.
+LIST_FIELDS = {"type": 1, "number": 1, "status": 1, "assignee": 1, "department": 1, "data.level": 1, "sla": 1,
+               "sla_open": 1, "sla_due": 1, "version": 1}
+
+
+@dataclass
+class SlaListQuery:
+    """Which records the page lists: overdue or due soon, optionally of one type, department, assignee, level.
+
+    ``department`` and ``assignee`` are ObjectIds or ``NONE``; ``level`` a level value or ``NONE``.
+    """
+
+    kind: str = OVERDUE
+    type: str | None = None
+    department: ObjectId | str | None = None
+    assignee: ObjectId | str | None = None
+    level: str | None = None
+    page: int = 1
+    per_page: int = 50
+
+    def filters(self) -> dict:
+        """The set filters as ``{group: value}`` (for links and forms)."""
+        return {group: getattr(self, group) for group in GROUPS if getattr(self, group) not in (None, "")}
+
+
+@dataclass
+class Row:
+    """One listed record: the document and the clock that makes it overdue (or due soon)."""
+
+    document: dict
+    clock_key: str | None
+    clock_name: str
+    due_at: datetime | None
+    late: timedelta  # positive: how late; negative: how long is left
+
+    @property
+    def id(self) -> str:
+        return str(self.document["_id"])
+
+    @property
+    def level(self):
+        return (self.document.get("data") or {}).get("level")
+
+
+def type_summaries() -> list[dict]:
+    """Active record types as the page names them: ``{key, name, name_en, levels}`` (the choices of the type's
+    ``level`` field), in menu order — one light query instead of loading every definition."""
+    cursor = get_database()["record_types"].find(
+        {"active": True}, {"key": 1, "name": 1, "name_en": 1, "fields": {"$elemMatch": {"key": "level"}}},
+        sort=[("sort_order", ASCENDING), ("key", ASCENDING)])
+    return [{"key": t["key"], "name": t["name"], "name_en": t.get("name_en"),
+             "levels": list(((t.get("fields") or [{}])[0]).get("choices") or [])} for t in cursor]
+
+
+def list_filter(query: SlaListQuery, now: datetime) -> dict:
+    """The MongoDB filter: the SLA condition first (it picks the index), then the page's filters."""
+    if query.kind not in KINDS:
+        raise ValueError(query.kind)
+    mongo_filter = dict(sla_clauses(RecordQuery(overdue=query.kind == OVERDUE, due_soon=query.kind == DUE_SOON),
+                                    now)[0])
+    for group in GROUPS:
+        value = getattr(query, group)
+        if value in (None, ""):
+            continue
+        mongo_filter[GROUP_PATHS[group]] = None if value == NONE else value
+    return mongo_filter
+
+
+def find(query: SlaListQuery, now: datetime | None = None, *, total: int | None = None) -> tuple[int, list[Row]]:
+    """``(total, page of rows)`` sorted by how late, the most overdue first.
+
+    ``total``: the count when the caller has it already (``Counts.total`` at the same ``now``) — not counted again.
+    """
+    now = now or utcnow()
+    per_page = max(1, min(int(query.per_page or 50), MAX_PER_PAGE))
+    page = max(1, int(query.page or 1))
+    mongo_filter = list_filter(query, now)
+    collection = get_database()[RECORDS]
+    if total is None:
+        total = collection.count_documents(mongo_filter)
+    documents = collection.find(mongo_filter, LIST_FIELDS, sort=SORT, skip=(page - 1) * per_page, limit=per_page)
+    return total, [row_of(document, query.kind, now) for document in documents]
+
+
+def counts_pipeline(query: SlaListQuery, now: datetime) -> list[dict]:
+    """One ``$group`` by (type, department, assignee, level) after the indexed ``$match``; rolled up in Python."""
+    return [
+        {"$match": list_filter(query, now)},
+        {"$group": {"_id": {group: f"${path}" for group, path in GROUP_PATHS.items()}, "n": {"$sum": 1}}},
+    ]
+
+
+@dataclass
+class Counts:
+    """How many records a query matches: ``total`` and ``by[group]`` = ``[(value, n)]``, largest first.
+
+    Values are as stored (a type key, an ObjectId, a level); ``None`` counts the records without one.
+    """
+
+    total: int
+    by: dict[str, list[tuple[object, int]]]
+
+
+def counts(query: SlaListQuery, now: datetime | None = None) -> Counts:
+    """The query's records counted per type, department, assignee and level (one aggregation; for overdue
+    records it reads the ``sla_due`` index only)."""
+    now = now or utcnow()
+    totals: dict[str, dict] = {group: {} for group in GROUPS}
+    total = 0
+    for bucket in get_database()[RECORDS].aggregate(counts_pipeline(query, now)):
+        total += bucket["n"]
+        for group in GROUPS:
+            value = bucket["_id"].get(group)
+            totals[group][value] = totals[group].get(value, 0) + bucket["n"]
+    return Counts(total, {group: sorted(values.items(), key=lambda item: (-item[1], str(item[0])))
+                          for group, values in totals.items()})
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def row_of(document: dict, kind: str, now: datetime) -> Row:
+    """The row for ``document``: for an overdue record the clock past its deadline longest ago, for a due-soon
+    record the running clock in its last stretch that ends first."""
+    candidates = []
+    for entry in document.get("sla_open") or []:
+        due_at, warn_at = _aware(entry.get("due_at")), _aware(entry.get("warn_at"))
+        if due_at is None:
+            continue
+        overdue = kind == OVERDUE and due_at <= now
+        due_soon = kind == DUE_SOON and warn_at is not None and warn_at <= now < due_at
+        if overdue or due_soon:
+            candidates.append((due_at, entry["clock"]))
+    if not candidates and document.get("sla_due") is not None:  # stored before sla_open existed
+        candidates.append((_aware(document["sla_due"]), None))
+    if not candidates:
+        return Row(document, None, "", None, timedelta(0))
+    due_at, key = min(candidates, key=lambda item: item[0])
+    name = ((document.get("sla") or {}).get(key) or {}).get("name") or key or ""
+    return Row(document, key, name, due_at, now - due_at)
+
+
+def duration_text(delta: timedelta) -> str:
+    """``3 天 4 小时``, ``5 小时 10 分钟`` or ``25 分钟`` (the two largest units, rounded down)."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return _("%(days)s 天 %(hours)s 小时", days=days, hours=hours)
+    if hours:
+        return _("%(hours)s 小时 %(minutes)s 分钟", hours=hours, minutes=minutes)
+    return _("%(minutes)s 分钟", minutes=minutes)
+
+
+def lateness_text(row: Row) -> str:
+    """``逾期 3 天 4 小时`` for an overdue row, ``剩余 1 小时 20 分钟`` for one due soon."""
+    if row.due_at is None:
+        return ""
+    if row.late >= timedelta(0):
+        return _("逾期 %(time)s", time=duration_text(row.late))
+    return _("剩余 %(time)s", time=duration_text(-row.late))
