@@ -36,8 +36,9 @@ def _shown(definition, value, actor: Actor):
     return field_type.to_json(value, actor.tz)
 
 
-def record_json(record_type: RecordType, document: dict, actor: Actor) -> dict:
-    """The API shape of a record: id, core fields, every configured field with a value, timestamps."""
+def record_json(record_type: RecordType, document: dict, actor: Actor, *, explained: bool = True) -> dict:
+    """The API shape of a record: id, core fields, every configured field with a value, timestamps, SLA clocks
+    (with the deadline explanations unless ``explained`` is false, as in lists)."""
     core = core_values(document)
     body = {"id": str(document["_id"]), "type": record_type.key, "version": document["version"]}
     for definition in core_fields(record_type):
@@ -48,7 +49,7 @@ def record_json(record_type: RecordType, document: dict, actor: Actor) -> dict:
         value = values.get(definition.key)
         if definition.active or value is not None:
             body[definition.key] = _shown(definition, value, actor) if value not in (None, "", []) else None
-    body["sla"] = clocks_json(document, actor.tz)
+    body["sla"] = clocks_json(document, actor.tz, explained=explained)
     return body
 
 

@@ -404,16 +404,26 @@ def explain(clock_state: dict, calendar, tz: ZoneInfo) -> str:
     return text
 
 
-def clocks_json(document: dict, tz: ZoneInfo, now: datetime | None = None, calendar=None) -> dict:
-    """The API shape: ``{"resolve": {"name", "due_at", "state", "started_at", "met_at", "paused", "explanation"}}``."""
+def clocks_json(document: dict, tz: ZoneInfo, now: datetime | None = None, calendar=None, *,
+                explained: bool = True) -> dict:
+    """The API shape: ``{"resolve": {"name", "due_at", "state", "started_at", "met_at", "paused", "explanation"}}``.
+
+    ``explained=False`` leaves ``explanation`` out (lists: it walks the calendar day by day for every clock).
+    """
     from kefu.workcalendar import get_calendar
 
-    now, calendar = now or utcnow(), calendar or get_calendar()
+    now = now or utcnow()
+    if explained:
+        calendar = calendar or get_calendar()
 
     def iso(moment):
         return _aware(moment).astimezone(tz).isoformat() if moment else None
 
-    return {key: {"name": state["name"], "due_at": iso(state["due_at"]), "state": state_at(state, now),
-                  "started_at": iso(state["started_at"]), "met_at": iso(state.get("met_at")),
-                  "paused": bool(state.get("paused")), "explanation": explain(state, calendar, tz)}
-            for key, state in (document.get("sla") or {}).items()}
+    clocks = {}
+    for key, state in (document.get("sla") or {}).items():
+        clocks[key] = {"name": state["name"], "due_at": iso(state["due_at"]), "state": state_at(state, now),
+                       "started_at": iso(state["started_at"]), "met_at": iso(state.get("met_at")),
+                       "paused": bool(state.get("paused"))}
+        if explained:
+            clocks[key]["explanation"] = explain(state, calendar, tz)
+    return clocks

@@ -164,6 +164,11 @@ def test_overdue_and_due_soon_filters(client, admin, probe):
     assert ids() == {overdue["id"], due_soon["id"], on_time["id"]}
     listed = client.get("/api/v1/records/sla_probe", query_string={"sort": "sla_due"}, headers=admin).get_json()
     assert [item["id"] for item in listed["items"]] == [overdue["id"], due_soon["id"], on_time["id"]]
+    # Lists carry each clock's deadline and state; the explanation comes with the single record only.
+    clocks = [clock for item in listed["items"] for clock in item["sla"].values()]
+    assert clocks and all(clock["due_at"] and clock["state"] and "explanation" not in clock for clock in clocks)
+    single = client.get(f"/api/v1/records/sla_probe/{overdue['id']}", headers=admin).get_json()
+    assert all(clock["explanation"] for clock in single["sla"].values())
     assert_error(client.get("/api/v1/records/sla_probe", query_string={"overdue": "maybe"}, headers=admin), 400)
 
 

@@ -137,7 +137,7 @@ def list_records(type_key):
                                                 record_type=record_type)
     except records.ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
-    return jsonify({"items": [exports.record_json(record_type, d, actor) for d in documents], "total": total})
+    return jsonify({"items": [exports.record_json(record_type, d, actor, explained=False) for d in documents], "total": total})
 
 
 @blueprint.post("/v1/records/<type_key>")
