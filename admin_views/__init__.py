@@ -5,6 +5,7 @@ from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import get_locale
+from flask_login import current_user
 
 from kefu.i18n import _l
 from web.i18n import TRANSLATIONS_DIR
@@ -15,6 +16,9 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.base import HomeView
     from admin_views.calendar import CalendarDayView
     from admin_views.customers import CustomerView
+    from admin_views.inbox import InboxView, TasksView
+    from admin_views.notify import DeliveryView, MessageTemplateView, NotificationSettingsView
+    from admin_views.queue import QueueView
     from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
     from admin_views.overdue import OverdueView
     from admin_views.record_types import RecordTypeView
@@ -22,6 +26,8 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.tokens import ApiTokenView
     from admin_views.users import UserView
     from kefu.customers import Customer
+    from kefu.messages import MessageTemplate
+    from kefu.notifications import Delivery, unread_count
     from kefu.org import Building, Department, Project, Unit
     from kefu.record_types import RecordType, pack_names
     from kefu.tokens import ApiToken
@@ -38,6 +44,8 @@ def init_admin(app: Flask) -> Admin:
     settings = _l("系统设置")
     admin.add_view(RecordView(name=_l("记录"), endpoint="records", url="/admin/records/<type_key>"))
     admin.add_view(OverdueView(name=_l("逾期督办"), endpoint="overdue", url="/admin/overdue"))
+    admin.add_view(TasksView(name=_l("我的任务"), endpoint="tasks", url="/admin/tasks"))
+    admin.add_view(InboxView(name=_l("消息"), endpoint="inbox", url="/admin/inbox"))
     admin.add_view(CustomerView(Customer, name=_l("客户档案"), endpoint="customers"))
     admin.add_view(ProjectView(Project, name=_l("项目"), category=organisation, endpoint="projects"))
     admin.add_view(BuildingView(Building, name=_l("楼栋"), category=organisation, endpoint="buildings"))
@@ -47,9 +55,16 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(RecordTypeView(RecordType, name=_l("记录类型"), category=settings, endpoint="record_types"))
     admin.add_view(CalendarDayView(CalendarDay, name=_l("工作日历"), category=settings, endpoint="calendar"))
     admin.add_view(ApiTokenView(ApiToken, name=_l("API 令牌"), category=settings, endpoint="api_tokens"))
+    admin.add_view(NotificationSettingsView(name=_l("通知设置"), category=settings, endpoint="notify_settings",
+                                            url="/admin/notify-settings"))
+    admin.add_view(MessageTemplateView(MessageTemplate, name=_l("消息模板"), category=settings,
+                                       endpoint="message_templates"))
+    admin.add_view(DeliveryView(Delivery, name=_l("发送记录"), category=settings, endpoint="deliveries"))
+    admin.add_view(QueueView(name=_l("任务队列"), category=settings, endpoint="queue", url="/admin/queue"))
 
     @app.context_processor
     def record_navigation():
-        return {"record_menu": record_menu, "pack_names": pack_names(str(get_locale()))}
+        return {"record_menu": record_menu, "pack_names": pack_names(str(get_locale())),
+                "unread_notifications": lambda: unread_count(current_user.pk) if current_user.is_authenticated else 0}
 
     return admin

@@ -91,9 +91,10 @@ def load_calendar_command(path):
 
 
 @kefu_cli.command("worker")
-@click.option("--queue", "queues", multiple=True, default=("default",), show_default=True)
+@click.option("--queue", "queues", multiple=True, default=("default", "notify"), show_default=True)
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-@click.option("--with-scheduler/--without-scheduler", default=True, show_default=True)
+@click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
+              help="Also move retried and delayed jobs to their queue when due (rq's scheduler, locked per queue).")
 def worker_command(queues, burst, with_scheduler):
     """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""
     from rq import SimpleWorker
@@ -101,3 +102,42 @@ def worker_command(queues, burst, with_scheduler):
     # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
     worker = SimpleWorker(list(queues), connection=current_app.extensions["kefu_redis"])
     worker.work(burst=burst, with_scheduler=with_scheduler)
+
+
+@kefu_cli.command("scheduler")
+@click.option("--interval", type=int, default=None, help="Seconds between ticks (default KEFU_TICK_SECONDS or 60).")
+def scheduler_command(interval):
+    """Run the scheduler: every interval it queues ``jobs.schedule.tick``, which claims the duties that are due
+    (kefu.duties) and hands out deliveries. Several schedulers may run: each occurrence is claimed once.
+    Waits and starts again while Redis is unreachable."""
+    import time
+
+    from redis.exceptions import RedisError
+    from rq.cron import CronScheduler
+
+    from jobs.schedule import tick
+
+    interval = interval or int(current_app.config.get("KEFU_TICK_SECONDS") or 60)
+    while True:
+        try:
+            cron = CronScheduler(connection=current_app.extensions["kefu_redis"])
+            cron.register(tick, "default", interval=interval, job_timeout=120, result_ttl=600)
+            cron.start()
+            return
+        except RedisError as exc:
+            click.echo(f"scheduler: Redis unreachable ({exc}); retrying in 5 s", err=True)
+            time.sleep(5)
+
+
+@kefu_cli.command("sweep")
+def sweep_command():
+    """Run one SLA sweep in the foreground and print what it did (alerts, notifications, deliveries)."""
+    import time
+
+    from jobs.deliver import dispatch
+    from kefu.reminders import sweep
+
+    started = time.monotonic()
+    result = sweep()
+    click.echo(f"{result.text()} ({time.monotonic() - started:.2f} s)")
+    click.echo(f"deliveries handed to the workers: {dispatch()}")

@@ -67,6 +67,17 @@ def embedded_secret_key() -> str:
     return key
 
 
+def _intervals(value) -> list[int]:
+    """``"30,120,600"`` (or a list) as seconds between delivery retries."""
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value]
+    try:
+        return [int(part) for part in str(value).split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"KEFU_RETRY_INTERVALS={value!r} should be seconds separated by commas, e.g. 30,120,600") \
+            from exc
+
+
 def load_config(overrides: dict | None = None) -> dict:
     """The app's settings as a dict for ``app.config``; raises ``ConfigError``.
 
@@ -118,6 +129,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "KEFU_EMBEDDED": bool(embedded) or setting("KEFU_EMBEDDED") == "1",
         "KEFU_DATA_KEY": setting("KEFU_DATA_KEY"),
         "MONGODB_TIMEOUT_MS": int(setting("MONGODB_TIMEOUT_MS", 10000)),
+        # Background work: seconds between scheduler ticks; links in messages; retry backoff of deliveries.
+        "KEFU_TICK_SECONDS": int(setting("KEFU_TICK_SECONDS", 60)),
+        "KEFU_BASE_URL": setting("KEFU_BASE_URL", "http://127.0.0.1:5000"),
+        "KEFU_RETRY_INTERVALS": _intervals(setting("KEFU_RETRY_INTERVALS", "30,120,600")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": setting("SESSION_COOKIE_SECURE") == "1",

@@ -56,7 +56,13 @@ def get_database():
 def ensure_collections() -> None:
     """Create the indexes of the collections written with pymongo (MongoEngine documents do their own)."""
     from kefu.attachments import ensure_attachment_indexes
+    from kefu.duties import DutyRun
+    from kefu.notifications import Delivery, Notification, Task
     from kefu.records import ensure_record_indexes
 
     ensure_record_indexes()
     ensure_attachment_indexes()
+    # Their unique keys are what makes every alert and run happen once: they must exist before the first
+    # write, not be built by whichever process touches the collection first (a race with concurrent inserts).
+    for document in (Notification, Delivery, Task, DutyRun):
+        document.ensure_indexes()

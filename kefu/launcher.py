@@ -3,7 +3,7 @@
 Starts what is missing — the embedded MongoDB (data in ``var/mongo``) unless
 ``MONGODB_URI`` is set, the embedded Redis (``var/redis``) unless ``REDIS_URL``
 is set — then loads demo data on the first start, and runs the web app
-(gunicorn) and one rq worker with the scheduler. Ctrl-C stops every process
+(gunicorn), one rq worker and the scheduler. Ctrl-C stops every process
 it started, web and worker first, the databases last.
 """
 from __future__ import annotations
@@ -64,6 +64,8 @@ class Launcher:
         os.environ.update({k: v for k, v in self.env.items() if k.startswith(("MONGODB", "REDIS", "SECRET", "KEFU"))})
         from app import create_app
         from kefu.record_types import load_shipped_types
+        from kefu import sla
+        from kefu.messages import ensure_templates
         from kefu.records import index_unindexed_records
         from kefu.users import User
         from kefu.workcalendar import seed_calendar
@@ -79,6 +81,10 @@ class Launcher:
             if seeded_days:
                 say(f"working-day calendar: {seeded_days} holidays and make-up workdays entered "
                     f"from chinesecalendar ({time.monotonic() - started:.2f} s)")
+            ensure_templates()
+            backfilled = sla.backfill_next()
+            if backfilled:
+                say(f"reminder schedule computed for {backfilled} earlier records")
             indexed = index_unindexed_records()
             if indexed:
                 say(f"search index built for {indexed} earlier records")
@@ -102,6 +108,9 @@ class Launcher:
 
     def start_worker(self) -> None:
         self.spawn("worker", [sys.executable, "-m", "flask", "--app", "app", "kefu", "worker"])
+
+    def start_scheduler(self) -> None:
+        self.spawn("scheduler", [sys.executable, "-m", "flask", "--app", "app", "kefu", "scheduler"])
 
     def wait_until_healthy(self, port: int, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -190,6 +199,7 @@ def up() -> int:
         seeded = launcher.prepare_database()
         launcher.start_web(port)
         launcher.start_worker()
+        launcher.start_scheduler()
         if not launcher.wait_until_healthy(port):
             say("the web app did not become healthy; see the messages above")
             return 1

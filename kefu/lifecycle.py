@@ -8,12 +8,15 @@
 - Callbacks (``kefu.callbacks``): entering the ``on_status`` (closing) creates the linked 回访;
   a callback's recorded result acts on its original (``kefu.levels.customer_rejected``).
 - SLA clocks (``kefu.sla``) are recomputed last, because they read the
-  level and the status the rules before them may have changed.
+  level and the status the rules before them may have changed; an alert due
+  already is swept at once in the background (``jobs.sweep``).
 
 Every step is idempotent and reads the record as stored, so running it twice
 — or after a crash between steps — changes nothing more.
 """
 from __future__ import annotations
+
+from datetime import timezone
 
 
 def before_save(record_type, current: dict | None, after: dict, changed) -> None:
@@ -36,7 +39,23 @@ def after_save(record_type, document: dict, before: dict | None, changed: set, a
     levels.after_save(record_type, document, before, changed, actor)
     approvals.after_save(record_type, document, before, changed, actor)
     callbacks.after_save(record_type, document, before, changed, actor)
-    return sla.refresh(record_type, document["_id"])
+    stored = sla.refresh(record_type, document["_id"])
+    _sweep_soon(stored)
+    return stored
+
+
+def _sweep_soon(document: dict | None) -> None:
+    """An alert due already (a record registered late, a level raised to 重大): sweep it now, not at the next
+    tick. Queued in the background; while Redis is down the failure is logged and the tick catches up."""
+    from kefu.clock import utcnow
+
+    due = (document or {}).get("sla_next")
+    if due is None or (due if due.tzinfo else due.replace(tzinfo=timezone.utc)) > utcnow():
+        return
+    from jobs import enqueue
+    from jobs.sweep import sweep_records
+
+    enqueue(sweep_records, [str(document["_id"])])
 
 
 def after_event(type_key: str, record_id, kind: str, actor) -> None:

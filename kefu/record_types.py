@@ -44,6 +44,7 @@ RULE_SECTIONS = {
     "levels": "kefu.levels",
     "approvals": "kefu.approvals",
     "callback": "kefu.callbacks",
+    "reminders": "kefu.reminders",
 }
 DEFINITION_KEYS = ("key", "name", "name_en", "number_prefix", "description", "fields", *RULE_SECTIONS)
 
@@ -110,6 +111,7 @@ class RecordType(Document):
     levels = DictField(verbose_name=_l("等级规则"))
     approvals = DictField(verbose_name=_l("审批规则"))
     callback = DictField(verbose_name=_l("回访规则"))
+    reminders = DictField(verbose_name=_l("提醒规则"))
     active = BooleanField(default=True, verbose_name=_l("启用"))
     pack = StringField(verbose_name=_l("行业模板"))
     sort_order = IntField(default=0, verbose_name=_l("排序"))

@@ -152,6 +152,11 @@ def record_indexes() -> list[IndexModel]:
                    name="type_sla_warn"),
         IndexModel([("sla_open.warn_at", ASCENDING), ("sla_open.due_at", ASCENDING)], name="sla_warn"),
         IndexModel([("sla_live", ASCENDING)], name="sla_live", partialFilterExpression={"sla_live": {"$gt": 0}}),
+        # The reminder sweep (kefu.reminders): records whose next alert has come.
+        IndexModel([("sla_next", ASCENDING)], name="sla_next", partialFilterExpression={"sla_next": {"$type": "date"}}),
+        # Callbacks due on a day (kefu.duties: 今日回访).
+        IndexModel([("source.due_at", ASCENDING)], name="callback_due",
+                   partialFilterExpression={"source.due_at": {"$type": "date"}}),
         # Configured fields: one wildcard index serves an equality or range
         # filter on any data field and any blind index, whatever the admin adds.
         IndexModel([("$**", ASCENDING)], name="data_wildcard",

@@ -25,8 +25,11 @@ warn_at, state, paused_s, met_at, window, level, until}; and for the list
 filters: ``sla_open`` (the running clocks' ``{clock, warn_at, due_at}``),
 ``sla_due`` (the earliest running deadline: overdue means ``sla_due <= now``,
 and sorting by it sorts by how late), ``sla_live`` (clocks not yet met or
-missed) and ``paused_since``. ``refresh`` recomputes all of it from the
-record, its type and the calendar; it is idempotent.
+missed) and ``paused_since``; for the reminder sweep (``kefu.reminders``)
+``sla.<key>.alerts`` (the alerts sent for the current deadline, kept while
+the deadline stays) and ``sla_next`` (when the next alert is due). ``refresh``
+recomputes all of it from the record, its type and the calendar, bumping
+``sla_rev``; it is idempotent.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from pymongo import ReturnDocument
 
 from kefu.clock import utcnow
 from kefu.db import get_database
+from kefu.errors import NotFound
 from kefu.i18n import _, _l
 from kefu.workflow import workflow_of
 
@@ -267,6 +271,7 @@ def state_at(clock_state: dict, now: datetime) -> str:
 def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) -> dict:
     """The ``$set`` of SLA fields for ``document`` at ``now`` (pure: no database access)."""
     from kefu.records import core_values, read_plain_values
+    from kefu.reminders import carried_alerts, reminders_of, sla_next
 
     values = {**core_values(document), **read_plain_values(record_type, document)}
     workflow = workflow_of(record_type)
@@ -311,16 +316,20 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
             "name": clock.name, "started_at": start, "due_at": due_at, "warn_at": warn_at, "paused_s": paused_s,
             "met_at": met_at, "window": window.to_dict(), "level": level if window is not clock.within else None,
             "until": agreed is not None, "rearmed_at": rearmed_at, "paused": met_at is None and paused_now,
+            "alerts": carried_alerts(previous, due_at),
         }
         state["state"] = state_at(state, now)
         clocks[clock.key] = state
         if running:
             open_clocks.append({"clock": clock.key, "warn_at": warn_at, "due_at": due_at})
+    running_keys = {c["clock"] for c in open_clocks}
     return {
         "sla": clocks, "sla_open": open_clocks,
         "sla_due": min((c["due_at"] for c in open_clocks), default=None),
         "sla_live": sum(1 for c in clocks.values() if c["met_at"] is None),
         "paused_since": paused_since if paused_now else None,
+        "sla_next": sla_next({k: c for k, c in clocks.items() if k in running_keys}, reminders_of(record_type),
+                             calendar, tz),
     }
 
 
@@ -339,7 +348,9 @@ def refresh(record_type, record_id, now: datetime | None = None) -> dict:
     update = compute(record_type, document, now, get_calendar(), ZoneInfo(current_app.config["KEFU_TIMEZONE"]))
     if all(document.get(k) == v for k, v in update.items()):
         return document
-    return collection.find_one_and_update({"_id": record_id}, {"$set": update}, return_document=ReturnDocument.AFTER)
+    # sla_rev: the sweep marks alerts only on the revision it read (kefu.reminders).
+    return collection.find_one_and_update({"_id": record_id}, {"$set": update, "$inc": {"sla_rev": 1}},
+                                          return_document=ReturnDocument.AFTER)
 
 
 def recompute_live(first: date | None = None, last: date | None = None) -> int:
@@ -353,6 +364,25 @@ def recompute_live(first: date | None = None, last: date | None = None) -> int:
             types[document["type"]] = get_record_type(document["type"], active_only=False)
         refresh(types[document["type"]], document["_id"])
         count += 1
+    return count
+
+
+def backfill_next(batch: int = 1000) -> int:
+    """Recompute the running records stored before reminders existed (no ``sla_next`` yet); return how many."""
+    from kefu.record_types import get_record_type
+
+    collection = get_database()[RECORDS]
+    types, count = {}, 0
+    for document in collection.find({"sla_live": {"$gt": 0}, "sla_next": {"$exists": False}}, {"type": 1},
+                                    batch_size=batch):
+        if document["type"] not in types:
+            try:
+                types[document["type"]] = get_record_type(document["type"], active_only=False)
+            except NotFound:  # its type was deleted: no clocks to compute
+                types[document["type"]] = None
+        if types[document["type"]] is not None:
+            refresh(types[document["type"]], document["_id"])
+            count += 1
     return count
 
 

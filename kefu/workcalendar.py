@@ -121,7 +121,7 @@ class CalendarState(Document):
 
 # -- the in-memory calendar -------------------------------------------------------------------------
 
-def _is_statutory(name: str) -> bool:
+def is_statutory(name: str) -> bool:
     return any(keyword in (name or "") for keyword in STATUTORY_KEYWORDS)
 
 
@@ -141,7 +141,7 @@ class WorkCalendar:
         self.entries: dict[date, tuple[str, str]] = dict(entries or {})
         self.version = version
         self._entered = frozenset(day.year for day, (kind, name) in self.entries.items()
-                                  if kind == DayKind.HOLIDAY.value and _is_statutory(name))
+                                  if kind == DayKind.HOLIDAY.value and is_statutory(name))
 
     @classmethod
     def load(cls) -> "WorkCalendar":
@@ -181,7 +181,8 @@ class WorkCalendar:
         return day.weekday() < 5
 
     # -- counting --
-    def _nth_workday_after(self, day: date, n: int) -> date:
+    def nth_workday_after(self, day: date, n: int) -> date:
+        """The n-th working day after ``day`` (``n == 0``: ``day`` itself when worked, else the next one)."""
         if n < 0:
             raise ValueError("n must be 0 or more")
         if n == 0:
@@ -200,7 +201,7 @@ class WorkCalendar:
         ``start``'s local date, as an aware UTC datetime. ``n == 0``: the end of ``start``'s day when it is a
         working day, else the end of the next working day. A naive ``start`` is taken as UTC."""
         local_day = _as_utc(start).astimezone(tz).date()
-        due_day = self._nth_workday_after(local_day, n)
+        due_day = self.nth_workday_after(local_day, n)
         return datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
 
     def working_days_between(self, start: date, end: date) -> int:
@@ -224,7 +225,7 @@ class WorkCalendar:
         ``start``'s own day).
         """
         local_day = _as_utc(start).astimezone(tz).date()
-        due_day = self._nth_workday_after(local_day, n)
+        due_day = self.nth_workday_after(local_day, n)
         day = local_day if n == 0 else local_day + timedelta(days=1)
         skipped, makeup, years = [], [], set()
         run: list[date] = []

@@ -1,0 +1,55 @@
+"""任务队列: queues, workers, schedulers, the duties' last and next runs, failed jobs with retry/delete."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from flask import current_app, flash, redirect, request
+from flask_admin import BaseView, expose
+
+from admin_views.base import AccessControlled
+from admin_views.inbox import ActionForm
+from kefu import duties, notifications, queues
+from kefu.errors import DomainError
+from kefu.i18n import _
+from kefu.roles import Role
+
+
+class QueueView(AccessControlled, BaseView):
+    """``/admin/queue/`` (administrators)."""
+
+    allowed_roles = (Role.ADMIN.value,)
+
+    @expose("/")
+    def index(self):
+        connection = current_app.extensions["kefu_redis"]
+        try:
+            overview, problem = queues.overview(connection), None
+        except queues.QueueUnavailable as exc:
+            overview, problem = None, str(exc)
+        failed_deliveries = notifications.Delivery.objects(status=notifications.DeliveryStatus.FAILED.value).count()
+        pending_deliveries = notifications.Delivery.objects(status=notifications.DeliveryStatus.PENDING.value).count()
+        return self.render("admin/queue.html", overview=overview, problem=problem,
+                           schedule=duties.schedule_overview(), tz=ZoneInfo(current_app.config["KEFU_TIMEZONE"]),
+                           failed_deliveries=failed_deliveries, pending_deliveries=pending_deliveries,
+                           form=ActionForm())
+
+    @expose("/job/<job_id>/<action>/", methods=("POST",))
+    def job_view(self, job_id, action):
+        if not ActionForm(request.form).validate():
+            flash(_("页面已过期，请刷新后重试"), "error")
+            return redirect(self.get_url(".index"))
+        connection = current_app.extensions["kefu_redis"]
+        try:
+            if action == "retry":
+                queues.requeue_failed(connection, job_id)
+                flash(_("任务 %(id)s 已重新排队", id=job_id), "success")
+            elif action == "delete":
+                queues.delete_failed(connection, job_id)
+                flash(_("任务 %(id)s 已删除", id=job_id), "success")
+            else:
+                flash(_("未知操作"), "error")
+        except DomainError as exc:
+            flash(str(exc), "error")
+        except Exception as exc:  # Redis went away between page and click
+            flash(_("操作失败：%(error)s", error=str(exc)), "error")
+        return redirect(self.get_url(".index"))

@@ -1,0 +1,56 @@
+"""Deliveries: hand due ones to workers, send one (email or webhook), record the outcome."""
+from __future__ import annotations
+
+from flask import current_app
+from redis.exceptions import RedisError
+
+from jobs import NOTIFY_QUEUE, get_queue, retry_policy
+from kefu.clock import utcnow
+
+
+def dispatch(limit: int = 1000) -> int:
+    """Queue a ``deliver`` job for every delivery due now (``kefu.notifications.due_deliveries``); return how
+    many. Deliveries stay pending in MongoDB when Redis is down and are handed out at a later tick."""
+    from rq import Queue
+
+    from kefu.notifications import MAX_ATTEMPTS, due_deliveries, mark_enqueued
+
+    now = utcnow()
+    ids = due_deliveries(now, limit)
+    if not ids:
+        return 0
+    retry = retry_policy(MAX_ATTEMPTS)
+    try:
+        queue = get_queue(NOTIFY_QUEUE)
+        queue.enqueue_many([Queue.prepare_data(deliver, args=(str(i),), retry=retry, timeout=60, result_ttl=3600,
+                                               failure_ttl=7 * 86400) for i in ids])
+    except RedisError:
+        current_app.logger.warning("could not hand %s deliveries to the workers (Redis unreachable)", len(ids))
+        return 0
+    mark_enqueued(ids, now)
+    return len(ids)
+
+
+def deliver(delivery_id: str) -> str:
+    """Send one delivery, once: claimed first, so a duplicate job or a second worker does nothing.
+
+    A channel error is recorded on the delivery and raised, so rq retries with backoff until
+    ``MAX_ATTEMPTS``; then the delivery is ``failed`` (the queue page can retry it).
+    """
+    from kefu.channels import ChannelError, get_settings, post_webhook, send_email, smtp_settings
+    from kefu.notifications import claim, record_failure, record_sent
+
+    delivery = claim(delivery_id, utcnow())
+    if delivery is None:
+        return "nothing to do (sent, failed or being sent)"
+    try:
+        if delivery["channel"] == "email":
+            smtp = smtp_settings(get_settings(), current_app.extensions["kefu_cipher"])
+            answer = send_email(smtp, delivery["target"], delivery["subject"], delivery["body"])
+        else:
+            answer = post_webhook(delivery["target"], delivery["payload"])
+    except ChannelError as exc:
+        record_failure(delivery, str(exc))
+        raise
+    record_sent(delivery["_id"], answer)
+    return f"sent {delivery['channel']} to {delivery['target'] if delivery['channel'] == 'email' else 'webhook'}"

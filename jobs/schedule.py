@@ -1,0 +1,33 @@
+"""The scheduler's tick and the duties it starts (``kefu.duties``)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from jobs import DEFAULT_QUEUE, enqueue
+from jobs.deliver import dispatch
+
+
+def tick() -> str:
+    """Claim every duty occurrence that is due and queue it; hand due deliveries to the workers.
+
+    Safe to run from several schedulers at once: a claim is won once (``kefu.duties.claim``).
+    """
+    from kefu.duties import due_now
+
+    started = []
+    for duty, occurrence in due_now():
+        stamp = occurrence.astimezone(timezone.utc).strftime("%Y%m%dT%H%M")
+        enqueue(run_duty, duty.name, occurrence.isoformat(), queue=DEFAULT_QUEUE, job_id=f"duty-{duty.name}-{stamp}")
+        started.append(duty.name)
+    handed = dispatch()
+    return f"duties started: {', '.join(started) or 'none'}; deliveries handed out: {handed}"
+
+
+def run_duty(name: str, occurrence: str) -> str:
+    """Run one claimed occurrence of a duty (its outcome is recorded in ``duty_runs``), then dispatch what
+    it wrote to the outbox."""
+    from kefu.duties import run
+
+    result = run(name, datetime.fromisoformat(occurrence))
+    dispatch()
+    return result

@@ -1,0 +1,14 @@
+"""A prompt sweep of records just saved, so their alerts go out within seconds instead of at the next tick."""
+from __future__ import annotations
+
+from bson import ObjectId
+
+from jobs.deliver import dispatch
+
+
+def sweep_records(record_ids: list[str]) -> str:
+    from kefu.reminders import sweep
+
+    result = sweep(record_ids=[ObjectId(i) for i in record_ids])
+    dispatch()
+    return result.text()

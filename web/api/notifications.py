@@ -1,0 +1,68 @@
+"""API routes: the caller's notifications (the in-app inbox) and today's tasks."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from flask import current_app, jsonify, request
+from flask_login import current_user
+
+from kefu import notifications
+from kefu.i18n import _
+from kefu.workcalendar import today_in
+from web.api import BadRequest, blueprint
+
+
+def _tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["KEFU_TIMEZONE"])
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise BadRequest(_("%(name)s 应为 true 或 false", name=name), {name: _("应为 true 或 false")})
+    return value in ("true", "1")
+
+
+@blueprint.get("/v1/notifications")
+def list_notifications():
+    """The caller's notifications, newest first: ``{"items": [...], "total", "unread"}``; ``unread=true`` for the
+    unread ones only; ``page``, ``per_page`` (≤ 200)."""
+    try:
+        page, per_page = int(request.args.get("page", 1)), int(request.args.get("per_page", 50))
+    except ValueError as exc:
+        raise BadRequest(_("page 和 per_page 应为整数")) from exc
+    if page < 1 or not 1 <= per_page <= 200:
+        raise BadRequest(_("per_page 应在 1–%(max)s 之间，page 从 1 开始", max=200))
+    total, items = notifications.inbox(current_user.pk, page, per_page, unread_only=_flag("unread"))
+    tz = _tz()
+    return jsonify({"items": [notifications.notification_json(n, tz) for n in items], "total": total,
+                    "unread": notifications.unread_count(current_user.pk)})
+
+
+@blueprint.post("/v1/notifications/<notification_id>/read")
+def read_notification(notification_id):
+    """Mark one of the caller's notifications read: 200 with it; 404 for another's or an unknown id."""
+    notification = notifications.mark_read(current_user.pk, notification_id)
+    return jsonify(notifications.notification_json(notification, _tz()))
+
+
+@blueprint.post("/v1/notifications/read-all")
+def read_all_notifications():
+    return jsonify({"marked": notifications.mark_all_read(current_user.pk)})
+
+
+@blueprint.get("/v1/tasks")
+def list_tasks():
+    """The caller's open tasks of today and earlier days (今日跟进, 今日回访)."""
+    tz = _tz()
+    items = notifications.open_tasks(current_user.pk, today_in(tz), tz)
+    return jsonify({"items": [{
+        "id": str(task.pk), "kind": task.kind, "title": task.title, "record_type": task.record_type,
+        "record_id": str(task.record_id) if task.record_id else None, "record_number": task.record_number,
+        "day": task.day.astimezone(tz).date().isoformat()} for task in items]})
+
+
+@blueprint.post("/v1/tasks/<task_id>/done")
+def finish_task(task_id):
+    task = notifications.finish_task(current_user.pk, task_id)
+    return jsonify({"id": str(task.pk), "done": task.done_at is not None})
