@@ -59,8 +59,10 @@ class NotificationSettingsView(AccessControlled, BaseView):
         if request.method == "POST" and form.validate():
             values = {name: getattr(form, name).data for name in channels.SETTING_FIELDS if hasattr(form, name)}
             values["smtp_security"] = values.get("smtp_security") or None
-            values["urgent_levels"] = [v.strip() for v in
-                                       (form.urgent_levels.data or "").replace(",", "、").split("、") if v.strip()]
+            levels = form.urgent_levels.data or ""
+            if not isinstance(levels, str):  # not posted: the stored list
+                levels = "、".join(levels)
+            values["urgent_levels"] = [v.strip() for v in levels.replace(",", "、").split("、") if v.strip()]
             try:
                 channels.save_settings(values, current_app.extensions["kefu_cipher"],
                                        smtp_password=form.smtp_password.data or None,
@@ -73,6 +75,8 @@ class NotificationSettingsView(AccessControlled, BaseView):
             else:
                 flash(_("通知设置已保存"), "success")
                 return redirect(self.get_url(".index"))
+        elif request.method == "POST":
+            flash(_("保存失败：请检查标出的项目"), "error")
         smtp = channels.smtp_settings(settings, current_app.extensions["kefu_cipher"])
         return self.render("admin/notify_settings.html", form=form, smtp_ready=smtp.configured,
                            has_password=bool(settings.smtp_password_encrypted))

@@ -58,8 +58,8 @@ class RecordTypeForm(SecureForm):
     fields = InlineFieldList(InlineFormField(FieldDefinitionForm), label=_l("字段"))
     rules = TextAreaField(
         _l("流程与规则（YAML）"), render_kw={"rows": 16, "class": "text-monospace", "spellcheck": "false"},
-        description=_l("workflow 状态流转、sla 时限、levels 等级、approvals 审批、callback 回访；格式见 schemas/README.md。"
-                       "删去一节即取消该规则"))
+        description=_l("workflow 状态流转、sla 时限、levels 等级、approvals 审批、callback 回访、reminders 提醒；"
+                       "格式见 schemas/README.md。删去一节即取消该规则"))
 
 
 def _rules_from(text: str) -> dict:

@@ -7,6 +7,8 @@ from flask.cli import AppGroup
 
 from kefu.errors import DomainError
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 kefu_cli = AppGroup("kefu", help="kefu 客服管理：运维命令 / operator commands")
 
 
@@ -95,18 +97,21 @@ def load_calendar_command(path):
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
               help="Also move retried and delayed jobs to their queue when due (rq's scheduler, locked per queue).")
-def worker_command(queues, burst, with_scheduler):
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True,
+              help="WARNING: only problems, not every job.")
+def worker_command(queues, burst, with_scheduler, log_level):
     """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""
     from rq import SimpleWorker
 
     # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
     worker = SimpleWorker(list(queues), connection=current_app.extensions["kefu_redis"])
-    worker.work(burst=burst, with_scheduler=with_scheduler)
+    worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=log_level)
 
 
 @kefu_cli.command("scheduler")
 @click.option("--interval", type=int, default=None, help="Seconds between ticks (default KEFU_TICK_SECONDS or 60).")
-def scheduler_command(interval):
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True)
+def scheduler_command(interval, log_level):
     """Run the scheduler: every interval it queues ``jobs.schedule.tick``, which claims the duties that are due
     (kefu.duties) and hands out deliveries. Several schedulers may run: each occurrence is claimed once.
     Waits and starts again while Redis is unreachable."""
@@ -120,7 +125,7 @@ def scheduler_command(interval):
     interval = interval or int(current_app.config.get("KEFU_TICK_SECONDS") or 60)
     while True:
         try:
-            cron = CronScheduler(connection=current_app.extensions["kefu_redis"])
+            cron = CronScheduler(connection=current_app.extensions["kefu_redis"], logging_level=log_level)
             cron.register(tick, "default", interval=interval, job_timeout=120, result_ttl=600)
             cron.start()
             return

@@ -107,10 +107,12 @@ class Launcher:
                            "app:create_app()"])
 
     def start_worker(self) -> None:
-        self.spawn("worker", [sys.executable, "-m", "flask", "--app", "app", "kefu", "worker"])
+        self.spawn("worker", [sys.executable, "-m", "flask", "--app", "app", "kefu", "worker",
+                              "--log-level", "WARNING"])
 
     def start_scheduler(self) -> None:
-        self.spawn("scheduler", [sys.executable, "-m", "flask", "--app", "app", "kefu", "scheduler"])
+        self.spawn("scheduler", [sys.executable, "-m", "flask", "--app", "app", "kefu", "scheduler",
+                                 "--log-level", "WARNING"])
 
     def wait_until_healthy(self, port: int, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -28,6 +28,12 @@ def _aware(moment):
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _heartbeat(scheduler):
+    # A scheduler read back from Redis carries its heartbeat as a value; a live one has the method.
+    value = scheduler.last_heartbeat
+    return value() if callable(value) else value
+
+
 class QueueUnavailable(DomainError):
     code = "queue_unavailable"
 
@@ -63,7 +69,7 @@ def overview(connection) -> dict:
                     "current": (w.get_current_job_id() or ""), "heartbeat": _aware(w.last_heartbeat),
                     "done": w.successful_job_count, "failed": w.failed_job_count}
                    for w in Worker.all(connection=connection)]
-        schedulers = [{"name": s.name, "heartbeat": _aware(s.last_heartbeat())} for s in CronScheduler.all(connection)]
+        schedulers = [{"name": s.name, "heartbeat": _aware(_heartbeat(s))} for s in CronScheduler.all(connection)]
     except RedisError as exc:
         raise QueueUnavailable(_l("无法连接 Redis：%(error)s", error=str(exc))) from exc
     failed.sort(key=lambda job: job.ended_at.timestamp() if job.ended_at else 0, reverse=True)

@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timezone
 
 from kefu.customers import Customer
+from kefu.messages import ensure_templates
 from kefu.record_types import RecordType, load_shipped_types
 from kefu.org import Building, Department, Project, Unit, unit_label
 from kefu.roles import Role
@@ -49,6 +50,10 @@ DEMO_USERS = (
 )
 # Approval titles of the demo users (用户 → 审批职务): the demo approver approves compensation below 5,000.
 DEMO_APPROVAL_TITLES = {"approver": ["项目总监"]}
+# Where reminders reach the demo users once SMTP or a group robot is set up (通知设置).
+DEMO_EMAIL_DOMAIN = "kefu.example.com"
+DEMO_PHONES = {"admin": "13800138000", "manager": "13800138001", "supervisor": "13800138002",
+               "agent": "13800138003", "handler": "13800138004", "approver": "13800138005"}
 CUSTOMER_COUNT = 200
 
 
@@ -100,7 +105,8 @@ def seed_users() -> list[User]:
         user = User.objects(username=username).first()
         if user is None:
             user = create_user(username, DEMO_PASSWORD, [role.value], department=department,
-                               display_name=display_name, approval_titles=DEMO_APPROVAL_TITLES.get(username))
+                               display_name=display_name, approval_titles=DEMO_APPROVAL_TITLES.get(username),
+                               email=f"{username}@{DEMO_EMAIL_DOMAIN}", phone=DEMO_PHONES[username])
         seeded.append(user)
     return seeded
 
@@ -120,6 +126,7 @@ def seed_customers(projects: list[Project]) -> None:
 def seed_demo() -> dict[str, int]:
     """Create whatever demo data is missing; return the counts afterwards."""
     load_shipped_types()
+    ensure_templates()
     seed_departments()
     projects = seed_projects()
     seed_users()

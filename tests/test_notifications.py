@@ -1,0 +1,163 @@
+"""The in-app inbox (bell, 消息 page, API) and the admin screens of the notification system."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from bson import ObjectId
+
+from tests.conftest import csrf_token
+from tests.test_records_api import assert_error, seed_snapshot, seeded, token_headers  # noqa: F401
+from tests.test_reminders import admin, calendar, new_record, probe, users  # noqa: F401
+
+
+@pytest.fixture
+def overdue_record(app, client, admin, probe, users):
+    """A record overdue now, swept: the agent and the supervisor have a notification each."""
+    from kefu.reminders import sweep
+
+    record = new_record(client, admin, datetime.now(timezone.utc) - timedelta(hours=30), users)
+    with app.app_context():
+        sweep()
+    return record
+
+
+def web_sign_in(client, username):
+    token = csrf_token(client, "/login")
+    response = client.post("/login", data={"username": username, "password": "kefu-demo", "csrf_token": token})
+    assert response.status_code == 302
+
+
+def test_api_lists_the_callers_notifications_newest_first(app, client, overdue_record, users, db):
+    agent = token_headers(client, "agent")
+    body = client.get("/api/v1/notifications", headers=agent).get_json()
+    assert body["total"] == 1 and body["unread"] == 1
+    item = body["items"][0]
+    assert set(item) >= {"id", "record_id", "clock", "kind", "created_at", "read", "title", "body"}
+    assert item["record_id"] == overdue_record["id"] and item["clock"] == "resolve" and item["kind"] == "overdue"
+    assert item["read"] is False and item["created_at"].endswith("+08:00")
+    # A second, newer one comes first.
+    db.notifications.insert_one({**db.notifications.find_one({"_id": ObjectId(item["id"])}, {"_id": 0}),
+                                 "key": "later", "created_at": datetime.now(timezone.utc) + timedelta(minutes=1),
+                                 "title": "较新的通知"})
+    items = client.get("/api/v1/notifications", headers=agent).get_json()["items"]
+    assert [i["title"] for i in items][0] == "较新的通知"
+
+
+def test_marking_read_is_the_callers_own_only(app, client, overdue_record, users, db):
+    agent, manager = token_headers(client, "agent"), token_headers(client, "manager")
+    note_id = client.get("/api/v1/notifications", headers=agent).get_json()["items"][0]["id"]
+    assert_error(client.post(f"/api/v1/notifications/{note_id}/read", headers=manager), 404)
+    assert db.notifications.find_one({"_id": ObjectId(note_id)})["read_at"] is None
+    response = client.post(f"/api/v1/notifications/{note_id}/read", headers=agent)
+    assert response.status_code == 200 and response.get_json()["read"] is True
+    assert db.notifications.find_one({"_id": ObjectId(note_id)})["read_at"] is not None
+    body = client.get("/api/v1/notifications", headers=agent).get_json()
+    assert body["unread"] == 0 and client.get("/api/v1/notifications?unread=true", headers=agent).get_json()[
+        "total"] == 0
+    assert_error(client.post("/api/v1/notifications/not-an-id/read", headers=agent), 404)
+    assert_error(client.get("/api/v1/notifications?unread=maybe", headers=agent), 400)
+    assert_error(client.get("/api/v1/notifications"), 401)
+
+
+def test_bell_shows_the_unread_count_on_every_admin_page(app, client, overdue_record, db):
+    web_sign_in(client, "agent")
+    for path in ("/admin/", "/admin/records/remind_probe/", "/admin/customers/"):
+        page = client.get(path).get_data(as_text=True)
+        assert re.search(r'id="kefu-bell".*?kefu-unread-count">1<', page, re.S), path
+
+
+def test_inbox_page_opens_the_record_and_marks_it_read(app, client, overdue_record, db):
+    web_sign_in(client, "agent")
+    page = client.get("/admin/inbox/").get_data(as_text=True)
+    note = db.notifications.find_one({"user": db.users.find_one({"username": "agent"})["_id"]})
+    assert note["title"] in page and "kefu-unread" in page
+    token = csrf_token(client, "/admin/inbox/")
+    response = client.post(f"/admin/inbox/open/{note['_id']}/", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/admin/records/remind_probe/details/?id={overdue_record['id']}")
+    assert db.notifications.find_one({"_id": note["_id"]})["read_at"] is not None
+    assert "kefu-unread-count" not in client.get("/admin/").get_data(as_text=True)
+    # Without the CSRF token nothing changes.
+    db.notifications.update_one({"_id": note["_id"]}, {"$set": {"read_at": None}})
+    client.post(f"/admin/inbox/open/{note['_id']}/", data={})
+    assert db.notifications.find_one({"_id": note["_id"]})["read_at"] is None
+
+
+def test_notification_settings_are_admin_only_and_validated(app, client, seeded, db):
+    web_sign_in(client, "agent")
+    assert client.get("/admin/notify-settings/").status_code == 403
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+    web_sign_in(client, "admin")
+    page = client.get("/admin/notify-settings/").get_data(as_text=True)
+    assert "员工提醒群机器人地址" in page and "发送时段开始" in page
+    token = csrf_token(client, "/admin/notify-settings/")
+    response = client.post("/admin/notify-settings/", data={
+        "csrf_token": token, "staff_webhook_url": "qyapi.weixin.qq.com/cgi-bin/webhook", "window_start": "09:00",
+        "window_end": "18:00", "webhook_format": "wecom", "smtp_security": ""})
+    assert "地址应以 http:// 或 https:// 开头" in response.get_data(as_text=True)
+    assert (db.notification_settings.find_one() or {}).get("staff_webhook_url") is None
+    response = client.post("/admin/notify-settings/", data={
+        "csrf_token": token, "staff_webhook_url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+        "smtp_host": "smtp.example.com", "smtp_port": "465", "smtp_security": "ssl", "smtp_from": "kefu@example.com",
+        "smtp_password": "mail-pass-123", "window_start": "08:30", "window_end": "20:00", "webhook_format": "wecom",
+        "urgent_levels": "重大、重要", "quiet_enabled": "y", "working_days_only": "y", "email_enabled": "y"})
+    assert response.status_code == 302
+    stored = db.notification_settings.find_one()
+    assert stored["window_start"] == "08:30" and stored["urgent_levels"] == ["重大", "重要"]
+    assert stored["smtp_port"] == 465 and "mail-pass-123" not in str(stored)
+
+
+def test_message_templates_are_edited_with_their_variables_checked(app, client, seeded, db):
+    web_sign_in(client, "admin")
+    page = client.get("/admin/message_templates/").get_data(as_text=True)
+    assert "逾期提醒" in page and "交付关怀" in page
+    template = db.message_templates.find_one({"kind": "overdue"})
+    edit = f"/admin/message_templates/edit/?id={template['_id']}"
+    assert "可用变量" in client.get(edit).get_data(as_text=True)
+    token = csrf_token(client, edit)
+    response = client.post(edit, data={"csrf_token": token, "subject": "逾期：{{ number ", "body": "x"},
+                           follow_redirects=True)
+    assert "语法错误" in response.get_data(as_text=True)
+    assert db.message_templates.find_one({"kind": "overdue"})["subject"] == template["subject"]
+    response = client.post(edit, data={"csrf_token": token, "subject": "逾期啦 {{ number }}",
+                                       "body": "{{ clock }} 超时 {{ late }}"})
+    assert response.status_code == 302
+    assert db.message_templates.find_one({"kind": "overdue"})["subject"] == "逾期啦 {{ number }}"
+
+
+def test_sandboxed_templates_cannot_reach_into_python(app, seeded):
+    from kefu.messages import template_problems
+
+    problems = template_problems("overdue", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "正文")
+    assert "subject" in problems
+
+
+def test_edited_template_is_used_by_the_next_sweep(app, client, admin, probe, users, db):
+    from kefu.messages import save_template
+    from kefu.reminders import sweep
+
+    with app.app_context():
+        save_template("overdue", "逾期啦 {{ number }}（{{ record.content }}）", "{{ clock }} 超时 {{ late }}")
+    record = new_record(client, admin, datetime.now(timezone.utc) - timedelta(hours=30), users)
+    with app.app_context():
+        sweep()
+    note = db.notifications.find_one({"kind": "overdue"})
+    assert note["title"] == f"逾期啦 {record['number']}（卫生间漏水）" and note["body"].startswith("处理完成 超时")
+
+
+def test_deliveries_log_lists_and_retries_failed_ones(app, client, seeded, db):
+    web_sign_in(client, "admin")
+    db.deliveries.insert_one({"key": "k1", "channel": "webhook", "target": "https://robot/send?key=secret",
+                              "kind": "overdue", "subject": "【已逾期】投诉 TS-1", "body": "b", "payload": {},
+                              "status": "failed", "attempts": 4, "error": "webhook answered HTTP 503",
+                              "not_before": datetime.now(timezone.utc), "created_at": datetime.now(timezone.utc)})
+    page = client.get("/admin/deliveries/").get_data(as_text=True)
+    assert "发送失败" in page and "HTTP 503" in page and "secret" not in page
+    delivery = db.deliveries.find_one({"key": "k1"})
+    token = csrf_token(client, "/admin/deliveries/")
+    response = client.post("/admin/deliveries/action/", data={"csrf_token": token, "action": "retry",
+                                                              "rowid": str(delivery["_id"])})
+    assert response.status_code == 302
+    assert db.deliveries.find_one({"key": "k1"})["status"] == "pending"
