@@ -31,6 +31,7 @@ class QueueView(AccessControlled, BaseView):
         return self.render("admin/queue.html", overview=overview, problem=problem,
                            schedule=duties.schedule_overview(), tz=ZoneInfo(current_app.config["KEFU_TIMEZONE"]),
                            failed_deliveries=failed_deliveries, pending_deliveries=pending_deliveries,
+                           run_states=duties.STATE_LABELS,
                            form=ActionForm())
 
     @expose("/job/<job_id>/<action>/", methods=("POST",))

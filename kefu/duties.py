@@ -52,6 +52,9 @@ class RunState:
     FAILED = "failed"
 
 
+STATE_LABELS = {RunState.RUNNING: _l("运行中"), RunState.DONE: _l("完成"), RunState.FAILED: _l("失败")}
+
+
 @dataclass(frozen=True)
 class Duty:
     name: str
