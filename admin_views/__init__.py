@@ -16,6 +16,7 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.base import HomeView
     from admin_views.calendar import CalendarDayView
     from admin_views.customers import CustomerView
+    from admin_views.exports import ExportsView
     from admin_views.inbox import InboxView, TasksView
     from admin_views.notify import DeliveryView, MessageTemplateView, NotificationSettingsView
     from admin_views.queue import QueueView
@@ -46,6 +47,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(OverdueView(name=_l("逾期督办"), endpoint="overdue", url="/admin/overdue"))
     admin.add_view(TasksView(name=_l("我的任务"), endpoint="tasks", url="/admin/tasks"))
     admin.add_view(InboxView(name=_l("消息"), endpoint="inbox", url="/admin/inbox"))
+    admin.add_view(ExportsView(name=_l("我的导出"), endpoint="exports", url="/admin/exports"))
     admin.add_view(CustomerView(Customer, name=_l("客户档案"), endpoint="customers"))
     admin.add_view(ProjectView(Project, name=_l("项目"), category=organisation, endpoint="projects"))
     admin.add_view(BuildingView(Building, name=_l("楼栋"), category=organisation, endpoint="buildings"))

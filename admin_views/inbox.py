@@ -33,6 +33,9 @@ def _safe_target(url: str | None, fallback: str) -> str:
 class InboxView(AccessControlled, BaseView):
     """``/admin/inbox/``: the user's notifications, newest first; open one (marks it read) or mark all read."""
 
+    def is_visible(self) -> bool:
+        return False  # reached from the user menu (and the bell), not the main menu
+
     page_size = 50
 
     @expose("/")

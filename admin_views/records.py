@@ -10,10 +10,11 @@ its next request; a new type is served without a restart.
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 
-from flask import abort, flash, g, redirect, request, url_for
+from flask import Response, abort, flash, g, redirect, request, stream_with_context, url_for
 from flask_admin import expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.form import SecureForm
@@ -27,20 +28,16 @@ from wtforms import FileField, HiddenField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from admin_views.base import AccessControlled
-from kefu import approvals, callbacks, levels, records, sla
+from kefu import approvals, callbacks, export_jobs, exports, levels, records, sla, views
 from kefu.clock import utcnow
 from kefu.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
-from kefu.fields import get_field_type
+from kefu.fields import OPERATOR_LABELS, get_field_type
 from kefu.i18n import _, _l
 from kefu.record_types import RecordType, get_record_type
 from kefu.roles import VIEW_PII, Role
 from kefu.workflow import workflow_of
 from web.actor import current_actor
 
-OPERATION_LABELS = {
-    "eq": _l("等于"), "ne": _l("不等于"), "in": _l("属于"), "gte": _l("不早于/不小于"), "lte": _l("不晚于/不大于"),
-    "contains": _l("包含"), "empty": _l("为空"), "not_empty": _l("不为空"),
-}
 FILTER_WIDGETS = {"date": "datepicker", "datetime": "datetimepicker"}
 SLA_COLUMN = "sla"  # the list column 时限: the nearest running clock's state
 SORT_FIELDS = {SLA_COLUMN: records.SLA_SORT}  # list columns that sort by another key
@@ -62,7 +59,7 @@ class FieldFilter(BaseFilter):
         self.op = op
 
     def operation(self):
-        return OPERATION_LABELS[self.op]
+        return OPERATOR_LABELS[self.op]
 
     def apply(self, query: records.RecordQuery, value) -> records.RecordQuery:
         """Add this filter's condition to the query ``records.find_records`` runs."""
@@ -73,12 +70,6 @@ class FieldFilter(BaseFilter):
         if self.op in ("empty", "not_empty") and value == "0":
             return records.Condition(self.field_key, "not_empty" if self.op == "empty" else "empty")
         return records.Condition(self.field_key, self.op, value)
-
-    def api_args(self, value) -> dict:
-        """The same filter as API / export query parameters."""
-        condition = self.condition(value)
-        name = condition.field if condition.op == "eq" else f"{condition.field}__{condition.op}"
-        return {name: "1" if condition.op in ("empty", "not_empty") else condition.value}
 
 
 class SlaFilter(BaseFilter):
@@ -91,15 +82,20 @@ class SlaFilter(BaseFilter):
         self.flag = flag
 
     def operation(self):
-        return OPERATION_LABELS["eq"]
+        return OPERATOR_LABELS["eq"]
 
     def apply(self, query: records.RecordQuery, value) -> records.RecordQuery:
         if value == "1":
             setattr(query, self.flag, True)
         return query
 
-    def api_args(self, value) -> dict:
-        return {self.flag: "true"} if value == "1" else {}
+
+class ViewForm(SecureForm):
+    """CSRF for the saved-view buttons; the view's content comes as plain form fields."""
+
+
+def _safe_back(url: str | None, fallback: str) -> str:
+    return url if url and url.startswith("/admin/") else fallback
 
 
 class RecordRow:
@@ -294,8 +290,37 @@ class RecordView(AccessControlled, BaseModelView):
     def _actor(self) -> records.Actor:
         return current_actor()
 
-    def get_list(self, page, sort_field, sort_desc, search, filters, execute=True, page_size=None):
-        actor = self._actor()
+    # -- saved views (kefu.views) ------------------------------------------------
+    def _active_view(self) -> views.Resolved | None:
+        """The view named by ``?view=`` for this request (resolved once; dropped filters flashed once)."""
+        key = request.args.get("view")
+        if not key:
+            return None
+        if g.get("kefu_view_key") != key:
+            g.kefu_view_key = key
+            try:
+                g.kefu_view = views.resolve(self.record_type, key, self._actor())
+            except NotFound as exc:
+                g.kefu_view = None
+                flash(str(exc), "error")
+            for message in (g.kefu_view.dropped if g.kefu_view else []):
+                flash(message, "warning")
+        return g.kefu_view
+
+    def _visible_columns(self) -> list[tuple[str, str]]:
+        """``(key, label)`` of the list's columns: the active view's, else the type's list columns."""
+        view = self._active_view()
+        if view is not None and view.columns:
+            return [(key, self.get_column_name(key)) for key in view.columns]
+        return self._list_columns
+
+    def _get_column_by_idx(self, idx):
+        columns = self._visible_columns()
+        if idx is None or idx < 0 or idx >= len(columns):
+            return None
+        return columns[idx]
+
+    def _list_query(self, page, sort_field, sort_desc, search, filters, page_size=None) -> records.RecordQuery:
         sort_field = SORT_FIELDS.get(sort_field, sort_field)
         query = records.RecordQuery(
             q=search, sort=(f"-{sort_field}" if sort_desc else sort_field) if sort_field else None,
@@ -303,6 +328,20 @@ class RecordView(AccessControlled, BaseModelView):
         )
         for index, _name, value in filters or []:
             query = self._filters[index].apply(query, value)
+        view = self._active_view()
+        return view.apply(query) if view is not None else query
+
+    @expose("/")
+    def index_view(self):
+        if not request.args and self.record_type is not None:
+            default = views.default_key(current_user.pk, self.record_type.key)
+            if default:
+                return redirect(self.get_url(".index_view", view=default))
+        return super().index_view()
+
+    def get_list(self, page, sort_field, sort_desc, search, filters, execute=True, page_size=None):
+        actor = self._actor()
+        query = self._list_query(page, sort_field, sort_desc, search, filters, page_size)
         try:
             total, documents = records.find_records(self.record_type.key, query, actor, record_type=self.record_type)
         except ValidationFailed as exc:
@@ -349,21 +388,122 @@ class RecordView(AccessControlled, BaseModelView):
 
     def render(self, template, **kwargs):
         if template == self.list_template and self.record_type is not None:
-            kwargs["export_args"] = self._export_args()
+            kwargs["list_columns"] = self._visible_columns()
+            kwargs["export_args"] = dict(request.args)
+            kwargs["view_menu"] = views.views_for(self.record_type, current_user)
+            kwargs["active_view"] = self._active_view()
+            kwargs["view_state"] = json.dumps(self._view_state(), ensure_ascii=False)
+            kwargs["view_columns"] = [(key, self.get_column_name(key)) for key in self._column_choices()]
+            kwargs["can_share_views"] = current_user.has_role(*views.SHARING_ROLES)
+            kwargs["view_form"] = ViewForm()
         return super().render(template, **kwargs)
 
-    def _export_args(self) -> dict:
-        """The list's current filters, search and sort as API query parameters (export = what is on screen)."""
+    def _column_choices(self) -> list[str]:
+        """Every column a view may show: core fields, 时限, the active fields."""
+        keys = [f.key for f in records.core_fields(self.record_type)]
+        if sla.clocks_of(self.record_type):
+            keys.insert(2, SLA_COLUMN)
+        return [*keys, *(f.key for f in self.record_type.active_fields if f.type != "attachments")]
+
+    def _view_state(self) -> dict:
+        """The list as it is now — filters ``[field, op, value]``, sort, columns — for 保存视图."""
         view_args = self._get_list_extra_args()
-        args = {}
+        filters = []
+        view = self._active_view()
+        if view is not None:
+            filters += [[c.field, c.op, c.value] for c in view.conditions]
+            filters += [[views.SLA_FIELD, flag, True] for flag in ("overdue", "due_soon") if getattr(view, flag)]
+            if view.due_within is not None:
+                filters.append([views.SLA_FIELD, "due_within", view.due_within.total_seconds() / 3600])
         for index, _name, value in view_args.filters or []:
-            args.update(self._filters[index].api_args(value))
-        if view_args.search:
-            args["q"] = view_args.search
+            flt = self._filters[index]
+            if isinstance(flt, SlaFilter):
+                if value == "1":
+                    filters.append([views.SLA_FIELD, flt.flag, True])
+                continue
+            condition = flt.condition(value)
+            filters.append([condition.field, condition.op, condition.value])
         column = self._get_column_by_idx(view_args.sort)
-        if column is not None:
-            args["sort"] = ("-" if view_args.sort_desc else "") + SORT_FIELDS.get(column[0], column[0])
-        return args
+        sort = (("-" if view_args.sort_desc else "") + SORT_FIELDS.get(column[0], column[0])) if column else (
+            view.sort if view is not None else None)
+        return {"filters": filters, "sort": sort, "columns": [key for key, _label in self._visible_columns()]}
+
+    @expose("/export/")
+    def export_view(self):
+        """The list as it is on screen — filters, view, search, sort, columns — as XLSX or CSV; a large one is
+        built in the background and lands in the user's inbox."""
+        fmt = request.args.get("fmt", "xlsx")
+        if fmt not in exports.FORMATS:
+            flash(_("导出格式应为 csv 或 xlsx"), "error")
+            return redirect(self.get_url(".index_view"))
+        actor = self._actor()
+        view_args = self._get_list_extra_args()
+        column = self._get_column_by_idx(view_args.sort)
+        query = self._list_query(0, column[0] if column else None, view_args.sort_desc, view_args.search,
+                                 view_args.filters)
+        columns = [key for key, _label in self._visible_columns()]
+        try:
+            total = exports.count_rows(self.record_type, query, actor)
+        except ValidationFailed as exc:
+            flash(str(exc), "error")
+            return redirect(self.get_url(".index_view", **{k: v for k, v in request.args.items() if k != "fmt"}))
+        if total > export_jobs.async_threshold():
+            job = export_jobs.start(self.record_type, query, actor, fmt, total=total, columns=columns,
+                                    view=self._active_view(), filters_text=request.query_string.decode())
+            if job.status == "failed":
+                flash(job.error, "error")
+            else:
+                flash(_("共 %(n)s 行，导出已在后台进行；完成后会通知您，也可在“我的导出”查看进度", n=total), "info")
+            return redirect(url_for("exports.index"))
+        export = exports.export_records(self.record_type, query, actor, fmt, filters_text=request.query_string.decode(),
+                                        columns=columns, view=self._active_view())
+        return Response(stream_with_context(export.chunks), mimetype=export.mimetype,
+                        headers={"Content-Disposition": export.content_disposition})
+
+    @expose("/views/save/", methods=("POST",))
+    def save_view_view(self):
+        form = ViewForm(request.form)
+        back = _safe_back(request.form.get("back"), self.get_url(".index_view"))
+        if not form.validate():
+            flash(_("页面已过期，请刷新后重试"), "error")
+            return redirect(back)
+        try:
+            state = json.loads(request.form.get("state") or "{}")
+            columns = request.form.getlist("columns") or state.get("columns") or []
+            view = views.save_view(self.record_type, current_user, request.form.get("name", ""), state.get("filters"),
+                                   columns=columns, sort=state.get("sort"), shared=bool(request.form.get("shared")))
+            if request.form.get("default"):
+                views.set_default(self.record_type, self._actor(), str(view.pk))
+        except (ValueError, AttributeError):
+            flash(_("视图内容格式不正确"), "error")
+            return redirect(back)
+        except DomainError as exc:
+            flash(_("视图未保存：%(reason)s", reason=str(exc)), "error")
+            return redirect(back)
+        flash(_("视图“%(name)s”已保存", name=view.name), "success")
+        return redirect(self.get_url(".index_view", view=str(view.pk)))
+
+    @expose("/views/default/", methods=("POST",))
+    def default_view_view(self):
+        back = _safe_back(request.form.get("back"), self.get_url(".index_view"))
+        if ViewForm(request.form).validate():
+            key = request.form.get("view") or None
+            try:
+                views.set_default(self.record_type, self._actor(), key)
+                flash(_("已设为默认视图") if key else _("已取消默认视图"), "success")
+            except DomainError as exc:
+                flash(str(exc), "error")
+        return redirect(back)
+
+    @expose("/views/delete/", methods=("POST",))
+    def delete_view_view(self):
+        if ViewForm(request.form).validate():
+            try:
+                views.delete_view(self.record_type, current_user, request.form.get("view", ""))
+                flash(_("视图已删除"), "success")
+            except DomainError as exc:
+                flash(str(exc), "error")
+        return redirect(self.get_url(".index_view"))
 
     # -- forms ---------------------------------------------------------------
     def _masked_keys(self) -> set[str]:

@@ -1,7 +1,10 @@
 """Records as JSON and as spreadsheets (CSV with BOM, XLSX), streamed in constant memory.
 
-The columns are the record type's current fields, labels as headers; the rows
-are exactly what ``find_records`` returns for the same query, in its order.
+The columns are what the list shows (or every current field), labels as
+headers; the rows are exactly what ``find_records`` returns for the same
+query, in its order. The XLSX has real date and money cells, a frozen header,
+an autofilter, widths by field type, the sheet named after the type and a
+second sheet 导出说明 (filters, who, when, how many rows).
 Sensitive values are masked unless the actor may see personal data, cells
 that a spreadsheet would run as a formula are neutralised, and every export
 is written to the audit log.
@@ -10,8 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterator
 from urllib.parse import quote
@@ -20,13 +24,18 @@ from kefu.clock import utcnow
 from kefu.db import get_database
 from kefu.fields import get_field_type
 from kefu.record_types import RecordType
-from kefu.records import AUDIT, Actor, RecordQuery, core_fields, core_values, iter_records, read_values
+from kefu.i18n import _, _l
+from kefu.records import (
+    AUDIT, RECORDS, Actor, RecordQuery, build_filter, core_field, core_fields, core_values, iter_records, read_values,
+)
 from kefu.sla import clocks_json
 
 FORMATS = {"csv": "text/csv",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-CORE_JSON = ("number", "status", "assignee", "department", "customer", "created_at", "created_by", "updated_at")
+DEFAULT_CORE_COLUMNS = ("number", "status", "assignee", "department", "customer", "created_at", "updated_at")
+SLA_COLUMN = "sla"  # the list's 时限 column
+PROGRESS_EVERY = 1000
 
 
 def _shown(definition, value, actor: Actor):
@@ -68,13 +77,6 @@ def neutralise(cell):
     return cell
 
 
-def export_columns(record_type: RecordType, include_inactive: bool = False) -> list:
-    core = [f for f in core_fields(record_type) if f.key in ("number", "status", "assignee", "department", "customer",
-                                                  "created_at", "updated_at")]
-    configured = [f for f in record_type.fields if f.active or include_inactive]
-    return [*core, *configured]
-
-
 def _cell(definition, value, actor: Actor, *, text_only: bool):
     if value in (None, "", []):
         return None
@@ -94,10 +96,119 @@ def _as_text(cell) -> str:
     return str(cell)
 
 
+
+
+# -- columns ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SlaColumn:
+    """The list's 时限 column: the nearest running deadline's state, as text."""
+
+    key: str = SLA_COLUMN
+    label: object = _l("时限")
+    type: str = "text"
+    sensitive: bool = False
+
+
+def export_columns(record_type: RecordType, keys=None, include_inactive: bool = False) -> list:
+    """The columns of an export: ``keys`` in their order (what the list shows), else the core columns and every
+    active field (every field with ``include_inactive``). Unknown keys are left out."""
+    if not keys:
+        core = [f for f in core_fields(record_type) if f.key in DEFAULT_CORE_COLUMNS]
+        return [*core, *(f for f in record_type.fields if f.active or include_inactive)]
+    columns = []
+    for key in keys:
+        definition = SlaColumn() if key == SLA_COLUMN else (core_field(record_type, key) or record_type.field(key))
+        if definition is not None and (getattr(definition, "active", True) or include_inactive):
+            columns.append(definition)
+    return columns
+
+
+def sla_text(document: dict, tz, now: datetime) -> str | None:
+    """``已逾期 · 处理完成 11-17 10:00`` for the nearest running clock (else how the clocks ended)."""
+    from kefu.sla import STATE_LABELS, state_at
+
+    clocks = document.get("sla") or {}
+    running = [entry for entry in document.get("sla_open") or [] if entry.get("clock") in clocks]
+    if running:
+        clock = clocks[min(running, key=lambda entry: entry["due_at"])["clock"]]
+    elif clocks:
+        ended = list(clocks.values())
+        clock = next((c for c in ended if state_at(c, now) == "missed"), ended[-1])
+    else:
+        return None
+    due = clock["due_at"].astimezone(tz)
+    return f"{STATE_LABELS[state_at(clock, now)]} · {clock.get('name', '')} {due.month}-{due.day} {due:%H:%M}"
+
+
 def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *, text_only: bool):
+    now = utcnow()
     for document in iter_records(record_type.key, query, actor):
         values = {**core_values(document), **read_values(record_type, document, actor)}
-        yield [_cell(c, values.get(c.key), actor, text_only=text_only) for c in columns]
+        yield [sla_text(document, actor.tz, now) if c.key == SLA_COLUMN else
+               _cell(c, values.get(c.key), actor, text_only=text_only) for c in columns]
+
+
+# -- what was exported ------------------------------------------------------------------------------------
+
+def _filter_value_text(record_type: RecordType, condition, actor: Actor) -> str:
+    from kefu.records import field_for
+
+    if condition.op in ("empty", "not_empty"):
+        return ""
+    definition = field_for(record_type, condition.field)
+    field_type = get_field_type(definition.type)
+    raw = condition.value
+    if hasattr(field_type, "labels") and not definition.sensitive:
+        try:
+            ids = raw if isinstance(raw, list) else str(raw).split(",")
+            labels = field_type.labels(field_type.clean(i, definition, actor.field_context()) for i in ids)
+            return "、".join(labels.values()) or str(raw)
+        except Exception:  # a name typed by hand: shown as typed
+            return str(raw)
+    return "、".join(map(str, raw)) if isinstance(raw, list) else str(raw)
+
+
+def describe_query(record_type: RecordType, query: RecordQuery, actor: Actor, view=None) -> list[str]:
+    """The filters, search and sort of ``query`` as lines a person reads (the 导出说明 sheet, the audit log)."""
+    from kefu.fields import OPERATOR_LABELS
+    from kefu.records import SLA_SORT, field_for
+
+    lines = []
+    if view is not None:
+        lines.append(f"{_('视图')}：{view.name}")
+    for condition in query.conditions:
+        label = str(field_for(record_type, condition.field).label)
+        value = _filter_value_text(record_type, condition, actor)
+        lines.append(f"{label} {OPERATOR_LABELS.get(condition.op, condition.op)} {value}".rstrip())
+    if query.overdue:
+        lines.append(_("逾期：是"))
+    if query.due_soon:
+        lines.append(_("即将到期：是"))
+    if query.due_within is not None:
+        lines.append(_("%(hours)s 小时内到期", hours=round(query.due_within.total_seconds() / 3600, 1)))
+    if query.q:
+        lines.append(f"{_('搜索')}：{query.q}")
+    if query.sort:
+        key = query.sort.lstrip("-")
+        label = _("时限") if key == SLA_SORT else str(field_for(record_type, key).label)
+        lines.append(f"{_('排序')}：{label}（{_('降序') if query.sort.startswith('-') else _('升序')}）")
+    for dropped in getattr(view, "dropped", None) or []:
+        lines.append(dropped)
+    return lines or [_("全部记录（无筛选）")]
+
+
+def export_label(query: RecordQuery, view=None) -> str | None:
+    """What the file name says about the rows: the view's name, 逾期, 即将到期, 筛选 — or nothing for all."""
+    if view is not None:
+        return view.name
+    if query.overdue:
+        return _("逾期")
+    if query.due_soon:
+        return _("即将到期")
+    if query.conditions or query.q:
+        return _("筛选")
+    return None
 
 
 @dataclass
@@ -105,43 +216,76 @@ class Export:
     chunks: Iterator[bytes]
     mimetype: str
     filename: str
+    counter: dict = field(default_factory=lambda: {"rows": 0})
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far (all of them once ``chunks`` is exhausted)."""
+        return self.counter["rows"]
 
     @property
     def content_disposition(self) -> str:
-        # RFC 5987: an ASCII fallback plus the UTF-8 (Chinese) name.
-        ascii_name = "export." + self.filename.rsplit(".", 1)[-1]
-        return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(self.filename)}"
+        return content_disposition(self.filename)
 
 
-def export_filename(record_type: RecordType, fmt: str, moment: datetime, actor: Actor) -> str:
-    return f"{record_type.name}_{moment.astimezone(actor.tz):%Y%m%d}.{fmt}"
+def content_disposition(filename: str) -> str:
+    # RFC 5987: an ASCII fallback plus the UTF-8 (Chinese) name.
+    ascii_name = "export." + filename.rsplit(".", 1)[-1]
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
-def export_records(record_type: RecordType, query: RecordQuery, actor: Actor, fmt: str,
-                   filters_text: str = "", include_inactive: bool = False) -> Export:
-    """A streamed export of every record matching ``query`` (all pages), audited."""
-    columns = export_columns(record_type, include_inactive)
+def export_filename(record_type: RecordType, fmt: str, moment: datetime, actor: Actor, label: str | None = None) -> str:
+    """``投诉_逾期_20261122.xlsx`` (characters a file name cannot hold are replaced)."""
+    parts = [record_type.name, *([label] if label else []), f"{moment.astimezone(actor.tz):%Y%m%d}"]
+    return re.sub(r'[\\/:*?"<>|\s]+', "-", "_".join(parts)) + f".{fmt}"
+
+
+def count_rows(record_type: RecordType, query: RecordQuery, actor: Actor) -> int:
+    return get_database()[RECORDS].count_documents(build_filter(record_type, query, actor))
+
+
+def export_records(record_type: RecordType, query: RecordQuery, actor: Actor, fmt: str, *, filters_text: str = "",
+                   columns=None, view=None, include_inactive: bool = False, progress=None) -> Export:
+    """A streamed export of every record matching ``query`` (all pages, in its order), audited when the last
+    row is written. ``columns``: the keys on screen (default: every field). ``progress(rows)`` is called every
+    ``PROGRESS_EVERY`` rows (background exports)."""
+    columns = export_columns(record_type, columns, include_inactive)
     headers = [str(c.label) for c in columns]
     now = utcnow()
     counter = {"rows": 0}
+    description = describe_query(record_type, query, actor, view)
 
     def counted(rows):
         for row in rows:
             counter["rows"] += 1
+            if progress is not None and counter["rows"] % PROGRESS_EVERY == 0:
+                progress(counter["rows"])
             yield row
         get_database()[AUDIT].insert_one({
             "record_id": None, "record_type": record_type.key, "action": "export", "at": now,
             "by": actor.user_id, "by_name": actor.name, "format": fmt, "filters": filters_text,
+            "description": description, "view": getattr(view, "key", None), "columns": [c.key for c in columns],
             "rows": counter["rows"], "changes": [],
         })
 
     rows = counted(_rows(record_type, columns, query, actor, text_only=(fmt == "csv")))
-    chunks = _csv_chunks(headers, rows) if fmt == "csv" else _xlsx_chunks(record_type, columns, headers, rows)
-    return Export(chunks=chunks, mimetype=FORMATS[fmt], filename=export_filename(record_type, fmt, now, actor))
+    if fmt == "csv":
+        chunks = _csv_chunks(headers, rows)
+    else:
+        def notes():
+            return [(_("记录类型"), record_type.name), (_("筛选条件"), "\n".join(description)),
+                    (_("导出人"), actor.name), (_("导出时间"), now.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M:%S")),
+                    (_("行数"), counter["rows"]), (_("说明"), _("敏感字段按导出人的权限显示；以 = + - @ 开头的内容已加 ' 防止被当作公式"))]
+
+        chunks = _xlsx_chunks(record_type, columns, headers, rows, notes)
+    label = export_label(query, view)
+    return Export(chunks=chunks, mimetype=FORMATS[fmt], filename=export_filename(record_type, fmt, now, actor, label),
+                  counter=counter)
 
 
 def _csv_chunks(headers: list[str], rows) -> Iterator[bytes]:
     buffer = io.StringIO()
+    # RFC 4180: CRLF rows; a cell with a comma, quote or line break is quoted (its line breaks kept).
     writer = csv.writer(buffer, lineterminator="\r\n")
     # UTF-8 with BOM: Excel on Windows opens Chinese correctly only with it.
     yield "\ufeff".encode("utf-8")
@@ -155,20 +299,53 @@ def _csv_chunks(headers: list[str], rows) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows) -> Iterator[bytes]:
+COLUMN_WIDTHS = {"textarea": 40, "datetime": 17, "date": 12, "money": 14, "decimal": 12, "integer": 10,
+                 "choice": 12, "multi_choice": 18, "boolean": 8, "phone": 15, "id_number": 21, "email": 24,
+                 "customer": 16, "project": 18, "unit": 16, "user": 16, "department": 14, "attachments": 20}
+
+
+def _text_width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _width(column) -> int:
+    """A sensible Excel column width: by the field's type, never narrower than its header."""
+    base = 26 if column.key == SLA_COLUMN else COLUMN_WIDTHS.get(column.type, 14)
+    return min(60, max(base, _text_width(str(column.label)) + 3))
+
+
+def sheet_title(name: str) -> str:
+    """An Excel sheet name: at most 31 characters, none of ``[]:*?/\\``."""
+    return re.sub(r"[\[\]:*?/\\]", "-", name)[:31] or "Sheet1"
+
+
+def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows, notes) -> Iterator[bytes]:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=record_type.name[:31])
+    sheet = workbook.create_sheet(title=sheet_title(record_type.name))
+    for index, column in enumerate(columns, start=1):  # write-only: widths before the first row
+        sheet.column_dimensions[get_column_letter(index)].width = _width(column)
     sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    sheet.append([_styled(WriteOnlyCell(sheet, value=h), font=bold) for h in headers])
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    sheet.append([_styled(WriteOnlyCell(sheet, value=h), font=bold, fill=fill) for h in headers])
     formats = [get_field_type(c.type).export_number_format for c in columns]
+    count = 0
     for row in rows:
         sheet.append([_styled(WriteOnlyCell(sheet, value=cell), number_format=fmt) if fmt and cell is not None
                       else cell for cell, fmt in zip(row, formats)])
+        count += 1
+    sheet.auto_filter.ref = f"A1:{get_column_letter(max(1, len(columns)))}{count + 1}"
+    about = workbook.create_sheet(title=str(_("导出说明")))
+    about.column_dimensions["A"].width = 12
+    about.column_dimensions["B"].width = 80
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for name, value in notes():
+        about.append([_styled(WriteOnlyCell(about, value=str(name)), font=bold),
+                      _styled(WriteOnlyCell(about, value=neutralise(value)), alignment=wrap)])
     # openpyxl's write-only mode writes rows to a temporary file as it goes;
     # the workbook is then streamed from disk, not held in memory.
     with tempfile.TemporaryFile() as spool:
@@ -178,10 +355,13 @@ def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows) -> 
             yield chunk
 
 
-def _styled(cell, font=None, number_format=None):
+def _styled(cell, font=None, number_format=None, fill=None, alignment=None):
     if font is not None:
         cell.font = font
     if number_format is not None:
         cell.number_format = number_format
+    if fill is not None:
+        cell.fill = fill
+    if alignment is not None:
+        cell.alignment = alignment
     return cell
-

@@ -103,6 +103,13 @@ _CENT = Decimal("0.01")
 
 # --- errors and context -----------------------------------------------------
 
+OPERATOR_LABELS = {
+    "eq": _l("等于"), "ne": _l("不等于"), "in": _l("属于"), "gte": _l("不早于/不小于"), "lte": _l("不晚于/不大于"),
+    "contains": _l("包含"), "empty": _l("为空"), "not_empty": _l("不为空"),
+}
+"""How filters read for a person (list filters, the export's 导出说明 sheet)."""
+
+
 class AmbiguousReference(InvalidValue):
     """A name matched several records; ``candidates`` lists them as ``{"id", "label"}`` (at most 10)."""
 

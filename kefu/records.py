@@ -12,14 +12,15 @@ MongoEngine: their fields are data, not code)::
 
     {_id, type, number, status, assignee, department, customer,
      data: {field: value}, pii: {field: ciphertext}, bidx: {field: blind index},
-     grams: [...], version, created_at, created_by, updated_at, updated_by}
+     grams: [...], version, created_at, created_by, updated_at, updated_by,
+     status_at: {status: when it was last entered}, closed_at}
 """
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
@@ -152,6 +153,10 @@ def record_indexes() -> list[IndexModel]:
                    name="type_sla_warn"),
         IndexModel([("sla_open.warn_at", ASCENDING), ("sla_open.due_at", ASCENDING)], name="sla_warn"),
         IndexModel([("sla_live", ASCENDING)], name="sla_live", partialFilterExpression={"sla_live": {"$gt": 0}}),
+        # Cross-type counts by day (the dashboard: new and closed per day; kefu.dashboard).
+        IndexModel([("created_at", DESCENDING), ("department", ASCENDING)], name="created"),
+        IndexModel([("closed_at", DESCENDING), ("department", ASCENDING)], name="closed",
+                   partialFilterExpression={"closed_at": {"$type": "date"}}),
         # The reminder sweep (kefu.reminders): records whose next alert has come.
         IndexModel([("sla_next", ASCENDING)], name="sla_next", partialFilterExpression={"sla_next": {"$type": "date"}}),
         # Callbacks due on a day (kefu.duties: 今日回访).
@@ -540,6 +545,7 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
         **search_index(record_type, number, data, actor.tz), "version": 1,
         "created_at": now, "created_by": actor.user_id, "updated_at": now, "updated_by": actor.user_id,
         "status_at": {core["status"]: now},
+        "closed_at": now if workflow_of(record_type).is_closed(core["status"]) else None,
     })
     document.setdefault("assignee", None)
     document.setdefault("department", None)
@@ -612,6 +618,8 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
         if enforce_workflow:
             check_change(record_type, before.get("status"), after["status"], after)
         update[f"status_at.{after['status']}"] = now
+        # closed_at: when the record last entered a closed status (None while open) — reports and the dashboard.
+        update["closed_at"] = now if workflow_of(record_type).is_closed(after["status"]) else None
     lifecycle.before_save(record_type, current, after, set(changed))
     update.update({**search_index(record_type, current["number"], after, actor.tz),
                    "updated_at": now, "updated_by": actor.user_id})
@@ -770,6 +778,7 @@ class RecordQuery:
     per_page: int = 50
     overdue: bool = False  # any running SLA clock past its deadline
     due_soon: bool = False  # any running SLA clock in its last stretch
+    due_within: timedelta | None = None  # the next running deadline falls within this time from now
 
 
 def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor) -> dict:
@@ -793,13 +802,16 @@ def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor) -> d
 
 
 def sla_clauses(query: RecordQuery, now: datetime) -> list[dict]:
-    """Filters for ``overdue`` / ``due_soon`` (see ``kefu.sla``: ``sla_due`` is the earliest running deadline)."""
+    """Filters for ``overdue`` / ``due_soon`` / ``due_within`` (see ``kefu.sla``: ``sla_due`` is the earliest
+    running deadline)."""
     clauses = []
     if query.overdue:
         # "$type": the partial index ``sla_due`` serves only queries that name its filter expression.
         clauses.append({"sla_due": {"$lte": now, "$type": "date"}})
     if query.due_soon:
         clauses.append({"sla_open": {"$elemMatch": {"warn_at": {"$lte": now}, "due_at": {"$gt": now}}}})
+    if query.due_within is not None:
+        clauses.append({"sla_due": {"$gt": now, "$lte": now + query.due_within, "$type": "date"}})
     return clauses
 
 

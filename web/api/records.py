@@ -6,7 +6,7 @@ import json
 from flask import Response, jsonify, request, stream_with_context
 from flask_login import current_user
 
-from kefu import exports, records, record_types, tokens
+from kefu import export_jobs, exports, records, record_types, tokens, views
 from kefu.errors import PermissionDenied
 from kefu.fields import get_field_type
 from kefu.i18n import _
@@ -16,7 +16,7 @@ from kefu.roles import Role
 from web.actor import current_actor
 from web.api import BadRequest, blueprint, json_body
 
-LIST_PARAMETERS = {"q", "sort", "page", "per_page"}
+LIST_PARAMETERS = {"q", "sort", "page", "per_page", "view", "columns"}
 
 
 def _require_admin() -> None:
@@ -128,16 +128,33 @@ def _values_from_request() -> tuple[dict, list]:
     return json_body(), []
 
 
+def view_query(args, record_type, actor) -> tuple[records.RecordQuery, views.Resolved | None]:
+    """``list_query`` with the saved or built-in view named by ``view=`` applied (its filters, and its sort when
+    none is given); a view that does not exist is 404."""
+    query = list_query(args, record_type)
+    resolved = views.resolve(record_type, args["view"], actor) if args.get("view") else None
+    if resolved is not None:
+        resolved.apply(query)
+    return query, resolved
+
+
+def _view_json(resolved: views.Resolved | None) -> dict | None:
+    if resolved is None:
+        return None
+    return {"id": resolved.key, "name": resolved.name, "columns": resolved.columns, "dropped": resolved.dropped}
+
+
 @blueprint.get("/v1/records/<type_key>")
 def list_records(type_key):
     record_type = record_types.get_record_type(type_key, active_only=False)
     actor = current_actor()
+    query, resolved = view_query(request.args, record_type, actor)
     try:
-        total, documents = records.find_records(type_key, list_query(request.args, record_type), actor,
-                                                record_type=record_type)
+        total, documents = records.find_records(type_key, query, actor, record_type=record_type)
     except records.ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
-    return jsonify({"items": [exports.record_json(record_type, d, actor, explained=False) for d in documents], "total": total})
+    return jsonify({"items": [exports.record_json(record_type, d, actor, explained=False) for d in documents],
+                    "total": total, "view": _view_json(resolved)})
 
 
 @blueprint.post("/v1/records/<type_key>")
@@ -191,18 +208,46 @@ def add_event(type_key, record_id):
 
 @blueprint.get("/v1/records/<type_key>/export.<fmt>")
 def export_records(type_key, fmt):
+    """The list's records (same filters, ``view``, ``sort``) as CSV or XLSX; ``columns=a,b`` picks the columns
+    (default: every field). More rows than ``KEFU_EXPORT_ASYNC_ROWS``: 202, built in the background
+    (``GET /api/v1/exports/<id>`` for progress, then its ``download_url``)."""
     record_type = record_types.get_record_type(type_key, active_only=False)
     if fmt not in exports.FORMATS:
         raise BadRequest(_("导出格式应为 csv 或 xlsx"))
     actor = current_actor()
-    query = list_query(request.args, record_type)
+    query, resolved = view_query(request.args, record_type, actor)
+    columns = [c for c in (request.args.get("columns") or "").split(",") if c] or (resolved.columns if resolved else [])
     try:
-        records.build_filter(record_type, query, actor)
+        total = exports.count_rows(record_type, query, actor)
     except records.ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
-    export = exports.export_records(record_type, query, actor, fmt, filters_text=request.query_string.decode())
+    filters_text = request.query_string.decode()
+    if total > export_jobs.async_threshold():
+        job = export_jobs.start(record_type, query, actor, fmt, total=total, columns=columns, view=resolved,
+                                filters_text=filters_text)
+        if job.status == "failed":
+            from web.api import error_response
+
+            return error_response(503, "queue_unavailable", job.error)
+        return jsonify({"export": export_jobs.job_json(job, actor.tz), "status_url": f"/api/v1/exports/{job.pk}"}), 202
+    export = exports.export_records(record_type, query, actor, fmt, filters_text=filters_text, columns=columns,
+                                    view=resolved)
     return Response(stream_with_context(export.chunks), mimetype=export.mimetype,
                     headers={"Content-Disposition": export.content_disposition})
+
+
+@blueprint.get("/v1/exports/<job_id>")
+def export_status(job_id):
+    actor = current_actor()
+    return jsonify(export_jobs.job_json(export_jobs.get_for(actor.user_id, job_id), actor.tz))
+
+
+@blueprint.get("/v1/exports/<job_id>/download")
+def export_download(job_id):
+    job, stored = export_jobs.open_file(current_actor().user_id, job_id)
+    return Response(stream_with_context(iter(lambda: stored.read(256 * 1024), b"")),
+                    mimetype=exports.FORMATS[job.fmt],
+                    headers={"Content-Disposition": exports.content_disposition(job.filename)})
 
 
 # -- references and schema ----------------------------------------------------------
