@@ -20,6 +20,7 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.inbox import InboxView, TasksView
     from admin_views.notify import DeliveryView, MessageTemplateView, NotificationSettingsView
     from admin_views.queue import QueueView
+    from admin_views.reports import ReportView
     from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
     from admin_views.overdue import OverdueView
     from admin_views.record_types import RecordTypeView
@@ -46,6 +47,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(RecordView(name=_l("记录"), endpoint="records", url="/admin/records/<type_key>"))
     admin.add_view(OverdueView(name=_l("逾期督办"), endpoint="overdue", url="/admin/overdue"))
     admin.add_view(TasksView(name=_l("我的任务"), endpoint="tasks", url="/admin/tasks"))
+    admin.add_view(ReportView(name=_l("月度分析"), endpoint="reports", url="/admin/reports"))
     admin.add_view(InboxView(name=_l("消息"), endpoint="inbox", url="/admin/inbox"))
     admin.add_view(ExportsView(name=_l("我的导出"), endpoint="exports", url="/admin/exports"))
     admin.add_view(CustomerView(Customer, name=_l("客户档案"), endpoint="customers"))

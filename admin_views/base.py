@@ -14,7 +14,7 @@ from mongoengine import NotUniqueError, ValidationError
 
 from kefu.errors import DomainError
 from kefu.i18n import _
-from kefu.roles import role_label
+from kefu.roles import Role, role_label
 
 
 class AccessControlled:
@@ -84,8 +84,21 @@ class HomeView(AccessControlled, AdminIndexView):
 
     @expose("/")
     def index(self):
-        from kefu import workcalendar
+        import json
 
-        today = workcalendar.today_in(ZoneInfo(current_app.config["KEFU_TIMEZONE"]))
-        missing_years = workcalendar.get_calendar().missing_years(today)
-        return self.render("admin/kefu_index.html", calendar_missing_years=missing_years)
+        from kefu import dashboard, workcalendar
+        from kefu.clock import utcnow
+
+        tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
+        now = utcnow()
+        missing_years = workcalendar.get_calendar().missing_years(now.astimezone(tz).date())
+        figures = dashboard.build(current_user, now, tz)
+        charts = {"trend": {**figures.trend, "legend": [_("新增"), _("关闭")]},
+                  "overdue_by_department": {
+                      "names": [name or _("未指定部门") for _id, name, _n in reversed(figures.overdue_by_department)],
+                      "counts": [n for _id, _name, n in reversed(figures.overdue_by_department)]}}
+        return self.render("admin/kefu_index.html", calendar_missing_years=missing_years, figures=figures,
+                           per_type=dashboard.by_type(current_user, now, tz),
+                           supervises=current_user.has_role(Role.ADMIN.value, Role.MANAGER.value,
+                                                            Role.SUPERVISOR.value),
+                           charts_json=json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"))

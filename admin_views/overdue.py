@@ -6,9 +6,12 @@ and departments on a page are loaded with one query each.
 """
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
 from bson import ObjectId
 from bson.errors import InvalidId
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.form import SecureForm
 from flask_admin.helpers import is_safe_url
@@ -28,6 +31,7 @@ from kefu.users import User
 from web.actor import current_actor
 
 SUPERVISOR_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
+ENDPOINTS = {overdue.OVERDUE: ".index", overdue.DUE_SOON: ".due_soon_view", overdue.DUE_TODAY: ".due_today_view"}
 
 
 class ReassignForm(SecureForm):
@@ -57,6 +61,10 @@ class OverdueView(AccessControlled, BaseView):
     def due_soon_view(self):
         return self._list(overdue.DUE_SOON)
 
+    @expose("/due-today/")
+    def due_today_view(self):
+        return self._list(overdue.DUE_TODAY)
+
     def _list(self, kind: str):
         types = {t["key"]: t for t in overdue.type_summaries()}
         query = self._query(kind, types)
@@ -71,7 +79,7 @@ class OverdueView(AccessControlled, BaseView):
         form.assignee.choices = [("", _("请选择"))] + [(str(pk), str(user)) for pk, user in users.items()]
         pages = max(1, (total + query.per_page - 1) // query.per_page)
         filters = query.filters()
-        endpoint = ".index" if kind == overdue.OVERDUE else ".due_soon_view"
+        endpoint = ENDPOINTS[kind]
 
         def url(page=None, **changes):
             args = {k: str(v) for k, v in {**filters, **changes}.items() if v not in (None, "")}
@@ -80,7 +88,8 @@ class OverdueView(AccessControlled, BaseView):
             return self.get_url(endpoint, **args)
 
         return self.render(
-            "admin/overdue.html", kind=kind, kinds=overdue.KIND_LABELS, query=query, filters=filters,
+            "admin/overdue.html", kind=kind, kinds=overdue.KIND_LABELS, endpoints=ENDPOINTS, query=query,
+            filters=filters,
             total=total, page=query.page, pages=pages, rows=[self._row(row, types, names) for row in rows],
             counts=[(group, overdue.GROUP_LABELS[group], [(value, names[group].get(value, value), n)
                                                            for value, n in counts.by[group]])
@@ -96,6 +105,10 @@ class OverdueView(AccessControlled, BaseView):
         """The page's query from the URL; a filter value that names nothing is dropped with a message."""
         args = request.args
         query = overdue.SlaListQuery(kind=kind, per_page=self.page_size)
+        if kind == overdue.DUE_TODAY:
+            tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
+            tomorrow = utcnow().astimezone(tz).date() + timedelta(days=1)
+            query.until = datetime.combine(tomorrow, time(0, 0), tzinfo=tz).astimezone(timezone.utc)
         type_key = args.get("type", "").strip()
         if type_key:
             if type_key in types:

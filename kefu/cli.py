@@ -44,6 +44,18 @@ def seed_command():
     click.echo("demo data: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
 
 
+@kefu_cli.command("seed-records")
+def seed_records_command():
+    """Load six weeks of demo records (complaints, consultations, repairs) into an empty records collection."""
+    import time
+
+    from seed.records import seed_demo_records
+
+    started = time.monotonic()
+    count = seed_demo_records()
+    click.echo(f"demo records: {count or 'none added (records exist already)'} ({time.monotonic() - started:.1f} s)")
+
+
 @kefu_cli.command("load-types")
 def load_types_command():
     """Create the shipped record types (schemas/) that do not exist yet; never overwrites edits."""

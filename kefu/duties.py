@@ -420,7 +420,7 @@ def monthly_report(now: datetime) -> str:
     context = _context(now)
     month = previous_month(_local_day(now, context.tz))
     report = archive_monthly(month, now)
-    url = f"{context.base_url}/admin/"
+    url = f"{context.base_url}/admin/reports/monthly/?month={month}"
     subject, body = context.renderer.render("monthly_report", {
         "title": f"{month} 月度投诉分析报告", "lines": report["summary_lines"], "period": month, "url": url})
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)

@@ -70,6 +70,7 @@ class Launcher:
         from kefu.users import User
         from kefu.workcalendar import seed_calendar
         from seed.demo import seed_demo
+        from seed.records import seed_demo_records
 
         app = create_app()
         with app.app_context():
@@ -90,7 +91,11 @@ class Launcher:
                 say(f"search index built for {indexed} earlier records")
             if app.config["KEFU_DEMO"] and User.objects.count() == 0:
                 say("first start: loading demo data …")
-                return seed_demo()
+                counts = seed_demo()
+                started = time.monotonic()
+                counts["records"] = seed_demo_records()
+                say(f"demo records registered through the services ({time.monotonic() - started:.1f} s)")
+                return counts
         return None
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen:

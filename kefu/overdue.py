@@ -26,8 +26,9 @@ from kefu.records import RECORDS, RecordQuery, sla_clauses
 
 OVERDUE = "overdue"
 DUE_SOON = "due_soon"
-KINDS = (OVERDUE, DUE_SOON)
-KIND_LABELS = {OVERDUE: _l("逾期"), DUE_SOON: _l("即将到期")}
+DUE_TODAY = "due_today"
+KINDS = (OVERDUE, DUE_SOON, DUE_TODAY)
+KIND_LABELS = {OVERDUE: _l("逾期"), DUE_SOON: _l("即将到期"), DUE_TODAY: _l("今日到期")}
 GROUPS = ("type", "department", "assignee", "level")
 GROUP_LABELS = {"type": _l("按类型"), "department": _l("按部门"), "assignee": _l("按负责人"), "level": _l("按等级")}
 # Where each group's value is stored; the level is the configured field ``level`` when the type has one.
@@ -48,6 +49,7 @@ class SlaListQuery:
     """
 
     kind: str = OVERDUE
+    until: datetime | None = None  # due today: the end of the local day (the caller knows the time zone)
     type: str | None = None
     department: ObjectId | str | None = None
     assignee: ObjectId | str | None = None
@@ -93,8 +95,11 @@ def list_filter(query: SlaListQuery, now: datetime) -> dict:
     """The MongoDB filter: the SLA condition first (it picks the index), then the page's filters."""
     if query.kind not in KINDS:
         raise ValueError(query.kind)
-    mongo_filter = dict(sla_clauses(RecordQuery(overdue=query.kind == OVERDUE, due_soon=query.kind == DUE_SOON),
-                                    now)[0])
+    window = (query.until - now) if query.kind == DUE_TODAY and query.until is not None else None
+    if query.kind == DUE_TODAY and window is None:
+        raise ValueError("due_today needs until")
+    mongo_filter = dict(sla_clauses(RecordQuery(overdue=query.kind == OVERDUE, due_soon=query.kind == DUE_SOON,
+                                                due_within=window), now)[0])
     for group in GROUPS:
         value = getattr(query, group)
         if value in (None, ""):
@@ -116,7 +121,7 @@ def find(query: SlaListQuery, now: datetime | None = None, *, total: int | None 
     if total is None:
         total = collection.count_documents(mongo_filter)
     documents = collection.find(mongo_filter, LIST_FIELDS, sort=SORT, skip=(page - 1) * per_page, limit=per_page)
-    return total, [row_of(document, query.kind, now) for document in documents]
+    return total, [row_of(document, query.kind, now, query.until) for document in documents]
 
 
 def counts_pipeline(query: SlaListQuery, now: datetime) -> list[dict]:
@@ -159,9 +164,10 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def row_of(document: dict, kind: str, now: datetime) -> Row:
+def row_of(document: dict, kind: str, now: datetime, until: datetime | None = None) -> Row:
     """The row for ``document``: for an overdue record the clock past its deadline longest ago, for a due-soon
-    record the running clock in its last stretch that ends first."""
+    record the running clock in its last stretch that ends first, for one due today the first clock due by
+    ``until``."""
     candidates = []
     for entry in document.get("sla_open") or []:
         due_at, warn_at = _aware(entry.get("due_at")), _aware(entry.get("warn_at"))
@@ -169,7 +175,8 @@ def row_of(document: dict, kind: str, now: datetime) -> Row:
             continue
         overdue = kind == OVERDUE and due_at <= now
         due_soon = kind == DUE_SOON and warn_at is not None and warn_at <= now < due_at
-        if overdue or due_soon:
+        due_today = kind == DUE_TODAY and until is not None and now < due_at <= until
+        if overdue or due_soon or due_today:
             candidates.append((due_at, entry["clock"]))
     if not candidates and document.get("sla_due") is not None:  # stored before sla_open existed
         candidates.append((_aware(document["sla_due"]), None))

@@ -2,7 +2,7 @@
 
 A view's filters are stored as ``[field, op, value]`` — the operators of the
 field's type (``kefu.fields``), plus the pseudo-field ``sla`` with ``overdue``,
-``due_soon`` and ``due_within`` (hours). Values may name the person looking:
+``due_soon``, ``due_within`` (hours) and ``due_today``. Values may name the person looking:
 ``$me`` (the user), ``$my_department``, ``$open`` (the type's open statuses),
 ``$today``, ``$month_start``.
 
@@ -16,7 +16,7 @@ one default view per type. Sharing needs supervisor, manager or admin.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from bson import ObjectId
 from mongoengine import BooleanField, DateTimeField, Document, ListField, ObjectIdField, StringField
@@ -27,7 +27,7 @@ from kefu.i18n import _l
 from kefu.roles import Role
 
 SLA_FIELD = "sla"
-SLA_OPS = ("overdue", "due_soon", "due_within")
+SLA_OPS = ("overdue", "due_soon", "due_within", "due_today")
 PLACEHOLDERS = ("$me", "$my_department", "$open", "$today", "$month_start")
 SHARING_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 MAX_NAME = 40
@@ -49,8 +49,11 @@ BUILTIN = (
     Builtin("dept_overdue", _l("本部门逾期"), (("department", "eq", "$my_department"), (SLA_FIELD, "overdue", True)),
             sort="sla_due"),
     Builtin("due_24h", _l("24 小时内到期"), ((SLA_FIELD, "due_within", 24),), sort="sla_due"),
+    Builtin("my_due_today", _l("我的今日到期"), (("assignee", "eq", "$me"), (SLA_FIELD, "due_today", True)),
+            sort="sla_due"),
     Builtin("major", _l("重大投诉"), (("level", "eq", "重大"), ("status", "in", "$open")), needs_level="重大"),
     Builtin("new_this_month", _l("本月新增"), (("created_at", "gte", "$month_start"),)),
+    Builtin("new_today", _l("今日新增"), (("created_at", "gte", "$today"),)),
 )
 BUILTIN_BY_KEY = {b.key: b for b in BUILTIN}
 
@@ -182,6 +185,9 @@ def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolv
                     resolved.due_within = timedelta(hours=float(value))
                 except (TypeError, ValueError):
                     resolved.dropped.append(str(_l("已忽略筛选 %(item)s：小时数应为数字", item=_describe(item))))
+            elif op == "due_today":
+                tomorrow = now.astimezone(actor.tz).date() + timedelta(days=1)
+                resolved.due_within = datetime.combine(tomorrow, time(0, 0), tzinfo=actor.tz) - now
             else:
                 setattr(resolved, op, True)
             continue

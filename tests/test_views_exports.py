@@ -55,7 +55,8 @@ def ids(body) -> set[str]:
 def test_builtin_views_list_what_their_names_say(client, agent, cases, db):
     listed = client.get("/api/v1/views/complaint", headers=agent).get_json()["items"]
     names = [v["name"] for v in listed if v["builtin"]]
-    assert names == ["我的待办", "我的逾期", "本部门逾期", "24 小时内到期", "重大投诉", "本月新增"]
+    assert names == ["我的待办", "我的逾期", "本部门逾期", "24 小时内到期", "我的今日到期", "重大投诉", "本月新增",
+                     "今日新增"]
 
     def view(key):
         response = client.get(f"/api/v1/records/complaint?view=builtin:{key}", headers=agent)
