@@ -54,7 +54,7 @@ def record_json(record_type: RecordType, document: dict, actor: Actor, *, explai
         value = core.get(definition.key)
         body[definition.key] = get_field_type(definition.type).to_json(value, actor.tz) if value is not None else None
     values = read_values(record_type, document, actor)
-    for definition in record_type.fields:
+    for definition in record_type.specs:
         value = values.get(definition.key)
         if definition.active or value is not None:
             body[definition.key] = _shown(definition, value, actor) if value not in (None, "", []) else None

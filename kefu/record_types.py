@@ -10,6 +10,7 @@ up on its next request.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
 from pathlib import Path
@@ -96,6 +97,42 @@ class FieldDefinition(EmbeddedDocument):
         return shape
 
 
+@dataclass(frozen=True)
+class FieldSpec:
+    """A ``FieldDefinition`` as a plain value (same attribute names), for hot loops."""
+
+    key: str
+    label: str
+    type: str
+    label_en: str | None = None
+    required: bool = False
+    default: object = None
+    min: object = None
+    max: object = None
+    max_length: int | None = None
+    pattern: str | None = None
+    choices: tuple = ()
+    list: bool = False
+    filter: bool = False
+    search: bool = False
+    sensitive: bool = False
+    readonly: bool = False
+    required_on_close: bool = False
+    help: str | None = None
+    max_size_mb: int | None = None
+    active: bool = True
+
+    @classmethod
+    def of(cls, definition: FieldDefinition) -> "FieldSpec":
+        values = {name: getattr(definition, name) for name in cls.__dataclass_fields__}
+        values["choices"] = tuple(values["choices"] or ())
+        return cls(**values)
+
+    @property
+    def path(self) -> str:
+        return f"data.{self.key}"
+
+
 class RecordType(Document):
     """A kind of record (投诉, 报修 …) and its fields."""
 
@@ -128,6 +165,16 @@ class RecordType(Document):
     def field(self, key: str) -> FieldDefinition | None:
         """The field definition with this key, active or not."""
         return next((f for f in self.fields if f.key == key), None)
+
+    @property
+    def specs(self) -> tuple["FieldSpec", ...]:
+        """The fields as plain read-only values, built once per loaded definition: loops over many records
+        read these instead of MongoEngine's descriptors (an attribute read there costs a method call)."""
+        cached = self.__dict__.get("_specs")
+        if cached is None or cached[0] is not self.fields:
+            cached = (self.fields, tuple(FieldSpec.of(f) for f in self.fields))
+            self.__dict__["_specs"] = cached
+        return cached[1]
 
     @property
     def active_fields(self) -> list[FieldDefinition]:
