@@ -620,59 +620,46 @@ class RecordView(AccessControlled, BaseModelView):
             rejection=levels.rejection_preview(self.record_type, row.document), reject_form=RejectForm(),
         )
 
-    @expose("/event/", methods=("POST",))
-    def add_event_view(self):
+    def _record_action(self, form, act, done: str):
+        """A POST from the details page: validate ``form``, run ``act(record_id)``, say how it went, go back.
+        A refusal for lack of rights is the 403 page; any other refusal a message."""
         record_id = request.args.get("id", "")
-        form = EventForm(request.form)
         target = self.get_url(".details_view", id=record_id)
         if not form.validate():
             flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
             return redirect(target)
         try:
-            records.add_event(self.record_type.key, record_id, form.kind.data, form.text.data, self._actor(),
-                              files=[f for f in request.files.getlist("files") if f and f.filename])
-        except DomainError as exc:
-            flash(str(exc), "error")
-        else:
-            flash(_("已记录"), "success")
-        return redirect(target)
-
-    @expose("/reject/", methods=("POST",))
-    def reject_view(self):
-        """The customer does not accept the result (``kefu.levels.customer_rejected``): one level up, back to rework."""
-        record_id = request.args.get("id", "")
-        form = RejectForm(request.form)
-        target = self.get_url(".details_view", id=record_id)
-        if not form.validate():
-            flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
-            return redirect(target)
-        try:
-            levels.customer_rejected(self.record_type.key, record_id, self._actor(), form.note.data)
-        except DomainError as exc:
-            flash(str(exc), "error")
-        else:
-            flash(_("已退回重新处理"), "success")
-        return redirect(target)
-
-    @expose("/approval/", methods=("POST",))
-    def approval_view(self):
-        """Review, approve or reject the record's approval request (``kefu.approvals.act``); refused → 403 page."""
-        record_id = request.args.get("id", "")
-        form = ApprovalForm(request.form)
-        target = self.get_url(".details_view", id=record_id)
-        if not form.validate():
-            flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
-            return redirect(target)
-        try:
-            approvals.act(self.record_type.key, record_id, form.action.data, self._actor(), comment=form.comment.data,
-                          request_id=form.request_id.data or None)
+            act(record_id)
         except PermissionDenied as exc:
             abort(403, str(exc.message))
         except DomainError as exc:
             flash(str(exc), "error")
         else:
-            flash(_("已%(action)s", action=approvals.ACTION_LABELS[form.action.data]), "success")
+            flash(done, "success")
         return redirect(target)
+
+    @expose("/event/", methods=("POST",))
+    def add_event_view(self):
+        form = EventForm(request.form)
+        return self._record_action(form, lambda record_id: records.add_event(
+            self.record_type.key, record_id, form.kind.data, form.text.data, self._actor(),
+            files=[f for f in request.files.getlist("files") if f and f.filename]), _("已记录"))
+
+    @expose("/reject/", methods=("POST",))
+    def reject_view(self):
+        """The customer does not accept the result (``kefu.levels.customer_rejected``): one level up, back to rework."""
+        form = RejectForm(request.form)
+        return self._record_action(form, lambda record_id: levels.customer_rejected(
+            self.record_type.key, record_id, self._actor(), form.note.data), _("已退回重新处理"))
+
+    @expose("/approval/", methods=("POST",))
+    def approval_view(self):
+        """Review, approve or reject the record's approval request (``kefu.approvals.act``); refused → 403 page."""
+        form = ApprovalForm(request.form)
+        return self._record_action(form, lambda record_id: approvals.act(
+            self.record_type.key, record_id, form.action.data, self._actor(), comment=form.comment.data,
+            request_id=form.request_id.data or None),
+            _("已%(action)s", action=approvals.ACTION_LABELS.get(form.action.data, form.action.data or "")))
 
 
 class RejectForm(SecureForm):

@@ -34,7 +34,7 @@ from kefu.db import get_database
 from kefu.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.fields import FieldContext, get_field_type
 from kefu.i18n import _l
-from kefu.record_types import FieldDefinition, RecordType, get_record_type
+from kefu.record_types import FieldDefinition, FieldSpec, RecordType, get_record_type
 from kefu.validation import InvalidValue
 from kefu.workflow import DEFAULT_STATUSES, check_change, workflow_of
 
@@ -82,41 +82,28 @@ class Actor:
 
 
 @dataclass(frozen=True)
-class CoreField:
-    """A field every record has, described like a configured one so the same types filter and validate it."""
+class CoreField(FieldSpec):
+    """A field every record has, described like a configured one so the same types filter and validate it;
+    stored at the top of the record (``path`` is its key), listed and filterable unless said otherwise."""
 
-    key: str
-    label: object
-    type: str
-    path: str
-    choices: tuple = ()
-    required: bool = False
-    default: object = None
-    min: object = None
-    max: object = None
-    max_length: int | None = None
-    pattern: str | None = None
-    sensitive: bool = False
-    readonly: bool = False
-    help: str | None = None
-    max_size_mb: int | None = None
     list: bool = True
     filter: bool = True
-    search: bool = False
-    required_on_close: bool = False
-    active: bool = True
     editable: bool = True
+
+    @property
+    def path(self) -> str:
+        return self.key
 
 
 CORE_FIELDS = (
-    CoreField("number", _l("编号"), "text", "number", editable=False),
-    CoreField("status", _l("状态"), "choice", "status", choices=DEFAULT_STATUSES),
-    CoreField("assignee", _l("负责人"), "user", "assignee"),
-    CoreField("department", _l("部门"), "department", "department"),
-    CoreField("customer", _l("客户"), "customer", "customer", list=False),
-    CoreField("created_at", _l("登记时间"), "datetime", "created_at", editable=False),
-    CoreField("updated_at", _l("更新时间"), "datetime", "updated_at", list=False, editable=False),
-    CoreField("created_by", _l("登记人"), "user", "created_by", list=False, editable=False),
+    CoreField("number", _l("编号"), "text", editable=False),
+    CoreField("status", _l("状态"), "choice", choices=DEFAULT_STATUSES),
+    CoreField("assignee", _l("负责人"), "user"),
+    CoreField("department", _l("部门"), "department"),
+    CoreField("customer", _l("客户"), "customer", list=False),
+    CoreField("created_at", _l("登记时间"), "datetime", editable=False),
+    CoreField("updated_at", _l("更新时间"), "datetime", list=False, editable=False),
+    CoreField("created_by", _l("登记人"), "user", list=False, editable=False),
 )
 CORE_BY_KEY = {f.key: f for f in CORE_FIELDS}
 
