@@ -141,12 +141,36 @@ def sla_text(document: dict, tz, now: datetime) -> str | None:
     return f"{STATE_LABELS[state_at(clock, now)]} · {clock.get('name', '')} {due.month}-{due.day} {due:%H:%M}"
 
 
+LABEL_BATCH = 1000  # rows whose references (project, unit, user …) are named with one query per kind
+
+
 def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *, text_only: bool):
+    """The export's rows, in the query's order. References are named a batch of rows at a time (one query per
+    reference column and batch), never one query per cell."""
     now = utcnow()
+    references = [c for c in columns if c.key != SLA_COLUMN and hasattr(get_field_type(c.type), "labels")
+                  and not (c.sensitive and not actor.can_view_pii)]
+    batch = []
+
+    def flush():
+        labels = {c.key: get_field_type(c.type).labels(values.get(c.key) for _d, values in batch) for c in references}
+        for document, values in batch:
+            yield [sla_text(document, actor.tz, now) if c.key == SLA_COLUMN else
+                   _reference_cell(labels[c.key], values.get(c.key)) if c.key in labels else
+                   _cell(c, values.get(c.key), actor, text_only=text_only) for c in columns]
+        batch.clear()
+
     for document in iter_records(record_type.key, query, actor):
-        values = {**core_values(document), **read_values(record_type, document, actor)}
-        yield [sla_text(document, actor.tz, now) if c.key == SLA_COLUMN else
-               _cell(c, values.get(c.key), actor, text_only=text_only) for c in columns]
+        batch.append((document, {**core_values(document), **read_values(record_type, document, actor)}))
+        if len(batch) >= LABEL_BATCH:
+            yield from flush()
+    yield from flush()
+
+
+def _reference_cell(labels: dict, value):
+    if value is None:
+        return None
+    return neutralise(labels.get(value, _("（已删除）")))
 
 
 # -- what was exported ------------------------------------------------------------------------------------
