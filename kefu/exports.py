@@ -115,10 +115,11 @@ def export_columns(record_type: RecordType, keys=None, include_inactive: bool = 
     active field (every field with ``include_inactive``). Unknown keys are left out."""
     if not keys:
         core = [f for f in core_fields(record_type) if f.key in DEFAULT_CORE_COLUMNS]
-        return [*core, *(f for f in record_type.fields if f.active or include_inactive)]
+        return [*core, *(f for f in record_type.specs if f.active or include_inactive)]
     columns = []
     for key in keys:
-        definition = SlaColumn() if key == SLA_COLUMN else (core_field(record_type, key) or record_type.field(key))
+        definition = SlaColumn() if key == SLA_COLUMN else (
+            core_field(record_type, key) or next((f for f in record_type.specs if f.key == key), None))
         if definition is not None and (getattr(definition, "active", True) or include_inactive):
             columns.append(definition)
     return columns
@@ -144,10 +145,47 @@ def sla_text(document: dict, tz, now: datetime) -> str | None:
 LABEL_BATCH = 1000  # rows whose references (project, unit, user …) are named with one query per kind
 
 
+def _column_cells(columns, actor: Actor, now: datetime, *, text_only: bool) -> list:
+    """Per column, how a row's value becomes its cell: ``cell(document, values, labels)``. Decided once per
+    export, not per cell; the shown form of a choice or yes/no is remembered per column."""
+    deleted = _("（已删除）")
+    cells = []
+    for column in columns:
+        if column.key == SLA_COLUMN:
+            cells.append(lambda document, values, labels: sla_text(document, actor.tz, now))
+            continue
+        field_type = get_field_type(column.type)
+        key = column.key
+        if hasattr(field_type, "labels") and not (column.sensitive and not actor.can_view_pii):
+            def reference(document, values, labels, key=key):
+                value = values.get(key)
+                return None if value is None else neutralise(labels[key].get(value, deleted))
+            cells.append(reference)
+        elif field_type.finite_values and not column.sensitive:
+            cells.append(_remembered(column, actor, text_only))
+        else:
+            cells.append(lambda document, values, labels, key=key, column=column:
+                         _cell(column, values.get(key), actor, text_only=text_only))
+    return cells
+
+
+def _remembered(column, actor: Actor, text_only: bool):
+    shown: dict = {}
+
+    def cell(document, values, labels):
+        value = values.get(column.key)
+        token = tuple(value) if isinstance(value, list) else value
+        if token not in shown:
+            shown[token] = _cell(column, value, actor, text_only=text_only)
+        return shown[token]
+
+    return cell
+
+
 def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *, text_only: bool):
     """The export's rows, in the query's order. References are named a batch of rows at a time (one query per
     reference column and batch), never one query per cell."""
-    now = utcnow()
+    cells = _column_cells(columns, actor, utcnow(), text_only=text_only)
     references = [c for c in columns if c.key != SLA_COLUMN and hasattr(get_field_type(c.type), "labels")
                   and not (c.sensitive and not actor.can_view_pii)]
     batch = []
@@ -155,9 +193,7 @@ def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *,
     def flush():
         labels = {c.key: get_field_type(c.type).labels(values.get(c.key) for _d, values in batch) for c in references}
         for document, values in batch:
-            yield [sla_text(document, actor.tz, now) if c.key == SLA_COLUMN else
-                   _reference_cell(labels[c.key], values.get(c.key)) if c.key in labels else
-                   _cell(c, values.get(c.key), actor, text_only=text_only) for c in columns]
+            yield [cell(document, values, labels) for cell in cells]
         batch.clear()
 
     for document in iter_records(record_type.key, query, actor):
@@ -165,12 +201,6 @@ def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *,
         if len(batch) >= LABEL_BATCH:
             yield from flush()
     yield from flush()
-
-
-def _reference_cell(labels: dict, value):
-    if value is None:
-        return None
-    return neutralise(labels.get(value, _("（已删除）")))
 
 
 # -- what was exported ------------------------------------------------------------------------------------

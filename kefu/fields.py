@@ -346,6 +346,8 @@ class FieldType:
     operators: tuple[str, ...] = ("eq", "empty", "not_empty")
     default_keywords: tuple[str, ...] = ()
     export_number_format: str | None = None
+    # A few values only (choices, yes/no): how one is shown can be remembered per export column.
+    finite_values = False
     form_class = TypedStringField
     required_text = _l("请填写%(label)s")
 
@@ -1178,6 +1180,8 @@ class DateTimeType(OrderedType):
 class ChoicesMixin:
     """Shared by single and multiple choice: the ``choices`` option and membership."""
 
+    finite_values = True
+
     def _choices(self, definition) -> list[str]:
         choices = _option(definition, "choices")
         return [str(choice) for choice in choices] if isinstance(choices, (list, tuple)) else []
@@ -1306,6 +1310,7 @@ class BooleanType(FieldType):
     """Yes or no: true/false, 1/0, yes/no, on/off, 是/否. Filter ``eq`` 否 also matches records never set."""
 
     name = "boolean"
+    finite_values = True
     label = _l("是否")
     operators = ("eq", "empty", "not_empty")
     form_class = BooleanField
