@@ -17,6 +17,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Iterator
 from urllib.parse import quote
 
@@ -164,9 +165,25 @@ def _column_cells(columns, actor: Actor, now: datetime, *, text_only: bool) -> l
         elif field_type.finite_values and not column.sensitive:
             cells.append(_remembered(column, actor, text_only))
         else:
-            cells.append(lambda document, values, labels, key=key, column=column:
-                         _cell(column, values.get(key), actor, text_only=text_only))
+            cells.append(_plain(column, field_type, actor, text_only))
     return cells
+
+
+def _plain(column, field_type, actor: Actor, text_only: bool):
+    """A column's cell with its type's export (masked for a sensitive field the actor may not see)."""
+    key, tz = column.key, actor.tz
+    masked = column.sensitive and not actor.can_view_pii
+
+    def cell(document, values, labels):
+        value = values.get(key)
+        if value is None or value == "" or value == []:
+            return None
+        if masked:
+            return field_type.mask(value)
+        shown = field_type.export_cell(value, tz)
+        return neutralise(_as_text(shown) if text_only else shown)
+
+    return cell
 
 
 def _remembered(column, actor: Actor, text_only: bool):
@@ -374,48 +391,55 @@ def sheet_title(name: str) -> str:
 
 
 def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows, notes) -> Iterator[bytes]:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    """The workbook, written row by row by XlsxWriter in constant-memory mode to a temporary file, then streamed.
 
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=sheet_title(record_type.name))
-    for index, column in enumerate(columns, start=1):  # write-only: widths before the first row
-        sheet.column_dimensions[get_column_letter(index)].width = _width(column)
-    sheet.freeze_panes = "A2"
-    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
-    sheet.append([_styled(WriteOnlyCell(sheet, value=h), font=bold, fill=fill) for h in headers])
-    formats = [get_field_type(c.type).export_number_format for c in columns]
-    count = 0
-    for row in rows:
-        sheet.append([_styled(WriteOnlyCell(sheet, value=cell), number_format=fmt) if fmt and cell is not None
-                      else cell for cell, fmt in zip(row, formats)])
-        count += 1
-    sheet.auto_filter.ref = f"A1:{get_column_letter(max(1, len(columns)))}{count + 1}"
-    about = workbook.create_sheet(title=str(_("导出说明")))
-    about.column_dimensions["A"].width = 12
-    about.column_dimensions["B"].width = 80
-    wrap = Alignment(wrap_text=True, vertical="top")
-    for name, value in notes():
-        about.append([_styled(WriteOnlyCell(about, value=str(name)), font=bold),
-                      _styled(WriteOnlyCell(about, value=neutralise(value)), alignment=wrap)])
-    # openpyxl's write-only mode writes rows to a temporary file as it goes;
-    # the workbook is then streamed from disk, not held in memory.
+    Each column is written with the method its type calls for, decided once: dates and times as Excel dates,
+    numbers (money with its ¥ format) as numbers, the rest as text — never as a formula.
+    """
+    import xlsxwriter
+
     with tempfile.TemporaryFile() as spool:
-        workbook.save(spool)
+        workbook = xlsxwriter.Workbook(spool, {"constant_memory": True, "strings_to_formulas": False,
+                                               "strings_to_urls": False, "strings_to_numbers": False})
+        sheet = workbook.add_worksheet(sheet_title(record_type.name))
+        header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+        writers = []
+        for index, column in enumerate(columns):
+            sheet.set_column(index, index, _width(column))
+            number_format = get_field_type(column.type).export_number_format
+            writers.append(_xlsx_writer(sheet, workbook.add_format({"num_format": number_format})
+                                        if number_format else None))
+        sheet.freeze_panes(1, 0)
+        sheet.write_row(0, 0, headers, header)
+        count = 0
+        for count, row in enumerate(rows, start=1):
+            for index, (write, cell) in enumerate(zip(writers, row)):
+                if cell is not None:
+                    write(count, index, cell)
+        sheet.autofilter(0, 0, count, max(0, len(columns) - 1))
+        about = workbook.add_worksheet(sheet_title(str(_("导出说明"))))
+        about.set_column(0, 0, 12)
+        about.set_column(1, 1, 80)
+        bold, wrap = workbook.add_format({"bold": True}), workbook.add_format({"text_wrap": True, "valign": "top"})
+        for line, (name, value) in enumerate(notes()):
+            about.write_string(line, 0, str(name), bold)
+            if isinstance(value, (int, float)):
+                about.write_number(line, 1, value, wrap)
+            else:
+                about.write_string(line, 1, str(neutralise(value)), wrap)
+        workbook.close()
         spool.seek(0)
         while chunk := spool.read(256 * 1024):
             yield chunk
 
 
-def _styled(cell, font=None, number_format=None, fill=None, alignment=None):
-    if font is not None:
-        cell.font = font
-    if number_format is not None:
-        cell.number_format = number_format
-    if fill is not None:
-        cell.fill = fill
-    if alignment is not None:
-        cell.alignment = alignment
-    return cell
+def _xlsx_writer(sheet, cell_format):
+    """How one column's cells are written: a date/time, a number in its format, or text."""
+    def write(row: int, column: int, cell) -> None:
+        if isinstance(cell, (datetime, date)):
+            sheet.write_datetime(row, column, cell, cell_format)
+        elif cell_format is not None and isinstance(cell, (int, float, Decimal)) and not isinstance(cell, bool):
+            sheet.write_number(row, column, float(cell), cell_format)
+        else:
+            sheet.write_string(row, column, str(cell))
+    return write

@@ -177,6 +177,18 @@ class RecordType(Document):
         return cached[1]
 
     @property
+    def typed_specs(self) -> tuple:
+        """``(spec, field type)`` of every field, as ``specs``."""
+        from kefu.fields import get_field_type
+
+        specs = self.specs
+        cached = self.__dict__.get("_typed_specs")
+        if cached is None or cached[0] is not specs:
+            cached = (specs, tuple((spec, get_field_type(spec.type)) for spec in specs))
+            self.__dict__["_typed_specs"] = cached
+        return cached[1]
+
+    @property
     def active_fields(self) -> list[FieldDefinition]:
         return [f for f in self.fields if f.active]
 

@@ -354,17 +354,18 @@ def _index_text(value) -> str:
 def read_values(record_type: RecordType, document: dict, actor: Actor) -> dict:
     """Python values of every configured field present in ``document`` (sensitive ones decrypted)."""
     values = {}
-    for definition in record_type.specs:
-        field_type = get_field_type(definition.type)
-        if definition.sensitive or definition.key in (document.get("pii") or {}):
-            blob = (document.get("pii") or {}).get(definition.key)
+    pii, data = document.get("pii") or {}, document.get("data") or {}
+    for definition, field_type in record_type.typed_specs:
+        key = definition.key
+        if definition.sensitive or key in pii:
+            blob = pii.get(key)
             if blob is not None:
-                text = actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{definition.key}")
-                values[definition.key] = field_type.clean(json.loads(text), definition, actor.field_context())
+                text = actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}")
+                values[key] = field_type.clean(json.loads(text), definition, actor.field_context())
                 continue
-        stored = (document.get("data") or {}).get(definition.key)
+        stored = data.get(key)
         if stored is not None:
-            values[definition.key] = field_type.from_storage(stored)
+            values[key] = field_type.from_storage(stored)
     return values
 
 
