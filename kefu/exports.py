@@ -27,7 +27,8 @@ from kefu.fields import get_field_type
 from kefu.record_types import RecordType
 from kefu.i18n import _, _l
 from kefu.records import (
-    AUDIT, RECORDS, Actor, RecordQuery, build_filter, core_field, core_fields, core_values, iter_records, read_values,
+    AUDIT, RECORDS, Actor, CoreField, RecordQuery, build_filter, core_field, core_fields, core_values, iter_records,
+    read_field, read_values,
 )
 from kefu.sla import clocks_json
 
@@ -199,10 +200,30 @@ def _remembered(column, actor: Actor, text_only: bool):
     return cell
 
 
+def _readers(record_type: RecordType, columns, actor: Actor) -> list:
+    """``(key, read(document))`` of the exported columns only: core fields from the top of the record, configured
+    ones through ``read_field`` (decrypted when stored encrypted)."""
+    readers = []
+    for column in columns:
+        if column.key == SLA_COLUMN:
+            continue
+        field_type = get_field_type(column.type)
+        if isinstance(column, CoreField):
+            def read(document, key=column.key, field_type=field_type):
+                stored = document.get(key)
+                return None if stored is None else field_type.from_storage(stored)
+        else:
+            def read(document, column=column, field_type=field_type):
+                return read_field(record_type, column, field_type, document, actor)
+        readers.append((column.key, read))
+    return readers
+
+
 def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *, text_only: bool):
-    """The export's rows, in the query's order. References are named a batch of rows at a time (one query per
-    reference column and batch), never one query per cell."""
+    """The export's rows, in the query's order. Only the exported columns are read; references are named a batch
+    of rows at a time (one query per reference column and batch), never one query per cell."""
     cells = _column_cells(columns, actor, utcnow(), text_only=text_only)
+    readers = _readers(record_type, columns, actor)
     references = [c for c in columns if c.key != SLA_COLUMN and hasattr(get_field_type(c.type), "labels")
                   and not (c.sensitive and not actor.can_view_pii)]
     batch = []
@@ -214,7 +235,7 @@ def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *,
         batch.clear()
 
     for document in iter_records(record_type.key, query, actor):
-        batch.append((document, {**core_values(document), **read_values(record_type, document, actor)}))
+        batch.append((document, {key: read(document) for key, read in readers}))
         if len(batch) >= LABEL_BATCH:
             yield from flush()
     yield from flush()
@@ -407,15 +428,15 @@ def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows, not
         for index, column in enumerate(columns):
             sheet.set_column(index, index, _width(column))
             number_format = get_field_type(column.type).export_number_format
-            writers.append(_xlsx_writer(sheet, workbook.add_format({"num_format": number_format})
+            writers.append(_xlsx_writer(sheet, column.type, workbook.add_format({"num_format": number_format})
                                         if number_format else None))
         sheet.freeze_panes(1, 0)
         sheet.write_row(0, 0, headers, header)
         count = 0
         for count, row in enumerate(rows, start=1):
-            for index, (write, cell) in enumerate(zip(writers, row)):
+            for index, cell in enumerate(row):
                 if cell is not None:
-                    write(count, index, cell)
+                    writers[index](count, index, cell)
         sheet.autofilter(0, 0, count, max(0, len(columns) - 1))
         about = workbook.add_worksheet(sheet_title(str(_("导出说明"))))
         about.set_column(0, 0, 12)
@@ -433,13 +454,23 @@ def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows, not
             yield chunk
 
 
-def _xlsx_writer(sheet, cell_format):
-    """How one column's cells are written: a date/time, a number in its format, or text."""
-    def write(row: int, column: int, cell) -> None:
-        if isinstance(cell, (datetime, date)):
-            sheet.write_datetime(row, column, cell, cell_format)
-        elif cell_format is not None and isinstance(cell, (int, float, Decimal)) and not isinstance(cell, bool):
-            sheet.write_number(row, column, float(cell), cell_format)
-        else:
-            sheet.write_string(row, column, str(cell))
+def _xlsx_writer(sheet, column_type: str, cell_format):
+    """How one column's cells are written, decided once: Excel dates, numbers in their format, or text."""
+    if column_type in ("date", "datetime"):
+        def write(row: int, column: int, cell) -> None:
+            if isinstance(cell, (datetime, date)):
+                sheet.write_datetime(row, column, cell, cell_format)
+            else:
+                sheet.write_string(row, column, str(cell))
+    elif cell_format is not None:
+        def write(row: int, column: int, cell) -> None:
+            if isinstance(cell, (int, float, Decimal)) and not isinstance(cell, bool):
+                sheet.write_number(row, column, float(cell), cell_format)
+            else:
+                sheet.write_string(row, column, str(cell))
+    else:
+        write_string = sheet.write_string
+
+        def write(row: int, column: int, cell) -> None:
+            write_string(row, column, cell if isinstance(cell, str) else str(cell))
     return write

@@ -1502,7 +1502,10 @@ class ReferenceType(FieldType):
     def labels(self, values) -> dict[ObjectId, str]:
         """``{id: str(target)}`` for many ids in one query (for list pages)."""
         ids = list({getattr(value, "pk", value) for value in values if value is not None})
-        return {target.pk: str(target) for target in self.kind.document.objects(pk__in=ids)} if ids else {}
+        if not ids:
+            return {}
+        # select_related: the targets' own references (a unit's project) in one query per kind, not one per target.
+        return {target.pk: str(target) for target in self.kind.document.objects(pk__in=ids).select_related(max_depth=1)}
 
     def display(self, value, tz=None) -> str:
         if value is None:

@@ -351,21 +351,24 @@ def _index_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
+def read_field(record_type: RecordType, definition, field_type, document: dict, actor: Actor):
+    """The Python value of one configured field of ``document`` (decrypted when it is stored encrypted), or None."""
+    key = definition.key
+    blob = (document.get("pii") or {}).get(key)
+    if blob is not None:
+        text = actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}")
+        return field_type.clean(json.loads(text), definition, actor.field_context())
+    stored = (document.get("data") or {}).get(key)
+    return None if stored is None else field_type.from_storage(stored)
+
+
 def read_values(record_type: RecordType, document: dict, actor: Actor) -> dict:
     """Python values of every configured field present in ``document`` (sensitive ones decrypted)."""
     values = {}
-    pii, data = document.get("pii") or {}, document.get("data") or {}
     for definition, field_type in record_type.typed_specs:
-        key = definition.key
-        if definition.sensitive or key in pii:
-            blob = pii.get(key)
-            if blob is not None:
-                text = actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}")
-                values[key] = field_type.clean(json.loads(text), definition, actor.field_context())
-                continue
-        stored = data.get(key)
-        if stored is not None:
-            values[key] = field_type.from_storage(stored)
+        value = read_field(record_type, definition, field_type, document, actor)
+        if value is not None:
+            values[definition.key] = value
     return values
 
 
