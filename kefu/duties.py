@@ -22,6 +22,7 @@ repeated run sends nothing twice:
 | ``care_messages`` | daily 10:00 | handover care 30/15/3 days before; greetings the working day before a statutory holiday |
 | ``weekly_summary`` | Wednesdays 09:00 | the week's numbers to supervisors and managers |
 | ``monthly_report`` | the 5th 08:00 | last month's report archived (``kefu.reports``), managers told |
+| ``remove_old_exports`` | daily 03:00 | background exports older than 7 days deleted with their files |
 """
 from __future__ import annotations
 
@@ -113,6 +114,8 @@ DUTIES = (
          catch_up=timedelta(days=3)),
     Duty("monthly_report", _l("月度报告"), "kefu.duties:monthly_report", at=time(8, 0), monthday=5,
          catch_up=timedelta(days=20), lease=timedelta(minutes=60)),
+    Duty("remove_old_exports", _l("清理过期导出文件"), "kefu.duties:remove_old_exports", at=time(3, 0),
+         catch_up=timedelta(hours=20)),
 )
 DUTY_BY_NAME = {duty.name: duty for duty in DUTIES}
 
@@ -427,3 +430,9 @@ def monthly_report(now: datetime) -> str:
     outbox.add(Alert(key=f"monthly:{month}", kind="monthly_report", subject=subject, body=body,
                      recipients=context.people.with_role(Role.MANAGER.value), url=url))
     return f"report {month} archived; notifications created: {outbox.flush()}"
+
+
+def remove_old_exports(now: datetime) -> str:
+    from kefu.export_jobs import remove_old
+
+    return f"exports removed: {remove_old(now)}"

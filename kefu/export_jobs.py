@@ -134,6 +134,21 @@ def run(job_id: str) -> ExportJob:
     return job.reload()
 
 
+def remove_old(now, keep: timedelta = KEEP) -> int:
+    """Delete background exports (and their files) older than ``keep``; return how many."""
+    bucket = GridFSBucket(get_database(), bucket_name=BUCKET)
+    removed = 0
+    for job in ExportJob.objects(created_at__lt=now - keep):
+        if job.file_id is not None:
+            try:
+                bucket.delete(job.file_id)
+            except Exception:  # the file is gone already: the job record still goes
+                pass
+        job.delete()
+        removed += 1
+    return removed
+
+
 def fail(job_id: str, error: str) -> None:
     ExportJob.objects(pk=ObjectId(job_id)).update_one(set__status="failed", set__error=error[:1000],
                                                       set__finished_at=utcnow())

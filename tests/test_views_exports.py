@@ -228,3 +228,21 @@ def test_a_large_export_runs_in_the_background_and_lands_in_the_inbox(app, clien
     assert redirected.status_code == 302 and redirected.headers["Location"].endswith("/admin/exports/")
     page = client.get("/admin/exports/").get_data(as_text=True)
     assert "排队中" in page and "已完成" in page
+
+
+def test_background_exports_are_removed_after_seven_days(app, client, agent, cases, db):
+    from rq import SimpleWorker
+
+    from kefu.duties import remove_old_exports
+
+    app.config["KEFU_EXPORT_ASYNC_ROWS"] = 2
+    job = client.get("/api/v1/records/complaint/export.csv", headers=agent).get_json()["export"]
+    with app.app_context():
+        SimpleWorker(["default"], connection=app.extensions["kefu_redis"]).work(burst=True, with_scheduler=False)
+    assert db["exports.files"].count_documents({}) == 1
+    with app.app_context():
+        assert remove_old_exports(datetime.now(timezone.utc) + timedelta(days=6)) == "exports removed: 0"
+        assert remove_old_exports(datetime.now(timezone.utc) + timedelta(days=8)) == "exports removed: 1"
+    assert db.export_jobs.count_documents({}) == 0 and db["exports.files"].count_documents({}) == 0
+    assert db["exports.chunks"].count_documents({}) == 0
+    assert client.get(f"/api/v1/exports/{job['id']}", headers=agent).status_code == 404
