@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from mongoengine import CASCADE, BooleanField, DateTimeField, Document, ReferenceField, StringField
 
@@ -15,6 +15,7 @@ from kefu.i18n import _l
 from kefu.users import User, authenticate
 
 TOKEN_LIFETIME = timedelta(days=30)
+LAST_USED_PRECISION = timedelta(minutes=1)  # how exactly "last used" is kept
 
 
 class ApiToken(Document):
@@ -49,7 +50,11 @@ def user_for_token(token: str, now=None) -> User | None:
     record = ApiToken.objects(digest=_digest(token or "")).first()
     if record is None or record.revoked or record.expires_at <= now or not record.user.active:
         return None
-    ApiToken.objects(pk=record.pk).update_one(set__last_used_at=now)
+    last_used = record.last_used_at
+    if last_used is not None and last_used.tzinfo is None:
+        last_used = last_used.replace(tzinfo=timezone.utc)
+    if last_used is None or now - last_used >= LAST_USED_PRECISION:  # not a write on every call
+        ApiToken.objects(pk=record.pk).update_one(set__last_used_at=now)
     return record.user
 
 
