@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
 from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, flash, request

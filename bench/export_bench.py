@@ -33,10 +33,8 @@ import csv
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from itertools import islice
@@ -47,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import overdue_bench  # noqa: E402
-from kefu.embedded import EmbeddedRedis, free_port  # noqa: E402
 
 DB_NAME = "kefu_bench_export"
 RESULT_MARK = "RESULT "
@@ -81,12 +78,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def app_config(mongo_uri: str, redis_url: str) -> dict:
-    return {"MONGODB_URI": mongo_uri, "MONGODB_DB": DB_NAME, "REDIS_URL": redis_url,
-            "SECRET_KEY": "bench-secret-key-not-for-production", "KEFU_DATA_KEY": overdue_bench.DATA_KEY,
-            "KEFU_LOCALE": "zh_Hans_CN", "KEFU_TIMEZONE": "Asia/Shanghai"}
-
-
 def memory_mb(key: str) -> float:
     """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in MB."""
     with open("/proc/self/status") as status:
@@ -101,7 +92,7 @@ def child(measurement: str, mongo_uri: str, redis_url: str) -> dict:
         return raw_csv(mongo_uri, projected=measurement == "raw-csv-projected")
     from app import create_app
 
-    app = create_app(app_config(mongo_uri, redis_url))
+    app = create_app(overdue_bench.bench_config(mongo_uri, redis_url, DB_NAME))
     with app.test_request_context():
         if measurement == "profile-csv":
             return profile_csv(app)
@@ -206,15 +197,8 @@ def main() -> int:
     if args.child:
         print(RESULT_MARK + json.dumps(child(args.child, args.mongo_uri, args.redis_url)), flush=True)
         return 0
-    workdir = Path(tempfile.mkdtemp(prefix="kefu-export-bench-"))
-    mongo = overdue_bench.BenchMongo(workdir / "mongo", free_port(), args.cache_gb).start(timeout=60)
-    redis = EmbeddedRedis(workdir / "redis", free_port(), persistent=False).start()
-    try:
+    with overdue_bench.servers(args.cache_gb, prefix="kefu-export-bench-") as (mongo, redis):
         return run(args, mongo, redis)
-    finally:
-        mongo.stop()
-        redis.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def stored_paths(app) -> list[str]:
@@ -233,21 +217,11 @@ def stored_paths(app) -> list[str]:
 
 
 def run(args, mongo, redis) -> int:
-    from app import create_app
     from kefu.db import get_database
-    from kefu.org import Department
     from kefu.records import RECORDS
-    from kefu.users import User
-    from kefu.workcalendar import seed_calendar
 
-    app = create_app(app_config(mongo.uri, redis.url))
-    result = app.test_cli_runner().invoke(args=["kefu", "seed"])
-    assert result.exit_code == 0, result.output
-    with app.app_context():
-        seed_calendar()
+    app, users, departments = overdue_bench.seeded_app(mongo.uri, redis.url, DB_NAME)
     collection = get_database()[RECORDS]
-    users = [u.pk for u in User.objects(active=True)]
-    departments = [d.pk for d in Department.objects()]
     templates = [t for t in overdue_bench.make_templates(app) if t["type"] == "complaint"]
     columns = stored_paths(app)
     all_sizes = sorted({*args.sizes, *args.xlsx_sizes})

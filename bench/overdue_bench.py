@@ -25,10 +25,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -225,45 +227,61 @@ def p95(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def main() -> int:
-    args = parse_args()
-    rng = random.Random(args.seed)
-    workdir = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
-    mongo = BenchMongo(workdir / "mongo", free_port(), args.cache_gb).start(timeout=60)
+@contextmanager
+def servers(cache_gb: float, prefix: str = "kefu-bench-"):
+    """A mongod (with ``cache_gb`` of cache) and a Redis of the bench's own, in a temporary folder removed after."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    mongo = BenchMongo(workdir / "mongo", free_port(), cache_gb).start(timeout=60)
     redis = EmbeddedRedis(workdir / "redis", free_port(), persistent=False).start()
     try:
-        return run(args, rng, mongo, redis)
+        yield mongo, redis
     finally:
         mongo.stop()
         redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bench_config(mongo_uri: str, redis_url: str, database: str = "kefu_bench") -> dict:
+    return {"MONGODB_URI": mongo_uri, "MONGODB_DB": database, "REDIS_URL": redis_url,
+            "SECRET_KEY": "bench-secret-key-not-for-production", "KEFU_DATA_KEY": DATA_KEY,
+            "KEFU_LOCALE": "zh_Hans_CN", "KEFU_TIMEZONE": "Asia/Shanghai"}
+
+
+def seeded_app(mongo_uri: str, redis_url: str, database: str = "kefu_bench"):
+    """The app on the bench's servers with ``kefu seed`` and the working-day calendar loaded; also the active users'
+    and the departments' ids (what generated records are assigned to)."""
+    from app import create_app
+    from kefu.org import Department
+    from kefu.users import User
+    from kefu.workcalendar import seed_calendar
+
+    app = create_app(bench_config(mongo_uri, redis_url, database))
+    result = app.test_cli_runner().invoke(args=["kefu", "seed"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        seed_calendar()
+        users = [u.pk for u in User.objects(active=True)]
+        departments = [d.pk for d in Department.objects()]
+    return app, users, departments
+
+
+def main() -> int:
+    args = parse_args()
+    with servers(args.cache_gb) as (mongo, redis):
+        return run(args, random.Random(args.seed), mongo, redis)
 
 
 def run(args, rng, mongo, redis) -> int:
     import re
 
-    from app import create_app
     from kefu import overdue
     from kefu.db import get_database
-    from kefu.org import Department
     from kefu.record_types import get_record_type
     from kefu.records import READ_PROJECTION, RECORDS, RecordQuery, build_filter, sort_spec, system_actor
-    from kefu.users import User
-    from kefu.workcalendar import seed_calendar
     from seed.demo import DEMO_PASSWORD
 
-    app = create_app({
-        "MONGODB_URI": mongo.uri, "MONGODB_DB": "kefu_bench", "REDIS_URL": redis.url,
-        "SECRET_KEY": "bench-secret-key-not-for-production", "KEFU_DATA_KEY": DATA_KEY,
-        "KEFU_LOCALE": "zh_Hans_CN", "KEFU_TIMEZONE": "Asia/Shanghai",
-    })
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["kefu", "seed"])
-    assert result.exit_code == 0, result.output
-    with app.app_context():
-        seed_calendar()
+    app, users, departments = seeded_app(mongo.uri, redis.url)
     database = get_database()
-    users = [u.pk for u in User.objects(active=True)]
-    departments = [d.pk for d in Department.objects()]
     templates = make_templates(app)
     now = datetime.now(timezone.utc)
     print(f"Loading {args.records:,} records of {len(templates)} types ({args.overdue:,} overdue) …", flush=True)

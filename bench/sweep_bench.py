@@ -43,7 +43,6 @@ import os
 import pstats
 import random
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -54,7 +53,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import overdue_bench  # noqa: E402
-from kefu.embedded import EmbeddedRedis, free_port  # noqa: E402
 
 TARGET_S = 10
 SCRATCH = "bench_notifications"
@@ -214,42 +212,23 @@ def timed_sweep(app, now: datetime, profiler: cProfile.Profile | None = None):
 
 def main() -> int:
     args = parse_args()
-    rng = random.Random(args.seed)
-    workdir = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
-    mongo = overdue_bench.BenchMongo(workdir / "mongo", free_port(), args.cache_gb).start(timeout=60)
-    redis = EmbeddedRedis(workdir / "redis", free_port(), persistent=False).start()
-    try:
-        return run(args, rng, mongo, redis)
-    finally:
-        mongo.stop()
-        redis.stop()
+    with overdue_bench.servers(args.cache_gb) as (mongo, redis):
+        return run(args, random.Random(args.seed), mongo, redis)
 
 
 def run(args, rng, mongo, redis) -> int:
-    from app import create_app
     from kefu.db import get_database
-    from kefu.org import Department
     from kefu.record_types import get_record_type
     from kefu.reminders import reminders_of
-    from kefu.users import User
-    from kefu.workcalendar import get_calendar, seed_calendar
+    from kefu.workcalendar import get_calendar
 
-    app = create_app({
-        "MONGODB_URI": mongo.uri, "MONGODB_DB": "kefu_bench", "REDIS_URL": redis.url,
-        "SECRET_KEY": "bench-secret-key-not-for-production", "KEFU_DATA_KEY": overdue_bench.DATA_KEY,
-        "KEFU_LOCALE": "zh_Hans_CN", "KEFU_TIMEZONE": "Asia/Shanghai",
-    })
-    result = app.test_cli_runner().invoke(args=["kefu", "seed"])
-    assert result.exit_code == 0, result.output
+    app, users, departments = overdue_bench.seeded_app(mongo.uri, redis.url)
     templates = overdue_bench.make_templates(app)
     now = datetime.now(timezone.utc)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps
     crossed: list = []
     with app.app_context():
-        seed_calendar()
         database = get_database()
-        users = [u.pk for u in User.objects(active=True)]
-        departments = [d.pk for d in Department.objects()]
         reminders = {t["type"]: reminders_of(get_record_type(t["type"])) for t in templates}
         overdue_total = args.overdue + args.crossing
         print(f"Loading {args.records:,} records of {len(templates)} types ({args.crossing:,} crossing a "

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
-from bson import ObjectId
 
 from kefu.embedded import free_port
 from tests.test_records_api import seed_snapshot, seeded  # noqa: F401  (fixtures)

@@ -7,13 +7,14 @@ import io
 import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import pytest
 from bson import ObjectId
 
 from tests.conftest import csrf_token
 from tests.test_records_api import (  # noqa: F401  (fixtures)
-    MASKED_PHONE, PHONE, agent, assert_error, complaint, create, seed_snapshot, seeded, supervisor, token_headers,
+    MASKED_PHONE, PHONE, agent, assert_error, create, seed_snapshot, seeded, supervisor, token_headers,
 )
 
 
@@ -166,9 +167,9 @@ def test_xlsx_export_is_exactly_the_list_on_screen(app, client, agent, cases, db
     exported = client.get(f"/admin/records/complaint/export/?fmt=xlsx&view={view_id}")
     assert exported.status_code == 200, exported.get_data(as_text=True)[:500]
     disposition = exported.headers["Content-Disposition"]
-    today = datetime.now(timezone.utc).astimezone().strftime("%Y%m%d")
+    today = datetime.now(timezone.utc).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d")
     name = unquote(disposition.split("filename*=UTF-8''")[1])
-    assert re.fullmatch(r"投诉_逾期_\d{8}\.xlsx", name), name
+    assert name == f"投诉_逾期_{today}.xlsx", name
     book = load_workbook(io.BytesIO(exported.get_data()))
     sheet = book["投诉"]
     rows = list(sheet.iter_rows(values_only=True))
