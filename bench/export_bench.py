@@ -158,24 +158,19 @@ def raw_csv(mongo_uri: str, projected: bool) -> dict:
 
 
 def profile_csv(app) -> dict:
-    import cProfile
-    import pstats
-
     from kefu.exports import export_records
 
     record_type, query, actor, fmt = export_setup(app, "app-csv")
-    profiler = cProfile.Profile()
+    exported = {}
+
+    def export():
+        exported["export"] = export_records(record_type, query, actor, fmt, filters_text="bench")
+        for _chunk in exported["export"].chunks:
+            pass
+
     started = time.perf_counter()
-    profiler.enable()
-    export = export_records(record_type, query, actor, fmt, filters_text="bench")
-    for _chunk in export.chunks:
-        pass
-    profiler.disable()
-    seconds = time.perf_counter() - started
-    for order in ("cumulative", "tottime"):
-        print(f"\n-- app CSV export of {export.rows:,} rows under cProfile ({seconds:.1f} s), top 25 by {order}")
-        pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(25)
-    return {"rows": export.rows, "seconds": seconds}
+    overdue_bench.profiled(export, 1, "app CSV export")
+    return {"rows": exported["export"].rows, "seconds": time.perf_counter() - started}
 
 
 def run_child(measurement: str, rows: int, mongo, redis, columns: list[str]) -> tuple[dict, str]:

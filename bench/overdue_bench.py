@@ -1,6 +1,6 @@
 """Benchmark: the overdue list (first page of 50 with its total) through the app, next to raw pymongo.
 
-    .venv/bin/python bench/overdue_bench.py [--records 1000000] [--overdue 10000] [--runs 30]
+    .venv/bin/python bench/overdue_bench.py [--records 1000000] [--overdue 10000] [--runs 30] [--profile]
 
 Starts its own mongod and Redis (``kefu.embedded``, as the tests do) in a temporary folder, builds the app
 with ``create_app``, seeds the demo data (``kefu seed``: record types, users, departments) and the working-day
@@ -18,7 +18,9 @@ Measured, each ``--runs`` times after warm-up, in one process:
   the overdue page also exactly the queries the page sends (the counts aggregation, whose buckets sum to the
   total, + the page of 50).
 
-Prints median and p95 in milliseconds and the ratio app / raw. Not part of the test suite.
+Prints median and p95 in milliseconds and the ratio app / raw. With ``--profile``, ``--runs`` more requests
+of the overdue page run under cProfile and the top 25 functions by cumulative and by own time follow.
+Not part of the test suite.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ def parse_args():
     parser.add_argument("--overdue", type=int, default=10_000, help="of which overdue (default 10,000)")
     parser.add_argument("--runs", type=int, default=30, help="timed requests per measurement (default 30)")
     parser.add_argument("--cache-gb", type=float, default=2.0, help="mongod WiredTiger cache (default 2 GB)")
+    parser.add_argument("--profile", action="store_true", help="also profile the overdue page (cProfile)")
     parser.add_argument("--seed", type=int, default=20261124, help="random seed of the generated data")
     return parser.parse_args()
 
@@ -222,6 +225,23 @@ def timed(function, runs: int, warmup: int = 3) -> list[float]:
     return samples
 
 
+def profiled(function, runs: int, title: str) -> None:
+    """Run ``function`` ``runs`` times under cProfile; print the top 25 by cumulative and by own time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(runs):
+        function()
+    profiler.disable()
+    seconds = time.perf_counter() - started
+    for order in ("cumulative", "tottime"):
+        print(f"\n-- {title} under cProfile ({seconds:.1f} s), top 25 by {order}")
+        pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(25)
+
+
 def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -375,6 +395,8 @@ def run(args, rng, mongo, redis) -> int:
     print(f"target: median < {TARGET_MS} ms {'met' if ok else 'NOT met'}; "
           f"< {TARGET_RATIO}x raw: page {'met' if page_ratio < TARGET_RATIO else 'NOT met'}, "
           f"API {'met' if api_ratio < TARGET_RATIO else 'NOT met'}")
+    if args.profile:
+        profiled(page, args.runs, f"GET /admin/overdue/ × {args.runs}")
     return 0
 
 

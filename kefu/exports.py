@@ -28,7 +28,7 @@ from kefu.record_types import RecordType
 from kefu.i18n import _, _l
 from kefu.records import (
     AUDIT, RECORDS, Actor, CoreField, RecordQuery, build_filter, core_field, core_fields, core_values, iter_records,
-    read_field, read_values,
+    read_stored, read_values,
 )
 from kefu.sla import clocks_json
 
@@ -201,22 +201,36 @@ def _remembered(column, actor: Actor, text_only: bool):
 
 
 def _readers(record_type: RecordType, columns, actor: Actor) -> list:
-    """``(key, read(document))`` of the exported columns only: core fields from the top of the record, configured
-    ones through ``read_field`` (decrypted when stored encrypted)."""
+    """``(key, read(document, data, pii))`` of the exported columns only: core fields from the top of the record,
+    configured ones through ``read_stored`` (decrypted when stored encrypted)."""
     readers = []
     for column in columns:
         if column.key == SLA_COLUMN:
             continue
         field_type = get_field_type(column.type)
         if isinstance(column, CoreField):
-            def read(document, key=column.key, field_type=field_type):
+            def read(document, data, pii, key=column.key, from_storage=field_type.from_storage):
                 stored = document.get(key)
-                return None if stored is None else field_type.from_storage(stored)
+                return None if stored is None else from_storage(stored)
         else:
-            def read(document, column=column, field_type=field_type):
-                return read_field(record_type, column, field_type, document, actor)
+            def read(document, data, pii, column=column, field_type=field_type):
+                return read_stored(record_type, column, field_type, data, pii, actor)
         readers.append((column.key, read))
     return readers
+
+
+def stored_paths(columns) -> list[str]:
+    """What an export reads of each record: its columns' stored paths (a configured field may be in ``data`` or,
+    encrypted, in ``pii``), the SLA clocks for the 时限 column — not the history, search index or other fields."""
+    paths = []
+    for column in columns:
+        if column.key == SLA_COLUMN:
+            paths += ["sla", "sla_open"]
+        elif isinstance(column, CoreField):
+            paths.append(column.path)
+        else:
+            paths += [f"data.{column.key}", f"pii.{column.key}"]
+    return paths or ["_id"]
 
 
 def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *, text_only: bool):
@@ -234,8 +248,9 @@ def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *,
             yield [cell(document, values, labels) for cell in cells]
         batch.clear()
 
-    for document in iter_records(record_type.key, query, actor):
-        batch.append((document, {key: read(document) for key, read in readers}))
+    for document in iter_records(record_type.key, query, actor, fields=stored_paths(columns)):
+        data, pii = document.get("data") or {}, document.get("pii") or {}
+        batch.append((document, {key: read(document, data, pii) for key, read in readers}))
         if len(batch) >= LABEL_BATCH:
             yield from flush()
     yield from flush()

@@ -351,22 +351,24 @@ def _index_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
-def read_field(record_type: RecordType, definition, field_type, document: dict, actor: Actor):
-    """The Python value of one configured field of ``document`` (decrypted when it is stored encrypted), or None."""
+def read_stored(record_type: RecordType, definition, field_type, data: dict, pii: dict, actor: Actor):
+    """The Python value of one configured field (decrypted when it is stored encrypted), or None, given the
+    record's ``data`` and ``pii`` parts (read once per record by callers that read many fields)."""
     key = definition.key
-    blob = (document.get("pii") or {}).get(key)
+    blob = pii.get(key)
     if blob is not None:
         text = actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}")
         return field_type.clean(json.loads(text), definition, actor.field_context())
-    stored = (document.get("data") or {}).get(key)
+    stored = data.get(key)
     return None if stored is None else field_type.from_storage(stored)
 
 
 def read_values(record_type: RecordType, document: dict, actor: Actor) -> dict:
     """Python values of every configured field present in ``document`` (sensitive ones decrypted)."""
     values = {}
+    data, pii = document.get("data") or {}, document.get("pii") or {}
     for definition, field_type in record_type.typed_specs:
-        value = read_field(record_type, definition, field_type, document, actor)
+        value = read_stored(record_type, definition, field_type, data, pii, actor)
         if value is not None:
             values[definition.key] = value
     return values
@@ -882,11 +884,13 @@ def find_records(type_key: str, query: RecordQuery, actor: Actor, *,
     return total, list(cursor)
 
 
-def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000):
-    """Every matching document in the query's order, streamed (for exports)."""
+def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000, fields=None):
+    """Every matching document in the query's order, streamed (for exports). ``fields``: the stored paths to
+    read (``data.<key>``, ``pii.<key>``, core keys …), else everything lists read."""
     record_type = get_record_type(type_key, active_only=False)
+    projection = dict.fromkeys(fields, 1) if fields else READ_PROJECTION
     cursor = get_database()[RECORDS].find(
-        build_filter(record_type, query, actor), READ_PROJECTION, sort=sort_spec(record_type, query.sort),
+        build_filter(record_type, query, actor), projection, sort=sort_spec(record_type, query.sort),
         batch_size=batch_size)
     yield from cursor
 
