@@ -19,7 +19,7 @@ Measured, each ``--runs`` times after warm-up, in one process:
   total, + the page of 50).
 
 Prints median and p95 in milliseconds and the ratio app / raw. With ``--profile``, ``--runs`` more requests
-of the overdue page run under cProfile and the top 25 functions by cumulative and by own time follow.
+of the overdue page and of the API run under cProfile and the top 25 functions by cumulative and by own time follow.
 Not part of the test suite.
 """
 from __future__ import annotations
@@ -397,6 +397,7 @@ def run(args, rng, mongo, redis) -> int:
           f"API {'met' if api_ratio < TARGET_RATIO else 'NOT met'}")
     if args.profile:
         profiled(page, args.runs, f"GET /admin/overdue/ × {args.runs}")
+        profiled(api, args.runs, f"GET /api/v1/records/complaint?overdue=true × {args.runs}")
     return 0
 
 

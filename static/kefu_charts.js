@@ -33,8 +33,8 @@
       return {tooltip: {trigger: "axis"}, legend: {data: item.legend, top: 0},
               grid: {left: 40, right: 10, top: 30, bottom: 30, containLabel: true},
               xAxis: {type: "category", data: item.days}, yAxis: {type: "value", minInterval: 1},
-              series: [{name: item.legend[0], type: "line", data: item.created, smooth: true},
-                       {name: item.legend[1], type: "line", data: item.closed, smooth: true}]};
+              series: [{name: item.legend[0], type: "line", data: item.created},
+                       {name: item.legend[1], type: "line", data: item.closed}]};
     },
     overdue_by_department: function (item) {
       return {tooltip: {trigger: "axis"}, grid: {left: 40, right: 10, top: 10, bottom: 30, containLabel: true},
