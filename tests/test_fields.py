@@ -5,11 +5,9 @@ the real MongoDB of the ``db`` fixture.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from io import BytesIO
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +17,7 @@ from wtforms import Form
 
 from kefu import fields
 from kefu.errors import ValidationFailed
+from kefu.record_types import FieldSpec
 from kefu.fields import (
     FIELD_TYPES, OPERATORS, OPTION_NAMES, AmbiguousReference, FieldContext, check_definition,
     default_value, get_field_type,
@@ -30,28 +29,9 @@ CTX = FieldContext(SHANGHAI)
 SAFE_ID_NUMBER = "330106198503071238"
 
 
-@dataclass
-class Definition:
-    """A field definition as the engine passes it (duck-typed)."""
-
-    key: str
-    label: str
-    type: str
-    required: bool = False
-    default: Any = None
-    min: Any = None
-    max: Any = None
-    max_length: Any = None
-    pattern: Any = None
-    choices: Any = None
-    sensitive: bool = False
-    readonly: bool = False
-    help: Any = None
-    max_size_mb: Any = None
-
-
-def define(type_name: str, key: str = "f", label: str = "字段", **options) -> Definition:
-    return Definition(key=key, label=label, type=type_name, **options)
+def define(type_name: str, key: str = "f", label: str = "字段", **options) -> FieldSpec:
+    """A field definition the way the engine hands it to a field type (options as given, unchecked)."""
+    return FieldSpec(key=key, label=label, type=type_name, **options)
 
 
 def clean(type_name: str, raw, context: FieldContext = CTX, **options):
