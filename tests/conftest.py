@@ -1,5 +1,7 @@
 """Fixtures: real MongoDB and Redis servers started once per test session from the
-same embedded-server code the run command uses; every test gets its own database."""
+same embedded-server code the run command uses; every test gets its own database.
+The demo data comes from ``kefu seed``, run once per session into a scratch database
+and copied into each test's own (the seed takes seconds; a copy takes milliseconds)."""
 from __future__ import annotations
 
 import os
@@ -8,9 +10,11 @@ import tempfile
 import uuid
 
 import pytest
+from pymongo import MongoClient
 from redis import Redis
 
 from kefu.embedded import EmbeddedMongo, EmbeddedRedis, free_port
+from seed.demo import DEMO_PASSWORD
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 TEST_DATA_KEY = "a2VmdS10ZXN0LWRhdGEta2V5LW5vdC1mb3ItdXNlISE="  # base64 of 32 bytes
@@ -116,3 +120,70 @@ def sign_in(client):
         return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
 
     return do_sign_in
+
+
+# --- demo data and its people -------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def seed_snapshot(mongo_server, redis_server):
+    """Every collection ``kefu seed`` writes, as documents (seeded once into a scratch database)."""
+    from app import create_app
+
+    name = f"kefu_seed_{uuid.uuid4().hex[:12]}"
+    app = create_app({
+        "TESTING": True, "MONGODB_URI": mongo_server.uri, "MONGODB_DB": name, "REDIS_URL": redis_server.url,
+        "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, "KEFU_LOCALE": "zh_Hans_CN",
+        "KEFU_TIMEZONE": "Asia/Shanghai",
+    })
+    result = app.test_cli_runner().invoke(args=["kefu", "seed"])
+    assert result.exit_code == 0, result.output
+    client = MongoClient(mongo_server.uri)
+    try:
+        source = client[name]
+        snapshot = {collection: list(source[collection].find())
+                    for collection in source.list_collection_names() if not collection.startswith("system.")}
+    finally:
+        client.drop_database(name)
+        client.close()
+    assert {"record_types", "users", "projects", "units", "customers", "departments"} <= set(snapshot)
+    return {collection: documents for collection, documents in snapshot.items() if documents}
+
+
+@pytest.fixture
+def seeded(app, db, seed_snapshot):
+    """This test's database holds exactly what ``kefu seed`` writes."""
+    for collection, documents in seed_snapshot.items():
+        db[collection].insert_many([dict(document) for document in documents])
+
+
+@pytest.fixture
+def calendar(app):
+    """The working-day calendar as ``kefu seed`` enters it (every year the chinesecalendar package knows)."""
+    from kefu.workcalendar import seed_calendar
+
+    with app.app_context():
+        seed_calendar()
+
+
+def token_headers(client, username: str, password: str = DEMO_PASSWORD) -> dict:
+    response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return {"Authorization": f"Bearer {response.get_json()['token']}"}
+
+
+@pytest.fixture
+def agent(client, seeded):
+    """Bearer headers of the demo agent (客服专员: may not see personal data)."""
+    return token_headers(client, "agent")
+
+
+@pytest.fixture
+def supervisor(client, seeded):
+    """Bearer headers of the demo supervisor (客服主管: sees personal data)."""
+    return token_headers(client, "supervisor")
+
+
+@pytest.fixture
+def admin(client, seeded):
+    """Bearer headers of the demo admin."""
+    return token_headers(client, "admin")

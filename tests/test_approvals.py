@@ -13,10 +13,8 @@ from decimal import Decimal
 import pytest
 from bson import ObjectId
 
-from tests.conftest import csrf_token
-from tests.test_records_api import (  # noqa: F401  (session seed reused)
-    CHINESE, assert_error, complaint, seed_snapshot, seeded, token_headers,
-)
+from tests.conftest import csrf_token, token_headers
+from tests.test_records_api import CHINESE, assert_error, complaint
 
 PASSWORD = "approve-2026-ok"
 # username → (roles, approval titles)

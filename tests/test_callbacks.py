@@ -15,10 +15,8 @@ import chinese_calendar
 import pytest
 from bson import ObjectId
 
-from tests.conftest import csrf_token
-from tests.test_records_api import (  # noqa: F401  (session seed reused)
-    assert_error, complaint, seed_snapshot, seeded, token_headers,
-)
+from tests.conftest import csrf_token, token_headers
+from tests.test_records_api import assert_error, complaint
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -30,16 +28,6 @@ def calendar(app, seeded):
 
     with app.app_context():
         assert seed_calendar() > 0
-
-
-@pytest.fixture
-def agent(client, seeded):
-    return token_headers(client, "agent")
-
-
-@pytest.fixture
-def supervisor(client, seeded):
-    return token_headers(client, "supervisor")
 
 
 def is_workday(day: date) -> bool:

@@ -14,8 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from kefu.embedded import free_port
-from tests.test_records_api import seed_snapshot, seeded  # noqa: F401  (fixtures)
-from tests.test_reminders import admin, calendar, new_record, probe, users  # noqa: F401  (fixtures)
+from tests.test_reminders import new_record, probe, users  # noqa: F401  (fixtures)
 
 
 class Inbox:

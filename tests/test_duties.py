@@ -8,11 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-from tests.test_callbacks import (  # noqa: F401  (fixtures)
-    agent, calendar, closed_complaint, patch, supervisor,
-)
+from tests.test_callbacks import calendar, closed_complaint, patch  # noqa: F401  (fixtures)
 from tests.test_channels import Robot, configure, drain  # noqa: F401
-from tests.test_records_api import complaint, seed_snapshot, seeded  # noqa: F401
+from tests.test_records_api import complaint
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -16,23 +16,11 @@ import pytest
 from bson import ObjectId
 
 from seed.demo import DEMO_PASSWORD
-from tests.conftest import csrf_token
-from tests.test_records_api import (  # noqa: F401  (seed_snapshot and seeded are fixtures)
-    assert_error, complaint, seed_snapshot, seeded, token_headers,
-)
+from tests.conftest import csrf_token, token_headers
+from tests.test_records_api import assert_error, complaint
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UNITS = ("1幢1单元101", "1幢1单元102", "1幢1单元201", "1幢1单元202", "1幢2单元101", "1幢2单元102")
-
-
-@pytest.fixture
-def agent(client, seeded):
-    return token_headers(client, "agent")
-
-
-@pytest.fixture
-def supervisor(client, seeded):
-    return token_headers(client, "supervisor")
 
 
 def phone(n: int) -> str:

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from bson import ObjectId
 
-from tests.conftest import csrf_token
-from tests.test_records_api import assert_error, seed_snapshot, seeded, token_headers  # noqa: F401
-from tests.test_reminders import admin, calendar, new_record, probe, users  # noqa: F401
+from tests.conftest import csrf_token, token_headers
+from tests.test_records_api import assert_error
+from tests.test_reminders import new_record, probe, users  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -18,11 +18,8 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import csrf_token
-from tests.test_records_api import token_headers
 from tests.test_record_types import column_header, filter_groups
-from tests.test_sla import (  # noqa: F401  (admin, calendar, probe, seed_snapshot, seeded are fixtures)
-    PROBE, SHANGHAI, admin, calendar, probe, seed_snapshot, seeded,
-)
+from tests.test_sla import PROBE, SHANGHAI, probe  # noqa: F401  (fixtures)
 
 PROBE_TWO = {**copy.deepcopy(PROBE), "key": "sla_probe_two", "name": "时限测试二", "number_prefix": "SQ"}
 

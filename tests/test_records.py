@@ -16,10 +16,8 @@ import pytest
 from bson import ObjectId
 
 from seed.demo import DEMO_PASSWORD
-from tests.conftest import csrf_token
-from tests.test_records_api import (  # noqa: F401  (agent, seed_snapshot, seeded, supervisor are fixtures)
-    MASKED_PHONE, PHONE, agent, complaint, create, seed_snapshot, seeded, supervisor, token_headers,
-)
+from tests.conftest import csrf_token, token_headers
+from tests.test_records_api import MASKED_PHONE, PHONE, complaint, create
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -174,7 +172,6 @@ def test_agent_edit_form_does_not_reveal_the_phone(client, agent, db, sign_in):
     sign_in("agent", DEMO_PASSWORD)
     page = client.get(f"/admin/records/complaint/edit/?id={record['id']}").get_data(as_text=True)
     assert PHONE not in page
-
 
 
 def test_agent_saving_the_edit_form_keeps_the_phone_it_cannot_see(client, agent, db, sign_in):

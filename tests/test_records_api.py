@@ -1,9 +1,8 @@
 """The JSON API under /api/v1: tokens, record types, records, filters, references, events, exports.
 
 Every test drives the real app over HTTP against a real mongod and checks both
-the response and what is stored. The demo data comes from ``kefu seed``, run
-once per session into a scratch database and copied into each test's own
-database (the seed takes seconds; a copy takes milliseconds).
+the response and what is stored, on the demo data of ``kefu seed`` (the
+``seeded`` fixture in conftest).
 """
 from __future__ import annotations
 
@@ -11,17 +10,15 @@ import csv
 import hashlib
 import io
 import re
-import uuid
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import gridfs
 import pytest
 from bson import Decimal128, ObjectId
-from pymongo import MongoClient
 
 from seed.demo import DEMO_PASSWORD
+from tests.conftest import token_headers
 from tests.test_attachments import png_bytes
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -30,59 +27,7 @@ PHONE = "13812345678"
 MASKED_PHONE = "138****5678"
 
 
-# --- demo data --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def seed_snapshot(mongo_server, redis_server):
-    """Every collection ``kefu seed`` writes, as documents (seeded once into a scratch database)."""
-    from app import create_app
-    from tests.conftest import TEST_DATA_KEY, TEST_SECRET_KEY
-
-    name = f"kefu_seed_{uuid.uuid4().hex[:12]}"
-    app = create_app({
-        "TESTING": True, "MONGODB_URI": mongo_server.uri, "MONGODB_DB": name, "REDIS_URL": redis_server.url,
-        "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, "KEFU_LOCALE": "zh_Hans_CN",
-        "KEFU_TIMEZONE": "Asia/Shanghai",
-    })
-    result = app.test_cli_runner().invoke(args=["kefu", "seed"])
-    assert result.exit_code == 0, result.output
-    client = MongoClient(mongo_server.uri)
-    try:
-        source = client[name]
-        snapshot = {collection: list(source[collection].find())
-                    for collection in source.list_collection_names() if not collection.startswith("system.")}
-    finally:
-        client.drop_database(name)
-        client.close()
-    assert {"record_types", "users", "projects", "units", "customers", "departments"} <= set(snapshot)
-    return {collection: documents for collection, documents in snapshot.items() if documents}
-
-
-@pytest.fixture
-def seeded(app, db, seed_snapshot):
-    """This test's database holds exactly what ``kefu seed`` writes."""
-    for collection, documents in seed_snapshot.items():
-        db[collection].insert_many([dict(document) for document in documents])
-
-
-def token_headers(client, username: str, password: str = DEMO_PASSWORD) -> dict:
-    response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return {"Authorization": f"Bearer {response.get_json()['token']}"}
-
-
-@pytest.fixture
-def agent(client, seeded):
-    """Bearer headers of the demo agent (客服专员: may not see personal data)."""
-    return token_headers(client, "agent")
-
-
-@pytest.fixture
-def supervisor(client, seeded):
-    """Bearer headers of the demo supervisor (客服主管: sees personal data)."""
-    return token_headers(client, "supervisor")
-
+# --- requests ---------------------------------------------------------------------------
 
 def complaint(**overrides) -> dict:
     """A valid complaint as an integration sends it; ``None`` removes a field."""

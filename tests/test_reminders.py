@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-from tests.test_records_api import seed_snapshot, seeded, token_headers  # noqa: F401  (fixtures)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -31,19 +30,6 @@ PROBE = {
 
 def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
-
-
-@pytest.fixture
-def calendar(app):
-    from kefu.workcalendar import seed_calendar
-
-    with app.app_context():
-        seed_calendar()
-
-
-@pytest.fixture
-def admin(client, seeded):
-    return token_headers(client, "admin")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import csrf_token
-from tests.test_records_api import seed_snapshot, seeded  # noqa: F401  (fixtures)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tests.test_records_api import seed_snapshot, seeded  # noqa: F401  (fixtures)
-
 
 def test_demo_records_fill_six_weeks_once(app, runner, seeded, db):
     from kefu.workcalendar import seed_calendar

@@ -12,9 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-from tests.test_records_api import (  # noqa: F401  (agent, seed_snapshot, seeded are fixtures)
-    agent, assert_error, complaint, create, seed_snapshot, seeded, token_headers,
-)
+from tests.test_records_api import assert_error, create
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -39,19 +37,6 @@ PROBE = {
          "done_when": {"status": ["处理中", "已关闭"]}},
     ],
 }
-
-
-@pytest.fixture
-def calendar(app):
-    from kefu.workcalendar import seed_calendar
-
-    with app.app_context():
-        seed_calendar()
-
-
-@pytest.fixture
-def admin(client, seeded):
-    return token_headers(client, "admin")
 
 
 @pytest.fixture

@@ -12,24 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-from tests.conftest import csrf_token
-from tests.test_records_api import (  # noqa: F401  (fixtures)
-    MASKED_PHONE, PHONE, agent, assert_error, create, seed_snapshot, seeded, supervisor, token_headers,
-)
+from tests.conftest import csrf_token, token_headers
+from tests.test_records_api import MASKED_PHONE, PHONE, assert_error, create
 
 
 def web_sign_in(client, username):
     token = csrf_token(client, "/login")
     assert client.post("/login", data={"username": username, "password": "kefu-demo",
                                        "csrf_token": token}).status_code == 302
-
-
-@pytest.fixture
-def calendar(app):
-    from kefu.workcalendar import seed_calendar
-
-    with app.app_context():
-        seed_calendar()
 
 
 @pytest.fixture

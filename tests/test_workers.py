@@ -16,8 +16,8 @@ from bson import ObjectId
 
 from kefu.embedded import EmbeddedRedis, free_port
 from tests.test_channels import Robot, configure, smtp_server  # noqa: F401  (fixture)
-from tests.test_records_api import seed_snapshot, seeded, token_headers  # noqa: F401
-from tests.test_reminders import admin, calendar, new_record, probe, users  # noqa: F401
+from tests.conftest import token_headers
+from tests.test_reminders import new_record, probe, users  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 
