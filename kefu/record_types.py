@@ -166,27 +166,28 @@ class RecordType(Document):
         """The field definition with this key, active or not."""
         return next((f for f in self.fields if f.key == key), None)
 
+    def derived(self, name: str, source, build):
+        """``build(source)``, kept on this loaded definition while ``source`` (its ``fields`` or ``workflow``)
+        is the very same object: assigning new ones rebuilds it. Definitions are loaded per request."""
+        cached = self.__dict__.get(f"_derived_{name}")
+        if cached is None or cached[0] is not source:
+            cached = (source, build(source))
+            self.__dict__[f"_derived_{name}"] = cached
+        return cached[1]
+
     @property
     def specs(self) -> tuple["FieldSpec", ...]:
         """The fields as plain read-only values, built once per loaded definition: loops over many records
         read these instead of MongoEngine's descriptors (an attribute read there costs a method call)."""
-        cached = self.__dict__.get("_specs")
-        if cached is None or cached[0] is not self.fields:
-            cached = (self.fields, tuple(FieldSpec.of(f) for f in self.fields))
-            self.__dict__["_specs"] = cached
-        return cached[1]
+        return self.derived("specs", self.fields, lambda fields: tuple(FieldSpec.of(f) for f in fields))
 
     @property
     def typed_specs(self) -> tuple:
         """``(spec, field type)`` of every field, as ``specs``."""
         from kefu.fields import get_field_type
 
-        specs = self.specs
-        cached = self.__dict__.get("_typed_specs")
-        if cached is None or cached[0] is not specs:
-            cached = (specs, tuple((spec, get_field_type(spec.type)) for spec in specs))
-            self.__dict__["_typed_specs"] = cached
-        return cached[1]
+        return self.derived("typed_specs", self.specs,
+                            lambda specs: tuple((spec, get_field_type(spec.type)) for spec in specs))
 
     @property
     def active_fields(self) -> list[FieldDefinition]:

@@ -189,13 +189,11 @@ def system_actor() -> Actor:
 def core_fields(record_type: RecordType) -> tuple[CoreField, ...]:
     """The core fields as this type has them: ``status`` offers the type's workflow statuses (built once per
     loaded definition)."""
-    cached = record_type.__dict__.get("_core_fields")
-    if cached is None or cached[0] is not record_type.workflow:
+    def build(_workflow):
         statuses = workflow_of(record_type).statuses
-        cached = (record_type.workflow,
-                  tuple(replace(f, choices=statuses) if f.key == "status" else f for f in CORE_FIELDS))
-        record_type.__dict__["_core_fields"] = cached
-    return cached[1]
+        return tuple(replace(f, choices=statuses) if f.key == "status" else f for f in CORE_FIELDS)
+
+    return record_type.derived("core_fields", record_type.workflow, build)
 
 
 def core_field(record_type: RecordType, key: str) -> CoreField | None:
