@@ -27,7 +27,7 @@ from bson import ObjectId
 from mongoengine import (
     BooleanField, DateTimeField, DictField, Document, IntField, ObjectIdField, StringField,
 )
-from pymongo import DESCENDING, InsertOne, ReturnDocument
+from pymongo import InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from kefu.clock import utcnow
@@ -402,7 +402,3 @@ def retry_delivery(delivery_id) -> None:
         {"$set": {"status": DeliveryStatus.PENDING.value, "attempts": 0, "enqueued_at": None, "claimed_at": None}})
     if not result.matched_count:
         raise NotFound(_l("没有这条发送失败的记录"))
-
-
-def recent_deliveries(limit: int = 50) -> list[dict]:
-    return list(Delivery._get_collection().find({}, sort=[("created_at", DESCENDING)], limit=limit))

@@ -28,7 +28,6 @@ from kefu.roles import Role
 
 SLA_FIELD = "sla"
 SLA_OPS = ("overdue", "due_soon", "due_within", "due_today")
-PLACEHOLDERS = ("$me", "$my_department", "$open", "$today", "$month_start")
 SHARING_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 MAX_NAME = 40
 BUILTIN_PREFIX = "builtin:"
