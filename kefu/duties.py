@@ -251,6 +251,7 @@ def _open_statuses(record_type) -> list[str]:
 
 def _record_tasks(now: datetime, kind: str, found: list[tuple], context) -> str:
     """Tasks and reminders for ``found`` = [(record type, document, step)], one of each per record and day."""
+    from kefu.levels import level_of
     from kefu.messages import record_values
     from kefu.notifications import Alert, Outbox, add_tasks, task_day
     from kefu.roles import Role
@@ -269,7 +270,7 @@ def _record_tasks(now: datetime, kind: str, found: list[tuple], context) -> str:
             recipients = [owner] if owner else context.people.with_role(Role.SUPERVISOR.value,
                                                                         document.get("department"))
             values = {"number": document["number"], "type_name": record_type.name,
-                      "status": document.get("status") or "", "level": (document.get("data") or {}).get("level") or "",
+                      "status": document.get("status") or "", "level": level_of(record_type, document) or "",
                       "clock": "", "due_at": _due_text(document, context.tz), "late": "", "step": step,
                       "assignee": context.people.name(document.get("assignee")),
                       "department": context.department(document.get("department")), "url": context.url(document),

@@ -282,6 +282,19 @@ def _level_of(rules: Levels, document: dict):
     return (document.get("data") or {}).get(rules.field)
 
 
+DEFAULT_LEVEL_FIELD = "level"  # as the SLA clocks' ``level_field`` defaults
+
+
+def level_field(record_type) -> str:
+    """The key of the field holding a record's level: the type's ``levels.field``, else ``level``."""
+    return (getattr(record_type, "levels", None) or {}).get("field") or DEFAULT_LEVEL_FIELD
+
+
+def level_of(record_type, document: dict):
+    """The record's level as stored (None when it has none)."""
+    return (document.get("data") or {}).get(level_field(record_type))
+
+
 def _is_open(record_type, document: dict) -> bool:
     return not workflow_of(record_type).is_closed(document.get("status"))
 

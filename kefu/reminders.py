@@ -243,6 +243,7 @@ def _local(moment: datetime, tz) -> str:
 
 def _record_alerts(context: SweepContext, record_type, document: dict, texts: dict) -> tuple[list, dict]:
     """The alerts ``document`` calls for now, and the ``$set`` marking them sent."""
+    from kefu.levels import level_of
     from kefu.notifications import Alert
     from kefu.overdue import duration_text
     from kefu.roles import Role
@@ -251,7 +252,7 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
     now, people = context.now, context.people
     reminders = reminders_of(record_type)
     running = {entry["clock"] for entry in document.get("sla_open") or []}
-    level = (document.get("data") or {}).get("level")
+    level = level_of(record_type, document)
     assignee, department = document.get("assignee"), document.get("department")
     supervisors = people.with_role(Role.SUPERVISOR.value, department)
     urgent = level in (context.settings.urgent_levels or [])

@@ -27,6 +27,7 @@ from kefu.i18n import _l
 from kefu.roles import Role
 
 SLA_FIELD = "sla"
+LEVEL_FIELD = "$level"  # in a built-in's filters: whichever field holds the type's level (``kefu.levels``)
 SLA_OPS = ("overdue", "due_soon", "due_within", "due_today")
 SHARING_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 MAX_NAME = 40
@@ -39,7 +40,14 @@ class Builtin:
     name: object
     filters: tuple
     sort: str | None = None
-    needs_level: str | None = None  # offered only where the type's ``level`` field has this choice
+    needs_level: str | None = None  # offered only where the type's level field has this choice
+
+    def filters_for(self, record_type) -> list[list]:
+        """The filters as lists, ``LEVEL_FIELD`` replaced by the key of the type's level field."""
+        from kefu.levels import level_field
+
+        return [[level_field(record_type) if key == LEVEL_FIELD else key, op, value]
+                for key, op, value in self.filters]
 
 
 BUILTIN = (
@@ -50,7 +58,7 @@ BUILTIN = (
     Builtin("due_24h", _l("24 小时内到期"), ((SLA_FIELD, "due_within", 24),), sort="sla_due"),
     Builtin("my_due_today", _l("我的今日到期"), (("assignee", "eq", "$me"), (SLA_FIELD, "due_today", True)),
             sort="sla_due"),
-    Builtin("major", _l("重大投诉"), (("level", "eq", "重大"), ("status", "in", "$open")), needs_level="重大"),
+    Builtin("major", _l("重大投诉"), ((LEVEL_FIELD, "eq", "重大"), ("status", "in", "$open")), needs_level="重大"),
     Builtin("new_this_month", _l("本月新增"), (("created_at", "gte", "$month_start"),)),
     Builtin("new_today", _l("今日新增"), (("created_at", "gte", "$today"),)),
 )
@@ -163,7 +171,7 @@ def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolv
     builtin = BUILTIN_BY_KEY.get(key.removeprefix(BUILTIN_PREFIX))
     if builtin is not None and _offered(record_type, builtin):
         resolved = Resolved(key=BUILTIN_PREFIX + builtin.key, name=str(builtin.name), sort=builtin.sort)
-        filters = [list(f) for f in builtin.filters]
+        filters = builtin.filters_for(record_type)
     else:
         view = _visible_view(record_type.key, key, actor)
         resolved = Resolved(key=str(view.pk), name=view.name, sort=view.sort,
@@ -218,7 +226,9 @@ def _describe(item) -> str:
 def _offered(record_type, builtin: Builtin) -> bool:
     if builtin.needs_level is None:
         return True
-    level = record_type.field("level")
+    from kefu.levels import level_field
+
+    level = record_type.field(level_field(record_type))
     return level is not None and level.active and builtin.needs_level in (level.choices or [])
 
 
@@ -254,7 +264,7 @@ def views_for(record_type, user) -> list[dict]:
     """Every view the user may open on the type: built-ins, their own, the shared ones; with the default marked."""
     default = default_key(user.pk, record_type.key)
     items = [{"id": BUILTIN_PREFIX + b.key, "name": str(b.name), "builtin": True, "shared": True, "mine": False,
-              "filters": [list(f) for f in b.filters], "columns": [], "sort": b.sort}
+              "filters": b.filters_for(record_type), "columns": [], "sort": b.sort}
              for b in BUILTIN if _offered(record_type, b)]
     saved = SavedView.objects(record_type=record_type.key).filter(
         __raw__={"$or": [{"owner": user.pk}, {"shared": True}]}).order_by("name")

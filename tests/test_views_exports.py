@@ -71,6 +71,24 @@ def test_major_view_is_offered_only_where_the_level_has_it(client, agent, seeded
     assert "重大投诉" not in [v["name"] for v in listed]
 
 
+
+def test_major_view_filters_on_whichever_field_holds_the_level(client, agent, seeded, db):
+    admin = token_headers(client, "admin")
+    graded = {"key": "graded_probe", "name": "分级测试", "number_prefix": "GP",
+              "fields": [{"key": "grade", "label": "分级", "type": "choice", "choices": ["一般", "重要", "重大"]},
+                         {"key": "content", "label": "内容", "type": "textarea"}],
+              "levels": {"field": "grade", "order": ["一般", "重要", "重大"], "rules": []}}
+    response = client.post("/api/v1/types", json=graded, headers=admin)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    made = {grade: client.post("/api/v1/records/graded_probe", json={"grade": grade, "content": "测试"},
+                               headers=admin).get_json()["id"] for grade in ("一般", "重大")}
+    listed = client.get("/api/v1/views/graded_probe", headers=agent).get_json()["items"]
+    major = next(v for v in listed if v["name"] == "重大投诉")
+    assert ["grade", "eq", "重大"] in major["filters"]
+    found = client.get("/api/v1/records/graded_probe?view=builtin:major", headers=agent).get_json()
+    assert [item["id"] for item in found["items"]] == [made["重大"]] and found["view"]["dropped"] == []
+    assert db.records.find_one({"_id": ObjectId(made["重大"])})["data"]["grade"] == "重大"
+
 # -- saved views ---------------------------------------------------------------------------------------------------
 
 def test_a_saved_view_keeps_filters_columns_and_sort_and_survives_a_removed_field(client, agent, supervisor, cases,
