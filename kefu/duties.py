@@ -354,17 +354,21 @@ def care_messages(now: datetime) -> str:
     today = _local_day(now, context.tz)
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
     handover_count = greeting_count = 0
+    # project id → (project, days ahead, handover day); then all their customers in one query
+    handing_over = {}
     for days in CARE_DAYS:
         target = today + timedelta(days=days)
         start = datetime(target.year, target.month, target.day, tzinfo=timezone.utc)
         for project in Project.objects(active=True, handover_date__gte=start, handover_date__lt=start + timedelta(1)):
-            for customer in Customer.objects(project=project).only("id", "name", "phone"):
-                subject, body = context.renderer.render("care_handover", {
-                    "customer": customer.name, "project": project.name, "handover_date": target.isoformat(),
-                    "days": days})
-                outbox.add(Alert(key=f"care:handover:{project.pk}:{days}:{customer.pk}", kind="care_handover",
-                                 subject=subject, body=body, webhook="care_webhook_url", mobiles=[customer.phone]))
-                handover_count += 1
+            handing_over[project.pk] = (project, days, target)
+    customers = Customer.objects(project__in=list(handing_over)).only("id", "name", "phone", "project")
+    for customer in customers.as_pymongo() if handing_over else ():
+        project, days, target = handing_over[customer["project"]]
+        subject, body = context.renderer.render("care_handover", {
+            "customer": customer["name"], "project": project.name, "handover_date": target.isoformat(), "days": days})
+        outbox.add(Alert(key=f"care:handover:{project.pk}:{days}:{customer['_id']}", kind="care_handover",
+                         subject=subject, body=body, webhook="care_webhook_url", mobiles=[customer.get("phone")]))
+        handover_count += 1
     holiday = holiday_ahead(today, context.calendar)
     if holiday is not None:
         name, first_day = holiday

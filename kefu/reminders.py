@@ -210,7 +210,7 @@ class SweepContext:
         self.base_url = (self.settings.base_url or current_app.config.get("KEFU_BASE_URL")
                          or "http://127.0.0.1:5000").rstrip("/")
         self.types: dict = {}
-        self.department_names: dict = {}
+        self.department_names: dict | None = None
 
     def record_type(self, key: str):
         from kefu.record_types import get_record_type
@@ -224,14 +224,12 @@ class SweepContext:
         return self.types[key]
 
     def department(self, department_id) -> str:
-        if department_id is None:
-            return ""
-        if department_id not in self.department_names:
+        """The department's name ("" for none or a deleted one); every name is read with the first call."""
+        if self.department_names is None:
             from kefu.org import Department
 
-            department = Department.objects(pk=department_id).only("name").first()
-            self.department_names[department_id] = department.name if department else ""
-        return self.department_names[department_id]
+            self.department_names = {d["_id"]: d.get("name", "") for d in Department.objects.only("name").as_pymongo()}
+        return self.department_names.get(department_id, "") if department_id is not None else ""
 
     def url(self, document: dict) -> str:
         return f"{self.base_url}/admin/records/{document['type']}/details/?id={document['_id']}"
