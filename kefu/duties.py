@@ -39,6 +39,7 @@ from pymongo.errors import DuplicateKeyError
 from kefu.clock import utcnow
 from kefu.db import get_database
 from kefu.i18n import _l
+from kefu.workflow import workflow_of
 
 log = logging.getLogger(__name__)
 
@@ -242,13 +243,6 @@ def _day_bounds(day: date, tz) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _open_statuses(record_type) -> list[str]:
-    from kefu.workflow import workflow_of
-
-    workflow = workflow_of(record_type)
-    return [status for status in workflow.statuses if not workflow.is_closed(status)]
-
-
 def _record_tasks(now: datetime, kind: str, found: list[tuple], context) -> str:
     """Tasks and reminders for ``found`` = [(record type, document, step)], one of each per record and day."""
     from kefu.levels import level_of
@@ -320,7 +314,8 @@ def follow_up_tasks(now: datetime) -> str:
                 counted += 1
             day -= timedelta(days=1)
         _start, cutoff = _day_bounds(day, context.tz)
-        query = {"type": record_type.key, "status": {"$in": _open_statuses(record_type)}, "created_at": {"$lt": cutoff}}
+        query = {"type": record_type.key, "status": {"$in": list(workflow_of(record_type).open_statuses)},
+                 "created_at": {"$lt": cutoff}}
         for document in get_database()[RECORDS].find(query):
             opened = context.calendar.working_days_between(document["created_at"].astimezone(context.tz).date(),
                                                            today)
@@ -333,9 +328,10 @@ def callbacks_due(now: datetime) -> str:
     context = _context(now)
     start, end = _day_bounds(_local_day(now, context.tz), context.tz)
     found = []
-    for document in get_database()[RECORDS].find({"source.due_at": {"$gte": start, "$lt": end}}):
+    # "$type": the partial index ``callback_due`` serves only queries that name its filter expression.
+    for document in get_database()[RECORDS].find({"source.due_at": {"$gte": start, "$lt": end, "$type": "date"}}):
         record_type = context.record_type(document["type"])
-        if record_type is not None and document.get("status") in _open_statuses(record_type):
+        if record_type is not None and document.get("status") in workflow_of(record_type).open_statuses:
             found.append((record_type, document, 0))
     return _record_tasks(now, "callback_due", found, context)
 

@@ -475,7 +475,7 @@ def escalate_by_age(now: datetime | None = None) -> int:
     for record_type in RecordType.objects(__raw__={"levels.rules.rule": "open_longer"}):
         rules = rules_of(record_type)
         workflow = workflow_of(record_type)
-        open_statuses = [s for s in workflow.statuses if not workflow.is_closed(s)]
+        open_statuses = list(workflow.open_statuses)
         for rule in (r for r in rules.rules if r.rule == "open_longer"):
             start = rule.spec.get("start")
             start_path = f"data.{start}" if start else "created_at"

@@ -152,8 +152,7 @@ def _value(record_type, value, actor, now: datetime):
         department = getattr(actor.user, "department", None)
         return str(department.pk) if department is not None else None
     if value == "$open":
-        workflow = workflow_of(record_type)
-        return ",".join(s for s in workflow.statuses if not workflow.is_closed(s))
+        return ",".join(workflow_of(record_type).open_statuses)
     local = now.astimezone(actor.tz)
     if value == "$today":
         return local.date().isoformat()

@@ -50,6 +50,11 @@ class Workflow:
     def is_closed(self, status) -> bool:
         return status in self.closed
 
+    @property
+    def open_statuses(self) -> tuple[str, ...]:
+        """Every status but the closed ones, in order."""
+        return tuple(s for s in self.statuses if s not in self.closed)
+
     def is_pausing(self, status) -> bool:
         return status in self.pausing
 
