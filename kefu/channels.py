@@ -32,7 +32,7 @@ from email.utils import formataddr, make_msgid
 
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, StringField
 
-from kefu.clock import utcnow
+from kefu.clock import TIME_OF_DAY, time_of_day, utcnow
 from kefu.i18n import _l
 
 SETTINGS_ID = "notifications"
@@ -40,7 +40,6 @@ SECURITY_MODES = ("none", "starttls", "ssl")
 WEBHOOK_FORMATS = ("wecom", "dingtalk")
 WEBHOOK_TIMEOUT = 10
 SMTP_TIMEOUT = 15
-TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
 class ChannelError(Exception):
@@ -63,8 +62,8 @@ class NotificationSettings(Document):
     care_webhook_url = StringField(max_length=500, verbose_name=_l("客户关怀消息地址"))
     webhook_format = StringField(choices=WEBHOOK_FORMATS, default="wecom", verbose_name=_l("机器人格式"))
     quiet_enabled = BooleanField(default=True, verbose_name=_l("非工作时间不发送"))
-    window_start = StringField(default="09:00", regex=TIME_PATTERN, verbose_name=_l("发送时段开始"))
-    window_end = StringField(default="18:00", regex=TIME_PATTERN, verbose_name=_l("发送时段结束"))
+    window_start = StringField(default="09:00", regex=TIME_OF_DAY, verbose_name=_l("发送时段开始"))
+    window_end = StringField(default="18:00", regex=TIME_OF_DAY, verbose_name=_l("发送时段结束"))
     working_days_only = BooleanField(default=True, verbose_name=_l("仅工作日发送"))
     urgent_levels = ListField(StringField(max_length=20), default=lambda: ["重大"], verbose_name=_l("立即发送的等级"))
     base_url = StringField(max_length=200, verbose_name=_l("系统访问地址"))
@@ -101,16 +100,11 @@ def get_settings() -> NotificationSettings:
 
 # -- quiet hours -------------------------------------------------------------------------------------------
 
-def _clock(text: str) -> time:
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
-
-
 def next_send_time(now: datetime, settings: NotificationSettings, calendar, tz) -> datetime:
     """``now`` when it is inside the sending window, else the window's next start (UTC)."""
     if not settings.quiet_enabled:
         return now
-    start, end = _clock(settings.window_start or "09:00"), _clock(settings.window_end or "18:00")
+    start, end = time_of_day(settings.window_start or "09:00"), time_of_day(settings.window_end or "18:00")
     local = now.astimezone(tz)
     day = local.date()
     for _offset in range(370):

@@ -14,12 +14,12 @@ overdue first. Writes (bulk reassign) go through ``kefu.records.reassign``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo import ASCENDING
 
-from kefu.clock import utcnow
+from kefu.clock import aware, utcnow
 from kefu.db import get_database
 from kefu.i18n import _, _l
 from kefu.records import RECORDS, RecordQuery, sla_clauses
@@ -158,19 +158,13 @@ def counts(query: SlaListQuery, now: datetime | None = None) -> Counts:
                           for group, values in totals.items()})
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def row_of(document: dict, kind: str, now: datetime, until: datetime | None = None) -> Row:
     """The row for ``document``: for an overdue record the clock past its deadline longest ago, for a due-soon
     record the running clock in its last stretch that ends first, for one due today the first clock due by
     ``until``."""
     candidates = []
     for entry in document.get("sla_open") or []:
-        due_at, warn_at = _aware(entry.get("due_at")), _aware(entry.get("warn_at"))
+        due_at, warn_at = aware(entry.get("due_at")), aware(entry.get("warn_at"))
         if due_at is None:
             continue
         overdue = kind == OVERDUE and due_at <= now
@@ -179,7 +173,7 @@ def row_of(document: dict, kind: str, now: datetime, until: datetime | None = No
         if overdue or due_soon or due_today:
             candidates.append((due_at, entry["clock"]))
     if not candidates and document.get("sla_due") is not None:  # stored before sla_open existed
-        candidates.append((_aware(document["sla_due"]), None))
+        candidates.append((aware(document["sla_due"]), None))
     if not candidates:
         return Row(document, None, "", None, timedelta(0))
     due_at, key = min(candidates, key=lambda item: item[0])

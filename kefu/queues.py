@@ -6,7 +6,6 @@ job. ``QueueUnavailable`` when Redis cannot be reached (the page says so).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timezone
 
 from redis.exceptions import RedisError
 from rq import Queue, Worker
@@ -14,18 +13,12 @@ from rq.cron import CronScheduler
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from kefu.clock import aware
 from kefu.errors import DomainError, NotFound
 from kefu.i18n import _l
 
 QUEUE_NAMES = ("default", "notify")
 FAILED_SHOWN = 50
-
-
-def _aware(moment):
-    """rq keeps naive UTC times."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _heartbeat(scheduler):
@@ -63,13 +56,13 @@ def overview(connection) -> dict:
                 if job is None:
                     continue
                 failed.append(FailedJob(id=job.id, queue=name, function=job.func_name or "",
-                                        args=", ".join(map(repr, job.args or ()))[:200], ended_at=_aware(job.ended_at),
+                                        args=", ".join(map(repr, job.args or ()))[:200], ended_at=aware(job.ended_at),
                                         error=(job.exc_info or "")[-3000:]))
         workers = [{"name": w.name, "state": w.get_state(), "queues": ", ".join(w.queue_names()),
-                    "current": (w.get_current_job_id() or ""), "heartbeat": _aware(w.last_heartbeat),
+                    "current": (w.get_current_job_id() or ""), "heartbeat": aware(w.last_heartbeat),
                     "done": w.successful_job_count, "failed": w.failed_job_count}
                    for w in Worker.all(connection=connection)]
-        schedulers = [{"name": s.name, "heartbeat": _aware(_heartbeat(s))} for s in CronScheduler.all(connection)]
+        schedulers = [{"name": s.name, "heartbeat": aware(_heartbeat(s))} for s in CronScheduler.all(connection)]
     except RedisError as exc:
         raise QueueUnavailable(_l("无法连接 Redis：%(error)s", error=str(exc))) from exc
     failed.sort(key=lambda job: job.ended_at.timestamp() if job.ended_at else 0, reverse=True)

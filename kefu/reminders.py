@@ -35,14 +35,13 @@ are written after the alerts, conditioned on ``sla_rev`` (bumped by every
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
 from zoneinfo import ZoneInfo
 
 from pymongo import UpdateOne
 
-from kefu.clock import utcnow
+from kefu.clock import aware, time_of_day, utcnow
 from kefu.db import get_database
 from kefu.i18n import _l
 
@@ -53,7 +52,6 @@ LADDER_KEYS = ("at", "manager_after")
 DAILY_KEYS = ("after_working_days",)
 DEFAULT_AT = "09:00"
 DEFAULT_MANAGER_AFTER = 2
-TIME_TEXT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 RECORDS = "records"
 SWEEP_BATCH = 500
 SWEEP_FIELDS = {"type": 1, "number": 1, "status": 1, "assignee": 1, "department": 1, "created_by": 1, "data": 1,
@@ -72,11 +70,6 @@ class Reminders:
     daily_update_after: int | None  # working days; None: no 今日跟进 tasks
 
 
-def _time_of(text: str) -> time:
-    hours, minutes = TIME_TEXT.match(text).groups()
-    return time(int(hours), int(minutes))
-
-
 def reminders_of(record_type) -> Reminders:
     """The type's reminder settings (the defaults when its definition has no section)."""
     section = getattr(record_type, "reminders", None) or {}
@@ -84,7 +77,7 @@ def reminders_of(record_type) -> Reminders:
     ladder = None
     if ladder_section is not False:
         ladder_section = ladder_section or {}
-        ladder = Ladder(at=_time_of(ladder_section.get("at") or DEFAULT_AT),
+        ladder = Ladder(at=time_of_day(ladder_section.get("at") or DEFAULT_AT),
                         manager_after=int(ladder_section.get("manager_after") or DEFAULT_MANAGER_AFTER))
     daily = section.get("daily_update") or {}
     return Reminders(ladder=ladder, daily_update_after=int(daily["after_working_days"]) if daily else None)
@@ -106,7 +99,9 @@ def section_problems(section, definition: dict) -> list:
             if set(map(str, ladder)) - set(LADDER_KEYS):
                 problems.append(_l("reminders.ladder 只能有 at 和 manager_after"))
             at = ladder.get("at", DEFAULT_AT)
-            if not isinstance(at, str) or not TIME_TEXT.match(at):
+            try:
+                time_of_day(at if isinstance(at, str) else "")
+            except ValueError:
                 problems.append(_l("reminders.ladder.at 应为“时:分”，如 09:00"))
             after = ladder.get("manager_after", DEFAULT_MANAGER_AFTER)
             if isinstance(after, bool) or not isinstance(after, int) or after < 1:
@@ -122,22 +117,17 @@ def section_problems(section, definition: dict) -> list:
 
 # -- when the next alert is due ------------------------------------------------------------------------------
 
-def _aware(moment):
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
 
 def same_moment(first, second) -> bool:
     """Two stored times within a second of each other (MongoDB keeps milliseconds)."""
     if first is None or second is None:
         return False
-    return abs((_aware(first) - _aware(second)).total_seconds()) < 1
+    return abs((aware(first) - aware(second)).total_seconds()) < 1
 
 
 def ladder_time(due_at: datetime, step: int, ladder: Ladder, calendar, tz: ZoneInfo) -> datetime:
     """The ``step``-th follow-up: ``ladder.at`` local on the step-th working day after the deadline's day."""
-    day = calendar.nth_workday_after(_aware(due_at).astimezone(tz).date(), step)
+    day = calendar.nth_workday_after(aware(due_at).astimezone(tz).date(), step)
     return datetime.combine(day, ladder.at, tzinfo=tz).astimezone(timezone.utc)
 
 
@@ -160,7 +150,7 @@ def next_alert_at(state: dict, reminders: Reminders, calendar, tz: ZoneInfo) -> 
     if state.get("met_at") is not None or state.get("paused"):
         return None
     alerts = state.get("alerts") or {}
-    due, warn = _aware(state["due_at"]), _aware(state["warn_at"])
+    due, warn = aware(state["due_at"]), aware(state["warn_at"])
     if not alerts.get("overdue"):
         if not alerts.get("due_soon") and warn < due:
             return warn
@@ -236,7 +226,7 @@ class SweepContext:
 
 
 def _local(moment: datetime, tz) -> str:
-    return _aware(moment).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return aware(moment).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def _record_alerts(context: SweepContext, record_type, document: dict, texts: dict) -> tuple[list, dict]:
@@ -263,7 +253,7 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
         clocks[key] = state
         if key not in running or state.get("met_at") is not None or state.get("paused"):
             continue
-        due, warn = _aware(state["due_at"]), _aware(state["warn_at"])
+        due, warn = aware(state["due_at"]), aware(state["warn_at"])
         alerts_sent = carried_alerts(state, due)
         alerts_sent["for_due"] = due
         stamp = int(due.timestamp())

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo import ReturnDocument
 
-from kefu.clock import utcnow
+from kefu.clock import aware, utcnow
 from kefu.db import get_database
 from kefu.errors import NotFound
 from kefu.i18n import _, _l
@@ -227,15 +227,9 @@ def _matches(condition: dict, values: dict) -> bool:
     return True
 
 
-def _aware(moment) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _end_of(value, tz: ZoneInfo) -> datetime:
     if isinstance(value, datetime):
-        return _aware(value)
+        return aware(value)
     if isinstance(value, date):
         return datetime.combine(value, time(23, 59, 59), tzinfo=tz).astimezone(timezone.utc)
     raise TypeError(value)
@@ -243,11 +237,11 @@ def _end_of(value, tz: ZoneInfo) -> datetime:
 
 def _start_of(clock: Clock, document: dict, values: dict) -> datetime | None:
     if clock.start == "created":
-        return _aware(document.get("created_at"))
+        return aware(document.get("created_at"))
     if clock.start.startswith("status:"):
-        return _aware((document.get("status_at") or {}).get(clock.start[len("status:"):]))
+        return aware((document.get("status_at") or {}).get(clock.start[len("status:"):]))
     value = values.get(clock.start)
-    return _aware(value) if isinstance(value, datetime) else None
+    return aware(value) if isinstance(value, datetime) else None
 
 
 def _soon(clock: Clock, window: timedelta) -> timedelta:
@@ -260,10 +254,10 @@ def _soon(clock: Clock, window: timedelta) -> timedelta:
 def state_at(clock_state: dict, now: datetime) -> str:
     """The clock's state at ``now`` (stored states age: on_time becomes due_soon, then overdue)."""
     if clock_state.get("met_at") is not None:
-        return "met" if _aware(clock_state["met_at"]) <= _aware(clock_state["due_at"]) else "missed"
-    if now >= _aware(clock_state["due_at"]):
+        return "met" if aware(clock_state["met_at"]) <= aware(clock_state["due_at"]) else "missed"
+    if now >= aware(clock_state["due_at"]):
         return "overdue"
-    if now >= _aware(clock_state["warn_at"]):
+    if now >= aware(clock_state["warn_at"]):
         return "due_soon"
     return "on_time"
 
@@ -276,7 +270,7 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
     values = {**core_values(document), **read_plain_values(record_type, document)}
     workflow = workflow_of(record_type)
     paused_now = workflow.is_pausing(values.get("status"))
-    paused_since = _aware(document.get("paused_since"))
+    paused_since = aware(document.get("paused_since"))
     pause_ended = paused_since is not None and not paused_now
     if paused_now and paused_since is None:
         paused_since = now
@@ -289,18 +283,18 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
         if start is None:
             continue
         previous = stored.get(clock.key) or {}
-        rearmed_at = _aware(previous.get("rearmed_at"))
+        rearmed_at = aware(previous.get("rearmed_at"))
         if rearmed_at and rearmed_at > start:
             start = rearmed_at
         paused_s = float(previous.get("paused_s") or 0)
-        met_at = _aware(previous.get("met_at"))
+        met_at = aware(previous.get("met_at"))
         done = bool(clock.done_when) and _matches(clock.done_when, values)
         if met_at is not None and not done:
             # Reopened: a fresh window from now; the old deadline must not fire (osTicket #5955).
             start = rearmed_at = now
             met_at, paused_s = None, 0.0
         if pause_ended and met_at is None:
-            paused_s += max(0.0, (now - max(_aware(document["paused_since"]), start)).total_seconds())
+            paused_s += max(0.0, (now - max(aware(document["paused_since"]), start)).total_seconds())
         if done and met_at is None:
             met_at = now
         level = values.get(clock.level_field)
@@ -389,7 +383,7 @@ def backfill_next(batch: int = 1000) -> int:
 # -- reading -----------------------------------------------------------------------------------------
 
 def _short(moment: datetime, tz: ZoneInfo) -> str:
-    local = _aware(moment).astimezone(tz)
+    local = aware(moment).astimezone(tz)
     return f"{local.month}-{local.day} {local:%H:%M}"
 
 
@@ -402,7 +396,7 @@ def explain(clock_state: dict, calendar, tz: ZoneInfo) -> str:
     "9-30 16:00 起 7 个工作日，跳过 10-1…10-8 国庆节，10-11 调休上班 → 10-16 23:59 截止"."""
     start, due = clock_state["started_at"], clock_state["due_at"]
     paused = timedelta(seconds=clock_state.get("paused_s") or 0)
-    base_due = _aware(due) - paused
+    base_due = aware(due) - paused
     if clock_state.get("until"):
         text = _("按约定期限 → %(due)s 截止", due=_short(base_due, tz))
     else:
@@ -411,7 +405,7 @@ def explain(clock_state: dict, calendar, tz: ZoneInfo) -> str:
         if clock_state.get("level"):
             parts[0] = _("等级“%(level)s”：", level=clock_state["level"]) + parts[0]
         if window.unit == "working_days":
-            reasons = calendar.explain_working_days(_aware(start), window.amount, tz)
+            reasons = calendar.explain_working_days(aware(start), window.amount, tz)
             skipped = [(_day(r["first"]) if r["first"] == r["last"] else f"{_day(r['first'])}…{_day(r['last'])}")
                        + f" {r['name']}" for r in reasons["skipped"]]
             if skipped:
@@ -428,7 +422,7 @@ def explain(clock_state: dict, calendar, tz: ZoneInfo) -> str:
     if clock_state.get("paused") and not clock_state.get("met_at"):
         text += _("；暂停中（截止时间随暂停顺延）")
     if clock_state.get("met_at"):
-        on_time = _aware(clock_state["met_at"]) <= _aware(due)
+        on_time = aware(clock_state["met_at"]) <= aware(due)
         text += _("；%(at)s 完成（%(verdict)s）", at=_short(clock_state["met_at"], tz),
                   verdict=_("按时") if on_time else _("超时"))
     return text
@@ -447,7 +441,7 @@ def clocks_json(document: dict, tz: ZoneInfo, now: datetime | None = None, calen
         calendar = calendar or get_calendar()
 
     def iso(moment):
-        return _aware(moment).astimezone(tz).isoformat() if moment else None
+        return aware(moment).astimezone(tz).isoformat() if moment else None
 
     clocks = {}
     for key, state in (document.get("sla") or {}).items():

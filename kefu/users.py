@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 from mongoengine import (
     BooleanField, DateTimeField, Document, IntField, ListField, NULLIFY, ReferenceField, StringField,
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kefu.clock import utcnow
+from kefu.clock import aware, utcnow
 from kefu.config import SUPPORTED_LOCALES
 from kefu.errors import AccountLocked, LoginFailed, NotFound, ValidationFailed
 from kefu.i18n import _l
@@ -245,7 +245,7 @@ def _record_failure(user: User, now) -> None:
         {"$push": {"failed_logins": {"$each": [now], "$slice": -LOCKOUT_FAILURES}}},
         return_document=True,
     )
-    recent = [at for at in updated.get("failed_logins", []) if _aware(at) > now - LOCKOUT_WINDOW]
+    recent = [at for at in updated.get("failed_logins", []) if aware(at) > now - LOCKOUT_WINDOW]
     if len(recent) >= LOCKOUT_FAILURES:
         collection.update_one(
             {"_id": user.pk}, {"$set": {"locked_until": now + LOCKOUT_DURATION, "failed_logins": []}},
@@ -264,11 +264,6 @@ def _failure_error(user: User, now) -> LoginFailed:
 def _locked_message(locked_until, now):
     minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
     return _l("密码错误次数过多，账号已锁定，请 %(n)s 分钟后再试", n=minutes)
-
-
-def _aware(moment):
-    # pymongo's raw collection returns naive UTC datetimes unless tz_aware.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 USER_DOCUMENTS = (User,)
