@@ -16,6 +16,7 @@ from kefu import notifications
 from kefu.errors import NotFound
 from kefu.i18n import _
 from kefu.workcalendar import today_in
+from web.auth import safe_next_url
 
 
 class ActionForm(SecureForm):
@@ -24,10 +25,6 @@ class ActionForm(SecureForm):
 
 def _tz() -> ZoneInfo:
     return ZoneInfo(current_app.config["KEFU_TIMEZONE"])
-
-
-def _safe_target(url: str | None, fallback: str) -> str:
-    return url if url and url.startswith("/") and not url.startswith("//") else fallback
 
 
 class InboxView(AccessControlled, BaseView):
@@ -64,7 +61,7 @@ class InboxView(AccessControlled, BaseView):
         target = notification.url or ""
         if notification.record_id and notification.record_type:
             target = f"/admin/records/{notification.record_type}/details/?id={notification.record_id}"
-        return redirect(_safe_target(target, self.get_url(".index")))
+        return redirect(safe_next_url(target, self.get_url(".index")))
 
     @expose("/read-all/", methods=("POST",))
     def read_all_view(self):

@@ -37,6 +37,7 @@ from kefu.record_types import RecordType, get_record_type
 from kefu.roles import VIEW_PII, Role
 from kefu.workflow import workflow_of
 from web.actor import current_actor
+from web.auth import safe_next_url
 
 FILTER_WIDGETS = {"date": "datepicker", "datetime": "datetimepicker"}
 SLA_COLUMN = "sla"  # the list column 时限: the nearest running clock's state
@@ -92,10 +93,6 @@ class SlaFilter(BaseFilter):
 
 class ViewForm(SecureForm):
     """CSRF for the saved-view buttons; the view's content comes as plain form fields."""
-
-
-def _safe_back(url: str | None, fallback: str) -> str:
-    return url if url and url.startswith("/admin/") else fallback
 
 
 class RecordRow:
@@ -463,7 +460,7 @@ class RecordView(AccessControlled, BaseModelView):
     @expose("/views/save/", methods=("POST",))
     def save_view_view(self):
         form = ViewForm(request.form)
-        back = _safe_back(request.form.get("back"), self.get_url(".index_view"))
+        back = safe_next_url(request.form.get("back"), self.get_url(".index_view"))
         if not form.validate():
             flash(_("页面已过期，请刷新后重试"), "error")
             return redirect(back)
@@ -485,7 +482,7 @@ class RecordView(AccessControlled, BaseModelView):
 
     @expose("/views/default/", methods=("POST",))
     def default_view_view(self):
-        back = _safe_back(request.form.get("back"), self.get_url(".index_view"))
+        back = safe_next_url(request.form.get("back"), self.get_url(".index_view"))
         if ViewForm(request.form).validate():
             key = request.form.get("view") or None
             try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from kefu.clock import utcnow
 from kefu.users import LOCKOUT_FAILURES, User
 from tests.conftest import csrf_token
@@ -136,12 +138,22 @@ def test_disabled_user_cannot_sign_in_and_loses_the_session(client, make_user, s
     assert response.status_code == 401 and "已停用" in response.get_data(as_text=True)
 
 
-def test_open_redirect_is_refused(client, make_user):
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example/",
+                                    "javascript:alert(1)"])
+def test_open_redirect_is_refused(client, make_user, target):
     make_user("agent1")
     token = csrf_token(client, "/login")
-    response = client.post("/login?next=https://evil.example/", data={
+    response = client.post("/login", query_string={"next": target}, data={
         "username": "agent1", "password": "correct-horse", "csrf_token": token})
-    assert response.headers["Location"].endswith("/admin/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/")
+
+
+def test_a_path_on_this_site_is_followed_after_login(client, make_user):
+    make_user("agent1")
+    token = csrf_token(client, "/login")
+    response = client.post("/login", query_string={"next": "/admin/customers/"}, data={
+        "username": "agent1", "password": "correct-horse", "csrf_token": token})
+    assert response.headers["Location"].endswith("/admin/customers/")
 
 
 def test_english_on_request(client, make_user, sign_in, db):

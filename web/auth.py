@@ -6,10 +6,9 @@ process can serve any request. Lock-out state is kept in MongoDB by
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_admin.form import SecureForm
+from flask_admin.helpers import is_safe_url
 from flask_login import LoginManager, current_user, login_user, logout_user
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
@@ -28,13 +27,12 @@ class LoginForm(SecureForm):
     password = PasswordField(_l("密码"), validators=[InputRequired(message=_l("请输入密码"))])
 
 
-def safe_next_url(target: str | None) -> str:
-    """``target`` when it stays on this site, else the admin home (no open redirects)."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
-            return target
-    return url_for("admin.index")
+def safe_next_url(target: str | None, fallback: str | None = None) -> str:
+    """``target`` when it is a path on this site, else ``fallback`` (default: the admin home): no open redirects
+    (Flask-Admin's ``is_safe_url`` also catches ``/\\host`` and ``javascript:``)."""
+    if target and target.startswith("/") and is_safe_url(target):
+        return target
+    return fallback or url_for("admin.index")
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
