@@ -95,12 +95,13 @@ def archive_monthly(month: str, now: datetime | None = None) -> dict:
     now = now or utcnow()
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
     start, end = month_bounds(month, tz)
+    analyses = {t.key: complaint_analysis(t, month, now) for t in report_types()}
     types = []
     for record_type in _types():
         numbers = type_numbers(record_type, start, end, now)
+        analysis = analyses.get(record_type.key)  # its on-time rates are counted already
         types.append({"type": record_type.key, "name": record_type.name, **numbers,
-                      "clocks": clock_rates(record_type, start, end)})
-    analyses = {t.key: complaint_analysis(t, month, now) for t in report_types()}
+                      "clocks": analysis["clocks"] if analysis else clock_rates(record_type, start, end)})
     lines = [line for analysis in analyses.values() if analysis["total"] or analysis["previous"]
              for line in summary_lines(analysis)]
     report = {"_id": f"monthly:{month}", "kind": "monthly", "month": month, "generated_at": now, "types": types,
@@ -177,6 +178,14 @@ def _satisfaction(record_type, start: datetime, end: datetime) -> dict:
     return {row["_id"]: row["n"] for row in get_database()[RECORDS].aggregate(pipeline)}
 
 
+def _rejected_answers(record_type) -> frozenset:
+    """The callback answers that count as not satisfied: the type's ``callback.rejected_values``."""
+    from kefu.callbacks import rules_of
+
+    rules = rules_of(record_type)
+    return frozenset(rules.rejected_values) if rules else frozenset()
+
+
 def _repeat_key(record_type) -> str | None:
     """Who a complaint is from: the customer archive link, else the blind index of a sensitive phone."""
     phone = next((f for f in record_type.active_fields if f.type == "phone"), None)
@@ -238,7 +247,8 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
     hours = _handling_hours(record_type, start, end)
     satisfaction = _satisfaction(record_type, start, end)
     answered = sum(satisfaction.values())
-    satisfied = sum(n for result, n in satisfaction.items() if result in ("满意", "非常满意", "基本满意"))
+    satisfied = sum(n for result, n in satisfaction.items()
+                    if result is not None and result not in _rejected_answers(record_type))
     top = []
     if record_type.field("project") is not None and record_type.field("category") is not None:
         pipeline = [{"$match": match}, {"$group": {"_id": {"project": "$data.project", "category": "$data.category"},
