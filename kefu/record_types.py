@@ -214,14 +214,48 @@ class RecordType(Document):
         return shape
 
 
+# key → (the stored document, the RecordType built from it): see get_record_type.
+_LOADED: dict[str, tuple[dict, RecordType]] = {}
+
+
 def get_record_type(key: str, *, active_only: bool = True) -> RecordType:
-    """The record type with this key; ``NotFound`` names the known ones."""
-    query = {"key": key, "active": True} if active_only else {"key": key}
-    record_type = RecordType.objects(**query).first()
+    """The record type with this key, to read; ``NotFound`` names the known ones.
+
+    Read from MongoDB on every call, but built into a RecordType only when the stored document differs from
+    the one this process built last (building one costs several times the query): callers in this process
+    share the object, so it must not be changed — ``save_definition`` and ``set_type_active`` are the write
+    path, and they load their own.
+    """
+    stored = RecordType._get_collection().find_one({"key": key})
+    if stored is None or (active_only and not stored.get("active", True)):
+        raise _no_such_type(key)
+    loaded = _LOADED.get(key)
+    if loaded is None or loaded[0] != stored:
+        loaded = _LOADED[key] = (stored, RecordType._from_son(stored))
+    return loaded[1]
+
+
+def _editable_record_type(key: str) -> RecordType:
+    """A RecordType of this process's own, to change and save."""
+    record_type = RecordType.objects(key=key).first()
     if record_type is None:
-        known = "、".join(f"{t.key}（{t.name}）" for t in RecordType.objects(active=True).only("key", "name"))
-        raise NotFound(_l("没有记录类型“%(key)s”；现有：%(known)s", key=key, known=known or "-"))
+        raise _no_such_type(key)
     return record_type
+
+
+def _no_such_type(key: str) -> NotFound:
+    known = "、".join(f"{t.key}（{t.name}）" for t in RecordType.objects(active=True).only("key", "name"))
+    return NotFound(_l("没有记录类型“%(key)s”；现有：%(known)s", key=key, known=known or "-"))
+
+
+def type_summaries() -> list[dict]:
+    """The active record types as menus and pick lists name them, in menu order: ``{key, name, name_en, pack,
+    levels}`` (``levels``: the choices of the field ``level``). One light query; no definition is parsed."""
+    cursor = RecordType._get_collection().find(
+        {"active": True}, {"key": 1, "name": 1, "name_en": 1, "pack": 1, "fields": {"$elemMatch": {"key": "level"}}},
+        sort=[("sort_order", 1), ("key", 1)])
+    return [{"key": t["key"], "name": t["name"], "name_en": t.get("name_en"), "pack": t.get("pack") or "",
+             "levels": list(((t.get("fields") or [{}])[0]).get("choices") or [])} for t in cursor]
 
 
 def active_record_types() -> list[RecordType]:
@@ -301,7 +335,7 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     """
     from kefu.records import convert_field_values, records_not_converting, reindex_search
 
-    existing = get_record_type(key, active_only=False) if key else None
+    existing = _editable_record_type(key) if key else None
     searched_before = existing.searched_keys() if existing else ()
     if existing and data.get("key", key) != key:
         raise ValidationFailed(_l("类型键不能修改"), {"key": _l("类型键不能修改")})
@@ -361,7 +395,7 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
 
 def set_type_active(key: str, active: bool, *, by: str | None = None) -> RecordType:
     """Enable or disable a record type (records are kept either way)."""
-    record_type = get_record_type(key, active_only=False)
+    record_type = _editable_record_type(key)
     RecordType.objects(pk=record_type.pk).update_one(
         set__active=active, inc__version=1, set__updated_at=utcnow(), set__updated_by=by)
     record_type.reload()

@@ -962,3 +962,28 @@ def test_load_types_never_overwrites_an_admins_edit(admin_client, runner, db):
     assert stored_type(db, "notice") is not None
     assert db.record_types.count_documents({}) == SHIPPED_TYPE_COUNT
     assert "投诉人姓名" in admin_client.get("/admin/records/complaint/new/").get_data(as_text=True)
+
+
+def test_a_loaded_definition_is_shared_until_the_stored_one_changes(app, seeded, db):
+    """``get_record_type`` builds a RecordType once per stored version: the same object while nothing changed,
+    a new one as soon as the document differs — saved here or written by any other process."""
+    from kefu.errors import NotFound
+    from kefu.record_types import get_record_type, save_definition
+
+    with app.test_request_context():
+        first = get_record_type("consultation")
+        assert get_record_type("consultation") is first
+        definition = first.to_dict()
+        definition["fields"].append({"key": "shared_probe", "label": "共享探针", "type": "text"})
+        saved = save_definition(definition, key="consultation", by="admin")
+        assert saved is not first and first.field("shared_probe") is None  # the shared one was not edited
+        after_save = get_record_type("consultation")
+        assert after_save is not first and after_save.field("shared_probe").label == "共享探针"
+        assert after_save.version == db.record_types.find_one({"key": "consultation"})["version"] == first.version + 1
+
+        db.record_types.update_one({"key": "consultation"}, {"$set": {"name": "咨询（另一进程改）"}})
+        assert get_record_type("consultation").name == "咨询（另一进程改）"
+        db.record_types.update_one({"key": "consultation"}, {"$set": {"active": False}})
+        with pytest.raises(NotFound, match="没有记录类型“consultation”"):
+            get_record_type("consultation")
+        assert get_record_type("consultation", active_only=False).active is False
