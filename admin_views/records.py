@@ -33,7 +33,7 @@ from kefu.clock import utcnow
 from kefu.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.fields import OPERATOR_LABELS, get_field_type
 from kefu.i18n import _, _l
-from kefu.record_types import RecordType, get_record_type
+from kefu.record_types import RecordType, get_record_type, type_summaries
 from kefu.roles import VIEW_PII, Role
 from kefu.workflow import workflow_of
 from web.actor import current_actor
@@ -677,10 +677,17 @@ class EventForm(SecureForm):
     files = FileField(_l("附件"))
 
 
-def record_menu() -> list[tuple[str, list[RecordType]]]:
-    """Active record types grouped by industry pack, for the navigation bar."""
+def record_type_summaries() -> list[dict]:
+    """``kefu.record_types.type_summaries``, read once per request: the navigation bar and the page both ask."""
+    if "kefu_type_summaries" not in g:
+        g.kefu_type_summaries = type_summaries()
+    return g.kefu_type_summaries
+
+
+def record_menu() -> list[tuple[str, list[dict]]]:
+    """Active record types (``type_summaries``) grouped by industry pack, for the navigation bar."""
     groups: OrderedDict = OrderedDict()
-    for record_type in RecordType.objects(active=True).only("key", "name", "name_en", "pack"):
-        groups.setdefault(record_type.pack or "", []).append(record_type)
+    for summary in record_type_summaries():
+        groups.setdefault(summary["pack"], []).append(summary)
     return list(groups.items())
 

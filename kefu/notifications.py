@@ -274,7 +274,8 @@ def _bulk_insert(collection, operations: list) -> int:
 # -- the inbox ----------------------------------------------------------------------------------------------
 
 def unread_count(user_id) -> int:
-    return Notification.objects(user=user_id, read_at=None).count()
+    """The bell's number, on every page: a count on the (user, read_at) index, straight through pymongo."""
+    return Notification._get_collection().count_documents({"user": user_id, "read_at": None})
 
 
 def inbox(user_id, page: int = 1, per_page: int = INBOX_PAGE, unread_only: bool = False) -> tuple[int, list]:

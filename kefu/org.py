@@ -1,6 +1,7 @@
 """The organisation: departments, and projects with their buildings and units (项目 → 楼栋 → 户位)."""
 from __future__ import annotations
 
+from bson import ObjectId
 from mongoengine import (
     BooleanField, DateTimeField, DecimalField, Document, IntField, ReferenceField, StringField,
     ValidationError, DENY,
@@ -23,6 +24,13 @@ class Department(Document):
 
     def __str__(self) -> str:
         return self.name
+
+
+def active_department_names() -> dict[ObjectId, str]:
+    """``{id: name}`` of the departments in use, in their order, for pick lists: one query, no documents built."""
+    found = Department._get_collection().find({"active": {"$ne": False}}, {"name": 1},
+                                              sort=[("sort_order", 1), ("name", 1)])
+    return {d["_id"]: d["name"] for d in found}
 
 
 class Project(Document):
