@@ -1,17 +1,21 @@
 """逾期督办: overdue and due-soon records of every type, their counts, and bulk reassign (supervisors and up).
 
 The page is thin: ``kefu.overdue`` finds and counts the records (index-backed,
-most overdue first), ``kefu.records.reassign`` writes. Names of types, users
-and departments on a page are loaded with one query each.
+most overdue first), ``kefu.records.reassign`` writes. The page itself reads
+the page of rows with its total and the pick lists (types, users, departments:
+one query each, whose names the rows reuse); the counts per type, department,
+assignee and level are one aggregation over every matching record, so they
+are a fragment of their own (``counts_view``) that the page loads once shown.
 """
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.form import SecureForm
 from flask_admin.helpers import is_safe_url
@@ -20,14 +24,15 @@ from wtforms import SelectField
 from wtforms.validators import InputRequired
 
 from admin_views.base import AccessControlled
+from admin_views.records import record_type_summaries
 from kefu import overdue, records
 from kefu.clock import utcnow
 from kefu.errors import PermissionDenied, ValidationFailed
 from kefu.fields import get_field_type
 from kefu.i18n import _, _l
-from kefu.org import Department
+from kefu.org import active_department_names
 from kefu.roles import Role
-from kefu.users import User
+from kefu.users import active_user_labels
 from web.actor import current_actor
 
 SUPERVISOR_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
@@ -38,6 +43,22 @@ class ReassignForm(SecureForm):
     """Bulk reassign: the checked rows arrive as ``record=<id>:<version>``; the users are set per request."""
 
     assignee = SelectField(_l("新负责人"), choices=[], validators=[InputRequired(message=_l("请选择新负责人"))])
+
+
+class ListedRow(NamedTuple):
+    """One row of the list as the template shows it (a tuple: Jinja reads its attributes directly)."""
+
+    id: str
+    version: int
+    number: str
+    url: str
+    type: str
+    status: str
+    assignee: str
+    department: str
+    level: str
+    clock: str
+    late: str
 
 
 def _type_name(summary: dict) -> str:
@@ -65,20 +86,51 @@ class OverdueView(AccessControlled, BaseView):
     def due_today_view(self):
         return self._list(overdue.DUE_TODAY)
 
+    @expose("/counts/<kind>/")
+    def counts_view(self, kind: str):
+        """The counts panel of a tab, as an HTML fragment the page loads after it is shown: the aggregation
+        behind it reads every matching record, so the list does not wait for it. Takes the list's filters."""
+        if kind not in overdue.KINDS:
+            abort(404)
+        types = {t["key"]: t for t in record_type_summaries()}
+        query, _problems = self._query(kind, types)  # the page has said what it dropped
+        counts = overdue.counts(query)
+        names = self._names(types, {}, {}, [v for v, _n in counts.by["assignee"]],
+                            [v for v, _n in counts.by["department"]])
+        return render_template(
+            "admin/overdue_counts.html", unset=overdue.NONE, url=self._list_url(kind, query.filters()),
+            counts=[(group, overdue.GROUP_LABELS[group], [(value, names[group].get(value, value), n)
+                                                           for value, n in counts.by[group]])
+                    for group in overdue.GROUPS])
+
     def _list(self, kind: str):
-        types = {t["key"]: t for t in overdue.type_summaries()}
-        query = self._query(kind, types)
-        now = utcnow()
-        counts = overdue.counts(query, now)
-        total, rows = overdue.find(query, now, total=counts.total)
-        users = {u.pk: u for u in User.objects(active=True).only("id", "username", "display_name")
-                 .order_by("display_name")}
-        departments = {d.pk: d for d in Department.objects(active__ne=False).only("id", "name")}
-        names = self._names(types, rows, counts)
+        types = {t["key"]: t for t in record_type_summaries()}
+        query, problems = self._query(kind, types)
+        for problem in problems:
+            flash(problem, "error")
+        total, rows = overdue.find(query)
+        users, departments = active_user_labels(), active_department_names()
+        names = self._names(types, users, departments, [r.document.get("assignee") for r in rows],
+                            [r.document.get("department") for r in rows])
         form = ReassignForm()
-        form.assignee.choices = [("", _("请选择"))] + [(str(pk), str(user)) for pk, user in users.items()]
+        form.assignee.choices = [("", _("请选择"))] + [(str(pk), label) for pk, label in users.items()]
         pages = max(1, (total + query.per_page - 1) // query.per_page)
         filters = query.filters()
+        url = self._list_url(kind, filters)
+        return self.render(
+            "admin/overdue.html", kind=kind, kinds=overdue.KIND_LABELS, endpoints=ENDPOINTS, query=query,
+            filters=filters, total=total, page=query.page, pages=pages,
+            rows=self._rows(rows, names),
+            counts_url=self.get_url(".counts_view", kind=kind, **{k: str(v) for k, v in filters.items()}),
+            type_options=[(key, _type_name(t)) for key, t in types.items()],
+            department_options=[(str(pk), name) for pk, name in departments.items()],
+            user_options=[(str(pk), label) for pk, label in users.items()],
+            level_options=self._levels(types.values()), unset=overdue.NONE, form=form,
+            page_url=lambda p: url(page=p + 1), current_path=request.full_path,
+        )
+
+    def _list_url(self, kind: str, filters: dict):
+        """``url(page=None, **changes)``: the tab's URL with ``filters`` and ``changes`` (None drops one)."""
         endpoint = ENDPOINTS[kind]
 
         def url(page=None, **changes):
@@ -87,24 +139,13 @@ class OverdueView(AccessControlled, BaseView):
                 args["page"] = page
             return self.get_url(endpoint, **args)
 
-        return self.render(
-            "admin/overdue.html", kind=kind, kinds=overdue.KIND_LABELS, endpoints=ENDPOINTS, query=query,
-            filters=filters,
-            total=total, page=query.page, pages=pages, rows=[self._row(row, types, names) for row in rows],
-            counts=[(group, overdue.GROUP_LABELS[group], [(value, names[group].get(value, value), n)
-                                                           for value, n in counts.by[group]])
-                    for group in overdue.GROUPS],
-            type_options=[(key, _type_name(t)) for key, t in types.items()],
-            department_options=[(str(pk), d.name) for pk, d in departments.items()],
-            user_options=[(str(pk), str(user)) for pk, user in users.items()],
-            level_options=self._levels(types.values()), unset=overdue.NONE, form=form, url=url,
-            page_url=lambda p: url(page=p + 1), current_path=request.full_path,
-        )
+        return url
 
-    def _query(self, kind: str, types: dict) -> overdue.SlaListQuery:
-        """The page's query from the URL; a filter value that names nothing is dropped with a message."""
+    def _query(self, kind: str, types: dict) -> tuple[overdue.SlaListQuery, list[str]]:
+        """The page's query from the URL, and a message for each filter value that names nothing (dropped)."""
         args = request.args
         query = overdue.SlaListQuery(kind=kind, per_page=self.page_size)
+        problems = []
         if kind == overdue.DUE_TODAY:
             tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
             tomorrow = utcnow().astimezone(tz).date() + timedelta(days=1)
@@ -114,7 +155,7 @@ class OverdueView(AccessControlled, BaseView):
             if type_key in types:
                 query.type = type_key
             else:
-                flash(_("没有记录类型“%(key)s”，已忽略此筛选", key=type_key), "error")
+                problems.append(_("没有记录类型“%(key)s”，已忽略此筛选", key=type_key))
         for group in ("department", "assignee"):
             raw = args.get(group, "").strip()
             if not raw:
@@ -125,23 +166,25 @@ class OverdueView(AccessControlled, BaseView):
             try:
                 setattr(query, group, ObjectId(raw))
             except (InvalidId, TypeError):
-                flash(_("筛选条件“%(value)s”无效，已忽略", value=raw), "error")
+                problems.append(_("筛选条件“%(value)s”无效，已忽略", value=raw))
         query.level = args.get("level", "").strip() or None
         try:
             query.page = max(1, int(args.get("page", 1)))
         except ValueError:
             query.page = 1
-        return query
+        return query, problems
 
-    def _names(self, types: dict, rows, counts) -> dict[str, dict]:
-        """Display names of every type, user and department on the page: one query per kind."""
-        user_ids = {r.document.get("assignee") for r in rows} | {v for v, _n in counts.by["assignee"]}
-        department_ids = {r.document.get("department") for r in rows} | {v for v, _n in counts.by["department"]}
+    @staticmethod
+    def _names(types: dict, users: dict, departments: dict, assignee_ids, department_ids) -> dict[str, dict]:
+        """Display names of the types, users and departments shown: ``users`` / ``departments`` (the pick
+        lists) and, for any others (a disabled user still assigned), one query per kind."""
+        def named(kind: str, known: dict, ids) -> dict:
+            return {**known, **get_field_type(kind).labels(i for i in ids if i is not None and i not in known)}
+
         return {
             "type": {key: _type_name(t) for key, t in types.items()},
-            "assignee": {**get_field_type("user").labels(v for v in user_ids if v is not None), None: _("未分配")},
-            "department": {**get_field_type("department").labels(v for v in department_ids if v is not None),
-                           None: _("未指定部门")},
+            "assignee": {**named("user", users, assignee_ids), None: _("未分配")},
+            "department": {**named("department", departments, department_ids), None: _("未指定部门")},
             "level": {None: _("无等级")},
         }
 
@@ -150,18 +193,25 @@ class OverdueView(AccessControlled, BaseView):
         """The level values the types offer (their field ``level``), in the order first met."""
         return list(dict.fromkeys(level for summary in types for level in summary["levels"]))
 
-    def _row(self, row: overdue.Row, types: dict, names: dict) -> dict:
-        document = row.document
-        type_key = document["type"]
-        assignee, department = document.get("assignee"), document.get("department")
-        return {
-            "id": row.id, "version": document["version"], "number": document["number"],
-            "url": url_for("records.details_view", type_key=type_key, id=row.id),
-            "type": names["type"].get(type_key, type_key), "status": document.get("status") or "",
-            "assignee": names["assignee"].get(assignee, "") if assignee is not None else "",
-            "department": names["department"].get(department, "") if department is not None else "",
-            "level": row.level or "", "clock": row.clock_name, "late": overdue.lateness_text(row),
-        }
+    @staticmethod
+    def _rows(rows: list[overdue.Row], names: dict) -> list[ListedRow]:
+        # One url_for per type, not per row: the details URL differs only in its ?id=.
+        details = {key: url_for("records.details_view", type_key=key) for key in {r.document["type"] for r in rows}}
+        words = overdue.DurationWords.current()
+        shown = []
+        for row in rows:
+            document = row.document
+            type_key = document["type"]
+            assignee, department = document.get("assignee"), document.get("department")
+            shown.append(ListedRow(
+                id=row.id, version=document["version"], number=document["number"],
+                url=f"{details[type_key]}?id={row.id}",
+                type=names["type"].get(type_key, type_key), status=document.get("status") or "",
+                assignee=names["assignee"].get(assignee, "") if assignee is not None else "",
+                department=names["department"].get(department, "") if department is not None else "",
+                level=row.level or "", clock=row.clock_name, late=overdue.lateness_text(row, words),
+            ))
+        return shown
 
     # -- writing -------------------------------------------------------------------------------------------
     @expose("/reassign/", methods=("POST",))
@@ -171,8 +221,7 @@ class OverdueView(AccessControlled, BaseView):
         if not target.startswith(self.url) or not is_safe_url(target):
             target = self.get_url(".index")
         form = ReassignForm(request.form)
-        form.assignee.choices = [(str(u.pk), str(u)) for u in User.objects(active=True).only("id", "username",
-                                                                                              "display_name")]
+        form.assignee.choices = [(str(pk), label) for pk, label in active_user_labels().items()]
         if not form.validate():
             flash(_("提交失败：%(errors)s", errors="；".join(str(e) for errs in form.errors.values() for e in errs)),
                   "error")

@@ -81,16 +81,6 @@ class Row:
         return (self.document.get("data") or {}).get("level")
 
 
-def type_summaries() -> list[dict]:
-    """Active record types as the page names them: ``{key, name, name_en, levels}`` (the choices of the type's
-    ``level`` field), in menu order — one light query instead of loading every definition."""
-    cursor = get_database()["record_types"].find(
-        {"active": True}, {"key": 1, "name": 1, "name_en": 1, "fields": {"$elemMatch": {"key": "level"}}},
-        sort=[("sort_order", ASCENDING), ("key", ASCENDING)])
-    return [{"key": t["key"], "name": t["name"], "name_en": t.get("name_en"),
-             "levels": list(((t.get("fields") or [{}])[0]).get("choices") or [])} for t in cursor]
-
-
 def list_filter(query: SlaListQuery, now: datetime) -> dict:
     """The MongoDB filter: the SLA condition first (it picks the index), then the page's filters."""
     if query.kind not in KINDS:
@@ -108,18 +98,15 @@ def list_filter(query: SlaListQuery, now: datetime) -> dict:
     return mongo_filter
 
 
-def find(query: SlaListQuery, now: datetime | None = None, *, total: int | None = None) -> tuple[int, list[Row]]:
-    """``(total, page of rows)`` sorted by how late, the most overdue first.
-
-    ``total``: the count when the caller has it already (``Counts.total`` at the same ``now``) — not counted again.
-    """
+def find(query: SlaListQuery, now: datetime | None = None) -> tuple[int, list[Row]]:
+    """``(total, page of rows)`` sorted by how late, the most overdue first: a count and a page, both on the
+    index the SLA condition picks."""
     now = now or utcnow()
     per_page = max(1, min(int(query.per_page or 50), MAX_PER_PAGE))
     page = max(1, int(query.page or 1))
     mongo_filter = list_filter(query, now)
     collection = get_database()[RECORDS]
-    if total is None:
-        total = collection.count_documents(mongo_filter)
+    total = collection.count_documents(mongo_filter)
     documents = collection.find(mongo_filter, LIST_FIELDS, sort=SORT, skip=(page - 1) * per_page, limit=per_page)
     return total, [row_of(document, query.kind, now, query.until) for document in documents]
 
@@ -181,22 +168,41 @@ def row_of(document: dict, kind: str, now: datetime, until: datetime | None = No
     return Row(document, key, name, due_at, now - due_at)
 
 
-def duration_text(delta: timedelta) -> str:
+@dataclass(frozen=True)
+class DurationWords:
+    """The phrases of ``duration_text`` / ``lateness_text`` in the current language: translated once for a
+    page of rows rather than twice per row."""
+
+    days: str
+    hours: str
+    minutes: str
+    late: str
+    left: str
+
+    @classmethod
+    def current(cls) -> "DurationWords":
+        return cls(days=_("%(days)s 天 %(hours)s 小时"), hours=_("%(hours)s 小时 %(minutes)s 分钟"),
+                   minutes=_("%(minutes)s 分钟"), late=_("逾期 %(time)s"), left=_("剩余 %(time)s"))
+
+
+def duration_text(delta: timedelta, words: DurationWords | None = None) -> str:
     """``3 天 4 小时``, ``5 小时 10 分钟`` or ``25 分钟`` (the two largest units, rounded down)."""
+    words = words or DurationWords.current()
     minutes = max(0, int(delta.total_seconds() // 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:
-        return _("%(days)s 天 %(hours)s 小时", days=days, hours=hours)
+        return words.days % {"days": days, "hours": hours}
     if hours:
-        return _("%(hours)s 小时 %(minutes)s 分钟", hours=hours, minutes=minutes)
-    return _("%(minutes)s 分钟", minutes=minutes)
+        return words.hours % {"hours": hours, "minutes": minutes}
+    return words.minutes % {"minutes": minutes}
 
 
-def lateness_text(row: Row) -> str:
+def lateness_text(row: Row, words: DurationWords | None = None) -> str:
     """``逾期 3 天 4 小时`` for an overdue row, ``剩余 1 小时 20 分钟`` for one due soon."""
     if row.due_at is None:
         return ""
+    words = words or DurationWords.current()
     if row.late >= timedelta(0):
-        return _("逾期 %(time)s", time=duration_text(row.late))
-    return _("剩余 %(time)s", time=duration_text(-row.late))
+        return words.late % {"time": duration_text(row.late, words)}
+    return words.left % {"time": duration_text(-row.late, words)}

@@ -9,6 +9,7 @@ stored.
 from __future__ import annotations
 
 import copy
+import html
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -69,9 +70,13 @@ def listed_ids(page: str) -> list[str]:
     return re.findall(r'<tr data-id="([0-9a-f]{24})">', page)
 
 
-def counts_of(page: str) -> dict[str, dict[str, int]]:
+def counts_of(client, page: str) -> dict[str, dict[str, int]]:
+    """The counts panel the page loads (its ``data-kefu-load`` URL), as ``{group: {value: n}}``."""
+    url = html.unescape(re.search(r'<div class="kefu-overdue-counts" data-kefu-load="([^"]+)"', page).group(1))
+    response = client.get(url)
+    assert response.status_code == 200
     counts = {}
-    for group, body in re.findall(r'data-group="(\w+)">(.*?)</ul>', page, flags=re.S):
+    for group, body in re.findall(r'data-group="(\w+)">(.*?)</ul>', response.get_data(as_text=True), flags=re.S):
         counts[group] = {value: int(n) for value, n in re.findall(r'data-value="([^"]*)" data-count="(\d+)"', body)}
     return counts
 
@@ -93,7 +98,7 @@ def test_counts_per_group_and_the_list_sorted_by_lateness(as_supervisor, cases, 
 
     assert listed_ids(page) == [cases["late"], cases["important"], cases["recent"]]
     assert "共 3 条" in page
-    assert counts_of(page) == {
+    assert counts_of(as_supervisor, page) == {
         "type": {"sla_probe": 2, "sla_probe_two": 1},
         "department": {department_id(db, "客服中心"): 2, department_id(db, "工程部"): 1},
         "assignee": {user_id(db, "supervisor"): 1, user_id(db, "agent"): 1, "none": 1},
@@ -115,7 +120,7 @@ def test_filters_narrow_the_list_and_the_counts(as_supervisor, cases, db):
         response = as_supervisor.get("/admin/overdue/", query_string=query)
         assert response.status_code == 200
         page = response.get_data(as_text=True)
-        return listed_ids(page), counts_of(page)
+        return listed_ids(page), counts_of(as_supervisor, page)
 
     ids, counts = shown(type="sla_probe")
     assert ids == [cases["important"], cases["recent"]] and counts["type"] == {"sla_probe": 2}
@@ -134,12 +139,33 @@ def test_filters_narrow_the_list_and_the_counts(as_supervisor, cases, db):
     assert "没有记录类型“nope”" in page and "筛选条件“x”无效" in page
 
 
+def test_counts_panel_is_a_fragment_loaded_with_the_lists_filters(as_supervisor, client, cases, db, sign_in):
+    engineering = department_id(db, "工程部")
+    page = as_supervisor.get("/admin/overdue/", query_string={"department": engineering, "type": "nope"}
+                             ).get_data(as_text=True)
+    assert "没有记录类型“nope”" in page and 'src="/static/kefu_load.js"' in page
+    url = html.unescape(re.search(r'data-kefu-load="([^"]+)"', page).group(1))
+    assert url == f"/admin/overdue/counts/overdue/?department={engineering}"  # the dropped filter is not passed on
+    fragment = as_supervisor.get(url + "&type=nope").get_data(as_text=True)
+    assert "<html" not in fragment and "kefu-count-list" in fragment
+    assert f'href="/admin/overdue/?department={engineering}&amp;type=sla_probe_two"' in fragment  # links keep filters
+    # The fragment said nothing: the next page shows no message left over from it.
+    assert "没有记录类型" not in as_supervisor.get("/admin/overdue/").get_data(as_text=True)
+
+    due_soon = as_supervisor.get("/admin/overdue/due-soon/").get_data(as_text=True)
+    assert 'data-kefu-load="/admin/overdue/counts/due_soon/"' in due_soon
+    assert as_supervisor.get("/admin/overdue/counts/late/").status_code == 404
+    as_supervisor.post("/logout", data={"csrf_token": csrf_token(as_supervisor, "/admin/")})
+    sign_in("agent", DEMO_PASSWORD)
+    assert client.get("/admin/overdue/counts/overdue/").status_code == 403
+
+
 def test_due_soon_tab_lists_the_records_in_their_last_stretch(as_supervisor, cases, db):
     response = as_supervisor.get("/admin/overdue/due-soon/")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert listed_ids(page) == [cases["soon"]]
-    assert counts_of(page)["type"] == {"sla_probe_two": 1}
+    assert counts_of(as_supervisor, page)["type"] == {"sla_probe_two": 1}
     row = re.search(rf'<tr data-id="{cases["soon"]}">(.*?)</tr>', page, flags=re.S).group(1)
     assert "首次响应" in row and re.search(r"剩余 [23] 小时 \d+ 分钟", row)
 
@@ -212,7 +238,7 @@ def test_bulk_reassign_changes_the_assignee_with_audit_and_timeline(as_superviso
     page = as_supervisor.get(response.headers["Location"]).get_data(as_text=True)
     numbers = [db.records.find_one({"_id": ObjectId(i)})["number"] for i in picked]
     assert f"已将 2 条记录转派给 王志刚（handler）：{'、'.join(numbers)}" in page
-    assert counts_of(page)["assignee"] == {handler: 2}
+    assert counts_of(as_supervisor, page)["assignee"] == {handler: 2}
     details = as_supervisor.get(f"/admin/records/sla_probe/details/?id={cases['recent']}").get_data(as_text=True)
     assert "转派：林晓雯（agent） → 王志刚（handler）" in details
 
