@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 from mongoengine import CASCADE, BooleanField, DateTimeField, Document, ReferenceField, StringField
 
-from kefu.clock import utcnow
+from kefu.clock import aware, utcnow
 from kefu.i18n import _l
-from kefu.users import User, authenticate
+from kefu.users import User, active_user, authenticate
 
 TOKEN_LIFETIME = timedelta(days=30)
 LAST_USED_PRECISION = timedelta(minutes=1)  # how exactly "last used" is kept
@@ -47,15 +47,18 @@ def issue_token(username: str, password: str, name: str | None = None, now=None)
 def user_for_token(token: str, now=None) -> User | None:
     """The active user a valid, unexpired, unrevoked token belongs to; else None."""
     now = now or utcnow()
-    record = ApiToken.objects(digest=_digest(token or "")).first()
-    if record is None or record.revoked or record.expires_at <= now or not record.user.active:
+    # Every API call: pymongo directly (see users.active_user).
+    record = ApiToken._get_collection().find_one({"digest": _digest(token or "")},
+                                                 {"user": 1, "revoked": 1, "expires_at": 1, "last_used_at": 1})
+    if record is None or record.get("revoked") or aware(record["expires_at"]) <= now:
         return None
-    last_used = record.last_used_at
-    if last_used is not None and last_used.tzinfo is None:
-        last_used = last_used.replace(tzinfo=timezone.utc)
+    user = active_user(record["user"])
+    if user is None:
+        return None
+    last_used = aware(record.get("last_used_at"))
     if last_used is None or now - last_used >= LAST_USED_PRECISION:  # not a write on every call
-        ApiToken.objects(pk=record.pk).update_one(set__last_used_at=now)
-    return record.user
+        ApiToken.objects(pk=record["_id"]).update_one(set__last_used_at=now)
+    return user
 
 
 def revoke_token(token_id) -> None:

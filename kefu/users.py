@@ -98,16 +98,26 @@ def active_user_labels() -> dict[ObjectId, str]:
     return {u["_id"]: user_label(u["display_name"], u["username"]) for u in found}
 
 
+def active_user(user_id, session_version: str | None = None) -> User | None:
+    """The active user with this id (and, when given, this ``session_version``), else None.
+
+    Runs on every request (the session's or the API token's user): pymongo's ``find_one`` and MongoEngine's
+    own loader, without the cost of building a queryset.
+    """
+    stored = User._get_collection().find_one({"_id": user_id})
+    if stored is None or not stored.get("active", True):
+        return None
+    if session_version is not None and str(stored.get("session_version", 1)) != session_version:
+        return None
+    return User._from_son(stored)
+
+
 def load_user_by_session_id(session_id: str) -> User | None:
     """The active user a session id from ``User.get_id`` names, or None when stale."""
     user_id, _, version = (session_id or "").partition(":")
     if not ObjectId.is_valid(user_id):  # a forged or old cookie
         return None
-    # Read on every request: pymongo's find_one and MongoEngine's own loader, without building a queryset.
-    stored = User._get_collection().find_one({"_id": ObjectId(user_id)})
-    if stored is None or not stored.get("active", True) or str(stored.get("session_version", 1)) != version:
-        return None
-    return User._from_son(stored)
+    return active_user(ObjectId(user_id), version)
 
 
 def _password_problem(password: str | None):
