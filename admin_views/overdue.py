@@ -30,6 +30,7 @@ from kefu.clock import utcnow
 from kefu.errors import PermissionDenied, ValidationFailed
 from kefu.fields import get_field_type
 from kefu.i18n import _, _l
+from kefu.levels import DEFAULT_LEVEL_FIELD
 from kefu.org import active_department_names
 from kefu.roles import Role
 from kefu.users import active_user_labels
@@ -144,7 +145,8 @@ class OverdueView(AccessControlled, BaseView):
     def _query(self, kind: str, types: dict) -> tuple[overdue.SlaListQuery, list[str]]:
         """The page's query from the URL, and a message for each filter value that names nothing (dropped)."""
         args = request.args
-        query = overdue.SlaListQuery(kind=kind, per_page=self.page_size)
+        query = overdue.SlaListQuery(kind=kind, per_page=self.page_size, level_fields={
+            key: t["level_field"] for key, t in types.items() if t["level_field"] != DEFAULT_LEVEL_FIELD})
         problems = []
         if kind == overdue.DUE_TODAY:
             tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
@@ -190,7 +192,7 @@ class OverdueView(AccessControlled, BaseView):
 
     @staticmethod
     def _levels(types) -> list[str]:
-        """The level values the types offer (their field ``level``), in the order first met."""
+        """The level values the types offer (the choices of their level fields), in the order first met."""
         return list(dict.fromkeys(level for summary in types for level in summary["levels"]))
 
     @staticmethod

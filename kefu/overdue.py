@@ -13,7 +13,7 @@ overdue first. Writes (bulk reassign) go through ``kefu.records.reassign``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bson import ObjectId
@@ -22,6 +22,7 @@ from pymongo import ASCENDING
 from kefu.clock import aware, utcnow
 from kefu.db import get_database
 from kefu.i18n import _, _l
+from kefu.levels import DEFAULT_LEVEL_FIELD
 from kefu.records import RECORDS, RecordQuery, sla_clauses
 
 OVERDUE = "overdue"
@@ -31,7 +32,8 @@ KINDS = (OVERDUE, DUE_SOON, DUE_TODAY)
 KIND_LABELS = {OVERDUE: _l("逾期"), DUE_SOON: _l("即将到期"), DUE_TODAY: _l("今日到期")}
 GROUPS = ("type", "department", "assignee", "level")
 GROUP_LABELS = {"type": _l("按类型"), "department": _l("按部门"), "assignee": _l("按负责人"), "level": _l("按等级")}
-# Where each group's value is stored; the level is the configured field ``level`` when the type has one.
+# Where each group's value is stored. The level is in the field ``level`` (kefu.levels.DEFAULT_LEVEL_FIELD)
+# unless a type names another (``levels.field``): see SlaListQuery.level_fields.
 GROUP_PATHS = {"type": "type", "department": "department", "assignee": "assignee", "level": "data.level"}
 NONE = "none"  # a filter value meaning "not set" (no department, nobody assigned, no level)
 SORT = [("sla_due", ASCENDING), ("_id", ASCENDING)]  # the most overdue first, then a stable order
@@ -46,6 +48,7 @@ class SlaListQuery:
     """Which records the page lists: overdue or due soon, optionally of one type, department, assignee, level.
 
     ``department`` and ``assignee`` are ObjectIds or ``NONE``; ``level`` a level value or ``NONE``.
+    ``level_fields``: ``{type key: field key}`` of the types whose level is not in the field ``level``.
     """
 
     kind: str = OVERDUE
@@ -56,6 +59,7 @@ class SlaListQuery:
     level: str | None = None
     page: int = 1
     per_page: int = 50
+    level_fields: dict[str, str] = field(default_factory=dict)
 
     def filters(self) -> dict:
         """The set filters as ``{group: value}`` (for links and forms)."""
@@ -71,14 +75,38 @@ class Row:
     clock_name: str
     due_at: datetime | None
     late: timedelta  # positive: how late; negative: how long is left
+    level: object = None
 
     @property
     def id(self) -> str:
         return str(self.document["_id"])
 
-    @property
-    def level(self):
-        return (self.document.get("data") or {}).get("level")
+
+def level_path(query: SlaListQuery, type_key: str | None) -> str:
+    """The stored path of a type's level."""
+    return f"data.{query.level_fields.get(type_key, DEFAULT_LEVEL_FIELD)}"
+
+
+def _level_of(query: SlaListQuery, document: dict):
+    return (document.get("data") or {}).get(query.level_fields.get(document.get("type"), DEFAULT_LEVEL_FIELD))
+
+
+def _level_clause(query: SlaListQuery, value) -> dict:
+    """Records at level ``value`` (None: without one), each type's level read where that type keeps it."""
+    if query.type or not query.level_fields:
+        return {level_path(query, query.type): value}
+    return {"$or": [{"type": {"$nin": sorted(query.level_fields)}, GROUP_PATHS["level"]: value}] +
+                   [{"type": key, level_path(query, key): value} for key in sorted(query.level_fields)]}
+
+
+def _level_expression(query: SlaListQuery):
+    """The level as a ``$group`` key: ``$data.level``, or a ``$switch`` on the type when a type keeps it
+    elsewhere (such records are then read from the documents, not from the index alone)."""
+    if not query.level_fields:
+        return f"${GROUP_PATHS['level']}"
+    return {"$switch": {"branches": [{"case": {"$eq": ["$type", key]}, "then": f"${level_path(query, key)}"}
+                                     for key in sorted(query.level_fields)],
+                        "default": f"${GROUP_PATHS['level']}"}}
 
 
 def list_filter(query: SlaListQuery, now: datetime) -> dict:
@@ -94,7 +122,11 @@ def list_filter(query: SlaListQuery, now: datetime) -> dict:
         value = getattr(query, group)
         if value in (None, ""):
             continue
-        mongo_filter[GROUP_PATHS[group]] = None if value == NONE else value
+        value = None if value == NONE else value
+        if group == "level":
+            mongo_filter.update(_level_clause(query, value))
+        else:
+            mongo_filter[GROUP_PATHS[group]] = value
     return mongo_filter
 
 
@@ -107,15 +139,17 @@ def find(query: SlaListQuery, now: datetime | None = None) -> tuple[int, list[Ro
     mongo_filter = list_filter(query, now)
     collection = get_database()[RECORDS]
     total = collection.count_documents(mongo_filter)
-    documents = collection.find(mongo_filter, LIST_FIELDS, sort=SORT, skip=(page - 1) * per_page, limit=per_page)
-    return total, [row_of(document, query.kind, now, query.until) for document in documents]
+    fields = {**LIST_FIELDS, **{level_path(query, key): 1 for key in query.level_fields}}
+    documents = collection.find(mongo_filter, fields, sort=SORT, skip=(page - 1) * per_page, limit=per_page)
+    return total, [row_of(document, query, now) for document in documents]
 
 
 def counts_pipeline(query: SlaListQuery, now: datetime) -> list[dict]:
     """One ``$group`` by (type, department, assignee, level) after the indexed ``$match``; rolled up in Python."""
     return [
         {"$match": list_filter(query, now)},
-        {"$group": {"_id": {group: f"${path}" for group, path in GROUP_PATHS.items()}, "n": {"$sum": 1}}},
+        {"$group": {"_id": {**{group: f"${path}" for group, path in GROUP_PATHS.items()},
+                            "level": _level_expression(query)}, "n": {"$sum": 1}}},
     ]
 
 
@@ -145,10 +179,12 @@ def counts(query: SlaListQuery, now: datetime | None = None) -> Counts:
                           for group, values in totals.items()})
 
 
-def row_of(document: dict, kind: str, now: datetime, until: datetime | None = None) -> Row:
+def row_of(document: dict, query: SlaListQuery, now: datetime) -> Row:
     """The row for ``document``: for an overdue record the clock past its deadline longest ago, for a due-soon
     record the running clock in its last stretch that ends first, for one due today the first clock due by
-    ``until``."""
+    ``query.until``."""
+    kind, until = query.kind, query.until
+    level = _level_of(query, document)
     candidates = []
     for entry in document.get("sla_open") or []:
         due_at, warn_at = aware(entry.get("due_at")), aware(entry.get("warn_at"))
@@ -162,10 +198,10 @@ def row_of(document: dict, kind: str, now: datetime, until: datetime | None = No
     if not candidates and document.get("sla_due") is not None:  # stored before sla_open existed
         candidates.append((aware(document["sla_due"]), None))
     if not candidates:
-        return Row(document, None, "", None, timedelta(0))
+        return Row(document, None, "", None, timedelta(0), level)
     due_at, key = min(candidates, key=lambda item: item[0])
     name = ((document.get("sla") or {}).get(key) or {}).get("name") or key or ""
-    return Row(document, key, name, due_at, now - due_at)
+    return Row(document, key, name, due_at, now - due_at, level)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from mongoengine import (
 from kefu.clock import utcnow
 from kefu.errors import NotFound, ValidationFailed
 from kefu.i18n import _l
+from kefu.levels import DEFAULT_LEVEL_FIELD
 
 TYPE_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 FIELD_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -250,12 +251,20 @@ def _no_such_type(key: str) -> NotFound:
 
 def type_summaries() -> list[dict]:
     """The active record types as menus and pick lists name them, in menu order: ``{key, name, name_en, pack,
-    levels}`` (``levels``: the choices of the field ``level``). One light query; no definition is parsed."""
+    level_field, levels}`` (the field holding the level, as ``kefu.levels.level_field``, and its choices).
+    One light query; no definition is parsed."""
     cursor = RecordType._get_collection().find(
-        {"active": True}, {"key": 1, "name": 1, "name_en": 1, "pack": 1, "fields": {"$elemMatch": {"key": "level"}}},
+        {"active": True}, {"key": 1, "name": 1, "name_en": 1, "pack": 1, "levels.field": 1, "fields.key": 1,
+                           "fields.choices": 1},
         sort=[("sort_order", 1), ("key", 1)])
-    return [{"key": t["key"], "name": t["name"], "name_en": t.get("name_en"), "pack": t.get("pack") or "",
-             "levels": list(((t.get("fields") or [{}])[0]).get("choices") or [])} for t in cursor]
+    summaries = []
+    for stored in cursor:
+        level_field = (stored.get("levels") or {}).get("field") or DEFAULT_LEVEL_FIELD
+        level = next((f for f in stored.get("fields") or [] if f.get("key") == level_field), {})
+        summaries.append({"key": stored["key"], "name": stored["name"], "name_en": stored.get("name_en"),
+                          "pack": stored.get("pack") or "", "level_field": level_field,
+                          "levels": list(level.get("choices") or [])})
+    return summaries
 
 
 def active_record_types() -> list[RecordType]:

@@ -160,6 +160,36 @@ def test_counts_panel_is_a_fragment_loaded_with_the_lists_filters(as_supervisor,
     assert client.get("/admin/overdue/counts/overdue/").status_code == 403
 
 
+def test_a_type_keeping_its_level_elsewhere_is_counted_shown_and_filtered_by_it(as_supervisor, app, admin, cases, db):
+    api = app.test_client()  # the Bearer token's own client: the other one is signed in as the supervisor
+    graded = copy.deepcopy(PROBE)
+    graded.update(key="sla_graded", name="分级时限测试", number_prefix="SG",
+                  levels={"field": "grade", "order": ["一般", "重要", "重大"], "rules": []})
+    graded["fields"] = [{**f, "key": "grade", "label": "分级"} if f["key"] == "level" else f for f in graded["fields"]]
+    graded["sla"] = [{k: v for k, v in clock.items() if k != "by_level"} for clock in graded["sla"]]
+    response = api.post("/api/v1/types", json=graded, headers=admin)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    major = new_record(api, admin, "sla_graded", 40, grade="重大", agreed=hours_ago(-400))["id"]
+    stored = db.records.find_one({"_id": ObjectId(major)})
+    assert stored["data"]["grade"] == "重大" and "level" not in stored["data"] and stored["sla_due"] is not None
+
+    page = as_supervisor.get("/admin/overdue/").get_data(as_text=True)
+    row = re.search(rf'<tr data-id="{major}">(.*?)</tr>', page, flags=re.S).group(1)
+    assert "分级时限测试" in row and "<td>重大</td>" in row
+    assert counts_of(as_supervisor, page)["level"] == {"一般": 2, "重要": 1, "重大": 1}
+    assert '<option value="重大">重大</option>' in page
+
+    def listed(**query):
+        return listed_ids(as_supervisor.get("/admin/overdue/", query_string=query).get_data(as_text=True))
+
+    assert listed(level="重大") == [major]
+    assert listed(level="一般") == [cases["late"], cases["recent"]]  # the graded record's 一般 would be in grade
+    assert listed(type="sla_graded", level="重大") == [major] and listed(type="sla_graded", level="一般") == []
+    assert listed(level="none") == []
+    filtered = counts_of(as_supervisor, as_supervisor.get("/admin/overdue/?level=重大").get_data(as_text=True))
+    assert filtered["type"] == {"sla_graded": 1} and filtered["level"] == {"重大": 1}
+
+
 def test_due_soon_tab_lists_the_records_in_their_last_stretch(as_supervisor, cases, db):
     response = as_supervisor.get("/admin/overdue/due-soon/")
     assert response.status_code == 200
