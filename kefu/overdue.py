@@ -82,13 +82,17 @@ class Row:
         return str(self.document["_id"])
 
 
+def _level_field(query: SlaListQuery, type_key: str | None) -> str:
+    return query.level_fields.get(type_key, DEFAULT_LEVEL_FIELD)
+
+
 def level_path(query: SlaListQuery, type_key: str | None) -> str:
     """The stored path of a type's level."""
-    return f"data.{query.level_fields.get(type_key, DEFAULT_LEVEL_FIELD)}"
+    return f"data.{_level_field(query, type_key)}"
 
 
 def _level_of(query: SlaListQuery, document: dict):
-    return (document.get("data") or {}).get(query.level_fields.get(document.get("type"), DEFAULT_LEVEL_FIELD))
+    return (document.get("data") or {}).get(_level_field(query, document.get("type")))
 
 
 def _level_clause(query: SlaListQuery, value) -> dict:
