@@ -9,7 +9,8 @@ calendar, then bulk-loads N records of every shipped type with SLA clocks: ``--o
 clocks. Documents have the shape the services write (data, grams, search text, ``sla.<clock>``, ``sla_open``,
 ``sla_due``, ``sla_live``); the complaints carry a real encrypted phone.
 
-Measured ``--runs`` times after warm-up, in one process, in turn (a round calls each once):
+Measured ``--runs`` times after warm-up, in one process; each app measurement in turn with its raw one (a
+round calls both once), so that drift of a shared machine hits both alike:
 
 - app: ``GET /admin/overdue/`` (signed-in supervisor: the list page with its total),
   ``GET /admin/overdue/counts/overdue/`` (its counts panel, which the page loads once shown) and
@@ -214,8 +215,8 @@ def load(database, documents, count: int) -> float:
 # -- timing -----------------------------------------------------------------------------------------------
 
 def timed_in_turn(functions: dict, runs: int, warmup: int = 3) -> dict[str, list[float]]:
-    """Milliseconds of ``runs`` calls of each function, called in turn (one of each per round): every
-    measurement sees the same moments of a shared machine, whose speed drifts by a third within minutes."""
+    """Milliseconds of ``runs`` calls of each function, called in turn (one of each per round): each sees the
+    same moments of a shared machine, whose speed drifts by a third within minutes."""
     for function in functions.values():
         for _ in range(warmup):
             function()
@@ -379,14 +380,14 @@ def run(args, rng, mongo, redis) -> int:
                                                                                         api_rows]
 
     load_before = os.getloadavg()[0]
-    measured = timed_in_turn({
-        "GET /admin/overdue/ (app)": page,
-        "  raw pymongo: page of 50 + total": raw_page,
-        "GET /api/v1/records/complaint?overdue=true&sort=sla_due (app)": api,
-        "  raw pymongo: page of 50 + total ": raw_api,
-        "GET /admin/overdue/counts/overdue/ (the page's counts panel)": counts_panel,
-        "  raw pymongo: the counts aggregation": raw_counts,
-    }, args.runs)
+    measured = {  # each pair in turn, one pair after the other
+        **timed_in_turn({"GET /admin/overdue/ (app)": page, "  raw pymongo: page of 50 + total": raw_page},
+                        args.runs),
+        **timed_in_turn({"GET /api/v1/records/complaint?overdue=true&sort=sla_due (app)": api,
+                         "  raw pymongo: page of 50 + total ": raw_api}, args.runs),
+        **timed_in_turn({"GET /admin/overdue/counts/overdue/ (the page's counts panel)": counts_panel,
+                         "  raw pymongo: the counts aggregation": raw_counts}, args.runs),
+    }
     print()
     print(f"records: {args.records:,}   overdue: {total:,} (complaints: {api_total:,})   runs: {args.runs}   "
           f"load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
