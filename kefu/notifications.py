@@ -274,7 +274,7 @@ def _bulk_insert(collection, operations: list) -> int:
 # -- the inbox ----------------------------------------------------------------------------------------------
 
 def unread_count(user_id) -> int:
-    """The bell's number, on every page: a count on the (user, read_at) index, straight through pymongo."""
+    """The bell's number, on every page: counted straight through pymongo (no queryset to build)."""
     return Notification._get_collection().count_documents({"user": user_id, "read_at": None})
 
 
