@@ -278,16 +278,17 @@ def _field_problems(n: int, key: str, value, types: tuple, fields: dict, level_k
 
 # -- evaluating ---------------------------------------------------------------------------------------
 
-def _level_of(rules: Levels, document: dict):
-    return (document.get("data") or {}).get(rules.field)
-
-
-DEFAULT_LEVEL_FIELD = "level"  # as the SLA clocks' ``level_field`` defaults
+DEFAULT_LEVEL_FIELD = "level"  # also the SLA clocks' default ``level_field``
 
 
 def level_field(record_type) -> str:
     """The key of the field holding a record's level: the type's ``levels.field``, else ``level``."""
-    return (getattr(record_type, "levels", None) or {}).get("field") or DEFAULT_LEVEL_FIELD
+    return section_level_field(getattr(record_type, "levels", None))
+
+
+def section_level_field(section: dict | None) -> str:
+    """``level_field`` from a stored ``levels`` section (None when the type has none)."""
+    return (section or {}).get("field") or DEFAULT_LEVEL_FIELD
 
 
 def level_of(record_type, document: dict):
@@ -428,7 +429,7 @@ def raise_level(record_type, record_id, holding: list[Rule]) -> bool:
     document = get_record(record_type.key, record_id)
     if not _is_open(record_type, document):
         return False
-    level = _level_of(rules, document)
+    level = level_of(record_type, document)
     applied = set(document.get(APPLIED) or ())
     pending = [r for r in holding if r.id not in applied and rules.above(r.level, level)]
     if not pending:
@@ -445,7 +446,7 @@ def raise_level(record_type, record_id, holding: list[Rule]) -> bool:
     try:
         updated = system_update(record_type.key, document["_id"], {rules.field: target}, system_actor(),
                                 event_kind="level", event_text=str(text),
-                                when=lambda current: rules.above(target, _level_of(rules, current)))
+                                when=lambda current: rules.above(target, level_of(record_type, current)))
     except Exception:
         collection.update_one({"_id": document["_id"]}, {"$pullAll": {APPLIED: ids}})
         raise
@@ -492,7 +493,7 @@ def escalate_by_age(now: datetime | None = None) -> int:
 def rejection_preview(record_type, document: dict) -> dict:
     """What ``customer_rejected`` would do now: ``{level, new_level, status}`` (levels None without a section)."""
     rules = rules_of(record_type)
-    level = _level_of(rules, document) if rules else None
+    level = level_of(record_type, document) if rules else None
     return {"level": level, "new_level": rules.stepped(level, rules.steps) if rules else None,
             "status": workflow_of(record_type).rework}
 

@@ -24,7 +24,7 @@ from mongoengine import (
 from kefu.clock import utcnow
 from kefu.errors import NotFound, ValidationFailed
 from kefu.i18n import _l
-from kefu.levels import DEFAULT_LEVEL_FIELD
+from kefu.levels import section_level_field
 
 TYPE_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 FIELD_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -259,7 +259,7 @@ def type_summaries() -> list[dict]:
         sort=[("sort_order", 1), ("key", 1)])
     summaries = []
     for stored in cursor:
-        level_field = (stored.get("levels") or {}).get("field") or DEFAULT_LEVEL_FIELD
+        level_field = section_level_field(stored.get("levels"))
         level = next((f for f in stored.get("fields") or [] if f.get("key") == level_field), {})
         summaries.append({"key": stored["key"], "name": stored["name"], "name_en": stored.get("name_en"),
                           "pack": stored.get("pack") or "", "level_field": level_field,

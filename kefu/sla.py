@@ -43,6 +43,7 @@ from kefu.clock import aware, utcnow
 from kefu.db import get_database
 from kefu.errors import NotFound
 from kefu.i18n import _, _l
+from kefu.levels import DEFAULT_LEVEL_FIELD
 from kefu.workflow import workflow_of
 
 UNITS = ("minutes", "hours", "days", "working_days")
@@ -103,7 +104,7 @@ class Clock:
             key=data["key"], name=data["name"], start=data.get("start") or "created",
             within=Window.from_dict(data["within"]),
             by_level={level: Window.from_dict(w) for level, w in (data.get("by_level") or {}).items()},
-            level_field=data.get("level_field") or "level", when=data.get("when") or {},
+            level_field=data.get("level_field") or DEFAULT_LEVEL_FIELD, when=data.get("when") or {},
             done_when=data.get("done_when") or {}, until=data.get("until"),
             due_soon=Window.from_dict(data["due_soon"]) if data.get("due_soon") else None,
         )
@@ -164,7 +165,7 @@ def section_problems(section, definition: dict) -> list:
                                    status=start[len("status:"):]))
         elif start != "created" and (fields.get(start) or {}).get("type") != "datetime":
             problems.append(_l("%(where)s.start 应为 created、status:状态 或一个日期时间字段", where=where))
-        level_field = clock.get("level_field", "level")
+        level_field = clock.get("level_field", DEFAULT_LEVEL_FIELD)
         by_level = clock.get("by_level") or {}
         if not isinstance(by_level, dict):
             problems.append(_l("%(where)s.by_level 应为“等级: 时限”", where=where))
