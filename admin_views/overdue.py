@@ -18,7 +18,6 @@ from bson.errors import InvalidId
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.form import SecureForm
-from flask_admin.helpers import is_safe_url
 from flask_babel import get_locale
 from wtforms import SelectField
 from wtforms.validators import InputRequired
@@ -35,6 +34,7 @@ from kefu.org import active_department_names
 from kefu.roles import Role
 from kefu.users import active_user_labels
 from web.actor import current_actor
+from web.auth import safe_next_url
 
 SUPERVISOR_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 ENDPOINTS = {overdue.OVERDUE: ".index", overdue.DUE_SOON: ".due_soon_view", overdue.DUE_TODAY: ".due_today_view"}
@@ -220,8 +220,7 @@ class OverdueView(AccessControlled, BaseView):
     def reassign_view(self):
         """Reassign the checked records to the chosen user, each through ``kefu.records.reassign``."""
         target = request.form.get("next", "")
-        if not target.startswith(self.url) or not is_safe_url(target):
-            target = self.get_url(".index")
+        target = safe_next_url(target if target.startswith(self.url) else None, self.get_url(".index"))
         form = ReassignForm(request.form)
         form.assignee.choices = [(str(pk), label) for pk, label in active_user_labels().items()]
         if not form.validate():

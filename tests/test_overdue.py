@@ -293,6 +293,10 @@ def test_bulk_reassign_reports_records_changed_meanwhile(as_supervisor, client, 
 def test_bulk_reassign_needs_a_user_a_selection_and_a_csrf_token(as_supervisor, cases, db):
     response = reassign(as_supervisor, {}, user_id(db, "handler"))
     assert response.status_code == 302
+    for elsewhere in ("https://evil.example/admin/overdue/", "//evil.example/admin/overdue/",
+                      "/admin/records/complaint/"):
+        response = reassign(as_supervisor, {}, user_id(db, "handler"), next_path=elsewhere)
+        assert response.headers["Location"].endswith("/admin/overdue/"), elsewhere  # back to the page, not there
     assert "请先勾选要转派的记录" in as_supervisor.get("/admin/overdue/").get_data(as_text=True)
 
     response = reassign(as_supervisor, {cases["late"]: 1}, "")
