@@ -247,8 +247,8 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
     hours = _handling_hours(record_type, start, end)
     satisfaction = _satisfaction(record_type, start, end)
     answered = sum(satisfaction.values())
-    satisfied = sum(n for result, n in satisfaction.items()
-                    if result is not None and result not in _rejected_answers(record_type))
+    rejected = _rejected_answers(record_type)
+    satisfied = sum(n for result, n in satisfaction.items() if result is not None and result not in rejected)
     top = []
     if record_type.field("project") is not None and record_type.field("category") is not None:
         pipeline = [{"$match": match}, {"$group": {"_id": {"project": "$data.project", "category": "$data.category"},
