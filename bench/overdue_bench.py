@@ -232,7 +232,6 @@ def timed_in_turn(functions: dict, runs: int, warmup: int = 3) -> dict[str, list
 def profiled(function, runs: int, title: str) -> None:
     """Run ``function`` ``runs`` times under cProfile; print the top 25 by cumulative and by own time."""
     import cProfile
-    import pstats
 
     profiler = cProfile.Profile()
     started = time.perf_counter()
@@ -240,9 +239,15 @@ def profiled(function, runs: int, title: str) -> None:
     for _ in range(runs):
         function()
     profiler.disable()
-    seconds = time.perf_counter() - started
+    print_profile(profiler, f"{title} under cProfile ({time.perf_counter() - started:.1f} s)")
+
+
+def print_profile(profiler, title: str) -> None:
+    """The top 25 functions of ``profiler`` by cumulative and by own time."""
+    import pstats
+
     for order in ("cumulative", "tottime"):
-        print(f"\n-- {title} under cProfile ({seconds:.1f} s), top 25 by {order}")
+        print(f"\n-- {title}, top 25 by {order}")
         pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(25)
 
 

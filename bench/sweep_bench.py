@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import pstats
 import random
 import sys
 import time
@@ -283,9 +282,7 @@ def run(args, rng, mongo, redis) -> int:
           f"notifications == expected {'met' if counted else 'NOT met'} "
           f"(sweep {first.notifications:,}, database {created:,}, expected {expected:,})")
     if profiler is not None:
-        print()
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(20)
+        overdue_bench.print_profile(profiler, "the first sweep under cProfile")
     return 0 if fast and counted else 1
 
 
