@@ -2,10 +2,11 @@
 
 The page is thin: ``kefu.overdue`` finds and counts the records (index-backed,
 most overdue first), ``kefu.records.reassign`` writes. The page itself reads
-the page of rows with its total and the pick lists (types, users, departments:
-one query each, whose names the rows reuse); the counts per type, department,
-assignee and level are one aggregation over every matching record, so they
-are a fragment of their own (``counts_view``) that the page loads once shown.
+the page of rows with its total; the pick lists (types, users, departments,
+whose names the rows reuse) are this process's copies (``kefu.versioned_cache``).
+The counts per type, department, assignee and level are one aggregation over
+every matching record, so they are a fragment of their own (``counts_view``)
+that the page loads once shown.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from wtforms import SelectField
 from wtforms.validators import InputRequired
 
 from admin_views.base import AccessControlled
-from admin_views.records import record_type_summaries
 from kefu import overdue, records
 from kefu.clock import utcnow
 from kefu.errors import PermissionDenied, ValidationFailed
@@ -31,8 +31,9 @@ from kefu.fields import get_field_type
 from kefu.i18n import _, _l
 from kefu.levels import DEFAULT_LEVEL_FIELD
 from kefu.org import active_department_names
+from kefu.record_types import type_summaries
 from kefu.roles import Role
-from kefu.users import active_user_labels
+from kefu.users import active_user_labels, load_active_user_labels
 from web.actor import current_actor
 from web.auth import safe_next_url
 
@@ -93,7 +94,7 @@ class OverdueView(AccessControlled, BaseView):
         behind it reads every matching record, so the list does not wait for it. Takes the list's filters."""
         if kind not in overdue.KINDS:
             abort(404)
-        types = {t["key"]: t for t in record_type_summaries()}
+        types = {t["key"]: t for t in type_summaries()}
         query, _problems = self._query(kind, types)  # the page has said what it dropped
         counts = overdue.counts(query)
         names = self._names(types, {}, {}, [v for v, _n in counts.by["assignee"]],
@@ -105,7 +106,7 @@ class OverdueView(AccessControlled, BaseView):
                     for group in overdue.GROUPS])
 
     def _list(self, kind: str):
-        types = {t["key"]: t for t in record_type_summaries()}
+        types = {t["key"]: t for t in type_summaries()}
         query, problems = self._query(kind, types)
         for problem in problems:
             flash(problem, "error")
@@ -222,7 +223,7 @@ class OverdueView(AccessControlled, BaseView):
         target = request.form.get("next", "")
         target = safe_next_url(target if target.startswith(self.url) else None, self.get_url(".index"))
         form = ReassignForm(request.form)
-        form.assignee.choices = [(str(pk), label) for pk, label in active_user_labels().items()]
+        form.assignee.choices = [(str(pk), label) for pk, label in load_active_user_labels().items()]
         if not form.validate():
             flash(_("提交失败：%(errors)s", errors="；".join(str(e) for errs in form.errors.values() for e in errs)),
                   "error")

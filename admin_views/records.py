@@ -677,17 +677,10 @@ class EventForm(SecureForm):
     files = FileField(_l("附件"))
 
 
-def record_type_summaries() -> list[dict]:
-    """``kefu.record_types.type_summaries``, read once per request: the navigation bar and the page both ask."""
-    if "kefu_type_summaries" not in g:
-        g.kefu_type_summaries = type_summaries()
-    return g.kefu_type_summaries
-
-
 def record_menu() -> list[tuple[str, list[dict]]]:
     """Active record types (``type_summaries``) grouped by industry pack, for the navigation bar."""
     groups: OrderedDict = OrderedDict()
-    for summary in record_type_summaries():
+    for summary in type_summaries():
         groups.setdefault(summary["pack"], []).append(summary)
     return list(groups.items())
 

@@ -1,6 +1,9 @@
 """The organisation: departments, and projects with their buildings and units (项目 → 楼栋 → 户位)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from bson import ObjectId
 from mongoengine import (
     BooleanField, DateTimeField, DecimalField, Document, IntField, ReferenceField, StringField,
@@ -9,6 +12,7 @@ from mongoengine import (
 
 from kefu.clock import utcnow
 from kefu.i18n import _l
+from kefu.versioned_cache import NamedCache
 
 
 class Department(Document):
@@ -25,12 +29,31 @@ class Department(Document):
     def __str__(self) -> str:
         return self.name
 
+    # Departments are written by the admin's stock model screens (save, inline edit, delete): the pick list
+    # learns of it here.
+    def save(self, *args, **kwargs):
+        saved = super().save(*args, **kwargs)
+        _active_department_names.changed()
+        return saved
 
-def active_department_names() -> dict[ObjectId, str]:
-    """``{id: name}`` of the departments in use, in their order, for pick lists: one query, no documents built."""
+    def delete(self, *args, **kwargs):
+        super().delete(*args, **kwargs)
+        _active_department_names.changed()
+
+
+def _load_active_department_names() -> Mapping[ObjectId, str]:
     found = Department._get_collection().find({"active": {"$ne": False}}, {"name": 1},
                                               sort=[("sort_order", 1), ("name", 1)])
-    return {d["_id"]: d["name"] for d in found}
+    return MappingProxyType({d["_id"]: d["name"] for d in found})
+
+
+_active_department_names = NamedCache("departments", _load_active_department_names)
+
+
+def active_department_names() -> Mapping[ObjectId, str]:
+    """``{id: name}`` of the departments in use, in their order, for pick lists: no query, as this process
+    holds it (``kefu.versioned_cache``: an edit made in another process shows within about 2 seconds)."""
+    return _active_department_names.get()
 
 
 class Project(Document):

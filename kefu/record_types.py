@@ -10,10 +10,12 @@ up on its next request.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
 from pathlib import Path
+from types import MappingProxyType
 
 import yaml
 from mongoengine import (
@@ -25,6 +27,7 @@ from kefu.clock import utcnow
 from kefu.errors import NotFound, ValidationFailed
 from kefu.i18n import _l
 from kefu.levels import section_level_field
+from kefu.versioned_cache import NamedCache
 
 TYPE_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 FIELD_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -249,10 +252,16 @@ def _no_such_type(key: str) -> NotFound:
     return NotFound(_l("没有记录类型“%(key)s”；现有：%(known)s", key=key, known=known or "-"))
 
 
-def type_summaries() -> list[dict]:
+def type_summaries() -> tuple[Mapping, ...]:
     """The active record types as menus and pick lists name them, in menu order: ``{key, name, name_en, pack,
     level_field, levels}`` (the field holding the level, as ``kefu.levels.level_field``, and its choices).
-    One light query; no definition is parsed."""
+    No query: as this process holds them (``kefu.versioned_cache``: an edit made in another process shows
+    within about 2 seconds)."""
+    return _type_summaries.get()
+
+
+def _load_type_summaries() -> tuple[Mapping, ...]:
+    """One light query; no definition is parsed."""
     cursor = RecordType._get_collection().find(
         {"active": True}, {"key": 1, "name": 1, "name_en": 1, "pack": 1, "levels.field": 1, "fields.key": 1,
                            "fields.choices": 1},
@@ -261,10 +270,14 @@ def type_summaries() -> list[dict]:
     for stored in cursor:
         level_field = section_level_field(stored.get("levels"))
         level = next((f for f in stored.get("fields") or [] if f.get("key") == level_field), {})
-        summaries.append({"key": stored["key"], "name": stored["name"], "name_en": stored.get("name_en"),
-                          "pack": stored.get("pack") or "", "level_field": level_field,
-                          "levels": list(level.get("choices") or [])})
-    return summaries
+        summaries.append(MappingProxyType({
+            "key": stored["key"], "name": stored["name"], "name_en": stored.get("name_en"),
+            "pack": stored.get("pack") or "", "level_field": level_field,
+            "levels": tuple(level.get("choices") or [])}))
+    return tuple(summaries)
+
+
+_type_summaries = NamedCache("record_types", _load_type_summaries)
 
 
 def active_record_types() -> list[RecordType]:
@@ -395,6 +408,7 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     record_type.updated_at = utcnow()
     record_type.updated_by = by
     record_type.save()
+    _type_summaries.changed()
     for old, new in conversions:
         convert_field_values(record_type.key, old, new)
     if existing and (conversions or record_type.searched_keys() != searched_before):
@@ -407,6 +421,7 @@ def set_type_active(key: str, active: bool, *, by: str | None = None) -> RecordT
     record_type = _editable_record_type(key)
     RecordType.objects(pk=record_type.pk).update_one(
         set__active=active, inc__version=1, set__updated_at=utcnow(), set__updated_by=by)
+    _type_summaries.changed()
     record_type.reload()
     return record_type
 

@@ -23,7 +23,6 @@ Computations run on an in-memory snapshot (``WorkCalendar``): no query per call.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from datetime import date, datetime, time as clock_time, timedelta, timezone
@@ -36,6 +35,7 @@ from pymongo.errors import BulkWriteError
 from kefu.clock import utcnow
 from kefu.errors import Conflict, NotFound, ValidationFailed
 from kefu.i18n import _l
+from kefu.versioned_cache import VersionedCache
 
 log = logging.getLogger(__name__)
 
@@ -264,38 +264,11 @@ def stored_version() -> int:
     return row.get("version", 0) if row else 0
 
 
-def _database_key() -> str:
-    from kefu.db import get_database
-
-    return get_database().name
-
-
-class CalendarCache:
+class CalendarCache(VersionedCache[WorkCalendar]):
     """One process's calendar, reloaded when the stored version moved (checked at most every ``max_age`` s)."""
 
     def __init__(self, max_age: float = 2.0, clock=time.monotonic):
-        self.max_age = max_age
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._calendar: WorkCalendar | None = None
-        self._key: str | None = None
-        self._checked = 0.0
-
-    def get(self) -> WorkCalendar:
-        key = _database_key()  # tests use one database each; never serve another database's calendar
-        with self._lock:
-            now = self.clock()
-            calendar = self._calendar if self._key == key else None
-            if calendar is not None and now - self._checked < self.max_age:
-                return calendar
-            if calendar is None or stored_version() != calendar.version:
-                calendar = WorkCalendar.load()
-            self._calendar, self._key, self._checked = calendar, key, now
-            return calendar
-
-    def clear(self) -> None:
-        with self._lock:
-            self._calendar = self._key = None
+        super().__init__(WorkCalendar.load, stored_version, max_age=max_age, clock=clock)
 
 
 _cache = CalendarCache()
