@@ -24,7 +24,8 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
     from admin_views.overdue import OverdueView
     from admin_views.record_types import RecordTypeView
-    from admin_views.records import RecordView, record_menu
+    from admin_views.navigation import main_menu, record_menu
+    from admin_views.records import RecordView
     from admin_views.tokens import ApiTokenView
     from admin_views.users import UserView
     from kefu.customers import Customer
@@ -68,7 +69,7 @@ def init_admin(app: Flask) -> Admin:
 
     @app.context_processor
     def record_navigation():
-        return {"record_menu": record_menu, "pack_names": pack_names(str(get_locale())),
+        return {"main_menu": main_menu, "record_menu": record_menu, "pack_names": pack_names(str(get_locale())),
                 "unread_notifications": lambda: unread_count(current_user.pk) if current_user.is_authenticated else 0}
 
     return admin

@@ -33,7 +33,7 @@ from kefu.clock import utcnow
 from kefu.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.fields import OPERATOR_LABELS, get_field_type
 from kefu.i18n import _, _l
-from kefu.record_types import RecordType, get_record_type, type_summaries
+from kefu.record_types import RecordType, get_record_type
 from kefu.roles import VIEW_PII, Role
 from kefu.workflow import workflow_of
 from web.actor import current_actor
@@ -675,12 +675,3 @@ class EventForm(SecureForm):
                        validators=[InputRequired()])
     text = TextAreaField(_l("内容"))
     files = FileField(_l("附件"))
-
-
-def record_menu() -> list[tuple[str, list[dict]]]:
-    """Active record types (``type_summaries``) grouped by industry pack, for the navigation bar."""
-    groups: OrderedDict = OrderedDict()
-    for summary in type_summaries():
-        groups.setdefault(summary["pack"], []).append(summary)
-    return list(groups.items())
-
