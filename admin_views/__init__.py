@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
-from flask_babel import get_locale
 from flask_login import current_user
 
 from kefu.i18n import _l
@@ -24,7 +23,7 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
     from admin_views.overdue import OverdueView
     from admin_views.record_types import RecordTypeView
-    from admin_views.navigation import main_menu, record_menu
+    from admin_views.navigation import main_menu
     from admin_views.records import RecordView
     from admin_views.tokens import ApiTokenView
     from admin_views.users import UserView
@@ -32,7 +31,7 @@ def init_admin(app: Flask) -> Admin:
     from kefu.messages import MessageTemplate
     from kefu.notifications import Delivery, unread_count
     from kefu.org import Building, Department, Project, Unit
-    from kefu.record_types import RecordType, pack_names
+    from kefu.record_types import RecordType
     from kefu.tokens import ApiToken
     from kefu.users import User
     from kefu.workcalendar import CalendarDay
@@ -69,7 +68,7 @@ def init_admin(app: Flask) -> Admin:
 
     @app.context_processor
     def record_navigation():
-        return {"main_menu": main_menu, "record_menu": record_menu, "pack_names": pack_names(str(get_locale())),
+        return {"main_menu": main_menu,
                 "unread_notifications": lambda: unread_count(current_user.pk) if current_user.is_authenticated else 0}
 
     return admin

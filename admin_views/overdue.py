@@ -29,9 +29,8 @@ from kefu.clock import utcnow
 from kefu.errors import PermissionDenied, ValidationFailed
 from kefu.fields import get_field_type
 from kefu.i18n import _, _l
-from kefu.levels import DEFAULT_LEVEL_FIELD
 from kefu.org import active_department_names
-from kefu.record_types import type_summaries
+from kefu.record_types import type_name, type_summaries
 from kefu.roles import Role
 from kefu.users import active_user_labels, load_active_user_labels
 from web.actor import current_actor
@@ -63,12 +62,6 @@ class ListedRow(NamedTuple):
     late: str
 
 
-def _type_name(summary: dict) -> str:
-    if str(get_locale()) == "en" and summary["name_en"]:
-        return summary["name_en"]
-    return summary["name"]
-
-
 class OverdueView(AccessControlled, BaseView):
     """``/admin/overdue/`` (overdue) and ``/admin/overdue/due-soon/``; ``POST /admin/overdue/reassign/``."""
 
@@ -97,8 +90,8 @@ class OverdueView(AccessControlled, BaseView):
         types = {t["key"]: t for t in type_summaries()}
         query, _problems = self._query(kind, types)  # the page has said what it dropped
         counts = overdue.counts(query)
-        names = self._names(types, {}, {}, [v for v, _n in counts.by["assignee"]],
-                            [v for v, _n in counts.by["department"]])
+        names = self._names(types, active_user_labels(), active_department_names(),
+                            [v for v, _n in counts.by["assignee"]], [v for v, _n in counts.by["department"]])
         return render_template(
             "admin/overdue_counts.html", unset=overdue.NONE, url=self._list_url(kind, query.filters()),
             counts=[(group, overdue.GROUP_LABELS[group], [(value, names[group].get(value, value), n)
@@ -124,7 +117,7 @@ class OverdueView(AccessControlled, BaseView):
             filters=filters, total=total, page=query.page, pages=pages,
             rows=self._rows(rows, names),
             counts_url=self.get_url(".counts_view", kind=kind, **{k: str(v) for k, v in filters.items()}),
-            type_options=[(key, _type_name(t)) for key, t in types.items()],
+            type_options=[(key, type_name(t, str(get_locale()))) for key, t in types.items()],
             department_options=[(str(pk), name) for pk, name in departments.items()],
             user_options=[(str(pk), label) for pk, label in users.items()],
             level_options=self._levels(types.values()), unset=overdue.NONE, form=form,
@@ -146,8 +139,7 @@ class OverdueView(AccessControlled, BaseView):
     def _query(self, kind: str, types: dict) -> tuple[overdue.SlaListQuery, list[str]]:
         """The page's query from the URL, and a message for each filter value that names nothing (dropped)."""
         args = request.args
-        query = overdue.SlaListQuery(kind=kind, per_page=self.page_size, level_fields={
-            key: t["level_field"] for key, t in types.items() if t["level_field"] != DEFAULT_LEVEL_FIELD})
+        query = overdue.SlaListQuery(kind=kind, per_page=self.page_size)
         problems = []
         if kind == overdue.DUE_TODAY:
             tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
@@ -184,8 +176,9 @@ class OverdueView(AccessControlled, BaseView):
         def named(kind: str, known: dict, ids) -> dict:
             return {**known, **get_field_type(kind).labels(i for i in ids if i is not None and i not in known)}
 
+        locale = str(get_locale())
         return {
-            "type": {key: _type_name(t) for key, t in types.items()},
+            "type": {key: type_name(t, locale) for key, t in types.items()},
             "assignee": {**named("user", users, assignee_ids), None: _("未分配")},
             "department": {**named("department", departments, department_ids), None: _("未指定部门")},
             "level": {None: _("无等级")},

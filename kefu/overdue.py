@@ -23,6 +23,7 @@ from kefu.clock import aware, utcnow
 from kefu.db import get_database
 from kefu.i18n import _, _l
 from kefu.levels import DEFAULT_LEVEL_FIELD
+from kefu.record_types import type_summaries
 from kefu.records import RECORDS, RecordQuery, sla_clauses
 
 OVERDUE = "overdue"
@@ -34,7 +35,8 @@ GROUPS = ("type", "department", "assignee", "level")
 GROUP_LABELS = {"type": _l("按类型"), "department": _l("按部门"), "assignee": _l("按负责人"), "level": _l("按等级")}
 # Where each group's value is stored. The level is in the field ``level`` (kefu.levels.DEFAULT_LEVEL_FIELD)
 # unless a type names another (``levels.field``): see SlaListQuery.level_fields.
-GROUP_PATHS = {"type": "type", "department": "department", "assignee": "assignee", "level": "data.level"}
+GROUP_PATHS = {"type": "type", "department": "department", "assignee": "assignee",
+               "level": f"data.{DEFAULT_LEVEL_FIELD}"}
 NONE = "none"  # a filter value meaning "not set" (no department, nobody assigned, no level)
 SORT = [("sla_due", ASCENDING), ("_id", ASCENDING)]  # the most overdue first, then a stable order
 MAX_PER_PAGE = 200
@@ -43,12 +45,18 @@ LIST_FIELDS = {"type": 1, "number": 1, "status": 1, "assignee": 1, "department":
                "sla_open": 1, "sla_due": 1, "version": 1}
 
 
+def stored_level_fields() -> dict[str, str]:
+    """``{type key: field key}`` of the active types whose level is not in the field ``level``."""
+    return {t["key"]: t["level_field"] for t in type_summaries() if t["level_field"] != DEFAULT_LEVEL_FIELD}
+
+
 @dataclass
 class SlaListQuery:
     """Which records the page lists: overdue or due soon, optionally of one type, department, assignee, level.
 
     ``department`` and ``assignee`` are ObjectIds or ``NONE``; ``level`` a level value or ``NONE``.
-    ``level_fields``: ``{type key: field key}`` of the types whose level is not in the field ``level``.
+    ``level_fields``: ``{type key: field key}`` of the types whose level is not in the field ``level``
+    (by default as the types are defined: ``stored_level_fields``).
     """
 
     kind: str = OVERDUE
@@ -59,7 +67,7 @@ class SlaListQuery:
     level: str | None = None
     page: int = 1
     per_page: int = 50
-    level_fields: dict[str, str] = field(default_factory=dict)
+    level_fields: dict[str, str] = field(default_factory=stored_level_fields)
 
     def filters(self) -> dict:
         """The set filters as ``{group: value}`` (for links and forms)."""

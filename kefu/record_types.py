@@ -433,6 +433,11 @@ def shipped_packs() -> tuple[dict, ...]:
     return tuple(packs["packs"])
 
 
+def type_name(summary: Mapping, locale: str) -> str:
+    """A type's name in ``locale`` (a ``type_summaries`` entry): its English name when asked for and set."""
+    return summary["name_en"] if locale == "en" and summary["name_en"] else summary["name"]
+
+
 def pack_names(locale: str = "zh_Hans_CN") -> dict[str, str]:
     """Pack key → its name in ``locale`` (for menus)."""
     english = locale == "en"
