@@ -3,21 +3,23 @@ from __future__ import annotations
 
 from flask import Flask
 
-from kefu.config import load_config
+from kefu.core.config import load_config
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the Flask app: config, MongoDB, Redis, i18n, login, admin, API, CLI.
 
     ``config`` overrides environment variables (tests pass their servers here).
-    Raises ``kefu.config.ConfigError`` with one readable line when the settings
+    Raises ``kefu.core.config.ConfigError`` with one readable line when the settings
     cannot work (e.g. MongoDB unreachable within ``MONGODB_TIMEOUT_MS``).
     """
     from redis import Redis
 
     from admin_views import init_admin
-    from kefu import db, sla, workcalendar
-    from kefu.crypto import FieldCipher
+    from kefu.calendar import workcalendar
+    from kefu.core import db
+    from kefu.core.crypto import FieldCipher
+    from kefu.rules import sla
     from web import init_web
 
     app = Flask(__name__)

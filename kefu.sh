@@ -39,7 +39,7 @@ ensure_venv() {
 case "${1:-}" in
   up)
     ensure_venv
-    exec "$VENV/bin/python" -m kefu.launcher up
+    exec "$VENV/bin/python" -m kefu.runtime.launcher up
     ;;
   test)
     ensure_venv

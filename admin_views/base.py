@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.mongoengine import ModelView
-from flask_admin.model import typefmt
 from flask_admin.form import SecureForm
+from flask_admin.model import typefmt
 from flask_login import current_user
 from mongoengine import NotUniqueError, ValidationError
 
-from kefu.errors import DomainError
-from kefu.i18n import _
-from kefu.roles import Role, role_label
+from kefu.core.errors import DomainError
+from kefu.core.i18n import _
+from kefu.org.roles import Role, role_label
 
 
 class AccessControlled:
@@ -86,8 +86,9 @@ class HomeView(AccessControlled, AdminIndexView):
     def index(self):
         import json
 
-        from kefu import dashboard, workcalendar
-        from kefu.clock import utcnow
+        from kefu.calendar import workcalendar
+        from kefu.core.clock import utcnow
+        from kefu.insight import dashboard
 
         tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
         now = utcnow()

@@ -1,4 +1,4 @@
-"""Admin screen for the working-day calendar (工作日历); every change goes through ``kefu.workcalendar``."""
+"""Admin screen for the working-day calendar (工作日历); every change goes through ``kefu.calendar.workcalendar``."""
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
@@ -12,12 +12,12 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, StopValidation
 
 from admin_views.base import SecureModelView
-from kefu import workcalendar
-from kefu.clock import utcnow
-from kefu.errors import DomainError
-from kefu.i18n import _, _l
-from kefu.roles import Role
-from kefu.workcalendar import KIND_LABELS, CalendarDay, DayKind, kind_label, weekday_name
+from kefu.calendar import workcalendar
+from kefu.calendar.workcalendar import KIND_LABELS, CalendarDay, DayKind, kind_label, weekday_name
+from kefu.core.clock import utcnow
+from kefu.core.errors import DomainError
+from kefu.core.i18n import _, _l
+from kefu.org.roles import Role
 
 NAME_HELP = _l("如 国庆节、春节、公司年会；同一假期的每一天用同一个名称")
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask_login import current_user
 
-from kefu.roles import VIEW_PII, Role
-from kefu.validation import mask_id_number, mask_phone
 from admin_views.base import SecureModelView
+from kefu.core.validation import mask_id_number, mask_phone
+from kefu.org.roles import VIEW_PII, Role
 
 
 def _masked(mask):

@@ -8,8 +8,8 @@ from flask_admin import BaseView, expose
 from flask_login import current_user
 
 from admin_views.base import AccessControlled
-from kefu import export_jobs, exports
-from kefu.errors import NotFound
+from kefu.core.errors import NotFound
+from kefu.insight import export_jobs, exports
 
 
 class ExportsView(AccessControlled, BaseView):

@@ -1,6 +1,6 @@
 """消息 (the in-app inbox) and 我的任务 (today's tasks): every signed-in user's own, nothing more.
 
-Thin views over ``kefu.notifications``; the bell on every page shows the unread count.
+Thin views over ``kefu.notify.notifications``; the bell on every page shows the unread count.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from flask_admin.form import SecureForm
 from flask_login import current_user
 
 from admin_views.base import AccessControlled
-from kefu import notifications
-from kefu.errors import NotFound
-from kefu.i18n import _
-from kefu.workcalendar import today_in
+from kefu.calendar.workcalendar import today_in
+from kefu.core.errors import NotFound
+from kefu.core.i18n import _
+from kefu.notify import notifications
 from web.auth import safe_next_url
 
 

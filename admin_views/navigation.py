@@ -14,8 +14,8 @@ from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
 
-from kefu.i18n import _
-from kefu.record_types import pack_names, type_name, type_summaries
+from kefu.core.i18n import _
+from kefu.records.types import pack_names, type_name, type_summaries
 
 MENU_TEMPLATE = "admin/_main_menu.html"
 MAX_RENDERED = 512  # role sets × languages × pages: a few hundred at most; past that, start again

@@ -1,7 +1,7 @@
 """Admin screens of the notification system: 通知设置, 消息模板 and 发送记录 (the delivery log).
 
-Thin: settings are saved through ``kefu.channels.save_settings``, templates through
-``kefu.messages.save_template``, a failed delivery is sent again through ``kefu.notifications.retry_delivery``.
+Thin: settings are saved through ``kefu.notify.channels.save_settings``, templates through
+``kefu.notify.messages.save_template``, a failed delivery is sent again through ``kefu.notify.notifications.retry_delivery``.
 """
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from flask_admin.actions import action
 from flask_admin.form import SecureForm
 from flask_login import current_user
 from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import Optional, NumberRange
+from wtforms.validators import NumberRange, Optional
 
 from admin_views.base import AccessControlled, SecureModelView
-from kefu import channels, messages, notifications
-from kefu.errors import DomainError
-from kefu.i18n import _, _l
-from kefu.roles import Role
+from kefu.core.errors import DomainError
+from kefu.core.i18n import _, _l
+from kefu.notify import channels, messages, notifications
+from kefu.org.roles import Role
 
 ADMIN_ONLY = (Role.ADMIN.value,)
 

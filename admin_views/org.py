@@ -1,9 +1,9 @@
 """Admin screens for departments, projects, buildings and units."""
 from __future__ import annotations
 
-from kefu.i18n import _l
-from kefu.roles import Role
 from admin_views.base import SecureModelView
+from kefu.core.i18n import _l
+from kefu.org.roles import Role
 
 ORGANISATION_ROLES = (Role.ADMIN.value,)
 

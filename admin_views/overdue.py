@@ -1,9 +1,9 @@
 """逾期督办: overdue and due-soon records of every type, their counts, and bulk reassign (supervisors and up).
 
-The page is thin: ``kefu.overdue`` finds and counts the records (index-backed,
-most overdue first), ``kefu.records.reassign`` writes. The page itself reads
+The page is thin: ``kefu.insight.overdue`` finds and counts the records (index-backed,
+most overdue first), ``kefu.records.store.reassign`` writes. The page itself reads
 the page of rows with its total; the pick lists (types, users, departments,
-whose names the rows reuse) are this process's copies (``kefu.versioned_cache``).
+whose names the rows reuse) are this process's copies (``kefu.core.versioned_cache``).
 The counts per type, department, assignee and level are one aggregation over
 every matching record, so they are a fragment of their own (``counts_view``)
 that the page loads once shown.
@@ -24,15 +24,16 @@ from wtforms import SelectField
 from wtforms.validators import InputRequired
 
 from admin_views.base import AccessControlled
-from kefu import overdue, records
-from kefu.clock import utcnow
-from kefu.errors import PermissionDenied, ValidationFailed
-from kefu.fields import get_field_type
-from kefu.i18n import _, _l
-from kefu.org import active_department_names
-from kefu.record_types import type_name, type_summaries
-from kefu.roles import Role
-from kefu.users import active_user_labels, load_active_user_labels
+from kefu.core.clock import utcnow
+from kefu.core.errors import PermissionDenied, ValidationFailed
+from kefu.core.i18n import _, _l
+from kefu.insight import overdue
+from kefu.org.roles import Role
+from kefu.org.structure import active_department_names
+from kefu.org.users import active_user_labels, load_active_user_labels
+from kefu.records import store as records
+from kefu.records.fields import get_field_type
+from kefu.records.types import type_name, type_summaries
 from web.actor import current_actor
 from web.auth import safe_next_url
 
@@ -212,7 +213,7 @@ class OverdueView(AccessControlled, BaseView):
     # -- writing -------------------------------------------------------------------------------------------
     @expose("/reassign/", methods=("POST",))
     def reassign_view(self):
-        """Reassign the checked records to the chosen user, each through ``kefu.records.reassign``."""
+        """Reassign the checked records to the chosen user, each through ``kefu.records.store.reassign``."""
         target = request.form.get("next", "")
         target = safe_next_url(target if target.startswith(self.url) else None, self.get_url(".index"))
         form = ReassignForm(request.form)

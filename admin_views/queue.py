@@ -8,10 +8,11 @@ from flask_admin import BaseView, expose
 
 from admin_views.base import AccessControlled
 from admin_views.inbox import ActionForm
-from kefu import duties, notifications, queues
-from kefu.errors import DomainError
-from kefu.i18n import _
-from kefu.roles import Role
+from kefu.core.errors import DomainError
+from kefu.core.i18n import _
+from kefu.notify import notifications
+from kefu.org.roles import Role
+from kefu.schedule import duties, queues
 
 
 class QueueView(AccessControlled, BaseView):

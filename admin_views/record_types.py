@@ -1,6 +1,6 @@
 """Admin screen for record types and their fields (the low-code part).
 
-Edits go through ``kefu.record_types.save_definition``: the same validation as
+Edits go through ``kefu.records.types.save_definition``: the same validation as
 the API and the shipped YAML, and a definition version bump that every web
 process sees on its next request.
 """
@@ -15,11 +15,11 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAr
 from wtforms.validators import InputRequired, Optional
 
 from admin_views.base import SecureModelView
-from kefu.errors import DomainError, ValidationFailed
-from kefu.fields import FIELD_TYPES
-from kefu.i18n import _, _l
-from kefu.record_types import FIELD_FLAGS, RULE_SECTIONS, save_definition, set_type_active
-from kefu.roles import Role
+from kefu.core.errors import DomainError, ValidationFailed
+from kefu.core.i18n import _, _l
+from kefu.org.roles import Role
+from kefu.records.fields import FIELD_TYPES
+from kefu.records.types import FIELD_FLAGS, RULE_SECTIONS, save_definition, set_type_active
 
 SCALAR_OPTIONS = ("default", "min", "max")
 

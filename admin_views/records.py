@@ -28,14 +28,16 @@ from wtforms import FileField, HiddenField, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from admin_views.base import AccessControlled
-from kefu import approvals, callbacks, export_jobs, exports, levels, records, sla, views
-from kefu.clock import utcnow
-from kefu.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
-from kefu.fields import OPERATOR_LABELS, get_field_type
-from kefu.i18n import _, _l
-from kefu.record_types import RecordType, get_record_type
-from kefu.roles import VIEW_PII, Role
-from kefu.workflow import workflow_of
+from kefu.core.clock import utcnow
+from kefu.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from kefu.core.i18n import _, _l
+from kefu.insight import export_jobs, exports, views
+from kefu.org.roles import VIEW_PII, Role
+from kefu.records import store as records
+from kefu.records.fields import OPERATOR_LABELS, get_field_type
+from kefu.records.types import RecordType, get_record_type
+from kefu.rules import approvals, callbacks, levels, sla
+from kefu.rules.workflow import workflow_of
 from web.actor import current_actor
 from web.auth import safe_next_url
 
@@ -49,7 +51,7 @@ RECORD_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Rol
 
 
 class FieldFilter(BaseFilter):
-    """A list filter ``[field, op, value]``; the query itself is built by ``kefu.records``."""
+    """A list filter ``[field, op, value]``; the query itself is built by ``kefu.records.store``."""
 
     def __init__(self, definition, op: str, label: str, options=None):
         field_type = definition.type
@@ -287,7 +289,7 @@ class RecordView(AccessControlled, BaseModelView):
     def _actor(self) -> records.Actor:
         return current_actor()
 
-    # -- saved views (kefu.views) ------------------------------------------------
+    # -- saved views (kefu.insight.views) ------------------------------------------------
     def _active_view(self) -> views.Resolved | None:
         """The view named by ``?view=`` for this request (resolved once; dropped filters flashed once)."""
         key = request.args.get("view")
@@ -644,14 +646,14 @@ class RecordView(AccessControlled, BaseModelView):
 
     @expose("/reject/", methods=("POST",))
     def reject_view(self):
-        """The customer does not accept the result (``kefu.levels.customer_rejected``): one level up, back to rework."""
+        """The customer does not accept the result (``kefu.rules.levels.customer_rejected``): one level up, back to rework."""
         form = RejectForm(request.form)
         return self._record_action(form, lambda record_id: levels.customer_rejected(
             self.record_type.key, record_id, self._actor(), form.note.data), _("已退回重新处理"))
 
     @expose("/approval/", methods=("POST",))
     def approval_view(self):
-        """Review, approve or reject the record's approval request (``kefu.approvals.act``); refused → 403 page."""
+        """Review, approve or reject the record's approval request (``kefu.rules.approvals.act``); refused → 403 page."""
         form = ApprovalForm(request.form)
         return self._record_action(form, lambda record_id: approvals.act(
             self.record_type.key, record_id, form.action.data, self._actor(), comment=form.comment.data,

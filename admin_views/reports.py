@@ -1,7 +1,7 @@
 """月度投诉分析: the monthly complaint analysis of a type as a page with charts, and as XLSX.
 
-The archived report (made on the 5th by ``kefu.duties.monthly_report``) is shown when there is one; any other
-month — or ``?fresh=1`` — is computed on demand (``kefu.reports.complaint_analysis``).
+The archived report (made on the 5th by ``kefu.schedule.duties.monthly_report``) is shown when there is one; any other
+month — or ``?fresh=1`` — is computed on demand (``kefu.insight.reports.complaint_analysis``).
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from flask import Response, current_app, flash, request
 from flask_admin import BaseView, expose
 
 from admin_views.base import AccessControlled
-from kefu import reports
-from kefu.exports import content_disposition
-from kefu.i18n import _
-from kefu.roles import Role
-from kefu.workcalendar import today_in
+from kefu.calendar.workcalendar import today_in
+from kefu.core.i18n import _
+from kefu.insight import reports
+from kefu.insight.exports import content_disposition
+from kefu.org.roles import Role
 
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from admin_views.base import SecureModelView
-from kefu.roles import Role
+from kefu.org.roles import Role
 
 
 class ApiTokenView(SecureModelView):

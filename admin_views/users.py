@@ -1,15 +1,15 @@
-"""Admin screen for user accounts; every change goes through ``kefu.users``."""
+"""Admin screen for user accounts; every change goes through ``kefu.org.users``."""
 from __future__ import annotations
 
 from flask_admin.contrib.mongoengine.filters import FilterEqual
 from wtforms import PasswordField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 
-from kefu import users
-from kefu.errors import DomainError
-from kefu.i18n import _l
-from kefu.roles import ALL_ROLES, Role, role_label
 from admin_views.base import SecureModelView
+from kefu.core.errors import DomainError
+from kefu.core.i18n import _l
+from kefu.org import users
+from kefu.org.roles import ALL_ROLES, Role, role_label
 
 
 class RolesField(SelectMultipleField):
@@ -20,7 +20,7 @@ class RolesField(SelectMultipleField):
 
 
 class ApprovalTitlesField(StringField):
-    """Approval titles typed as one line, 财务总监、项目总监; the data is the list ``kefu.users`` keeps."""
+    """Approval titles typed as one line, 财务总监、项目总监; the data is the list ``kefu.org.users`` keeps."""
 
     def process_formdata(self, valuelist):
         self.data = []

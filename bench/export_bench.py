@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/export_bench.py [--sizes 100000,1000000] [--xlsx-sizes 100000] [--masked] [--profile]
 
-Starts its own mongod and Redis (``kefu.embedded``) in a temporary folder the way ``overdue_bench`` does and
+Starts its own mongod and Redis (``kefu.runtime.embedded``) in a temporary folder the way ``overdue_bench`` does and
 reuses its data functions: ``kefu seed``, the working-day calendar, then complaints with the shape the services
 write (data, ``pii`` with a real encrypted phone, ``bidx``, grams, search text, SLA clocks). The sizes are
 loaded in turn (the first N, then more up to the next size), so each size is measured on its own data.
@@ -11,7 +11,7 @@ Measured at every size, each in a fresh child process (this script re-run with `
 RSS is that measurement's alone. Peak RSS is the child's ``VmHWM`` (/proc/self/status), not ``ru_maxrss``:
 Linux carries ``ru_maxrss`` over an exec, so a child's would never be below the parent's RSS at the fork.
 
-- app CSV: ``kefu.exports.export_records`` for every complaint (``RecordQuery()``: newest first), full-access
+- app CSV: ``kefu.insight.exports.export_records`` for every complaint (``RecordQuery()``: newest first), full-access
   actor (phones decrypted), its ``chunks`` consumed to the end and written to /dev/null;
 - app CSV, masked (with ``--masked``): the same, actor without the personal-data permission (phones masked);
 - raw CSV: ``find({"type": "complaint"})`` in the same order (``batch_size=1000``) → ``csv.writer`` rows of the
@@ -100,8 +100,8 @@ def child(measurement: str, mongo_uri: str, redis_url: str) -> dict:
 
 
 def export_setup(app, measurement: str):
-    from kefu.record_types import get_record_type
-    from kefu.records import Actor, RecordQuery, system_actor
+    from kefu.records.store import Actor, RecordQuery, system_actor
+    from kefu.records.types import get_record_type
 
     actor = system_actor()
     if measurement == "app-csv-masked":
@@ -110,7 +110,7 @@ def export_setup(app, measurement: str):
 
 
 def app_export(app, measurement: str) -> dict:
-    from kefu.exports import export_records
+    from kefu.insight.exports import export_records
 
     record_type, query, actor, fmt = export_setup(app, measurement)
     start_mb = memory_mb("VmRSS")
@@ -158,7 +158,7 @@ def raw_csv(mongo_uri: str, projected: bool) -> dict:
 
 
 def profile_csv(app) -> dict:
-    from kefu.exports import export_records
+    from kefu.insight.exports import export_records
 
     record_type, query, actor, fmt = export_setup(app, "app-csv")
     exported = {}
@@ -198,9 +198,9 @@ def main() -> int:
 
 def stored_paths(app) -> list[str]:
     """Where the export's columns are stored: core paths, ``data.<key>``, ``pii.<key>`` (encrypted)."""
-    from kefu.exports import export_columns
-    from kefu.record_types import get_record_type
-    from kefu.records import core_field
+    from kefu.insight.exports import export_columns
+    from kefu.records.store import core_field
+    from kefu.records.types import get_record_type
 
     with app.test_request_context():
         record_type = get_record_type("complaint")
@@ -212,8 +212,8 @@ def stored_paths(app) -> list[str]:
 
 
 def run(args, mongo, redis) -> int:
-    from kefu.db import get_database
-    from kefu.records import RECORDS
+    from kefu.core.db import get_database
+    from kefu.records.store import RECORDS
 
     app, users, departments = overdue_bench.seeded_app(mongo.uri, redis.url, DB_NAME)
     collection = get_database()[RECORDS]

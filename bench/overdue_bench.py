@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/overdue_bench.py [--records 1000000] [--overdue 10000] [--runs 30] [--profile]
 
-Starts its own mongod and Redis (``kefu.embedded``, as the tests do) in a temporary folder, builds the app
+Starts its own mongod and Redis (``kefu.runtime.embedded``, as the tests do) in a temporary folder, builds the app
 with ``create_app``, seeds the demo data (``kefu seed``: record types, users, departments) and the working-day
 calendar, then bulk-loads N records of every shipped type with SLA clocks: ``--overdue`` of them overdue
 (``sla_due`` up to 45 days ago), 0.5 % due soon, 3.5 % running on time, the rest closed with met or missed
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kefu.embedded import EmbeddedMongo, EmbeddedRedis, free_port  # noqa: E402
+from kefu.runtime.embedded import EmbeddedMongo, EmbeddedRedis, free_port  # noqa: E402
 
 DATA_KEY = "YmVuY2gtZGF0YS1rZXktbm90LWZvci1wcm9kdWN0aW8="  # base64 of 32 bytes
 BATCH = 5000
@@ -95,11 +95,11 @@ def clock_state(clock, started_at, due_at, met_at, level) -> dict:
 
 def make_templates(app):
     """Per record type with clocks: its clocks, level choices, open/closed statuses and a data template."""
-    from kefu import sla
-    from kefu.org import Project
-    from kefu.record_types import RecordType
-    from kefu.records import create_record, system_actor
-    from kefu.workflow import workflow_of
+    from kefu.org.structure import Project
+    from kefu.records.store import create_record, system_actor
+    from kefu.records.types import RecordType
+    from kefu.rules import sla
+    from kefu.rules.workflow import workflow_of
 
     with app.test_request_context():
         actor = system_actor()
@@ -125,7 +125,7 @@ def make_templates(app):
             templates.append({"type": record_type.key, "prefix": record_type.number_prefix, "clocks": clocks,
                               "levels": list(level.choices) if level is not None and level.choices else [],
                               "open": running or workflow.statuses[:1], "closed": closed, "document": document})
-    from kefu.db import get_database
+    from kefu.core.db import get_database
 
     get_database()["records"].delete_one({"_id": complaint["_id"]})  # only the generated records count
     return templates
@@ -191,7 +191,7 @@ def generate(templates, users, departments, count: int, overdue: int, rng: rando
 
 def load(database, documents, count: int) -> float:
     """Insert without secondary indexes, then build them; return seconds."""
-    from kefu.records import RECORDS, ensure_record_indexes
+    from kefu.records.store import RECORDS, ensure_record_indexes
 
     started = time.monotonic()
     collection = database[RECORDS]
@@ -280,9 +280,9 @@ def seeded_app(mongo_uri: str, redis_url: str, database: str = "kefu_bench"):
     """The app on the bench's servers with ``kefu seed`` and the working-day calendar loaded; also the active users'
     and the departments' ids (what generated records are assigned to)."""
     from app import create_app
-    from kefu.org import Department
-    from kefu.users import User
-    from kefu.workcalendar import seed_calendar
+    from kefu.calendar.workcalendar import seed_calendar
+    from kefu.org.structure import Department
+    from kefu.org.users import User
 
     app = create_app(bench_config(mongo_uri, redis_url, database))
     result = app.test_cli_runner().invoke(args=["kefu", "seed"])
@@ -303,10 +303,10 @@ def main() -> int:
 def run(args, rng, mongo, redis) -> int:
     import re
 
-    from kefu import overdue
-    from kefu.db import get_database
-    from kefu.record_types import get_record_type
-    from kefu.records import READ_PROJECTION, RECORDS, RecordQuery, build_filter, sort_spec, system_actor
+    from kefu.core.db import get_database
+    from kefu.insight import overdue
+    from kefu.records.store import READ_PROJECTION, RECORDS, RecordQuery, build_filter, sort_spec, system_actor
+    from kefu.records.types import get_record_type
     from seed.demo import DEMO_PASSWORD
 
     app, users, departments = seeded_app(mongo.uri, redis.url)

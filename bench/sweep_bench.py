@@ -1,21 +1,21 @@
-"""Benchmark: the SLA reminder sweep (``kefu.reminders.sweep``) through the app, next to raw pymongo.
+"""Benchmark: the SLA reminder sweep (``kefu.notify.reminders.sweep``) through the app, next to raw pymongo.
 
     .venv/bin/python bench/sweep_bench.py [--records 1000000] [--crossing 10000] [--overdue 10000] [--profile]
 
 Same set-up as ``bench/overdue_bench.py`` (whose functions it imports): its own mongod and Redis
-(``kefu.embedded``) in a temporary folder, the app from ``create_app``, the demo data (``kefu seed``) and the
+(``kefu.runtime.embedded``) in a temporary folder, the app from ``create_app``, the demo data (``kefu seed``) and the
 working-day calendar, then N records of every shipped type bulk-loaded with the document shape the services
-write — here completed with what ``kefu.sla.compute`` and the sweep keep for reminders:
+write — here completed with what ``kefu.rules.sla.compute`` and the sweep keep for reminders:
 
 - every running clock carries the alerts already sent for its deadline (``sla.<clock>.alerts``: due soon
   sent once its warning time has passed, overdue and the follow-up steps so far once its deadline has) and
-  every record ``sla_next``, computed with ``kefu.reminders.sla_next``: in the future, or None when closed;
+  every record ``sla_next``, computed with ``kefu.notify.reminders.sla_next``: in the future, or None when closed;
 - exactly ``--crossing`` running records have one clock whose threshold has just passed (1–50 minutes
   ago) and whose alert was not sent yet: half past the deadline (due soon sent, overdue not) → an
   ``overdue`` alert, half past the warning time with the deadline still ahead → a ``due_soon`` alert;
   ``sla_next`` is that threshold. ``--overdue`` more records are long overdue and already alerted.
 
-The notifications expected are counted from the generated data, independently of ``kefu.notifications``:
+The notifications expected are counted from the generated data, independently of ``kefu.notify.notifications``:
 overdue → the assignee (none or inactive: the department's supervisors) and the department's supervisors
 (a department without one: every supervisor) — no manager, a deadline under an hour old has no follow-up step
 yet; due soon → the assignee (none or inactive: the department's supervisors). No SMTP or robot is set up:
@@ -74,7 +74,7 @@ def parse_args():
 
 def sent_so_far(state: dict, now: datetime, ladder, calendar, tz) -> dict:
     """The alerts a sweep running every minute has sent for this clock's deadline by ``now``."""
-    from kefu.reminders import ladder_steps
+    from kefu.notify.reminders import ladder_steps
 
     due, warn = state["due_at"], state["warn_at"]
     if due <= now:
@@ -116,8 +116,8 @@ def with_reminders(documents, overdue_total: int, crossing: int, reminders: dict
                    rng: random.Random, now: datetime, crossed: list):
     """Complete ``overdue_bench.generate``'s documents with alerts and ``sla_next``; ``crossing`` of its
     ``overdue_total`` overdue ones cross a threshold instead ((kind, assignee, department) go to ``crossed``)."""
-    from kefu.reminders import sla_next
-    from kefu.sla import state_at
+    from kefu.notify.reminders import sla_next
+    from kefu.rules.sla import state_at
 
     picked = rng.sample(range(overdue_total), crossing)
     kinds = {position: "overdue" if n % 2 == 0 else "due_soon" for n, position in enumerate(picked)}
@@ -147,7 +147,7 @@ def with_reminders(documents, overdue_total: int, crossing: int, reminders: dict
 
 def expected_notifications(database, crossed: list) -> int:
     """How many notifications the crossing records call for, from the users collection (see the docstring)."""
-    from kefu.roles import Role
+    from kefu.org.roles import Role
 
     active = {u["_id"]: u for u in database["users"].find({"active": True}, {"roles": 1, "department": 1})}
     supervisors_all = {i for i, u in active.items() if Role.SUPERVISOR.value in (u.get("roles") or [])}
@@ -168,7 +168,7 @@ def raw_baseline(database, now: datetime, notifications: int) -> tuple[dict, int
     """The sweep's work in plain pymongo, leaving records and notifications as they were: (seconds, found)."""
     from pymongo import IndexModel, UpdateOne
 
-    from kefu.reminders import RECORDS, SWEEP_FIELDS
+    from kefu.notify.reminders import RECORDS, SWEEP_FIELDS
 
     records, scratch = database[RECORDS], database[SCRATCH]
     scratch.drop()
@@ -197,7 +197,7 @@ def raw_baseline(database, now: datetime, notifications: int) -> tuple[dict, int
 
 
 def timed_sweep(app, now: datetime, profiler: cProfile.Profile | None = None):
-    from kefu.reminders import sweep
+    from kefu.notify.reminders import sweep
 
     with app.app_context():
         started = time.perf_counter()
@@ -216,10 +216,10 @@ def main() -> int:
 
 
 def run(args, rng, mongo, redis) -> int:
-    from kefu.db import get_database
-    from kefu.record_types import get_record_type
-    from kefu.reminders import reminders_of
-    from kefu.workcalendar import get_calendar
+    from kefu.calendar.workcalendar import get_calendar
+    from kefu.core.db import get_database
+    from kefu.notify.reminders import reminders_of
+    from kefu.records.types import get_record_type
 
     app, users, departments = overdue_bench.seeded_app(mongo.uri, redis.url)
     templates = overdue_bench.make_templates(app)
@@ -263,7 +263,7 @@ def run(args, rng, mongo, redis) -> int:
     print()
     print(f"{'measurement':58} {'seconds':>9} {'documents':>10} {'per second':>11}")
     rows = [
-        (f"kefu.reminders.sweep (app){' under cProfile' if profiler else ''}", first_s, first.records),
+        (f"kefu.notify.reminders.sweep (app){' under cProfile' if profiler else ''}", first_s, first.records),
         ("  again right after (nothing due)", second_s, second.records),
         ("raw pymongo: find + insert_many + bulk_write", raw_total, found),
         ("  find sla_next <= now (the sweep's fields and order)", raw_seconds["find"], found),

@@ -3,7 +3,7 @@
 Queues: ``default`` (the scheduler's tick, duties, prompt sweeps) and
 ``notify`` (one job per email or webhook delivery, retried with backoff).
 Every job finds its work in MongoDB, so a lost or repeated job changes
-nothing: the next tick does what is left (``kefu.duties``, ``kefu.reminders``).
+nothing: the next tick does what is left (``kefu.schedule.duties``, ``kefu.notify.reminders``).
 Jobs run inside the worker's app (``flask --app app kefu worker``).
 """
 from __future__ import annotations

@@ -5,15 +5,15 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from jobs import NOTIFY_QUEUE, get_queue, retry_policy
-from kefu.clock import utcnow
+from kefu.core.clock import utcnow
 
 
 def dispatch(limit: int = 1000) -> int:
-    """Queue a ``deliver`` job for every delivery due now (``kefu.notifications.due_deliveries``); return how
+    """Queue a ``deliver`` job for every delivery due now (``kefu.notify.notifications.due_deliveries``); return how
     many. Deliveries stay pending in MongoDB when Redis is down and are handed out at a later tick."""
     from rq import Queue
 
-    from kefu.notifications import MAX_ATTEMPTS, due_deliveries, mark_enqueued
+    from kefu.notify.notifications import MAX_ATTEMPTS, due_deliveries, mark_enqueued
 
     now = utcnow()
     ids = due_deliveries(now, limit)
@@ -37,8 +37,8 @@ def deliver(delivery_id: str) -> str:
     A channel error is recorded on the delivery and raised, so rq retries with backoff until
     ``MAX_ATTEMPTS``; then the delivery is ``failed`` (the queue page can retry it).
     """
-    from kefu.channels import ChannelError, get_settings, post_webhook, send_email, smtp_settings
-    from kefu.notifications import claim, record_failure, record_sent
+    from kefu.notify.channels import ChannelError, get_settings, post_webhook, send_email, smtp_settings
+    from kefu.notify.notifications import claim, record_failure, record_sent
 
     delivery = claim(delivery_id, utcnow())
     if delivery is None:

@@ -1,9 +1,9 @@
-"""A background export (``kefu.export_jobs``)."""
+"""A background export (``kefu.insight.export_jobs``)."""
 from __future__ import annotations
 
 
 def run_export(job_id: str) -> str:
-    from kefu.export_jobs import fail, run
+    from kefu.insight.export_jobs import fail, run
 
     try:
         job = run(job_id)

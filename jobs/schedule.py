@@ -1,4 +1,4 @@
-"""The scheduler's tick and the duties it starts (``kefu.duties``)."""
+"""The scheduler's tick and the duties it starts (``kefu.schedule.duties``)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -10,9 +10,9 @@ from jobs.deliver import dispatch
 def tick() -> str:
     """Claim every duty occurrence that is due and queue it; hand due deliveries to the workers.
 
-    Safe to run from several schedulers at once: a claim is won once (``kefu.duties.claim``).
+    Safe to run from several schedulers at once: a claim is won once (``kefu.schedule.duties.claim``).
     """
-    from kefu.duties import due_now
+    from kefu.schedule.duties import due_now
 
     started = []
     for duty, occurrence in due_now():
@@ -26,7 +26,7 @@ def tick() -> str:
 def run_duty(name: str, occurrence: str) -> str:
     """Run one claimed occurrence of a duty (its outcome is recorded in ``duty_runs``), then dispatch what
     it wrote to the outbox."""
-    from kefu.duties import run
+    from kefu.schedule.duties import run
 
     result = run(name, datetime.fromisoformat(occurrence))
     dispatch()

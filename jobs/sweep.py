@@ -7,7 +7,7 @@ from jobs.deliver import dispatch
 
 
 def sweep_records(record_ids: list[str]) -> str:
-    from kefu.reminders import sweep
+    from kefu.notify.reminders import sweep
 
     result = sweep(record_ids=[ObjectId(i) for i in record_ids])
     dispatch()

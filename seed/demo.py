@@ -6,12 +6,12 @@ from __future__ import annotations
 import random
 from datetime import datetime, timezone
 
-from kefu.customers import Customer
-from kefu.messages import ensure_templates
-from kefu.record_types import RecordType, load_shipped_types
-from kefu.org import Building, Department, Project, Unit, unit_label
-from kefu.roles import Role
-from kefu.users import User, create_user
+from kefu.notify.messages import ensure_templates
+from kefu.org.customers import Customer
+from kefu.org.roles import Role
+from kefu.org.structure import Building, Department, Project, Unit, unit_label
+from kefu.org.users import User, create_user
+from kefu.records.types import RecordType, load_shipped_types
 from seed.people import make_people
 
 DEMO_PASSWORD = "kefu-demo"

@@ -2,14 +2,14 @@
 
 Everything is drawn from a ``random.Random`` the caller passes in, so a seed
 always gives the same people; the phone numbers and ID numbers produced pass
-:mod:`kefu.validation` and describe people who do not exist.
+:mod:`kefu.core.validation` and describe people who do not exist.
 """
 from __future__ import annotations
 
 import random
 from datetime import date, timedelta
 
-from kefu.validation import id_number_check_digit
+from kefu.core.validation import id_number_check_digit
 
 # The most common Chinese surnames with their approximate share of the
 # population in hundredths of a percent (national household-register figures),

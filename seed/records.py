@@ -1,7 +1,7 @@
 """Demo records: six weeks of a developer's customer service, so the lists, the overdue page, the dashboard and
 the monthly report have something to show on a first start.
 
-Every record goes through the services (``kefu.records``) at the time it happened (``kefu.clock.at``):
+Every record goes through the services (``kefu.records.store``) at the time it happened (``kefu.core.clock.at``):
 complaints, consultations and repair orders are registered, forwarded, handled and closed; closing creates the
 callback, and most callbacks get an answer (a few 不满意, which sends the complaint back one level up). Recent
 ones are still open — some within their deadlines, some overdue. Only an empty ``records`` collection is seeded.
@@ -12,9 +12,9 @@ import random
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from kefu import clock
-from kefu.db import get_database
-from kefu.errors import DomainError
+from kefu.core import clock
+from kefu.core.db import get_database
+from kefu.core.errors import DomainError
 
 DAYS = 45
 COMPLAINTS, CONSULTATIONS, REPAIRS = 70, 25, 25
@@ -38,7 +38,7 @@ CALLBACK_RESULTS = ["满意"] * 7 + ["基本满意"] * 2 + ["不满意"]
 def _actor(user, tz):
     from flask import current_app
 
-    from kefu.records import Actor
+    from kefu.records.store import Actor
 
     return Actor(user=user, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=True)
 
@@ -54,7 +54,7 @@ def _working_hour(day: datetime, rng: random.Random, tz) -> datetime:
 
 
 def _move(type_key: str, record: dict, moment: datetime, actor, **values) -> dict:
-    from kefu.records import get_record, update_record
+    from kefu.records.store import get_record, update_record
 
     with clock.at(moment):
         current = get_record(type_key, record["_id"])
@@ -62,7 +62,7 @@ def _move(type_key: str, record: dict, moment: datetime, actor, **values) -> dic
 
 
 def _answer_callbacks(document: dict, moment: datetime, actor, rng: random.Random) -> None:
-    from kefu.records import get_record
+    from kefu.records.store import get_record
 
     for link in document.get("callbacks") or []:
         if rng.random() < 0.85:
@@ -75,9 +75,9 @@ def seed_demo_records(now: datetime | None = None) -> int:
     """Create the demo records when there are none yet; return how many records exist afterwards."""
     from flask import current_app
 
-    from kefu.customers import Customer
-    from kefu.records import create_record
-    from kefu.users import User
+    from kefu.org.customers import Customer
+    from kefu.org.users import User
+    from kefu.records.store import create_record
 
     collection = get_database()["records"]
     if collection.count_documents({}, limit=1):

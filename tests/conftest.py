@@ -13,7 +13,7 @@ import pytest
 from pymongo import MongoClient
 from redis import Redis
 
-from kefu.embedded import EmbeddedMongo, EmbeddedRedis, free_port
+from kefu.runtime.embedded import EmbeddedMongo, EmbeddedRedis, free_port
 from seed.demo import DEMO_PASSWORD
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
@@ -62,7 +62,7 @@ def app(app_config):
     # production (Flask-Login caches the user on ``g``).
     app = create_app(app_config)
     yield app
-    from kefu.db import get_database
+    from kefu.core.db import get_database
 
     database = get_database()
     database.client.drop_database(database.name)
@@ -82,7 +82,7 @@ def runner(app):
 @pytest.fixture
 def db(app):
     """The test's pymongo Database, for asserting what is really stored."""
-    from kefu.db import get_database
+    from kefu.core.db import get_database
 
     return get_database()
 
@@ -101,7 +101,7 @@ def csrf_token(client, path: str) -> str:
 @pytest.fixture
 def make_user(app):
     """Create a user with one role through the service (the real write path)."""
-    from kefu.users import create_user
+    from kefu.org.users import create_user
     from seed.demo import seed_departments
 
     seed_departments()
@@ -159,7 +159,7 @@ def seeded(app, db, seed_snapshot):
 @pytest.fixture
 def calendar(app):
     """The working-day calendar as ``kefu seed`` enters it (every year the chinesecalendar package knows)."""
-    from kefu.workcalendar import seed_calendar
+    from kefu.calendar.workcalendar import seed_calendar
 
     with app.app_context():
         seed_calendar()

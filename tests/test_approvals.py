@@ -1,4 +1,4 @@
-"""Approval by amount (kefu.approvals, the ``approvals:`` section of the shipped complaint template).
+"""Approval by amount (kefu.rules.approvals, the ``approvals:`` section of the shipped complaint template).
 
 Bands (003 §3, domain §5): below 5,000 the project director approves; 5,000–20,000 the regional GM after the
 finance and project directors reviewed; 20,000 and above the group committee after finance, project director
@@ -31,7 +31,7 @@ APPROVERS = {
 @pytest.fixture
 def people(app, client, seeded):
     """Bearer headers of the approvers above, of the demo agent, and of the demo approver (role, no title)."""
-    from kefu.users import create_user
+    from kefu.org.users import create_user
 
     with app.app_context():
         for username, (roles, titles) in APPROVERS.items():

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from kefu.clock import utcnow
-from kefu.users import LOCKOUT_FAILURES, User
+from kefu.core.clock import utcnow
+from kefu.org.users import LOCKOUT_FAILURES, User
 from tests.conftest import csrf_token
 
 
@@ -127,7 +127,7 @@ def test_role_without_access_gets_a_403_page_that_says_so(client, make_user, sig
 
 
 def test_disabled_user_cannot_sign_in_and_loses_the_session(client, make_user, sign_in):
-    from kefu.users import set_active
+    from kefu.org.users import set_active
 
     user = make_user("agent1")
     sign_in("agent1")

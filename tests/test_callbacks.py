@@ -1,9 +1,9 @@
-"""Callbacks (kefu.callbacks, the ``callback:`` sections of the shipped complaint, repair and commercial templates).
+"""Callbacks (kefu.rules.callbacks, the ``callback:`` sections of the shipped complaint, repair and commercial templates).
 
 Closing creates one 回访 linked to the original, assigned to whoever registered it and due N working days later
 on the real working-day calendar (seeded from chinesecalendar): 7 for the developer pack (003), 3 for the
 commercial one (004). A satisfied answer closes the callback; 不满意 sends the original back to rework one level
-up (kefu.levels). Every test drives the real app over HTTP against a real mongod and checks the response and
+up (kefu.rules.levels). Every test drives the real app over HTTP against a real mongod and checks the response and
 what is stored.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 @pytest.fixture
 def calendar(app, seeded):
     """The working-day calendar as an installation has it: every year the chinesecalendar package knows."""
-    from kefu.workcalendar import seed_calendar
+    from kefu.calendar.workcalendar import seed_calendar
 
     with app.app_context():
         assert seed_calendar() > 0
@@ -95,9 +95,10 @@ def test_closing_creates_exactly_one_callback_due_7_working_days_later(app, clie
 
 
 def test_running_the_rule_again_creates_no_second_callback(app, client, agent, supervisor, db, calendar):
-    from kefu import callbacks, lifecycle
-    from kefu.record_types import get_record_type
-    from kefu.records import system_actor
+    from kefu.records import lifecycle
+    from kefu.records.store import system_actor
+    from kefu.records.types import get_record_type
+    from kefu.rules import callbacks
 
     closed = closed_complaint(client, agent, supervisor)
     with app.test_request_context():
@@ -208,8 +209,8 @@ def test_a_commercial_complaint_is_called_back_within_3_working_days(client, age
     ("mall_complaint", 3, datetime(2025, 10, 11, 23, 59, 59, tzinfo=SHANGHAI)),
 ])
 def test_the_deadline_skips_holidays_and_counts_make_up_days(app, db, calendar, type_key, days, due):
-    from kefu import callbacks
-    from kefu.record_types import get_record_type
+    from kefu.records.types import get_record_type
+    from kefu.rules import callbacks
 
     with app.app_context():
         rules = callbacks.rules_of(get_record_type(type_key))

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from kefu.embedded import free_port
+from kefu.runtime.embedded import free_port
 from tests.test_reminders import new_record, probe, users  # noqa: F401  (fixtures)
 
 
@@ -84,7 +84,7 @@ def robot_factory():
 
 
 def configure(app, **values):
-    from kefu.channels import save_settings
+    from kefu.notify.channels import save_settings
 
     with app.app_context():
         save_settings(values, app.extensions["kefu_cipher"])
@@ -92,7 +92,7 @@ def configure(app, **values):
 
 def overdue_now(app, client, admin, users, **values):
     """A record overdue now, swept: its overdue alert is in the outbox."""
-    from kefu.reminders import sweep
+    from kefu.notify.reminders import sweep
 
     record = new_record(client, admin, datetime.now(timezone.utc) - timedelta(hours=30), users, **values)
     with app.app_context():
@@ -157,15 +157,15 @@ def test_webhook_is_retried_with_backoff_until_it_succeeds(app, client, admin, p
 
 def test_a_channel_that_keeps_failing_gives_up_and_shows_in_the_log(app, client, admin, probe, users, db,
                                                                     robot_factory, fast_retries):
-    from rq.registry import FailedJobRegistry
     from rq import Queue
+    from rq.registry import FailedJobRegistry
 
     robot = robot_factory((503, {}))
     configure(app, staff_webhook_url=robot.url, quiet_enabled=False)
     overdue_now(app, client, admin, users)
     drain(app)
     delivery = db.deliveries.find_one({"channel": "webhook"})
-    from kefu.notifications import MAX_ATTEMPTS
+    from kefu.notify.notifications import MAX_ATTEMPTS
 
     assert delivery["status"] == "failed" and delivery["attempts"] == MAX_ATTEMPTS == len(robot.received)
     assert "HTTP 503" in delivery["error"]
@@ -175,7 +175,7 @@ def test_a_channel_that_keeps_failing_gives_up_and_shows_in_the_log(app, client,
     # Fixed on the robot's side; the administrator sends it again.
     robot.plan = [(200, {"errcode": 0})]
     with app.app_context():
-        from kefu.notifications import retry_delivery
+        from kefu.notify.notifications import retry_delivery
 
         retry_delivery(delivery["_id"])
     drain(app)
@@ -197,7 +197,7 @@ def test_a_failing_email_server_does_not_hold_up_the_webhook(app, client, admin,
 
 
 def test_dingtalk_shape_and_a_redacted_robot_address():
-    from kefu.channels import redact_url, webhook_payload
+    from kefu.notify.channels import redact_url, webhook_payload
 
     assert webhook_payload("dingtalk", "内容", ["13800138003"]) == {
         "msgtype": "text", "text": {"content": "内容"}, "at": {"atMobiles": ["13800138003"], "isAtAll": False}}
@@ -207,7 +207,7 @@ def test_dingtalk_shape_and_a_redacted_robot_address():
 
 def test_a_second_worker_finds_a_claimed_delivery_taken(app, client, admin, probe, users, db, robot_factory):
     from jobs.deliver import deliver
-    from kefu.notifications import claim
+    from kefu.notify.notifications import claim
 
     robot = robot_factory()
     configure(app, staff_webhook_url=robot.url, quiet_enabled=False)
@@ -225,7 +225,7 @@ def test_a_second_worker_finds_a_claimed_delivery_taken(app, client, admin, prob
 
 
 def test_smtp_password_is_stored_encrypted(app, db):
-    from kefu.channels import get_settings, save_settings, smtp_settings
+    from kefu.notify.channels import get_settings, save_settings, smtp_settings
 
     with app.app_context():
         save_settings({"smtp_host": "smtp.example.com", "smtp_from": "kefu@example.com"},

@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from kefu.config import ConfigError, load_config, redact_uri
-from kefu.config import PROJECT_ROOT
-from kefu.embedded import free_port
+from kefu.core.config import PROJECT_ROOT, ConfigError, load_config, redact_uri
+from kefu.runtime.embedded import free_port
 
 
 def test_redact_uri_hides_the_password():
@@ -36,7 +35,7 @@ def test_start_with_unreachable_mongodb_prints_one_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "KEFU_VAR_DIR": str(tmp_path), "KEFU_PORT": str(free_port()), "MONGODB_URI": f"mongodb://ops:hunter22@127.0.0.1:{port}/kefu",
            "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "x", "MONGODB_TIMEOUT_MS": "2000"}
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "kefu.launcher", "up"], cwd=PROJECT_ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "kefu.runtime.launcher", "up"], cwd=PROJECT_ROOT, env=env,
                             capture_output=True, text=True, timeout=30)
     assert time.monotonic() - started < 15
     assert result.returncode == 1
@@ -46,7 +45,7 @@ def test_start_with_unreachable_mongodb_prints_one_line(tmp_path):
 
 
 def test_secret_key_required_outside_embedded_mode(monkeypatch):
-    monkeypatch.setattr("kefu.config.read_embedded_addresses", lambda: {})
+    monkeypatch.setattr("kefu.core.config.read_embedded_addresses", lambda: {})
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("KEFU_EMBEDDED", raising=False)
     with pytest.raises(ConfigError, match="SECRET_KEY"):

@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from kefu.config import ConfigError
-from kefu.crypto import DecryptionFailed, FieldCipher, data_key_from_config, generate_data_key
-from kefu.errors import DomainError
+from kefu.core.config import ConfigError
+from kefu.core.crypto import DecryptionFailed, FieldCipher, data_key_from_config, generate_data_key
+from kefu.core.errors import DomainError
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))

@@ -1,4 +1,4 @@
-"""Scheduled duties (kefu.duties): each does its work once per occurrence, claims are exclusive, a missed
+"""Scheduled duties (kefu.schedule.duties): each does its work once per occurrence, claims are exclusive, a missed
 occurrence is caught up, and the tick starts them through real rq jobs. Fixed moments are passed as ``now``."""
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ def local(text: str) -> datetime:
 
 
 def run(app, name: str, now: datetime) -> str:
-    from kefu import duties
-
+    from kefu.schedule import duties
     with app.app_context():
         return getattr(duties, name)(now)
 
@@ -53,7 +52,7 @@ def test_complaints_open_over_five_working_days_get_a_daily_follow_up_task(app, 
     def nine_on(day: date) -> datetime:
         return datetime.combine(day, datetime.min.time().replace(hour=9), tzinfo=SHANGHAI).astimezone(timezone.utc)
 
-    from kefu.workcalendar import get_calendar
+    from kefu.calendar.workcalendar import get_calendar
 
     with app.app_context():
         cal = get_calendar()
@@ -157,8 +156,8 @@ def test_holiday_greetings_go_out_the_working_day_before(app, calendar, db, robo
 
 
 def test_the_working_day_before_a_holiday_counts_make_up_days(app, calendar):
-    from kefu.duties import holiday_ahead
-    from kefu.workcalendar import get_calendar
+    from kefu.calendar.workcalendar import get_calendar
+    from kefu.schedule.duties import holiday_ahead
 
     with app.app_context():
         cal = get_calendar()
@@ -199,7 +198,7 @@ def test_monthly_report_is_archived_on_the_fifth_and_managers_told(app, client, 
 # -- the schedule ---------------------------------------------------------------------------------------------
 
 def test_due_now_claims_each_occurrence_once_and_catches_up(app, calendar):
-    from kefu.duties import due_now
+    from kefu.schedule.duties import due_now
 
     wednesday = local("2026-11-25T09:05")
     with app.app_context():
@@ -214,7 +213,7 @@ def test_due_now_claims_each_occurrence_once_and_catches_up(app, calendar):
 
 
 def test_a_failed_or_abandoned_run_is_claimed_again(app, calendar, db):
-    from kefu.duties import DUTY_BY_NAME, claim
+    from kefu.schedule.duties import DUTY_BY_NAME, claim
 
     duty = DUTY_BY_NAME["follow_up_tasks"]
     occurrence = local("2026-11-25T09:00")

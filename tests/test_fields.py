@@ -15,14 +15,14 @@ from bson import Decimal128, ObjectId
 from werkzeug.datastructures import FileStorage, MultiDict
 from wtforms import Form
 
-from kefu import fields
-from kefu.errors import ValidationFailed
-from kefu.record_types import FieldSpec
-from kefu.fields import (
-    FIELD_TYPES, OPERATORS, OPTION_NAMES, AmbiguousReference, FieldContext, check_definition,
-    default_value, get_field_type,
+from kefu.core.errors import ValidationFailed
+from kefu.core.validation import InvalidValue
+from kefu.records import fields
+from kefu.records.fields import (
+    FIELD_TYPES, OPERATORS, OPTION_NAMES, AmbiguousReference, FieldContext, check_definition, default_value,
+    get_field_type,
 )
-from kefu.validation import InvalidValue
+from kefu.records.types import FieldSpec
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CTX = FieldContext(SHANGHAI)
@@ -364,9 +364,9 @@ def test_sensitive_values_mask():
 @pytest.fixture
 def org(db):
     """Two projects with the same unit label, two customers called 张伟, two users, the departments."""
-    from kefu.customers import Customer
-    from kefu.org import Building, Project, Unit
-    from kefu.users import create_user, set_active
+    from kefu.org.customers import Customer
+    from kefu.org.structure import Building, Project, Unit
+    from kefu.org.users import create_user, set_active
     from seed.demo import seed_departments
 
     seed_departments()
@@ -436,14 +436,14 @@ def test_user_and_department(org):
     assert clean("user", "王志刚") == org["wang"].pk
     assert rejection("user", "离职员工") == "找不到用户“离职员工”"  # disabled users are not found by name …
     assert clean("user", str(org["old"].pk)) == org["old"].pk  # … but stored ids still resolve
-    from kefu.org import Department
+    from kefu.org.structure import Department
 
     assert clean("department", "工程部") == Department.objects.get(name="工程部").pk
     assert rejection("department", "采购部") == "找不到部门“采购部”"
 
 
 def test_ambiguous_names_list_at_most_ten_candidates(db):
-    from kefu.customers import Customer
+    from kefu.org.customers import Customer
 
     for number in range(12):
         Customer(name="王芳", phone=f"1380000{number:04d}").save()

@@ -1,7 +1,7 @@
 """``/healthz`` reports each part; a stopped Redis gives a 503 naming it."""
 from __future__ import annotations
 
-from kefu.embedded import EmbeddedRedis, free_port
+from kefu.runtime.embedded import EmbeddedRedis, free_port
 
 
 def test_health_ok(client):

@@ -1,4 +1,4 @@
-"""Complaint levels as rules (kefu.levels, the ``levels:`` section of the shipped complaint templates).
+"""Complaint levels as rules (kefu.rules.levels, the ``levels:`` section of the shipped complaint templates).
 
 Levels rise automatically — a claim of 20,000 CNY, a safety or brand risk, the same issue from 5 units of a
 project, a customer's repeat complaint, 3 communications, an important complaint open over 3 months — and never
@@ -186,7 +186,7 @@ def test_three_communications_without_agreement_make_it_important(client, agent,
 # -- an important complaint open more than 3 months (the daily job) -------------------------------------------
 
 def test_an_important_complaint_open_over_3_months_becomes_major(app, client, agent, supervisor, db):
-    from kefu.levels import escalate_by_age
+    from kefu.rules.levels import escalate_by_age
 
     old = create(client, agent, phone=phone(1), level="重要", received_at="2026-06-30 09:00")["id"]
     recent = create(client, agent, phone=phone(2), level="重要", received_at="2026-07-05 09:00")["id"]
@@ -209,7 +209,7 @@ def test_an_important_complaint_open_over_3_months_becomes_major(app, client, ag
 
 
 def test_months_before_keeps_the_local_day_or_the_last_day_of_a_shorter_month():
-    from kefu.levels import months_before
+    from kefu.rules.levels import months_before
 
     assert months_before(datetime(2026, 5, 31, 8, 0, tzinfo=SHANGHAI), 3, SHANGHAI) == \
         datetime(2026, 2, 28, 8, 0, tzinfo=SHANGHAI)

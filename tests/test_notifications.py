@@ -15,7 +15,7 @@ from tests.test_reminders import new_record, probe, users  # noqa: F401  (fixtur
 @pytest.fixture
 def overdue_record(app, client, admin, probe, users):
     """A record overdue now, swept: the agent and the supervisor have a notification each."""
-    from kefu.reminders import sweep
+    from kefu.notify.reminders import sweep
 
     record = new_record(client, admin, datetime.now(timezone.utc) - timedelta(hours=30), users)
     with app.app_context():
@@ -128,15 +128,15 @@ def test_message_templates_are_edited_with_their_variables_checked(app, client, 
 
 
 def test_sandboxed_templates_cannot_reach_into_python(app, seeded):
-    from kefu.messages import template_problems
+    from kefu.notify.messages import template_problems
 
     problems = template_problems("overdue", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "正文")
     assert "subject" in problems
 
 
 def test_edited_template_is_used_by_the_next_sweep(app, client, admin, probe, users, db):
-    from kefu.messages import save_template
-    from kefu.reminders import sweep
+    from kefu.notify.messages import save_template
+    from kefu.notify.reminders import sweep
 
     with app.app_context():
         save_template("overdue", "逾期啦 {{ number }}（{{ record.content }}）", "{{ clock }} 超时 {{ late }}")

@@ -28,8 +28,8 @@ import pytest
 import yaml
 from bson import Decimal128, ObjectId
 
-from kefu.embedded import free_port
-from kefu.record_types import FIELD_FLAGS, RULE_SECTIONS, shipped_definitions
+from kefu.records.types import FIELD_FLAGS, RULE_SECTIONS, shipped_definitions
+from kefu.runtime.embedded import free_port
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import CSRF_PATTERN, csrf_token
 
@@ -967,8 +967,8 @@ def test_load_types_never_overwrites_an_admins_edit(admin_client, runner, db):
 def test_a_loaded_definition_is_shared_until_the_stored_one_changes(app, seeded, db):
     """``get_record_type`` builds a RecordType once per stored version: the same object while nothing changed,
     a new one as soon as the document differs — saved here or written by any other process."""
-    from kefu.errors import NotFound
-    from kefu.record_types import get_record_type, save_definition
+    from kefu.core.errors import NotFound
+    from kefu.records.types import get_record_type, save_definition
 
     with app.test_request_context():
         first = get_record_type("consultation")

@@ -95,7 +95,7 @@ def test_wrong_password_is_401_json_and_no_token_is_issued(client, seeded, db):
 def test_revoked_token_is_refused(app, client, seeded, db):
     headers = token_headers(client, "agent")
     assert client.get("/api/v1/types", headers=headers).status_code == 200
-    from kefu.tokens import revoke_token
+    from kefu.org.tokens import revoke_token
 
     with app.app_context():
         revoke_token(db.api_tokens.find_one({})["_id"])
@@ -176,7 +176,7 @@ def test_types_lists_every_active_type_and_describes_one(client, agent, db):
 
 
 def test_disabled_type_is_not_listed_and_cannot_take_records(app, client, agent, db):
-    from kefu.record_types import set_type_active
+    from kefu.records.types import set_type_active
 
     with app.app_context():
         set_type_active("suggestion", False)
@@ -192,7 +192,7 @@ def test_disabled_type_is_not_listed_and_cannot_take_records(app, client, agent,
 def test_create_returns_the_record_and_stores_it(client, agent, db):
     before = datetime.now(timezone.utc).replace(microsecond=0)
     response = client.post("/api/v1/records/complaint", headers=agent, json=complaint(
-        claim_amount="¥19,800", demand="赔偿维修费用", channel="来电、网络", level="重要"))  # below 重大 (kefu.levels)
+        claim_amount="¥19,800", demand="赔偿维修费用", channel="来电、网络", level="重要"))  # below 重大 (kefu.rules.levels)
     assert response.status_code == 201, response.get_data(as_text=True)
     body = response.get_json()
 
@@ -602,7 +602,7 @@ def test_reference_lookup_of_units_and_customers(client, agent, db):
 
 
 def test_openapi_lists_every_active_type_with_its_field_schema(app, client, agent, db):
-    from kefu.record_types import set_type_active
+    from kefu.records.types import set_type_active
 
     with app.app_context():
         set_type_active("notice", False)
@@ -738,14 +738,14 @@ EVERY_TYPE = {
 
 
 def valid_id_number(first17="11010519491231002") -> str:
-    from kefu.validation import id_number_check_digit
+    from kefu.core.validation import id_number_check_digit
 
     return first17 + id_number_check_digit(first17)
 
 
 @pytest.fixture
 def every_type(app, seeded):
-    from kefu.record_types import save_definition
+    from kefu.records.types import save_definition
 
     with app.app_context():
         save_definition(EVERY_TYPE, by="test")
@@ -753,8 +753,9 @@ def every_type(app, seeded):
 
 
 def test_every_field_type_round_trips(app, client, agent, every_type, db):
-    from kefu.attachments import store_upload
     from werkzeug.datastructures import FileStorage
+
+    from kefu.records.attachments import store_upload
 
     with app.app_context():
         upload = store_upload(FileStorage(io.BytesIO(png_bytes()), filename="图.png"), max_bytes=1024 * 1024)

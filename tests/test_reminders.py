@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 PROBE = {
@@ -52,7 +51,7 @@ def new_record(client, headers, received_at: datetime, users, **values) -> dict:
 
 
 def sweep_at(app, now: datetime):
-    from kefu.reminders import sweep
+    from kefu.notify.reminders import sweep
 
     with app.app_context():
         return sweep(now.astimezone(timezone.utc))
@@ -215,7 +214,7 @@ def test_sweep_queries_use_the_sla_next_index(app, client, admin, probe, users, 
 @pytest.fixture
 def email_on(app, users, db):
     """SMTP configured (to a host never contacted here: deliveries are only queued) and addresses for users."""
-    from kefu.channels import save_settings
+    from kefu.notify.channels import save_settings
 
     with app.app_context():
         save_settings({"smtp_host": "127.0.0.1", "smtp_port": 2, "smtp_from": "kefu@example.com"},
@@ -233,7 +232,7 @@ def test_quiet_hours_hold_email_until_the_next_working_morning(app, client, admi
     assert {d["not_before"].astimezone(SHANGHAI) for d in deliveries} == {local("2026-11-23T09:00")}
     assert db.notifications.count_documents({"record_id": ObjectId(record["id"])}) == 2
     with app.app_context():
-        from kefu.notifications import due_deliveries
+        from kefu.notify.notifications import due_deliveries
 
         assert due_deliveries(local("2026-11-21T10:00").astimezone(timezone.utc)) == []
         assert len(due_deliveries(local("2026-11-23T09:00").astimezone(timezone.utc))) == 2
@@ -248,8 +247,8 @@ def test_major_items_go_out_at_once_even_at_night(app, client, admin, probe, use
 
 
 def test_next_send_time_follows_the_company_calendar(app, calendar):
-    from kefu.channels import NotificationSettings, next_send_time
-    from kefu.workcalendar import get_calendar
+    from kefu.calendar.workcalendar import get_calendar
+    from kefu.notify.channels import NotificationSettings, next_send_time
 
     settings = NotificationSettings()
     with app.app_context():

@@ -1,6 +1,6 @@
 """The monthly complaint analysis checked against a fixture month with known answers, its page and XLSX, and the
 dashboard on the admin home. The fixture records are registered through the services at their own times
-(``kefu.clock.at``)."""
+(``kefu.core.clock.at``)."""
 from __future__ import annotations
 
 import io
@@ -30,10 +30,10 @@ def month_of_complaints(app, seeded, db):
     """September: 2 complaints; October 2026: 4 complaints, 3 forwarded (one within 3 hours), 2 closed for good
     (after 10 and 30 hours), 2 callbacks answered in October (满意; 不满意, which reopens the third closed one),
     one customer complaining twice."""
-    from kefu import clock
-    from kefu.records import Actor, create_record, get_record, update_record
-    from kefu.users import User
-    from kefu.workcalendar import seed_calendar
+    from kefu.calendar.workcalendar import seed_calendar
+    from kefu.core import clock
+    from kefu.org.users import User
+    from kefu.records.store import Actor, create_record, get_record, update_record
 
     with app.test_request_context():
         seed_calendar()
@@ -78,8 +78,8 @@ def month_of_complaints(app, seeded, db):
 
 
 def test_the_analysis_of_a_fixture_month(app, month_of_complaints, db):
-    from kefu.record_types import get_record_type
-    from kefu.reports import complaint_analysis
+    from kefu.insight.reports import complaint_analysis
+    from kefu.records.types import get_record_type
 
     with app.test_request_context():
         analysis = complaint_analysis(get_record_type("complaint"), "2026-10")
@@ -100,7 +100,7 @@ def test_the_analysis_of_a_fixture_month(app, month_of_complaints, db):
 
 
 def test_report_queries_read_the_type_created_index(app, month_of_complaints, db):
-    from kefu.reports import month_bounds
+    from kefu.insight.reports import month_bounds
 
     start, end = month_bounds("2026-10", SHANGHAI)
     plan = db.command("explain", {"aggregate": "records", "pipeline": [
@@ -130,7 +130,7 @@ def test_report_page_charts_and_xlsx(app, client, month_of_complaints, db):
 
 
 def test_the_fifth_archives_the_report(app, client, month_of_complaints, db):
-    from kefu.duties import monthly_report
+    from kefu.schedule.duties import monthly_report
 
     with app.test_request_context():
         monthly_report(local("2026-11-05T08:00").astimezone(timezone.utc))
@@ -146,7 +146,7 @@ def test_the_fifth_archives_the_report(app, client, month_of_complaints, db):
 
 
 def test_dashboard_numbers_match_the_records_and_link_to_the_lists(app, client, seeded, db):
-    from kefu.workcalendar import seed_calendar
+    from kefu.calendar.workcalendar import seed_calendar
 
     with app.app_context():
         seed_calendar()

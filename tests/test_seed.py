@@ -1,7 +1,7 @@
 """The demo data: realistic, complete, and idempotent."""
 from __future__ import annotations
 
-from kefu.validation import normalize_id_number, normalize_phone
+from kefu.core.validation import normalize_id_number, normalize_phone
 from seed.demo import CUSTOMER_COUNT, DEMO_USERS, DEPARTMENTS, PROJECTS
 
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 
 def test_demo_records_fill_six_weeks_once(app, runner, seeded, db):
-    from kefu.workcalendar import seed_calendar
+    from kefu.calendar.workcalendar import seed_calendar
 
     with app.app_context():
         seed_calendar()

@@ -158,13 +158,13 @@ def test_overdue_and_due_soon_filters(client, admin, probe):
 
 
 def test_pausing_status_stops_the_clock_and_adds_the_time_back(client, admin, probe, db, monkeypatch):
-    import kefu.records
-    import kefu.sla
+    import kefu.records.store
+    import kefu.rules.sla
 
     t0 = datetime(2026, 11, 16, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 Shanghai
     clock = {"now": t0}
-    monkeypatch.setattr(kefu.records, "utcnow", lambda: clock["now"])
-    monkeypatch.setattr(kefu.sla, "utcnow", lambda: clock["now"])
+    monkeypatch.setattr(kefu.records.store, "utcnow", lambda: clock["now"])
+    monkeypatch.setattr(kefu.rules.sla, "utcnow", lambda: clock["now"])
     record = new_probe(client, admin, "2026-11-16T09:00", level="重要")  # resolve: 1 hour
     assert stored(db, record["id"])["sla"]["resolve"]["due_at"] == t0 + timedelta(hours=1)
 
@@ -244,7 +244,7 @@ def test_invalid_sla_and_workflow_sections_are_refused_in_chinese(client, admin,
 # --- calendar edits and the shipped complaint -----------------------------------------------------------
 
 def test_editing_the_calendar_moves_open_deadlines(app, client, admin, probe, db):
-    from kefu.workcalendar import set_range
+    from kefu.calendar.workcalendar import set_range
 
     record = new_probe(client, admin, "2026-12-28T09:00")
     assert stored(db, record["id"])["sla"]["resolve"]["due_at"] == local("2027-01-07T23:59:59")

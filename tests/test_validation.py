@@ -6,13 +6,8 @@ from datetime import date
 
 import pytest
 
-from kefu.validation import (
-    InvalidValue,
-    id_number_check_digit,
-    mask_id_number,
-    mask_phone,
-    normalize_email,
-    normalize_id_number,
+from kefu.core.validation import (
+    InvalidValue, id_number_check_digit, mask_id_number, mask_phone, normalize_email, normalize_id_number,
     normalize_phone,
 )
 from seed.people import HANGZHOU_ROADS, SURNAMES, make_people, make_person

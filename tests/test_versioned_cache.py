@@ -1,4 +1,4 @@
-"""Per-process copies of the pick lists (kefu.versioned_cache): the process that writes sees the edit at once,
+"""Per-process copies of the pick lists (kefu.core.versioned_cache): the process that writes sees the edit at once,
 another process after its next version check, and no database is answered from another's copy."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def options_of(page: str, select_id: str) -> list[str]:
 
 
 def test_another_process_sees_a_change_after_its_next_version_check(app, db):
-    from kefu.versioned_cache import NamedCache
+    from kefu.core.versioned_cache import NamedCache
 
     loads = []
 
@@ -43,8 +43,8 @@ def test_another_process_sees_a_change_after_its_next_version_check(app, db):
 
 def test_each_database_has_its_own_copy(app, app_config, db):
     from app import create_app
-    from kefu.db import get_database
-    from kefu.versioned_cache import NamedCache
+    from kefu.core.db import get_database
+    from kefu.core.versioned_cache import NamedCache
 
     names = NamedCache("probe", lambda: [d["name"] for d in get_database().departments.find()])
     with app.app_context():
@@ -85,7 +85,7 @@ def test_a_department_added_or_renamed_in_the_admin_shows_on_the_overdue_page_at
 
 
 def test_a_disabled_user_leaves_the_pick_lists_at_once(app, client, seeded, db, sign_in):
-    from kefu.users import User, set_active
+    from kefu.org.users import User, set_active
 
     sign_in("supervisor", DEMO_PASSWORD)
     label = "{display_name}（{username}）".format(**db.users.find_one({"username": "approver"}))

@@ -242,7 +242,7 @@ def test_a_large_export_runs_in_the_background_and_lands_in_the_inbox(app, clien
 def test_background_exports_are_removed_after_seven_days(app, client, agent, cases, db):
     from rq import SimpleWorker
 
-    from kefu.duties import remove_old_exports
+    from kefu.schedule.duties import remove_old_exports
 
     app.config["KEFU_EXPORT_ASYNC_ROWS"] = 2
     job = client.get("/api/v1/records/complaint/export.csv", headers=agent).get_json()["export"]

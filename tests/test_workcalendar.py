@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kefu import workcalendar
-from kefu.errors import Conflict, NotFound, ValidationFailed
-from kefu.workcalendar import CalendarCache, WorkCalendar, get_calendar, seed_calendar
+from kefu.calendar import workcalendar
+from kefu.calendar.workcalendar import CalendarCache, WorkCalendar, get_calendar, seed_calendar
+from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from tests.conftest import csrf_token
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

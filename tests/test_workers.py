@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 
-from kefu.embedded import EmbeddedRedis, free_port
-from tests.test_channels import Robot, configure, smtp_server  # noqa: F401  (fixture)
+from kefu.runtime.embedded import EmbeddedRedis, free_port
 from tests.conftest import token_headers
+from tests.test_channels import Robot, configure, smtp_server  # noqa: F401  (fixture)
 from tests.test_reminders import new_record, probe, users  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,8 +86,8 @@ def other_duties_already_run(app) -> None:
     sweep's, whatever the hour the suite runs at."""
     from zoneinfo import ZoneInfo
 
-    from kefu.duties import DUTIES, DutyRun, RunState, claim
-    from kefu.workcalendar import get_calendar
+    from kefu.calendar.workcalendar import get_calendar
+    from kefu.schedule.duties import DUTIES, DutyRun, RunState, claim
 
     now = datetime.now(timezone.utc)
     with app.app_context():
@@ -124,7 +124,7 @@ def test_two_schedulers_and_three_workers_send_each_reminder_once(app, client, a
                  what=lambda: f"{expected} emails and {len(records)} webhook posts sent, "
                  f"deliveries now {sorted((d['channel'], d['status']) for d in db.deliveries.find())}\n{group.logs()}")
         with app.app_context():
-            from kefu.queues import overview
+            from kefu.schedule.queues import overview
 
             running = overview(app.extensions["kefu_redis"])
         assert len(running["schedulers"]) == 2 and len(running["workers"]) == 3
@@ -160,7 +160,7 @@ def test_a_worker_killed_mid_sweep_leaves_nothing_lost_and_nothing_doubled(app, 
                                                                            processes):
     from jobs import enqueue
     from jobs.schedule import run_duty
-    from kefu.duties import DUTY_BY_NAME, claim
+    from kefu.schedule.duties import DUTY_BY_NAME, claim
 
     first = overdue_records(client, admin, users, 1)[0]
     db.notifications.delete_many({})  # the prompt sweep is not what this test is about
@@ -206,9 +206,9 @@ def test_while_redis_is_down_records_are_saved_and_the_sweep_catches_up(app_conf
     own_redis = EmbeddedRedis(tmp_path / "redis", free_port(), persistent=True).start()
     app = create_app({**app_config, "REDIS_URL": own_redis.url})
     client = app.test_client()
-    from kefu.db import get_database
+    from kefu.calendar.workcalendar import seed_calendar
+    from kefu.core.db import get_database
     from seed.demo import seed_demo
-    from kefu.workcalendar import seed_calendar
 
     with app.app_context():
         seed_demo()

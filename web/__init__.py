@@ -6,7 +6,7 @@ from flask import Flask
 
 def init_web(app: Flask) -> None:
     """Wire i18n, sign-in, blueprints, error pages and CLI commands into ``app``."""
-    from kefu.cli import kefu_cli
+    from kefu.runtime.cli import kefu_cli
     from web import api, attachments, auth, errors, health, i18n
 
     app.json.ensure_ascii = False  # Chinese stays readable in API responses

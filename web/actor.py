@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 from flask import current_app, g
 from flask_login import current_user
 
-from kefu.attachments import AttachmentStore
-from kefu.records import Actor
-from kefu.roles import VIEW_PII
+from kefu.org.roles import VIEW_PII
+from kefu.records.attachments import AttachmentStore
+from kefu.records.store import Actor
 
 
 def current_actor() -> Actor:

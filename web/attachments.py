@@ -6,8 +6,8 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort
 from flask_login import login_required
 
-from kefu.attachments import get_attachment, open_attachment
-from kefu.errors import NotFound
+from kefu.core.errors import NotFound
+from kefu.records.attachments import get_attachment, open_attachment
 
 blueprint = Blueprint("attachments", __name__)
 

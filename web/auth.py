@@ -2,7 +2,7 @@
 
 Sessions live in Flask's signed cookie (HttpOnly, SameSite=Lax): any web
 process can serve any request. Lock-out state is kept in MongoDB by
-``kefu.users.authenticate``.
+``kefu.org.users.authenticate``.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
-from kefu import tokens, users
-from kefu.config import SUPPORTED_LOCALES
-from kefu.errors import LoginFailed
-from kefu.i18n import _, _l
+from kefu.core.config import SUPPORTED_LOCALES
+from kefu.core.errors import LoginFailed
+from kefu.core.i18n import _, _l
+from kefu.org import tokens, users
 
 blueprint = Blueprint("auth", __name__)
 login_manager = LoginManager()

@@ -6,7 +6,7 @@ import logging
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from kefu.i18n import _
+from kefu.core.i18n import _
 
 log = logging.getLogger(__name__)
 

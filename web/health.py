@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from kefu.db import get_database
+from kefu.core.db import get_database
 
 blueprint = Blueprint("health", __name__)
 

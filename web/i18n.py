@@ -7,8 +7,8 @@ from flask import Flask, current_app, has_request_context, session
 from flask_babel import Babel, get_locale
 from flask_login import current_user
 
-from kefu.config import SUPPORTED_LOCALES
-from kefu.roles import role_label
+from kefu.core.config import SUPPORTED_LOCALES
+from kefu.org.roles import role_label
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 

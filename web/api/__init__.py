@@ -7,8 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
-from kefu.errors import Conflict, DomainError, LoginFailed, NotFound, PermissionDenied, ValidationFailed
-from kefu.i18n import _
+from kefu.core.errors import Conflict, DomainError, LoginFailed, NotFound, PermissionDenied, ValidationFailed
+from kefu.core.i18n import _
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -55,8 +55,8 @@ def json_body() -> dict:
     return body
 
 
-from web.api import records as _records  # noqa: E402,F401  (routes register on the blueprint)
 from web.api import approvals as _approvals  # noqa: E402,F401
 from web.api import levels as _levels  # noqa: E402,F401
 from web.api import notifications as _notifications  # noqa: E402,F401
+from web.api import records as _records  # noqa: E402,F401  (routes register on the blueprint)
 from web.api import views as _views  # noqa: E402,F401

@@ -4,8 +4,11 @@ from __future__ import annotations
 from flask import jsonify
 from flask_login import current_user
 
-from kefu import approvals, exports, records, record_types
-from kefu.callbacks import links_of
+from kefu.insight import exports
+from kefu.records import store as records
+from kefu.records import types as record_types
+from kefu.rules import approvals
+from kefu.rules.callbacks import links_of
 from web.actor import current_actor
 from web.api import blueprint, json_body
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from kefu import exports, levels, records, record_types
+from kefu.insight import exports
+from kefu.records import store as records
+from kefu.records import types as record_types
+from kefu.rules import levels
 from web.actor import current_actor
 from web.api import blueprint, json_body
 

@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 from flask import current_app, jsonify, request
 from flask_login import current_user
 
-from kefu import notifications
-from kefu.i18n import _
-from kefu.workcalendar import today_in
+from kefu.calendar.workcalendar import today_in
+from kefu.core.i18n import _
+from kefu.notify import notifications
 from web.api import BadRequest, blueprint
 
 

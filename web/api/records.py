@@ -6,13 +6,16 @@ import json
 from flask import Response, jsonify, request, stream_with_context
 from flask_login import current_user
 
-from kefu import export_jobs, exports, records, record_types, tokens, views
-from kefu.errors import PermissionDenied
-from kefu.fields import get_field_type
-from kefu.i18n import _
-from kefu.openapi import openapi_document
-from kefu.references import REFERENCE_KINDS, search_references
-from kefu.roles import Role
+from kefu.core.errors import PermissionDenied
+from kefu.core.i18n import _
+from kefu.insight import export_jobs, exports, views
+from kefu.org import tokens
+from kefu.org.roles import Role
+from kefu.records import store as records
+from kefu.records import types as record_types
+from kefu.records.fields import get_field_type
+from kefu.records.openapi import openapi_document
+from kefu.records.references import REFERENCE_KINDS, search_references
 from web.actor import current_actor
 from web.api import BadRequest, blueprint, json_body
 

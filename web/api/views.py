@@ -1,10 +1,11 @@
-"""API routes: saved views of a record type's list (``kefu.views``)."""
+"""API routes: saved views of a record type's list (``kefu.insight.views``)."""
 from __future__ import annotations
 
 from flask import jsonify
 from flask_login import current_user
 
-from kefu import record_types, views
+from kefu.insight import views
+from kefu.records import types as record_types
 from web.actor import current_actor
 from web.api import blueprint, json_body
 

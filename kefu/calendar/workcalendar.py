@@ -1,0 +1,542 @@
+"""The Chinese working-day calendar (工作日历) that working-day deadlines are counted on.
+
+Saturdays and Sundays are off unless entered as a make-up workday (调休上班);
+dated entries make a day a holiday (法定节假日, or a company day off) or a
+make-up workday, each with a name (国庆节, 春节 …). The entries live in MongoDB
+(``calendar_days``), seeded from the ``chinesecalendar`` package for every year
+it knows (2004–2026) and edited by admins afterwards (add 2027 once the State
+Council publishes it).
+
+A year counts as *entered* once it has a statutory holiday entry (a holiday
+whose name mentions 元旦, 春节, 清明, 劳动, 端午, 中秋, 国庆 or 抗战); a company
+day off alone does not. An unentered year falls back to weekends plus the
+fixed-date holidays (1 Jan 元旦, 1 May 劳动节, 1–3 Oct 国庆节), with its entries
+applied on top, and the admin home warns about it for this year and the next.
+
+The functions below are the only write path. Every edit bumps the calendar
+version (``calendar_state``), drops this process's cached calendar and calls
+the listeners registered with ``on_change`` with the first and last day
+touched, so the SLA engine can recompute the deadlines of open records. Other
+processes compare the stored version at most every 2 seconds (``get_calendar``).
+Computations run on an in-memory snapshot (``WorkCalendar``): no query per call.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from datetime import date, datetime
+from datetime import time as clock_time
+from datetime import timedelta, timezone
+from enum import Enum
+from zoneinfo import ZoneInfo
+
+from mongoengine import DateField, DateTimeField, Document, IntField, ListField, NotUniqueError, StringField
+from pymongo.errors import BulkWriteError
+
+from kefu.core.clock import utcnow
+from kefu.core.errors import Conflict, NotFound, ValidationFailed
+from kefu.core.i18n import _l
+from kefu.core.versioned_cache import VersionedCache
+
+log = logging.getLogger(__name__)
+
+STATE_ID = "calendar"
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+MAX_RANGE_DAYS = 366
+MAX_NAME_LENGTH = 40
+END_OF_DAY = clock_time(23, 59, 59)
+WEEKEND_NAME = "周末"
+SEED_SOURCE = "chinesecalendar"
+ADMIN_SOURCE = "admin"
+
+# A holiday entry whose name contains one of these makes its year "entered".
+STATUTORY_KEYWORDS = ("元旦", "春节", "清明", "劳动", "端午", "中秋", "国庆", "抗战")
+
+# Fixed-date holidays assumed for a year nobody has entered yet: (month, day) → name.
+FALLBACK_HOLIDAYS = {(1, 1): "元旦", (5, 1): "劳动节", (10, 1): "国庆节", (10, 2): "国庆节", (10, 3): "国庆节"}
+
+# chinesecalendar's holiday names (the English values it stores per day) → the names people use.
+PACKAGE_NAMES = {
+    "New Year's Day": "元旦", "Spring Festival": "春节", "Tomb-sweeping Day": "清明节", "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节", "National Day": "国庆节", "Mid-autumn Festival": "中秋节",
+    "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
+}
+
+WEEKDAY_NAMES = (_l("星期一"), _l("星期二"), _l("星期三"), _l("星期四"), _l("星期五"), _l("星期六"), _l("星期日"))
+
+
+class DayKind(str, Enum):
+    """What a dated entry makes of its day."""
+
+    HOLIDAY = "holiday"   # 放假: a statutory holiday or a company day off
+    WORKDAY = "workday"   # 调休上班: a Saturday or Sunday that is worked
+
+
+KIND_LABELS = {DayKind.HOLIDAY: _l("节假日（放假）"), DayKind.WORKDAY: _l("调休上班")}
+
+
+def kind_label(kind: str) -> str:
+    """The person-readable name of ``kind`` in the current language."""
+    try:
+        return str(KIND_LABELS[DayKind(kind)])
+    except ValueError:
+        return kind
+
+
+def weekday_name(day: date) -> str:
+    return str(WEEKDAY_NAMES[day.weekday()])
+
+
+class CalendarDay(Document):
+    """One dated entry: the day is off (holiday) or worked (make-up workday)."""
+
+    day = DateField(required=True, unique=True, verbose_name=_l("日期"))
+    year = IntField(required=True, verbose_name=_l("年份"))
+    kind = StringField(required=True, choices=[k.value for k in DayKind], verbose_name=_l("类型"))
+    name = StringField(required=True, max_length=MAX_NAME_LENGTH, verbose_name=_l("名称"))
+    source = StringField(default=ADMIN_SOURCE, verbose_name=_l("来源"))
+    updated_at = DateTimeField(default=utcnow, verbose_name=_l("更新时间"))
+    updated_by = StringField(verbose_name=_l("更新人"))
+
+    meta = {"collection": "calendar_days", "ordering": ["day"], "indexes": [("year", "day"), "kind"]}
+
+    def clean(self) -> None:
+        if isinstance(self.day, date):
+            self.year = self.day.year
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.name}"
+
+
+class CalendarState(Document):
+    """The single document holding the calendar version and the years seeded from the package."""
+
+    id = StringField(primary_key=True, default=STATE_ID)
+    version = IntField(default=0)
+    seeded_years = ListField(IntField())
+    updated_at = DateTimeField(default=utcnow)
+    updated_by = StringField()
+
+    meta = {"collection": "calendar_state"}
+
+
+# -- the in-memory calendar -------------------------------------------------------------------------
+
+def is_statutory(name: str) -> bool:
+    return any(keyword in (name or "") for keyword in STATUTORY_KEYWORDS)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Aware ``moment``; a naive one is taken as UTC (how times are stored)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+class WorkCalendar:
+    """A snapshot of the calendar: weekends, dated entries and the fallback for unentered years.
+
+    Pure computation, no database access; build one with ``WorkCalendar.load()``
+    or, in application code, take the shared one from ``get_calendar()``.
+    """
+
+    def __init__(self, entries: dict[date, tuple[str, str]] | None = None, version: int = 0):
+        self.entries: dict[date, tuple[str, str]] = dict(entries or {})
+        self.version = version
+        self._entered = frozenset(day.year for day, (kind, name) in self.entries.items()
+                                  if kind == DayKind.HOLIDAY.value and is_statutory(name))
+
+    @classmethod
+    def load(cls) -> "WorkCalendar":
+        """The calendar as stored now (one query for the version, one for the entries)."""
+        version = stored_version()  # read first: an edit racing the load shows up as a newer version later
+        entries = {}
+        for row in CalendarDay.objects.only("day", "kind", "name").as_pymongo():
+            day = row["day"]
+            entries[day.date() if isinstance(day, datetime) else day] = (row["kind"], row["name"])
+        return cls(entries, version)
+
+    # -- single days --
+    def entered_years(self) -> set[int]:
+        """Years with at least one statutory holiday entered."""
+        return set(self._entered)
+
+    def missing_years(self, today: date) -> list[int]:
+        """Of this year and the next (relative to ``today``), those not entered yet."""
+        return [year for year in (today.year, today.year + 1) if year not in self._entered]
+
+    def day_entry(self, day: date) -> tuple[str, str] | None:
+        """``(kind, name)`` of ``day``'s entry — or the fallback holiday of an unentered year — else None."""
+        entry = self.entries.get(day)
+        if entry is not None:
+            return entry
+        if day.year not in self._entered:
+            name = FALLBACK_HOLIDAYS.get((day.month, day.day))
+            if name:
+                return (DayKind.HOLIDAY.value, name)
+        return None
+
+    def is_workday(self, day: date) -> bool:
+        """Whether ``day`` is worked: an entry decides, else Monday–Friday."""
+        entry = self.day_entry(day)
+        if entry is not None:
+            return entry[0] == DayKind.WORKDAY.value
+        return day.weekday() < 5
+
+    # -- counting --
+    def nth_workday_after(self, day: date, n: int) -> date:
+        """The n-th working day after ``day`` (``n == 0``: ``day`` itself when worked, else the next one)."""
+        if n < 0:
+            raise ValueError("n must be 0 or more")
+        if n == 0:
+            while not self.is_workday(day):
+                day += timedelta(days=1)
+            return day
+        counted = 0
+        while counted < n:
+            day += timedelta(days=1)
+            if self.is_workday(day):
+                counted += 1
+        return day
+
+    def add_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> datetime:
+        """The deadline ``n`` working days after ``start``: 23:59:59 local of the n-th working day after
+        ``start``'s local date, as an aware UTC datetime. ``n == 0``: the end of ``start``'s day when it is a
+        working day, else the end of the next working day. A naive ``start`` is taken as UTC."""
+        local_day = _as_utc(start).astimezone(tz).date()
+        due_day = self.nth_workday_after(local_day, n)
+        return datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days in ``(start, end]``; negative (the count in ``(end, start]``) when ``end`` is earlier."""
+        if end < start:
+            return -self.working_days_between(end, start)
+        count, day = 0, start
+        while day < end:
+            day += timedelta(days=1)
+            count += self.is_workday(day)
+        return count
+
+    def explain_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> dict:
+        """``add_working_days`` with the reasons: the days skipped and the make-up days counted.
+
+        ``skipped``: runs of consecutive days off in the window, each ``{"first", "last", "name"}`` — a run
+        holding holidays is named after its most frequent holiday (weekends next to 国庆节 join its run),
+        a run of plain weekend days is named 周末. ``makeup``: the 调休上班 days counted, ``{"day", "name"}``.
+        ``fallback_years``: years of the window not entered yet (their fixed-date fallback was used).
+        The window is the days after ``start``'s local date up to the due day (for ``n == 0`` it includes
+        ``start``'s own day).
+        """
+        local_day = _as_utc(start).astimezone(tz).date()
+        due_day = self.nth_workday_after(local_day, n)
+        day = local_day if n == 0 else local_day + timedelta(days=1)
+        skipped, makeup, years = [], [], set()
+        run: list[date] = []
+        names: Counter = Counter()
+
+        def close_run():
+            if run:
+                name = names.most_common(1)[0][0] if names else WEEKEND_NAME
+                skipped.append({"first": run[0], "last": run[-1], "name": name})
+                run.clear()
+                names.clear()
+
+        while day <= due_day:
+            years.add(day.year)
+            entry = self.day_entry(day)
+            if self.is_workday(day):
+                close_run()
+                if entry is not None and day.weekday() >= 5:
+                    makeup.append({"day": day, "name": entry[1]})
+            else:
+                run.append(day)
+                if entry is not None:
+                    names[entry[1]] += 1
+            day += timedelta(days=1)
+        close_run()
+        due_at = datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
+        return {"due_at": due_at, "skipped": skipped, "makeup": makeup,
+                "fallback_years": sorted(year for year in years if year not in self._entered)}
+
+
+# -- the per-process cache --------------------------------------------------------------------------
+
+def stored_version() -> int:
+    """The calendar version in the database (0 before the first edit)."""
+    row = CalendarState.objects(pk=STATE_ID).only("version").as_pymongo().first()
+    return row.get("version", 0) if row else 0
+
+
+class CalendarCache(VersionedCache[WorkCalendar]):
+    """One process's calendar, reloaded when the stored version moved (checked at most every ``max_age`` s)."""
+
+    def __init__(self, max_age: float = 2.0, clock=time.monotonic):
+        super().__init__(WorkCalendar.load, stored_version, max_age=max_age, clock=clock)
+
+
+_cache = CalendarCache()
+
+
+def get_calendar() -> WorkCalendar:
+    """The calendar of this process; an edit made anywhere is seen within about 2 seconds, here at once.
+
+    An empty calendar is not seeded here: ``seed_calendar`` runs at start-up (launcher, ``load-calendar``).
+    """
+    return _cache.get()
+
+
+def today_in(tz: ZoneInfo) -> date:
+    """Today's date in ``tz``."""
+    return utcnow().astimezone(tz).date()
+
+
+# -- change listeners -------------------------------------------------------------------------------
+
+_listeners: list = []
+
+
+def on_change(callback) -> None:
+    """Call ``callback(first_day, last_day)`` after every calendar edit (registering twice is a no-op).
+
+    Runs in the editing process after the new calendar is visible through ``get_calendar()``. A listener
+    that raises is logged with its traceback; the edit stays saved and the other listeners still run.
+    """
+    if callback not in _listeners:
+        _listeners.append(callback)
+
+
+def remove_listener(callback) -> None:
+    if callback in _listeners:
+        _listeners.remove(callback)
+
+
+def _changed(first: date, last: date, by: str | None) -> int:
+    """Bump the version, drop this process's cache, tell the listeners; return the new version."""
+    state = CalendarState.objects(pk=STATE_ID).modify(
+        upsert=True, new=True, inc__version=1, set__updated_at=utcnow(), set__updated_by=by)
+    _cache.clear()
+    for callback in list(_listeners):
+        try:
+            callback(first, last)
+        except Exception:
+            log.exception("calendar listener %r failed for %s…%s", callback, first, last)
+    return state.version
+
+
+# -- validation and writes --------------------------------------------------------------------------
+
+def _problems(day, kind, name) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    if not isinstance(day, date) or isinstance(day, datetime):
+        problems["day"] = _l("请填写日期，格式为 YYYY-MM-DD，如 2027-10-01")
+    elif not FIRST_YEAR <= day.year <= LAST_YEAR:
+        problems["day"] = _l("日期须在 %(first)s 年至 %(last)s 年之间", first=FIRST_YEAR, last=LAST_YEAR)
+    if kind not in {k.value for k in DayKind}:
+        problems["kind"] = _l("类型须为：%(kinds)s", kinds="、".join(kind_label(k.value) for k in DayKind))
+    elif kind == DayKind.WORKDAY.value and "day" not in problems and day.weekday() < 5:
+        problems["kind"] = _l("%(day)s 是%(weekday)s，本来就上班：调休上班只能设在星期六或星期日",
+                              day=day.isoformat(), weekday=weekday_name(day))
+    if not isinstance(name, str) or not name.strip():
+        problems["name"] = _l("请填写名称，如 国庆节、春节、公司年会")
+    elif len(name.strip()) > MAX_NAME_LENGTH:
+        problems["name"] = _l("名称最多 %(n)s 个字", n=MAX_NAME_LENGTH)
+    return problems
+
+
+def _check(day, kind, name) -> None:
+    problems = _problems(day, kind, name)
+    if problems:
+        raise ValidationFailed(next(iter(problems.values())), problems)
+
+
+def _kind_value(kind) -> str:
+    return kind.value if isinstance(kind, DayKind) else kind
+
+
+def _write(entry: CalendarDay, day: date, kind: str, name: str, by: str | None) -> CalendarDay:
+    entry.day, entry.kind, entry.name = day, kind, name.strip()
+    entry.source, entry.updated_at, entry.updated_by = ADMIN_SOURCE, utcnow(), by
+    try:
+        entry.save()
+    except NotUniqueError:
+        raise Conflict(_l("%(day)s 已有条目", day=day.isoformat()),
+                       {"day": _l("%(day)s 已有条目，请编辑原条目", day=day.isoformat())}) from None
+    return entry
+
+
+def add_day(day: date, kind: str, name: str, *, by: str | None = None) -> CalendarDay:
+    """Enter a new day; ``Conflict`` when the day already has an entry (edit that one instead)."""
+    kind = _kind_value(kind)
+    _check(day, kind, name)
+    existing = CalendarDay.objects(day=day).first()
+    if existing is not None:
+        message = _l("%(day)s 已有条目“%(name)s”（%(kind)s），请编辑原条目", day=day.isoformat(),
+                     name=existing.name, kind=kind_label(existing.kind))
+        raise Conflict(message, {"day": message})
+    entry = _write(CalendarDay(), day, kind, name, by)
+    _changed(day, day, by)
+    return entry
+
+
+def set_day(day: date, kind: str, name: str, *, by: str | None = None) -> CalendarDay:
+    """Make ``day`` a holiday or a make-up workday named ``name``, replacing its entry if any.
+
+    Refused (``ValidationFailed``): a date outside 2000–2100, an unknown kind, a make-up workday on
+    Monday–Friday, an empty name. A holiday may fall on a weekend.
+    """
+    kind = _kind_value(kind)
+    _check(day, kind, name)
+    entry = _write(CalendarDay.objects(day=day).first() or CalendarDay(), day, kind, name, by)
+    _changed(day, day, by)
+    return entry
+
+
+def update_day(entry: CalendarDay, day: date, kind: str, name: str, *, by: str | None = None) -> CalendarDay:
+    """Change an entry, possibly moving it to another date (``Conflict`` when that date has one)."""
+    kind = _kind_value(kind)
+    _check(day, kind, name)
+    old_day = entry.day
+    if day != old_day:
+        other = CalendarDay.objects(day=day, id__ne=entry.id).first()
+        if other is not None:
+            message = _l("%(day)s 已有条目“%(name)s”，请编辑原条目", day=day.isoformat(), name=other.name)
+            raise Conflict(message, {"day": message})
+    _write(entry, day, kind, name, by)
+    _changed(min(day, old_day), max(day, old_day), by)
+    return entry
+
+
+def _range_days(first, last, kind, name) -> list[date]:
+    problems = {key: message for key, message in _problems(first, DayKind.HOLIDAY.value, name).items()}
+    last_problem = _problems(last, DayKind.HOLIDAY.value, "-").get("day")
+    if last_problem:
+        problems["last"] = last_problem
+    if kind not in {k.value for k in DayKind}:
+        problems["kind"] = _problems(first, kind, name)["kind"]
+    if problems:
+        raise ValidationFailed(next(iter(problems.values())), problems)
+    if last < first:
+        raise ValidationFailed(_l("结束日期不能早于开始日期"), {"last": _l("结束日期不能早于开始日期")})
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    if len(days) > MAX_RANGE_DAYS:
+        message = _l("一次最多录入 %(n)s 天", n=MAX_RANGE_DAYS)
+        raise ValidationFailed(message, {"last": message})
+    if kind == DayKind.WORKDAY.value and len(days) == 1:
+        _check(first, kind, name)
+    elif kind == DayKind.WORKDAY.value:
+        weekdays = [d for d in days if d.weekday() < 5]
+        if weekdays:
+            message = _l("调休上班只能设在星期六或星期日；范围内的 %(days)s 是工作日",
+                         days="、".join(d.isoformat() for d in weekdays[:5]) + ("…" if len(weekdays) > 5 else ""))
+            raise ValidationFailed(message, {"kind": message})
+    return days
+
+
+def _write_range(days: list[date], kind: str, name: str, by: str | None) -> list[CalendarDay]:
+    existing = {entry.day: entry for entry in CalendarDay.objects(day__gte=days[0], day__lte=days[-1])}
+    return [_write(existing.get(day) or CalendarDay(), day, kind, name, by) for day in days]
+
+
+def set_range(first: date, last: date, kind: str, name: str, *, by: str | None = None) -> list[CalendarDay]:
+    """Enter every day from ``first`` to ``last`` (inclusive) as ``kind`` named ``name``; replaces entries
+    already there. One version bump and one listener call for the whole range. A make-up-workday range
+    may hold only Saturdays and Sundays; at most 366 days at once."""
+    kind = _kind_value(kind)
+    days = _range_days(first, last, kind, name)
+    entries = _write_range(days, kind, name, by)
+    _changed(first, last, by)
+    return entries
+
+
+def load_entries(rows, *, by: str | None = None, numbers=None) -> int:
+    """Enter several ranges ``(first, last, kind, name)`` at once (a file of a new year's notice).
+
+    Everything is checked before anything is written; ``ValidationFailed`` names the row by its number in
+    ``numbers`` (e.g. file line numbers; default 1, 2, …). Returns the number of days written. One version
+    bump and one listener call.
+    """
+    rows = list(rows)
+    checked, problems = [], {}
+    for number, (first, last, kind, name) in zip(numbers or range(1, len(rows) + 1), rows):
+        kind = _kind_value(kind)
+        try:
+            checked.append((_range_days(first, last, kind, name), kind, name))
+        except ValidationFailed as exc:
+            problems[f"row {number}"] = _l("第 %(n)s 行：%(message)s", n=number, message=str(exc.message))
+    if problems:
+        raise ValidationFailed("；".join(str(p) for p in problems.values()), problems)
+    if not checked:
+        return 0
+    written = 0
+    for days, kind, name in checked:
+        written += len(_write_range(days, kind, name, by))
+    _changed(min(days[0] for days, _k, _n in checked), max(days[-1] for days, _k, _n in checked), by)
+    return written
+
+
+def remove_days(days, *, by: str | None = None) -> int:
+    """Delete the entries of ``days`` (each becomes a plain weekday or weekend); return how many.
+
+    A deleted seeded entry is never re-added by seeding (seeding marks whole years as done).
+    """
+    days = sorted(set(days))
+    if not days:
+        return 0
+    removed = CalendarDay.objects(day__in=days).delete()
+    if removed:
+        _changed(days[0], days[-1], by)
+    return removed
+
+
+def remove_day(day: date, *, by: str | None = None) -> None:
+    """Delete ``day``'s entry; ``NotFound`` when it has none."""
+    if not remove_days([day], by=by):
+        raise NotFound(_l("%(day)s 没有日历条目", day=day.isoformat()))
+
+
+# -- seeding from chinesecalendar -------------------------------------------------------------------
+
+def package_entries() -> list[tuple[date, str, str]]:
+    """``(day, kind, name)`` for every holiday and make-up workday the ``chinesecalendar`` package lists."""
+    from chinese_calendar import constants
+
+    def name_of(english: str) -> str:
+        holiday = next((h for h in constants.Holiday if h.value == english), None)
+        return PACKAGE_NAMES.get(english) or (holiday.chinese if holiday else english)
+
+    rows = [(day, DayKind.HOLIDAY.value, name_of(h)) for day, h in constants.holidays.items()]
+    rows += [(day, DayKind.WORKDAY.value, name_of(h)) for day, h in constants.workdays.items()]
+    return sorted(rows)
+
+
+def seed_calendar() -> int:
+    """Enter the package's years that were never seeded; return the entries created.
+
+    Idempotent and respectful of admins: a seeded year is marked in ``calendar_state`` and never seeded
+    again (so deleted entries stay deleted), and a day that already has an entry keeps it. Bulk insert.
+    """
+    state = CalendarState.objects(pk=STATE_ID).first()
+    done = set(state.seeded_years) if state else set()
+    rows = [row for row in package_entries() if row[0].year not in done]
+    if not rows:
+        return 0
+    years = sorted({day.year for day, _kind, _name in rows})
+    taken = {row["day"].date() for row in
+             CalendarDay.objects(year__in=years).only("day").as_pymongo()}
+    now = utcnow()
+    documents = [
+        {"day": datetime(day.year, day.month, day.day), "year": day.year, "kind": kind, "name": name,
+         "source": SEED_SOURCE, "updated_at": now, "updated_by": SEED_SOURCE}
+        for day, kind, name in rows if day not in taken
+    ]
+    created = 0
+    if documents:
+        collection = CalendarDay._get_collection()  # ensures the unique index on ``day`` exists
+        try:
+            created = len(collection.insert_many(documents, ordered=False).inserted_ids)
+        except BulkWriteError as exc:  # another process seeding at the same moment: its rows stand
+            created = exc.details.get("nInserted", 0)
+    CalendarState.objects(pk=STATE_ID).update_one(upsert=True, add_to_set__seeded_years=years)
+    if created:
+        seeded_days = [day for day, _kind, _name in rows if day not in taken]
+        _changed(seeded_days[0], seeded_days[-1], SEED_SOURCE)
+    return created

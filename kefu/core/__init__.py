@@ -1,0 +1,1 @@
+"""The platform every area stands on: settings, the MongoDB connection, the clock, named errors, translatable text, per-process versioned caches, encryption of personal data and the validators of Chinese contact data. Imports no other area."""

@@ -1,0 +1,93 @@
+"""The admin home's numbers for the signed-in user and their team (their department).
+
+Every count is one indexed query across record types: overdue and due today
+read the ``sla_due`` index (whose keys include assignee and department), new
+and closed per day read ``created`` and ``closed``, unread notifications the
+inbox's ``unread`` index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from kefu.core.db import get_database
+from kefu.notify.notifications import unread_count
+
+RECORDS = "records"
+TREND_DAYS = 30
+
+
+@dataclass
+class Dashboard:
+    overdue_mine: int
+    overdue_team: int
+    due_today_mine: int
+    due_today_team: int
+    new_today_team: int
+    unread: int
+    department_id: object = None
+    trend: dict = field(default_factory=dict)  # {"days": [...], "created": [...], "closed": [...]}
+    overdue_by_department: list = field(default_factory=list)  # [(department id, name, count)]
+
+
+def _start_of(day: date, tz) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(timezone.utc)
+
+
+def _per_day(path: str, since: datetime, team: dict, tz) -> dict[str, int]:
+    pipeline = [{"$match": {path: {"$gte": since, "$type": "date"}, **team}},
+                {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${path}", "timezone": str(tz)}},
+                            "n": {"$sum": 1}}}]
+    return {row["_id"]: row["n"] for row in get_database()[RECORDS].aggregate(pipeline)}
+
+
+def build(user, now: datetime, tz) -> Dashboard:
+    """The numbers of ``user``'s home page at ``now``; the team is the user's department (everyone without one)."""
+    from kefu.org.structure import Department
+
+    collection = get_database()[RECORDS]
+    department = user.department.pk if user.department else None
+    team = {"department": department} if department else {}
+    today = now.astimezone(tz).date()
+    end_of_today = _start_of(today + timedelta(days=1), tz)
+    overdue = {"sla_due": {"$lte": now, "$type": "date"}}
+    due_today = {"sla_due": {"$gt": now, "$lte": end_of_today, "$type": "date"}}
+    first_day = today - timedelta(days=TREND_DAYS - 1)
+    since = _start_of(first_day, tz)
+    created, closed = _per_day("created_at", since, team, tz), _per_day("closed_at", since, team, tz)
+    days = [(first_day + timedelta(days=n)).isoformat() for n in range(TREND_DAYS)]
+    by_department = list(collection.aggregate([{"$match": overdue}, {"$group": {"_id": "$department", "n": {"$sum": 1}}},
+                                               {"$sort": {"n": -1}}]))
+    names = {d.pk: d.name for d in Department.objects(pk__in=[r["_id"] for r in by_department if r["_id"]])}
+    return Dashboard(
+        overdue_mine=collection.count_documents({**overdue, "assignee": user.pk}),
+        overdue_team=collection.count_documents({**overdue, **team}),
+        due_today_mine=collection.count_documents({**due_today, "assignee": user.pk}),
+        due_today_team=collection.count_documents({**due_today, **team}),
+        new_today_team=collection.count_documents({"created_at": {"$gte": _start_of(today, tz)}, **team}),
+        unread=unread_count(user.pk), department_id=department,
+        trend={"days": [d[5:] for d in days], "created": [created.get(d, 0) for d in days],
+               "closed": [closed.get(d, 0) for d in days]},
+        overdue_by_department=[(r["_id"], names.get(r["_id"]), r["n"]) for r in by_department],
+    )
+
+
+def by_type(user, now: datetime, tz) -> dict[str, list[tuple[str, str, int]]]:
+    """Per figure, ``(type key, type name, count)`` largest first — the links to each type's list (its built-in
+    view of the same records): the user's overdue and due today, the team's new today."""
+    from kefu.records.types import RecordType
+
+    department = user.department.pk if user.department else None
+    end_of_today = _start_of(now.astimezone(tz).date() + timedelta(days=1), tz)
+    matches = {
+        "overdue_mine": {"sla_due": {"$lte": now, "$type": "date"}, "assignee": user.pk},
+        "due_today_mine": {"sla_due": {"$gt": now, "$lte": end_of_today, "$type": "date"}, "assignee": user.pk},
+        "new_today_team": {"created_at": {"$gte": _start_of(now.astimezone(tz).date(), tz)},
+                           **({"department": department} if department else {})},
+    }
+    counted = {name: {r["_id"]: r["n"] for r in get_database()[RECORDS].aggregate(
+        [{"$match": match}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}])} for name, match in matches.items()}
+    keys = {key for counts in counted.values() for key in counts}
+    names = {t.key: t.name for t in RecordType.objects(key__in=list(keys)).only("key", "name")}
+    return {name: sorted(((key, names.get(key, key), n) for key, n in counts.items()), key=lambda item: -item[2])
+            for name, counts in counted.items()}

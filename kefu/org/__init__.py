@@ -1,0 +1,1 @@
+"""The organisation and its people: departments, projects → buildings → units, users, roles, API tokens and the customer archive (客户档案)."""

@@ -1,0 +1,585 @@
+"""Uploaded files (photos, videos, PDFs, Office documents, call recordings) kept in GridFS.
+
+The web tier keeps no local files: every upload is streamed into the GridFS
+bucket ``attachments`` of the app's database. What a file *is* is decided from
+its bytes — never from its name or the Content-Type the browser sent:
+
+* the first 8 KB are sniffed with the ``filetype`` package;
+* ISO media files (MP4, MOV, 3GP, M4A, HEIC share one container) are told apart
+  by their ``ftyp`` brands, read here because ``filetype`` misses 3GP;
+* Office files are containers and are opened after upload: OOXML (docx, xlsx,
+  pptx) must be a zip whose ``[Content_Types].xml`` declares the main document
+  part, so a plain zip or a macro-enabled file renamed ``.docx`` is refused;
+  the older binary formats (doc, xls, ppt, and WPS files in those formats) must
+  be an OLE compound file holding a ``WordDocument``, ``Workbook``/``Book`` or
+  ``PowerPoint Document`` stream, so an installer (.msi) renamed ``.xls`` is
+  refused.
+
+A stored file starts without a record (``record_id`` is ``None``); the record
+engine calls :func:`attach_to_record` once the record is saved.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+import unicodedata
+import xml.etree.ElementTree as ElementTree
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+import filetype
+import gridfs
+from bson import ObjectId
+from bson.errors import InvalidId
+from gridfs.errors import NoFile
+
+from kefu.core.clock import utcnow
+from kefu.core.db import get_database
+from kefu.core.errors import Conflict, NotFound, ValidationFailed
+from kefu.core.i18n import _, _l
+
+BUCKET_NAME = "attachments"
+SNIFF_BYTES = 8 * 1024
+COPY_CHUNK_BYTES = 1024 * 1024
+MAX_FILENAME_LENGTH = 120
+DEFAULT_FILENAME = "附件"
+
+
+class AttachmentKind(str, Enum):
+    """What an accepted file is, as kept in its metadata."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    PDF = "pdf"
+    OFFICE = "office"
+    AUDIO = "audio"
+
+    @property
+    def label(self) -> str:
+        """The kind's name for a person."""
+        return str(KIND_LABELS[self])
+
+
+KIND_LABELS = {
+    AttachmentKind.IMAGE: _l("图片"),
+    AttachmentKind.VIDEO: _l("视频"),
+    AttachmentKind.PDF: _l("PDF"),
+    AttachmentKind.OFFICE: _l("Office 文档"),
+    AttachmentKind.AUDIO: _l("录音"),
+}
+
+
+class UploadRefused(ValidationFailed):
+    """An upload was refused (empty, too large, or a type that is not allowed)."""
+
+    code = "upload_refused"
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """One stored file, as the rest of the product sees it."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    kind: AttachmentKind
+    uploaded_by: str | None = None
+    uploaded_at: datetime | None = None
+    record_type: str | None = None
+    record_id: str | None = None
+
+
+# --- type sniffing --------------------------------------------------------------
+
+# MIME types reported by ``filetype`` that are accepted as they are.
+_ACCEPTED_MIMES = {
+    "image/jpeg": (AttachmentKind.IMAGE, "image/jpeg"),
+    "image/png": (AttachmentKind.IMAGE, "image/png"),
+    "image/apng": (AttachmentKind.IMAGE, "image/png"),
+    "image/gif": (AttachmentKind.IMAGE, "image/gif"),
+    "image/webp": (AttachmentKind.IMAGE, "image/webp"),
+    "image/bmp": (AttachmentKind.IMAGE, "image/bmp"),
+    "video/webm": (AttachmentKind.VIDEO, "video/webm"),
+    "video/x-msvideo": (AttachmentKind.VIDEO, "video/x-msvideo"),
+    "application/pdf": (AttachmentKind.PDF, "application/pdf"),
+    "audio/mpeg": (AttachmentKind.AUDIO, "audio/mpeg"),
+    "audio/amr": (AttachmentKind.AUDIO, "audio/amr"),
+    "audio/x-wav": (AttachmentKind.AUDIO, "audio/wav"),
+}
+# ``filetype`` results that are zip containers: decided by their [Content_Types].xml.
+_ZIP_MIMES = {
+    "application/zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+}
+# ``filetype`` checks only the first bytes of these; a text file beginning with
+# "BM" or "GIF" must not pass as an image.
+_STRICT_SIGNATURES = {
+    "image/png": lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+    "image/apng": lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+    "image/gif": lambda head: head[:6] in (b"GIF87a", b"GIF89a"),
+    "image/bmp": lambda head: (
+        len(head) >= 18 and head[6:10] == b"\0\0\0\0"
+        and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)
+    ),
+}
+
+_CFB_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
+_MP4_BRANDS = {
+    b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
+    b"M4V ", b"M4VH", b"M4VP", b"mmp4", b"MSNV", b"NDAS", b"dash", b"XAVC",
+}
+
+# OOXML main-part content types (macro-enabled variants are deliberately absent).
+_OOXML_MAIN_PARTS = {
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml":
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml":
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml":
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+}
+_CONTENT_TYPES_NS = "{http://schemas.openxmlformats.org/package/2006/content-types}"
+_MAX_CONTENT_TYPES_BYTES = 1024 * 1024
+
+# Streams that mark the binary Office formats inside an OLE compound file.
+_CFB_MAIN_STREAMS = (
+    ("WordDocument", "application/msword"),
+    ("Workbook", "application/vnd.ms-excel"),
+    ("Book", "application/vnd.ms-excel"),
+    ("PowerPoint Document", "application/vnd.ms-powerpoint"),
+)
+
+_ZIP = "zip"
+_CFB = "cfb"
+
+
+@dataclass(frozen=True)
+class _Sniffed:
+    kind: AttachmentKind
+    content_type: str
+    container: str | None = None  # _ZIP / _CFB: decided by opening the stored file
+
+
+def _iso_media_type(head: bytes) -> tuple[AttachmentKind, str] | None:
+    """Kind and MIME type of an ISO base media file, from the brands in its ``ftyp`` box."""
+    box_size = int.from_bytes(head[:4], "big")
+    if head[4:8] != b"ftyp" or box_size < 16 or box_size > len(head):
+        return None
+    major = head[8:12]
+    compatible = {head[i:i + 4] for i in range(16, box_size - 3, 4)}
+    if major in _HEIC_BRANDS or (major in (b"mif1", b"msf1") and compatible & _HEIC_BRANDS):
+        return AttachmentKind.IMAGE, "image/heic"
+    if major == b"qt  ":
+        return AttachmentKind.VIDEO, "video/quicktime"
+    if major.startswith(b"3gp"):
+        return AttachmentKind.VIDEO, "video/3gpp"
+    if major.startswith(b"3g2"):
+        return AttachmentKind.VIDEO, "video/3gpp2"
+    if major == b"M4A ":
+        return AttachmentKind.AUDIO, "audio/mp4"
+    if major in _MP4_BRANDS or compatible & {b"isom", b"mp41", b"mp42"}:
+        return AttachmentKind.VIDEO, "video/mp4"
+    return None
+
+
+def _sniff(head: bytes) -> _Sniffed | None:
+    """What the first bytes of a file say it is, when that is an allowed type."""
+    if head.startswith(_CFB_SIGNATURE):
+        return _Sniffed(AttachmentKind.OFFICE, "application/x-ole-storage", _CFB)
+    if head[4:8] == b"ftyp":
+        found = _iso_media_type(head)
+        return _Sniffed(*found) if found else None
+    guess = filetype.guess(head)
+    if guess is None:
+        return None
+    if guess.mime in _ZIP_MIMES:
+        return _Sniffed(AttachmentKind.OFFICE, guess.mime, _ZIP)
+    if guess.mime not in _ACCEPTED_MIMES:
+        return None
+    strict = _STRICT_SIGNATURES.get(guess.mime)
+    if strict is not None and not strict(head):
+        return None
+    return _Sniffed(*_ACCEPTED_MIMES[guess.mime])
+
+
+def _ooxml_content_type(stream) -> str | None:
+    """The document MIME type of an OOXML package (docx, xlsx, pptx), or None for any other zip."""
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            names = set(archive.namelist())
+            info = archive.getinfo("[Content_Types].xml")
+            if info.file_size > _MAX_CONTENT_TYPES_BYTES:
+                return None
+            with archive.open(info) as handle:
+                root = ElementTree.fromstring(handle.read(_MAX_CONTENT_TYPES_BYTES + 1))
+    except (KeyError, zipfile.BadZipFile, ElementTree.ParseError, ValueError, NotImplementedError,
+            RuntimeError, OSError, EOFError):
+        return None
+    if root.tag != f"{_CONTENT_TYPES_NS}Types":
+        return None
+    for override in root.iter(f"{_CONTENT_TYPES_NS}Override"):
+        document_type = _OOXML_MAIN_PARTS.get((override.get("ContentType") or "").strip())
+        part = (override.get("PartName") or "").lstrip("/")
+        if document_type and part in names:
+            return document_type
+    return None
+
+
+def _cfb_stream_names(stream) -> set[str]:
+    """Names of the streams in an OLE compound file (MS-CFB), read from its directory chain."""
+    stream.seek(0, 2)
+    file_size = stream.tell()
+    stream.seek(0)
+    header = stream.read(512)
+    if len(header) < 512 or not header.startswith(_CFB_SIGNATURE):
+        return set()
+
+    def u32(data: bytes, offset: int) -> int:
+        return int.from_bytes(data[offset:offset + 4], "little")
+
+    sector_shift = int.from_bytes(header[0x1E:0x20], "little")
+    if sector_shift not in (9, 12):
+        return set()
+    sector_size = 1 << sector_shift
+    entries_per_sector = sector_size // 4
+    sector_count = max(file_size // sector_size, 1)
+    special = 0xFFFFFFFA  # at and above: free, end of chain and other markers
+
+    def read_sector(number: int) -> bytes:
+        stream.seek((number + 1) * sector_size)
+        return stream.read(sector_size)
+
+    fat_sectors = [u32(header, 0x4C + 4 * i) for i in range(109)]
+    difat_sector, hops = u32(header, 0x44), 0
+    while difat_sector < special and hops < sector_count:
+        data = read_sector(difat_sector)
+        fat_sectors += [u32(data, 4 * i) for i in range(entries_per_sector - 1)]
+        difat_sector, hops = u32(data, sector_size - 4), hops + 1
+    fat_sectors = [number for number in fat_sectors if number < special]
+
+    def next_sector(number: int) -> int:
+        index, position = divmod(number, entries_per_sector)
+        if index >= len(fat_sectors):
+            return special
+        return u32(read_sector(fat_sectors[index]), 4 * position)
+
+    names: set[str] = set()
+    directory_sector, hops = u32(header, 0x30), 0
+    while directory_sector < special and hops < sector_count:
+        data = read_sector(directory_sector)
+        for offset in range(0, len(data) - 127, 128):
+            entry = data[offset:offset + 128]
+            name_length = int.from_bytes(entry[0x40:0x42], "little")
+            if entry[0x42] == 2 and 2 <= name_length <= 64:  # 2 = stream
+                names.add(entry[:name_length - 2].decode("utf-16-le", errors="replace"))
+        directory_sector, hops = next_sector(directory_sector), hops + 1
+    return names
+
+
+def _cfb_content_type(stream) -> str | None:
+    """The MIME type of a binary Office document (doc, xls, ppt, WPS), or None for any other compound file."""
+    try:
+        names = _cfb_stream_names(stream)
+    except (OSError, ValueError, IndexError):
+        return None
+    for stream_name, content_type in _CFB_MAIN_STREAMS:
+        if stream_name in names:
+            return content_type
+    return None
+
+
+# --- names, sizes, messages ---------------------------------------------------------
+
+_UNSAFE_FILENAME_CHARS = re.compile(r'[<>:"/\\|?*]')
+
+
+def sanitize_filename(name) -> str:
+    """A file name safe to store and to offer for download; Chinese characters are kept.
+
+    Directory parts (``../``, ``C:\\``) are dropped, control and invisible
+    formatting characters (such as the right-to-left override used to disguise
+    ``.exe``) removed, characters Windows forbids replaced by "_", blanks
+    collapsed, and the result cut to 120 characters keeping the extension.
+    """
+    text = unicodedata.normalize("NFC", str(name or ""))
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    text = "".join(char for char in text if unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"))
+    text = _UNSAFE_FILENAME_CHARS.sub("_", text)
+    text = re.sub(r"\s+", " ", text).strip(" .")
+    if not text:
+        return DEFAULT_FILENAME
+    if len(text) > MAX_FILENAME_LENGTH:
+        stem, extension = posixpath.splitext(text)
+        if 1 < len(extension) <= 16:
+            text = stem[:MAX_FILENAME_LENGTH - len(extension)].rstrip(" .") + extension
+        else:
+            text = text[:MAX_FILENAME_LENGTH].rstrip(" .")
+    return text
+
+
+def format_size(size: int) -> str:
+    """A byte count for a person: ``20 MB``, ``512 KB``, ``900 B``."""
+    for unit, factor in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
+        if size >= factor:
+            return f"{round(size / factor, 1):g} {unit}"
+    return f"{size} B"
+
+
+def allowed_kinds_text() -> str:
+    """The allowed kinds for a person: ``图片、视频、PDF、Office 文档、录音``."""
+    return _("、").join(str(label) for label in KIND_LABELS.values())
+
+
+def _refuse_type(filename: str) -> UploadRefused:
+    message = _l("文件“%(name)s”的类型不允许上传；允许：%(allowed)s", name=filename, allowed=allowed_kinds_text())
+    return UploadRefused(message, {"file": message})
+
+
+def _refuse_size(filename: str, max_bytes: int) -> UploadRefused:
+    message = _l("文件“%(name)s”超过 %(limit)s 的上限", name=filename, limit=format_size(max_bytes))
+    return UploadRefused(message, {"file": message})
+
+
+def _refuse_empty() -> UploadRefused:
+    message = _l("文件为空")
+    return UploadRefused(message, {"file": message})
+
+
+# --- storage --------------------------------------------------------------------------
+
+
+def _bucket() -> gridfs.GridFSBucket:
+    return gridfs.GridFSBucket(get_database(), bucket_name=BUCKET_NAME)
+
+
+def _files():
+    return get_database()[f"{BUCKET_NAME}.files"]
+
+
+def _identity(value):
+    """What is stored for a user or record reference: a document's primary key, else the value."""
+    if value is None:
+        return None
+    return getattr(value, "pk", value)
+
+
+def _object_id(attachment_id) -> ObjectId:
+    if isinstance(attachment_id, ObjectId):
+        return attachment_id
+    try:
+        return ObjectId(str(attachment_id))
+    except (InvalidId, TypeError):
+        raise NotFound(_l("附件“%(id)s”不存在", id=attachment_id)) from None
+
+
+def _object_ids(ids) -> list[ObjectId]:
+    if isinstance(ids, (str, ObjectId)):
+        ids = [ids]
+    return list(dict.fromkeys(_object_id(attachment_id) for attachment_id in ids))
+
+
+def _read_up_to(stream, size: int) -> bytes:
+    """Up to ``size`` bytes; fewer only at the end of the stream."""
+    parts, remaining = [], size
+    while remaining > 0:
+        data = stream.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+def _info(document: dict) -> AttachmentInfo:
+    metadata = document.get("metadata") or {}
+    uploaded_by, record_id = metadata.get("uploaded_by"), metadata.get("record_id")
+    return AttachmentInfo(
+        id=str(document["_id"]),
+        filename=document["filename"],
+        content_type=metadata.get("content_type", "application/octet-stream"),
+        size=document["length"],
+        kind=AttachmentKind(metadata["kind"]),
+        uploaded_by=None if uploaded_by is None else str(uploaded_by),
+        uploaded_at=metadata.get("uploaded_at"),
+        record_type=metadata.get("record_type"),
+        record_id=None if record_id is None else str(record_id),
+    )
+
+
+def store_upload(file_storage, *, max_bytes: int, uploaded_by=None, record_type: str | None = None) -> AttachmentInfo:
+    """Stream an uploaded file into GridFS after checking what it really is; return what was stored.
+
+    ``file_storage`` is a ``werkzeug.datastructures.FileStorage`` (or anything
+    with ``filename`` and ``stream``). Only the first 8 KB are held in memory to
+    sniff the type; the rest is copied through in 1 MB pieces and reading
+    stops as soon as ``max_bytes`` is passed. Raises :class:`UploadRefused`
+    ("文件为空", "文件“x.mp4”超过 20 MB 的上限", "文件“a.exe”的类型不允许上传；
+    允许：图片、视频、PDF、Office 文档、录音"); nothing is left in GridFS then.
+    """
+    if not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ValueError("max_bytes must be a positive number of bytes")
+    filename = sanitize_filename(getattr(file_storage, "filename", None))
+    stream = getattr(file_storage, "stream", file_storage)
+    try:
+        if stream.seekable():
+            stream.seek(0)
+    except (AttributeError, OSError):
+        pass
+
+    head = _read_up_to(stream, SNIFF_BYTES)
+    if not head:
+        raise _refuse_empty()
+    if len(head) > max_bytes:
+        raise _refuse_size(filename, max_bytes)
+    sniffed = _sniff(head)
+    if sniffed is None:
+        raise _refuse_type(filename)
+
+    uploaded_at = utcnow()
+    uploaded_at = uploaded_at.replace(microsecond=uploaded_at.microsecond // 1000 * 1000)  # BSON keeps ms
+    metadata = {
+        "content_type": sniffed.content_type,
+        "kind": sniffed.kind.value,
+        "size": 0,
+        "uploaded_by": _identity(uploaded_by),
+        "uploaded_at": uploaded_at,
+        "record_type": record_type,
+        "record_id": None,
+    }
+    bucket = _bucket()
+    upload = bucket.open_upload_stream(filename, metadata=metadata)
+    try:
+        upload.write(head)
+        size = len(head)
+        while True:
+            data = stream.read(min(COPY_CHUNK_BYTES, max_bytes + 1 - size))
+            if not data:
+                break
+            size += len(data)
+            if size > max_bytes:
+                raise _refuse_size(filename, max_bytes)
+            upload.write(data)
+        upload.close()
+    except BaseException:
+        upload.abort()
+        raise
+    file_id = upload._id
+
+    content_type = sniffed.content_type
+    if sniffed.container is not None:
+        check = _ooxml_content_type if sniffed.container == _ZIP else _cfb_content_type
+        try:
+            with bucket.open_download_stream(file_id) as stored:
+                content_type = check(stored)
+        except BaseException:
+            bucket.delete(file_id)
+            raise
+        if content_type is None:
+            bucket.delete(file_id)
+            raise _refuse_type(filename)
+    _files().update_one(
+        {"_id": file_id}, {"$set": {"metadata.size": size, "metadata.content_type": content_type}},
+    )
+    return AttachmentInfo(
+        id=str(file_id), filename=filename, content_type=content_type, size=size, kind=sniffed.kind,
+        uploaded_by=None if metadata["uploaded_by"] is None else str(metadata["uploaded_by"]),
+        uploaded_at=uploaded_at, record_type=record_type, record_id=None,
+    )
+
+
+def get_attachment(attachment_id) -> AttachmentInfo:
+    """What is stored under ``attachment_id``; raises ``NotFound`` for an unknown or malformed id."""
+    document = _files().find_one({"_id": _object_id(attachment_id)})
+    if document is None or "kind" not in (document.get("metadata") or {}):
+        raise NotFound(_l("附件“%(id)s”不存在", id=attachment_id))
+    return _info(document)
+
+
+def open_attachment(attachment_id) -> gridfs.GridOut:
+    """A readable stream of the stored bytes (``.filename``, ``.length``, ``.metadata``) for serving.
+
+    Serve it with ``metadata["content_type"]`` (the sniffed type) and
+    ``X-Content-Type-Options: nosniff``. Raises ``NotFound``.
+    """
+    try:
+        return _bucket().open_download_stream(_object_id(attachment_id))
+    except NoFile:
+        raise NotFound(_l("附件“%(id)s”不存在", id=attachment_id)) from None
+
+
+def delete_attachments(ids) -> int:
+    """Delete the files with these ids (ids already gone are skipped); returns how many were deleted."""
+    bucket, deleted = _bucket(), 0
+    for file_id in _object_ids(ids):
+        try:
+            bucket.delete(file_id)
+        except NoFile:
+            continue
+        deleted += 1
+    return deleted
+
+
+def check_attachable(ids, record_id=None) -> list[AttachmentInfo]:
+    """The files behind ``ids``, after checking they may be linked to ``record_id``; changes nothing.
+
+    Call it while validating, before the record is written. Raises
+    ``NotFound`` for an unknown or malformed id and ``Conflict`` for a file that
+    already belongs to another record (``record_id=None``: to any record).
+    """
+    file_ids = _object_ids(ids)
+    record_id = _identity(record_id)
+    found = {document["_id"]: document for document in _files().find({"_id": {"$in": file_ids}})}
+    infos = []
+    for file_id in file_ids:
+        document = found.get(file_id)
+        if document is None or "kind" not in (document.get("metadata") or {}):
+            raise NotFound(_l("附件“%(id)s”不存在", id=str(file_id)))
+        current = document["metadata"].get("record_id")
+        if current is not None and current != record_id:
+            raise Conflict(_l("附件“%(name)s”已属于其他记录", name=document.get("filename", str(file_id))))
+        infos.append(_info(document))
+    return infos
+
+
+def attach_to_record(ids, record_id) -> int:
+    """Mark the files as belonging to the record ``record_id``; returns how many were marked.
+
+    Raises ``NotFound`` when an id is unknown and ``Conflict`` when a file
+    already belongs to another record (nothing is changed then). Linking a file
+    again to the same record is harmless.
+    """
+    if record_id is None:
+        raise ValueError("attach_to_record needs a record id")
+    file_ids = _object_ids(ids)
+    if not file_ids:
+        return 0
+    check_attachable(file_ids, record_id)
+    record_id = _identity(record_id)
+    result = _files().update_many(
+        {"_id": {"$in": file_ids}, "metadata.record_id": {"$in": [None, record_id]}},
+        {"$set": {"metadata.record_id": record_id}},
+    )
+    return result.matched_count
+
+
+def ensure_attachment_indexes() -> None:
+    """Index the files' ``metadata.record_id`` (a record's attachments; uploads never attached)."""
+    _files().create_index([("metadata.record_id", 1), ("uploadDate", 1)])
+
+
+class AttachmentStore:
+    """Stores uploads on behalf of one user; the record engine hands one to the ``attachments`` field type."""
+
+    def __init__(self, uploaded_by=None, record_type: str | None = None):
+        self.uploaded_by = uploaded_by
+        self.record_type = record_type
+
+    def store(self, file_storage, max_bytes: int) -> AttachmentInfo:
+        """Check and store one upload; raises :class:`UploadRefused` (see :func:`store_upload`)."""
+        return store_upload(file_storage, max_bytes=max_bytes, uploaded_by=self.uploaded_by, record_type=self.record_type)

@@ -1,0 +1,160 @@
+"""``flask --app app kefu …``: operator commands. They call the same services as the web app."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from kefu.core.errors import DomainError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+kefu_cli = AppGroup("kefu", help="kefu 客服管理：运维命令 / operator commands")
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc))
+
+
+@kefu_cli.command("create-user")
+@click.option("--username", required=True, help="登录名 / login name")
+@click.option("--password", required=True, help="密码（至少 8 位）/ password (8+ characters)")
+@click.option("--role", "roles", required=True, multiple=True,
+              help="admin / manager / supervisor / agent / handler / approver（可重复 / repeatable）")
+@click.option("--department", default=None, help="部门名称 / department name")
+@click.option("--name", "display_name", default=None, help="姓名 / display name")
+def create_user_command(username, password, roles, department, display_name):
+    """Create a user account."""
+    from kefu.org.users import create_user
+
+    roles = [role for value in roles for role in value.split(",") if role]
+    try:
+        user = create_user(username, password, roles, department=department, display_name=display_name)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"created user {user.username} ({', '.join(user.roles)})")
+
+
+@kefu_cli.command("seed")
+def seed_command():
+    """Load the demo data (idempotent: running it again adds nothing)."""
+    from seed.demo import seed_demo
+
+    counts = seed_demo()
+    click.echo("demo data: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+
+
+@kefu_cli.command("seed-records")
+def seed_records_command():
+    """Load six weeks of demo records (complaints, consultations, repairs) into an empty records collection."""
+    import time
+
+    from seed.records import seed_demo_records
+
+    started = time.monotonic()
+    count = seed_demo_records()
+    click.echo(f"demo records: {count or 'none added (records exist already)'} ({time.monotonic() - started:.1f} s)")
+
+
+@kefu_cli.command("load-types")
+def load_types_command():
+    """Create the shipped record types (schemas/) that do not exist yet; never overwrites edits."""
+    from kefu.records.types import load_shipped_types
+
+    created = load_shipped_types()
+    click.echo(f"record types created: {', '.join(created) or 'none'}")
+
+
+@kefu_cli.command("load-calendar")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV：日期或“开始..结束”,holiday|workday,名称（如 2027-10-01..2027-10-07,holiday,国庆节）/ "
+                   "CSV rows: date or first..last, holiday|workday, name")
+def load_calendar_command(path):
+    """Enter the working-day calendar: the chinesecalendar package's years not seeded yet (never overwrites
+    edits, never re-adds deleted days), or with --file a year the State Council has just published."""
+    import csv
+    import time
+    from datetime import date
+
+    from kefu.calendar.workcalendar import load_entries, seed_calendar
+
+    if path is None:
+        started = time.monotonic()
+        created = seed_calendar()
+        click.echo(f"calendar entries created: {created} ({time.monotonic() - started:.2f} s)")
+        return
+    rows, numbers = [], []
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            if len(row) != 3:
+                _fail(f"line {number}: expected 3 columns (date or first..last, holiday|workday, name), got {len(row)}")
+            when, kind, name = (cell.strip() for cell in row)
+            first, _sep, last = when.partition("..")
+            try:
+                rows.append((date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip()), kind, name))
+                numbers.append(number)
+            except ValueError:
+                _fail(f"line {number}: {when!r} is not a date (YYYY-MM-DD) or a range (YYYY-MM-DD..YYYY-MM-DD)")
+    try:
+        written = load_entries(rows, by="cli", numbers=numbers)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"calendar days written: {written}")
+
+
+@kefu_cli.command("worker")
+@click.option("--queue", "queues", multiple=True, default=("default", "notify"), show_default=True)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
+              help="Also move retried and delayed jobs to their queue when due (rq's scheduler, locked per queue).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True,
+              help="WARNING: only problems, not every job.")
+def worker_command(queues, burst, with_scheduler, log_level):
+    """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""
+    from rq import SimpleWorker
+
+    # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
+    worker = SimpleWorker(list(queues), connection=current_app.extensions["kefu_redis"])
+    worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=log_level)
+
+
+@kefu_cli.command("scheduler")
+@click.option("--interval", type=int, default=None, help="Seconds between ticks (default KEFU_TICK_SECONDS or 60).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True)
+def scheduler_command(interval, log_level):
+    """Run the scheduler: every interval it queues ``jobs.schedule.tick``, which claims the duties that are due
+    (kefu.schedule.duties) and hands out deliveries. Several schedulers may run: each occurrence is claimed once.
+    Waits and starts again while Redis is unreachable."""
+    import time
+
+    from redis.exceptions import RedisError
+    from rq.cron import CronScheduler
+
+    from jobs.schedule import tick
+
+    interval = interval or int(current_app.config.get("KEFU_TICK_SECONDS") or 60)
+    while True:
+        try:
+            cron = CronScheduler(connection=current_app.extensions["kefu_redis"], logging_level=log_level)
+            cron.register(tick, "default", interval=interval, job_timeout=120, result_ttl=600)
+            cron.start()
+            return
+        except RedisError as exc:
+            click.echo(f"scheduler: Redis unreachable ({exc}); retrying in 5 s", err=True)
+            time.sleep(5)
+
+
+@kefu_cli.command("sweep")
+def sweep_command():
+    """Run one SLA sweep in the foreground and print what it did (alerts, notifications, deliveries)."""
+    import time
+
+    from jobs.deliver import dispatch
+    from kefu.notify.reminders import sweep
+
+    started = time.monotonic()
+    result = sweep()
+    click.echo(f"{result.text()} ({time.monotonic() - started:.2f} s)")
+    click.echo(f"deliveries handed to the workers: {dispatch()}")

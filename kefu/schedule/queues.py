@@ -1,0 +1,90 @@
+"""What the background half is doing, for the 任务队列 page: queues, workers, schedulers, failed jobs.
+
+Read-only views of rq's own Redis records, plus requeue/delete of a failed
+job. ``QueueUnavailable`` when Redis cannot be reached (the page says so).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+from rq.cron import CronScheduler
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from kefu.core.clock import aware
+from kefu.core.errors import DomainError, NotFound
+from kefu.core.i18n import _l
+
+QUEUE_NAMES = ("default", "notify")
+FAILED_SHOWN = 50
+
+
+def _heartbeat(scheduler):
+    # A scheduler read back from Redis carries its heartbeat as a value; a live one has the method.
+    value = scheduler.last_heartbeat
+    return value() if callable(value) else value
+
+
+class QueueUnavailable(DomainError):
+    code = "queue_unavailable"
+
+
+@dataclass
+class FailedJob:
+    id: str
+    queue: str
+    function: str
+    args: str
+    ended_at: object
+    error: str
+
+
+def overview(connection) -> dict:
+    """Queue lengths, workers, cron schedulers and the newest failed jobs."""
+    try:
+        queues = []
+        failed: list[FailedJob] = []
+        for name in QUEUE_NAMES:
+            queue = Queue(name, connection=connection)
+            registry = FailedJobRegistry(queue=queue)
+            queues.append({"name": name, "queued": queue.count, "started": StartedJobRegistry(queue=queue).count,
+                           "scheduled": ScheduledJobRegistry(queue=queue).count, "failed": registry.count})
+            for job_id in registry.get_job_ids(0, FAILED_SHOWN - 1, desc=True):
+                job = Job.fetch(job_id, connection=connection) if connection.exists(f"rq:job:{job_id}") else None
+                if job is None:
+                    continue
+                failed.append(FailedJob(id=job.id, queue=name, function=job.func_name or "",
+                                        args=", ".join(map(repr, job.args or ()))[:200], ended_at=aware(job.ended_at),
+                                        error=(job.exc_info or "")[-3000:]))
+        workers = [{"name": w.name, "state": w.get_state(), "queues": ", ".join(w.queue_names()),
+                    "current": (w.get_current_job_id() or ""), "heartbeat": aware(w.last_heartbeat),
+                    "done": w.successful_job_count, "failed": w.failed_job_count}
+                   for w in Worker.all(connection=connection)]
+        schedulers = [{"name": s.name, "heartbeat": aware(_heartbeat(s))} for s in CronScheduler.all(connection)]
+    except RedisError as exc:
+        raise QueueUnavailable(_l("无法连接 Redis：%(error)s", error=str(exc))) from exc
+    failed.sort(key=lambda job: job.ended_at.timestamp() if job.ended_at else 0, reverse=True)
+    return {"queues": queues, "workers": workers, "schedulers": schedulers, "failed": failed[:FAILED_SHOWN]}
+
+
+def _failed_job(connection, job_id: str) -> tuple[Job, FailedJobRegistry]:
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except Exception:
+        raise NotFound(_l("没有这个任务：%(id)s", id=job_id)) from None
+    registry = FailedJobRegistry(queue=Queue(job.origin, connection=connection))
+    if job_id not in registry.get_job_ids():
+        raise NotFound(_l("任务 %(id)s 不在失败列表中", id=job_id))
+    return job, registry
+
+
+def requeue_failed(connection, job_id: str) -> None:
+    job, registry = _failed_job(connection, job_id)
+    registry.requeue(job)
+
+
+def delete_failed(connection, job_id: str) -> None:
+    job, registry = _failed_job(connection, job_id)
+    registry.remove(job, delete_job=True)
