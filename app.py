@@ -16,22 +16,27 @@ def create_app(config: dict | None = None) -> Flask:
     from redis import Redis
 
     from admin_views import init_admin
+    from jobs import signals
     from kefu.calendar import workcalendar
     from kefu.core import db
     from kefu.core.crypto import FieldCipher
     from kefu.rules import sla
+    from kefu.runtime import storage
+    from kefu.runtime.cli import kefu_cli
     from web import init_web
 
     app = Flask(__name__)
     app.config.update(load_config(config))
     db.connect(app.config["MONGODB_URI"], app.config["MONGODB_DB"], app.config["MONGODB_TIMEOUT_MS"])
-    db.ensure_collections()
+    storage.ensure_collections()
     app.extensions["kefu_cipher"] = FieldCipher.from_config(app.config)
     app.extensions["kefu_redis"] = Redis.from_url(
         app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2,
     )
     # A calendar edit moves the deadlines of every record whose clocks still run.
     workcalendar.on_change(sla.recompute_live)
+    signals.connect()
     init_web(app)
     init_admin(app)
+    app.cli.add_command(kefu_cli)
     return app

@@ -1,7 +1,7 @@
 """逾期督办: overdue and due-soon records of every type, their counts, and bulk reassign (supervisors and up).
 
 The page is thin: ``kefu.insight.overdue`` finds and counts the records (index-backed,
-most overdue first), ``kefu.records.store.reassign`` writes. The page itself reads
+most overdue first), ``kefu.records.write.reassign`` writes. The page itself reads
 the page of rows with its total; the pick lists (types, users, departments,
 whose names the rows reuse) are this process's copies (``kefu.core.versioned_cache``).
 The counts per type, department, assignee and level are one aggregation over
@@ -26,14 +26,15 @@ from wtforms.validators import InputRequired
 from admin_views.base import AccessControlled
 from kefu.core.clock import utcnow
 from kefu.core.errors import PermissionDenied, ValidationFailed
+from kefu.core.durations import DurationWords
 from kefu.core.i18n import _, _l
 from kefu.insight import overdue
 from kefu.org.roles import Role
 from kefu.org.structure import active_department_names
 from kefu.org.users import active_user_labels, load_active_user_labels
-from kefu.records import store as records
 from kefu.records.fields import get_field_type
 from kefu.records.types import type_name, type_summaries
+from kefu.records.write import reassign
 from web.actor import current_actor
 from web.auth import safe_next_url
 
@@ -194,7 +195,7 @@ class OverdueView(AccessControlled, BaseView):
     def _rows(rows: list[overdue.Row], names: dict) -> list[ListedRow]:
         # One url_for per type, not per row: the details URL differs only in its ?id=.
         details = {key: url_for("records.details_view", type_key=key) for key in {r.document["type"] for r in rows}}
-        words = overdue.DurationWords.current()
+        words = DurationWords.current()
         shown = []
         for row in rows:
             document = row.document
@@ -213,7 +214,7 @@ class OverdueView(AccessControlled, BaseView):
     # -- writing -------------------------------------------------------------------------------------------
     @expose("/reassign/", methods=("POST",))
     def reassign_view(self):
-        """Reassign the checked records to the chosen user, each through ``kefu.records.store.reassign``."""
+        """Reassign the checked records to the chosen user, each through ``kefu.records.write.reassign``."""
         target = request.form.get("next", "")
         target = safe_next_url(target if target.startswith(self.url) else None, self.get_url(".index"))
         form = ReassignForm(request.form)
@@ -230,7 +231,7 @@ class OverdueView(AccessControlled, BaseView):
             flash(_("请先勾选要转派的记录"), "error")
             return redirect(target)
         try:
-            done, refused = records.reassign(
+            done, refused = reassign(
                 list(versions), form.assignee.data, current_actor(),
                 versions={k: v for k, v in versions.items() if v is not None})
         except PermissionDenied as exc:

@@ -33,9 +33,15 @@ from kefu.core.errors import Conflict, DomainError, NotFound, PermissionDenied, 
 from kefu.core.i18n import _, _l
 from kefu.insight import export_jobs, exports, views
 from kefu.org.roles import VIEW_PII, Role
-from kefu.records import store as records
+from kefu.records.actor import Actor
+from kefu.records.core_fields import core_field, core_fields
 from kefu.records.fields import OPERATOR_LABELS, get_field_type
+from kefu.records.query import SLA_SORT, Condition, RecordQuery, find_records
+from kefu.records.store import get_record
+from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, add_event, record_audit, record_events
 from kefu.records.types import RecordType, get_record_type
+from kefu.records.values import core_values, project_id_for, read_values
+from kefu.records.write import create_record, update_record
 from kefu.rules import approvals, callbacks, levels, sla
 from kefu.rules.workflow import workflow_of
 from web.actor import current_actor
@@ -43,7 +49,7 @@ from web.auth import safe_next_url
 
 FILTER_WIDGETS = {"date": "datepicker", "datetime": "datetimepicker"}
 SLA_COLUMN = "sla"  # the list column 时限: the nearest running clock's state
-SORT_FIELDS = {SLA_COLUMN: records.SLA_SORT}  # list columns that sort by another key
+SORT_FIELDS = {SLA_COLUMN: SLA_SORT}  # list columns that sort by another key
 SCREEN_CACHE_SIZE = 64
 
 RECORD_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.AGENT.value,
@@ -64,15 +70,15 @@ class FieldFilter(BaseFilter):
     def operation(self):
         return OPERATOR_LABELS[self.op]
 
-    def apply(self, query: records.RecordQuery, value) -> records.RecordQuery:
-        """Add this filter's condition to the query ``records.find_records`` runs."""
+    def apply(self, query: RecordQuery, value) -> RecordQuery:
+        """Add this filter's condition to the query ``find_records`` runs."""
         query.conditions.append(self.condition(value))
         return query
 
-    def condition(self, value) -> records.Condition:
+    def condition(self, value) -> Condition:
         if self.op in ("empty", "not_empty") and value == "0":
-            return records.Condition(self.field_key, "not_empty" if self.op == "empty" else "empty")
-        return records.Condition(self.field_key, self.op, value)
+            return Condition(self.field_key, "not_empty" if self.op == "empty" else "empty")
+        return Condition(self.field_key, self.op, value)
 
 
 class SlaFilter(BaseFilter):
@@ -87,7 +93,7 @@ class SlaFilter(BaseFilter):
     def operation(self):
         return OPERATOR_LABELS["eq"]
 
-    def apply(self, query: records.RecordQuery, value) -> records.RecordQuery:
+    def apply(self, query: RecordQuery, value) -> RecordQuery:
         if value == "1":
             setattr(query, self.flag, True)
         return query
@@ -100,11 +106,11 @@ class ViewForm(SecureForm):
 class RecordRow:
     """A stored record as a screen shows it: Python values of core and configured fields."""
 
-    def __init__(self, record_type: RecordType, document: dict, actor: records.Actor):
+    def __init__(self, record_type: RecordType, document: dict, actor: Actor):
         self.document = document
         self.id = str(document["_id"])
         self.version = document["version"]
-        self.values = {**records.core_values(document), **records.read_values(record_type, document, actor)}
+        self.values = {**core_values(document), **read_values(record_type, document, actor)}
 
 
 def _label(definition) -> str:
@@ -179,13 +185,13 @@ class RecordView(AccessControlled, BaseModelView):
     def _definitions(self):
         if self.record_type is None:
             return []
-        return [*records.core_fields(self.record_type), *self.record_type.active_fields]
+        return [*core_fields(self.record_type), *self.record_type.active_fields]
 
     def _editable_core(self):
-        return [f for f in records.core_fields(self.record_type) if f.editable]
+        return [f for f in core_fields(self.record_type) if f.editable]
 
     def _definition(self, key):
-        return records.core_field(self.record_type, key) or self.record_type.field(key)
+        return core_field(self.record_type, key) or self.record_type.field(key)
 
     def get_pk_value(self, model):
         return model.id
@@ -214,7 +220,7 @@ class RecordView(AccessControlled, BaseModelView):
                     "attachments", "multi_choice"):
                 sortable[key] = key
         if SLA_COLUMN in self.scaffold_list_columns():
-            sortable[SLA_COLUMN] = records.SLA_SORT  # the earliest running deadline: the most overdue first
+            sortable[SLA_COLUMN] = SLA_SORT  # the earliest running deadline: the most overdue first
         return sortable
 
     def init_search(self):
@@ -231,7 +237,7 @@ class RecordView(AccessControlled, BaseModelView):
             return None
         filters = []
         core_filters = ("status", "assignee", "department", "created_at")
-        for definition in [*(records.core_field(self.record_type, k) for k in core_filters),
+        for definition in [*(core_field(self.record_type, k) for k in core_filters),
                            *(f for f in self.record_type.active_fields if f.filter)]:
             field_type = get_field_type(definition.type)
             options = [(c, c) for c in definition.choices] if getattr(definition, "choices", None) else None
@@ -269,7 +275,7 @@ class RecordView(AccessControlled, BaseModelView):
         # uploads) and the project chosen in this very form (unit names).
         actor = self._actor()
         project = request.form.get("project") if request.method == "POST" else None
-        context = actor.field_context(project_id=records.project_id_for(self.record_type, project, actor))
+        context = actor.field_context(project_id=project_id_for(self.record_type, project, actor))
         return self.scaffold_form(context)
 
     def create_form(self, obj=None):
@@ -286,7 +292,7 @@ class RecordView(AccessControlled, BaseModelView):
         return self.scaffold_form()
 
     # -- reading -------------------------------------------------------------
-    def _actor(self) -> records.Actor:
+    def _actor(self) -> Actor:
         return current_actor()
 
     # -- saved views (kefu.insight.views) ------------------------------------------------
@@ -319,9 +325,9 @@ class RecordView(AccessControlled, BaseModelView):
             return None
         return columns[idx]
 
-    def _list_query(self, page, sort_field, sort_desc, search, filters, page_size=None) -> records.RecordQuery:
+    def _list_query(self, page, sort_field, sort_desc, search, filters, page_size=None) -> RecordQuery:
         sort_field = SORT_FIELDS.get(sort_field, sort_field)
-        query = records.RecordQuery(
+        query = RecordQuery(
             q=search, sort=(f"-{sort_field}" if sort_desc else sort_field) if sort_field else None,
             page=(page or 0) + 1, per_page=page_size or self.page_size,
         )
@@ -342,7 +348,7 @@ class RecordView(AccessControlled, BaseModelView):
         actor = self._actor()
         query = self._list_query(page, sort_field, sort_desc, search, filters, page_size)
         try:
-            total, documents = records.find_records(self.record_type.key, query, actor, record_type=self.record_type)
+            total, documents = find_records(self.record_type.key, query, actor, record_type=self.record_type)
         except ValidationFailed as exc:
             flash(str(exc), "error")
             return 0, []
@@ -350,7 +356,7 @@ class RecordView(AccessControlled, BaseModelView):
 
     def get_one(self, id):
         try:
-            document = records.get_record(self.record_type.key, id)
+            document = get_record(self.record_type.key, id)
         except NotFound:
             return None
         return RecordRow(self.record_type, document, self._actor())
@@ -399,7 +405,7 @@ class RecordView(AccessControlled, BaseModelView):
 
     def _column_choices(self) -> list[str]:
         """Every column a view may show: core fields, 时限, the active fields."""
-        keys = [f.key for f in records.core_fields(self.record_type)]
+        keys = [f.key for f in core_fields(self.record_type)]
         if sla.clocks_of(self.record_type):
             keys.insert(2, SLA_COLUMN)
         return [*keys, *(f.key for f in self.record_type.active_fields if f.type != "attachments")]
@@ -572,7 +578,7 @@ class RecordView(AccessControlled, BaseModelView):
 
     def create_model(self, form):
         try:
-            document = records.create_record(self.record_type.key, self._values_from(form), self._actor())
+            document = create_record(self.record_type.key, self._values_from(form), self._actor())
         except DomainError as exc:
             self._show_errors(form, exc)
             return False
@@ -580,7 +586,7 @@ class RecordView(AccessControlled, BaseModelView):
 
     def update_model(self, form, model):
         try:
-            document = records.update_record(self.record_type.key, model.id, self._values_from(form, model),
+            document = update_record(self.record_type.key, model.id, self._values_from(form, model),
                                              self._actor(), version=form.version.data)
         except Conflict as exc:
             current = RecordRow(self.record_type, exc.current, self._actor())
@@ -608,11 +614,11 @@ class RecordView(AccessControlled, BaseModelView):
         stored_only = [f for f in self.record_type.fields if not f.active and f.key in row.values]
         return self.render(
             self.details_template, model=row, record_type=self.record_type, return_url=return_url,
-            core_fields=[records.core_field(self.record_type, k) for k in ("number", "status", "assignee", "department",
+            core_fields=[core_field(self.record_type, k) for k in ("number", "status", "assignee", "department",
                                                            "customer", "created_by", "created_at", "updated_at")],
             fields=self.record_type.active_fields, stored_only=stored_only, label=_label,
-            events=records.record_events(row.id), audit=records.record_audit(row.id),
-            event_form=EventForm(), event_kinds=records.EVENT_KINDS, display=self.display_value,
+            events=record_events(row.id), audit=record_audit(row.id),
+            event_form=EventForm(), event_kinds=EVENT_KINDS, display=self.display_value,
             approval=approvals.panel(self.record_type, row.document, current_user, self._actor().tz),
             approval_form=ApprovalForm(), links=callbacks.links_of(row.document, self._actor().tz),
             clocks=sla.clocks_json(row.document, self._actor().tz), sla_states=sla.STATE_LABELS,
@@ -640,7 +646,7 @@ class RecordView(AccessControlled, BaseModelView):
     @expose("/event/", methods=("POST",))
     def add_event_view(self):
         form = EventForm(request.form)
-        return self._record_action(form, lambda record_id: records.add_event(
+        return self._record_action(form, lambda record_id: add_event(
             self.record_type.key, record_id, form.kind.data, form.text.data, self._actor(),
             files=[f for f in request.files.getlist("files") if f and f.filename]), _("已记录"))
 
@@ -673,7 +679,7 @@ class ApprovalForm(SecureForm):
 
 
 class EventForm(SecureForm):
-    kind = SelectField(_l("类型"), choices=lambda: [(k, str(records.EVENT_KINDS[k])) for k in records.MANUAL_EVENT_KINDS],
+    kind = SelectField(_l("类型"), choices=lambda: [(k, str(EVENT_KINDS[k])) for k in MANUAL_EVENT_KINDS],
                        validators=[InputRequired()])
     text = TextAreaField(_l("内容"))
     files = FileField(_l("附件"))

@@ -100,7 +100,8 @@ def child(measurement: str, mongo_uri: str, redis_url: str) -> dict:
 
 
 def export_setup(app, measurement: str):
-    from kefu.records.store import Actor, RecordQuery, system_actor
+    from kefu.records.actor import Actor, system_actor
+    from kefu.records.query import RecordQuery
     from kefu.records.types import get_record_type
 
     actor = system_actor()
@@ -199,7 +200,7 @@ def main() -> int:
 def stored_paths(app) -> list[str]:
     """Where the export's columns are stored: core paths, ``data.<key>``, ``pii.<key>`` (encrypted)."""
     from kefu.insight.exports import export_columns
-    from kefu.records.store import core_field
+    from kefu.records.core_fields import core_field
     from kefu.records.types import get_record_type
 
     with app.test_request_context():

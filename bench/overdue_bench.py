@@ -96,7 +96,8 @@ def clock_state(clock, started_at, due_at, met_at, level) -> dict:
 def make_templates(app):
     """Per record type with clocks: its clocks, level choices, open/closed statuses and a data template."""
     from kefu.org.structure import Project
-    from kefu.records.store import create_record, system_actor
+    from kefu.records.actor import system_actor
+    from kefu.records.write import create_record
     from kefu.records.types import RecordType
     from kefu.rules import sla
     from kefu.rules.workflow import workflow_of
@@ -191,7 +192,8 @@ def generate(templates, users, departments, count: int, overdue: int, rng: rando
 
 def load(database, documents, count: int) -> float:
     """Insert without secondary indexes, then build them; return seconds."""
-    from kefu.records.store import RECORDS, ensure_record_indexes
+    from kefu.records.indexes import ensure_record_indexes
+    from kefu.records.store import RECORDS
 
     started = time.monotonic()
     collection = database[RECORDS]
@@ -305,7 +307,9 @@ def run(args, rng, mongo, redis) -> int:
 
     from kefu.core.db import get_database
     from kefu.insight import overdue
-    from kefu.records.store import READ_PROJECTION, RECORDS, RecordQuery, build_filter, sort_spec, system_actor
+    from kefu.records.actor import system_actor
+    from kefu.records.query import READ_PROJECTION, RecordQuery, build_filter, sort_spec
+    from kefu.records.store import RECORDS
     from kefu.records.types import get_record_type
     from seed.demo import DEMO_PASSWORD
 

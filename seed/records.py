@@ -38,7 +38,7 @@ CALLBACK_RESULTS = ["满意"] * 7 + ["基本满意"] * 2 + ["不满意"]
 def _actor(user, tz):
     from flask import current_app
 
-    from kefu.records.store import Actor
+    from kefu.records.actor import Actor
 
     return Actor(user=user, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=True)
 
@@ -54,7 +54,8 @@ def _working_hour(day: datetime, rng: random.Random, tz) -> datetime:
 
 
 def _move(type_key: str, record: dict, moment: datetime, actor, **values) -> dict:
-    from kefu.records.store import get_record, update_record
+    from kefu.records.store import get_record
+    from kefu.records.write import update_record
 
     with clock.at(moment):
         current = get_record(type_key, record["_id"])
@@ -77,7 +78,7 @@ def seed_demo_records(now: datetime | None = None) -> int:
 
     from kefu.org.customers import Customer
     from kefu.org.users import User
-    from kefu.records.store import create_record
+    from kefu.records.write import create_record
 
     collection = get_database()["records"]
     if collection.count_documents({}, limit=1):

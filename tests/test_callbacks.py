@@ -96,7 +96,7 @@ def test_closing_creates_exactly_one_callback_due_7_working_days_later(app, clie
 
 def test_running_the_rule_again_creates_no_second_callback(app, client, agent, supervisor, db, calendar):
     from kefu.records import lifecycle
-    from kefu.records.store import system_actor
+    from kefu.records.actor import system_actor
     from kefu.records.types import get_record_type
     from kefu.rules import callbacks
 

@@ -318,8 +318,8 @@ def test_bulk_reassign_needs_a_user_a_selection_and_a_csrf_token(as_supervisor, 
 def test_reassign_is_refused_without_permission(app, client, cases, db, sign_in):
     from kefu.core.errors import PermissionDenied
     from kefu.org.users import User
-    from kefu.records.store import Actor
-    from kefu.records.store import reassign as reassign_records
+    from kefu.records.actor import Actor
+    from kefu.records.write import reassign as reassign_records
 
     sign_in("agent", DEMO_PASSWORD)
     response = client.post("/admin/overdue/reassign/", data={
@@ -341,8 +341,8 @@ def test_reassign_is_refused_without_permission(app, client, cases, db, sign_in)
 def test_reassign_service_reports_each_record(app, cases, db):
     from kefu.core.errors import ValidationFailed
     from kefu.org.users import User
-    from kefu.records.store import Actor
-    from kefu.records.store import reassign as reassign_records
+    from kefu.records.actor import Actor
+    from kefu.records.write import reassign as reassign_records
 
     with app.test_request_context():
         actor = Actor(user=User.objects(username="manager").first(), tz=SHANGHAI,
@@ -409,7 +409,8 @@ def plan_stages(plan) -> list[str]:
 
 def test_overdue_page_queries_use_indexes(app, cases, db):
     from kefu.insight import overdue
-    from kefu.records.store import RecordQuery, build_filter, sort_spec, system_actor
+    from kefu.records.actor import system_actor
+    from kefu.records.query import RecordQuery, build_filter, sort_spec
     from kefu.records.types import get_record_type
 
     explaining = db.with_options(codec_options=CodecOptions(tz_aware=True,

@@ -90,7 +90,7 @@ def signed_in_client(app, username):
 
 def actor_for(app, username, can_view_pii=True):
     from kefu.org.users import User
-    from kefu.records.store import Actor
+    from kefu.records.actor import Actor
 
     return Actor(user=User.objects(username=username).first(), tz=SHANGHAI,
                  cipher=app.extensions["kefu_cipher"], can_view_pii=can_view_pii)
@@ -192,7 +192,7 @@ def test_agent_saving_the_edit_form_keeps_the_phone_it_cannot_see(client, agent,
 
 
 def test_numbers_stay_unique_and_consecutive_under_concurrent_creation(app, seeded, db):
-    from kefu.records.store import create_record
+    from kefu.records.write import create_record
 
     threads_count, per_thread = 8, 10
     values = python_complaint(db)
@@ -230,7 +230,7 @@ def test_numbers_stay_unique_and_consecutive_under_concurrent_creation(app, seed
 
 def test_concurrent_updates_of_the_same_version_let_exactly_one_win(app, seeded, db):
     from kefu.core.errors import Conflict
-    from kefu.records.store import create_record, update_record
+    from kefu.records.write import create_record, update_record
 
     with app.app_context():
         record_id = create_record("complaint", python_complaint(db), actor_for(app, "agent"))["_id"]
@@ -473,7 +473,8 @@ def _stages(plan) -> list[str]:
 
 
 def test_list_queries_never_scan_the_whole_collection(app, seeded, db):
-    from kefu.records.store import Condition, RecordQuery, build_filter, create_record, sort_spec
+    from kefu.records.query import Condition, RecordQuery, build_filter, sort_spec
+    from kefu.records.write import create_record
     from kefu.records.types import get_record_type
 
     with app.app_context():
@@ -518,7 +519,8 @@ def test_list_queries_never_scan_the_whole_collection(app, seeded, db):
 
 def test_default_list_order_is_served_by_an_index(app, seeded, db):
     """The screens' default order (newest first) comes from an index, not an in-memory sort of every record."""
-    from kefu.records.store import Condition, RecordQuery, build_filter, create_record, sort_spec
+    from kefu.records.query import Condition, RecordQuery, build_filter, sort_spec
+    from kefu.records.write import create_record
     from kefu.records.types import get_record_type
 
     with app.app_context():

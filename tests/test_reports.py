@@ -33,7 +33,9 @@ def month_of_complaints(app, seeded, db):
     from kefu.calendar.workcalendar import seed_calendar
     from kefu.core import clock
     from kefu.org.users import User
-    from kefu.records.store import Actor, create_record, get_record, update_record
+    from kefu.records.actor import Actor
+    from kefu.records.store import get_record
+    from kefu.records.write import create_record, update_record
 
     with app.test_request_context():
         seed_calendar()

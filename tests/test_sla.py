@@ -158,12 +158,14 @@ def test_overdue_and_due_soon_filters(client, admin, probe):
 
 
 def test_pausing_status_stops_the_clock_and_adds_the_time_back(client, admin, probe, db, monkeypatch):
-    import kefu.records.store
+    import kefu.records.timeline
+    import kefu.records.write
     import kefu.rules.sla
 
     t0 = datetime(2026, 11, 16, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 Shanghai
     clock = {"now": t0}
-    monkeypatch.setattr(kefu.records.store, "utcnow", lambda: clock["now"])
+    monkeypatch.setattr(kefu.records.write, "utcnow", lambda: clock["now"])
+    monkeypatch.setattr(kefu.records.timeline, "utcnow", lambda: clock["now"])
     monkeypatch.setattr(kefu.rules.sla, "utcnow", lambda: clock["now"])
     record = new_probe(client, admin, "2026-11-16T09:00", level="重要")  # resolve: 1 hour
     assert stored(db, record["id"])["sla"]["resolve"]["due_at"] == t0 + timedelta(hours=1)

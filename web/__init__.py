@@ -5,8 +5,7 @@ from flask import Flask
 
 
 def init_web(app: Flask) -> None:
-    """Wire i18n, sign-in, blueprints, error pages and CLI commands into ``app``."""
-    from kefu.runtime.cli import kefu_cli
+    """Wire i18n, sign-in, blueprints and error pages into ``app``."""
     from web import api, attachments, auth, errors, health, i18n
 
     app.json.ensure_ascii = False  # Chinese stays readable in API responses
@@ -17,4 +16,3 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(attachments.blueprint)
     errors.init_app(app)
-    app.cli.add_command(kefu_cli)

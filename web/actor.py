@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from kefu.org.roles import VIEW_PII
 from kefu.records.attachments import AttachmentStore
-from kefu.records.store import Actor
+from kefu.records.actor import Actor
 
 
 def current_actor() -> Actor:

@@ -51,18 +51,3 @@ def connect(uri: str, db_name: str | None = None, timeout_ms: int = 10000):
 def get_database():
     """The pymongo Database behind MongoEngine's ``default`` alias."""
     return mongoengine.get_db(alias="default")
-
-
-def ensure_collections() -> None:
-    """Create the indexes of the collections written with pymongo (MongoEngine documents do their own)."""
-    from kefu.notify.notifications import Delivery, Notification, Task
-    from kefu.records.attachments import ensure_attachment_indexes
-    from kefu.records.store import ensure_record_indexes
-    from kefu.schedule.duties import DutyRun
-
-    ensure_record_indexes()
-    ensure_attachment_indexes()
-    # Their unique keys are what makes every alert and run happen once: they must exist before the first
-    # write, not be built by whichever process touches the collection first (a race with concurrent inserts).
-    for document in (Notification, Delivery, Task, DutyRun):
-        document.ensure_indexes()

@@ -14,6 +14,7 @@ from bson import ObjectId
 from gridfs import GridFSBucket
 from mongoengine import DateTimeField, DictField, Document, IntField, ListField, ObjectIdField, StringField
 
+from kefu.core import background
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import NotFound
@@ -66,7 +67,7 @@ def query_to_dict(query) -> dict:
 
 
 def query_from_dict(data: dict):
-    from kefu.records.store import Condition, RecordQuery
+    from kefu.records.query import Condition, RecordQuery
 
     return RecordQuery(conditions=[Condition(*c) for c in data.get("conditions") or []], q=data.get("q"),
                        sort=data.get("sort"), overdue=bool(data.get("overdue")), due_soon=bool(data.get("due_soon")),
@@ -76,13 +77,10 @@ def query_from_dict(data: dict):
 def start(record_type, query, actor, fmt: str, *, total: int, columns=None, view=None,
           filters_text: str = "") -> ExportJob:
     """Queue the export; the job is ``failed`` with a reason when the queue cannot be reached."""
-    from jobs import enqueue
-    from jobs.exports import run_export
-
     job = ExportJob(user=actor.user_id, record_type=record_type.key, fmt=fmt, query=query_to_dict(query),
                     columns=list(columns or []), view=getattr(view, "key", None), filters_text=filters_text,
                     total=total).save()
-    if enqueue(run_export, str(job.pk), job_id=f"export-{job.pk}") is None:
+    if not background.queued(background.export_requested, str(job.pk)):
         job.update(set__status="failed", set__error=str(_l("后台任务暂时不可用，请稍后再试或缩小导出范围")))
         job.reload()
     return job
@@ -98,7 +96,7 @@ def run(job_id: str) -> ExportJob:
     from kefu.notify.notifications import Alert, Outbox
     from kefu.org.roles import VIEW_PII
     from kefu.org.users import User
-    from kefu.records.store import Actor
+    from kefu.records.actor import Actor
     from kefu.records.types import get_record_type
 
     job = ExportJob.objects(pk=ObjectId(job_id)).first()

@@ -25,10 +25,11 @@ from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.i18n import _, _l
 from kefu.records.fields import get_field_type
-from kefu.records.store import (
-    AUDIT, RECORDS, Actor, CoreField, RecordQuery, build_filter, core_field, core_fields, core_values, iter_records,
-    read_stored, read_values,
-)
+from kefu.records.actor import Actor
+from kefu.records.core_fields import CoreField, core_field, core_fields
+from kefu.records.query import RecordQuery, build_filter, iter_records
+from kefu.records.store import AUDIT, RECORDS
+from kefu.records.values import core_values, read_stored, read_values
 from kefu.records.types import RecordType
 from kefu.rules.sla import clocks_json
 
@@ -259,7 +260,7 @@ def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *,
 # -- what was exported ------------------------------------------------------------------------------------
 
 def _filter_value_text(record_type: RecordType, condition, actor: Actor) -> str:
-    from kefu.records.store import field_for
+    from kefu.records.core_fields import field_for
 
     if condition.op in ("empty", "not_empty"):
         return ""
@@ -279,7 +280,8 @@ def _filter_value_text(record_type: RecordType, condition, actor: Actor) -> str:
 def describe_query(record_type: RecordType, query: RecordQuery, actor: Actor, view=None) -> list[str]:
     """The filters, search and sort of ``query`` as lines a person reads (the 导出说明 sheet, the audit log)."""
     from kefu.records.fields import OPERATOR_LABELS
-    from kefu.records.store import SLA_SORT, field_for
+    from kefu.records.core_fields import field_for
+    from kefu.records.query import SLA_SORT
 
     lines = []
     if view is not None:

@@ -4,7 +4,7 @@ A record is *overdue* when one of its running SLA clocks is past its deadline,
 i.e. ``sla_due <= now`` (``kefu.rules.sla`` keeps ``sla_due`` = the earliest running
 deadline); *due soon* when a running clock is in its last stretch (an
 ``sla_open`` element with ``warn_at <= now < due_at``). Both conditions come
-from ``kefu.records.store.sla_clauses``, the same ones the per-type lists use.
+from ``kefu.records.query.sla_clauses``, the same ones the per-type lists use.
 
 Every query here starts with that condition, so MongoDB reads the ``sla_due``
 (overdue) or ``sla_warn`` (due soon) index and only the matching records —
@@ -21,8 +21,10 @@ from pymongo import ASCENDING
 
 from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
-from kefu.core.i18n import _, _l
-from kefu.records.store import RECORDS, RecordQuery, sla_clauses
+from kefu.core.durations import DurationWords, duration_text
+from kefu.core.i18n import _l
+from kefu.records.query import RecordQuery, sla_clauses
+from kefu.records.store import RECORDS
 from kefu.records.types import type_summaries
 from kefu.rules.levels import DEFAULT_LEVEL_FIELD
 
@@ -214,36 +216,6 @@ def row_of(document: dict, query: SlaListQuery, now: datetime) -> Row:
     due_at, key = min(candidates, key=lambda item: item[0])
     name = ((document.get("sla") or {}).get(key) or {}).get("name") or key or ""
     return Row(document, key, name, due_at, now - due_at, level)
-
-
-@dataclass(frozen=True)
-class DurationWords:
-    """The phrases of ``duration_text`` / ``lateness_text`` in the current language: translated once for a
-    page of rows rather than twice per row."""
-
-    days: str
-    hours: str
-    minutes: str
-    late: str
-    left: str
-
-    @classmethod
-    def current(cls) -> "DurationWords":
-        return cls(days=_("%(days)s 天 %(hours)s 小时"), hours=_("%(hours)s 小时 %(minutes)s 分钟"),
-                   minutes=_("%(minutes)s 分钟"), late=_("逾期 %(time)s"), left=_("剩余 %(time)s"))
-
-
-def duration_text(delta: timedelta, words: DurationWords | None = None) -> str:
-    """``3 天 4 小时``, ``5 小时 10 分钟`` or ``25 分钟`` (the two largest units, rounded down)."""
-    words = words or DurationWords.current()
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return words.days % {"days": days, "hours": hours}
-    if hours:
-        return words.hours % {"hours": hours, "minutes": minutes}
-    return words.minutes % {"minutes": minutes}
 
 
 def lateness_text(row: Row, words: DurationWords | None = None) -> str:

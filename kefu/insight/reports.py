@@ -144,7 +144,7 @@ def _counts(match: dict, path: str, unwind: bool) -> dict:
 
 def _label_map(record_type, key: str, values) -> dict:
     from kefu.records.fields import get_field_type
-    from kefu.records.store import core_field
+    from kefu.records.core_fields import core_field
 
     definition = core_field(record_type, key) or record_type.field(key)
     field_type = get_field_type(definition.type)

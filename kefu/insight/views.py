@@ -122,7 +122,7 @@ class Resolved:
 def filter_problem(record_type, item) -> str | None:
     """Why ``[field, op, value]`` cannot apply to the type as defined now (None when it can)."""
     from kefu.records.fields import get_field_type
-    from kefu.records.store import CORE_BY_KEY, core_field
+    from kefu.records.core_fields import CORE_BY_KEY, core_field
 
     if not isinstance(item, (list, tuple)) or len(item) != 3 or not isinstance(item[0], str):
         return str(_l("筛选条件应为 [字段, 运算, 值]：%(item)s", item=item))
@@ -164,7 +164,7 @@ def _value(record_type, value, actor, now: datetime):
 def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolved:
     """The view ``key`` (a built-in key or a saved view's id) for ``actor``; ``NotFound`` when it is neither
     (or is someone else's unshared view). Filters that no longer fit the definition are dropped, with a reason."""
-    from kefu.records.store import Condition, RecordQuery, build_filter
+    from kefu.records.query import Condition, RecordQuery, build_filter
 
     now = now or utcnow()
     builtin = BUILTIN_BY_KEY.get(key.removeprefix(BUILTIN_PREFIX))
@@ -232,7 +232,7 @@ def _offered(record_type, builtin: Builtin) -> bool:
 
 
 def _column_exists(record_type, key: str) -> bool:
-    from kefu.records.store import CORE_BY_KEY
+    from kefu.records.core_fields import CORE_BY_KEY
 
     if key in CORE_BY_KEY or key == SLA_FIELD:
         return True
@@ -241,7 +241,7 @@ def _column_exists(record_type, key: str) -> bool:
 
 
 def _sort_exists(record_type, sort: str) -> bool:
-    from kefu.records.store import SLA_SORT
+    from kefu.records.query import SLA_SORT
 
     key = sort.lstrip("-")
     return key == SLA_SORT or _column_exists(record_type, key)

@@ -193,7 +193,8 @@ def record_values(record_type, documents: list[dict], tz) -> dict:
     from flask import current_app
 
     from kefu.records.fields import get_field_type
-    from kefu.records.store import Actor, read_values
+    from kefu.records.actor import Actor
+    from kefu.records.values import read_values
 
     actor = Actor(user=None, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=False)
     values = {document["_id"]: read_values(record_type, document, actor) for document in documents}

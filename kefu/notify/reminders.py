@@ -231,7 +231,7 @@ def _local(moment: datetime, tz) -> str:
 
 def _record_alerts(context: SweepContext, record_type, document: dict, texts: dict) -> tuple[list, dict]:
     """The alerts ``document`` calls for now, and the ``$set`` marking them sent."""
-    from kefu.insight.overdue import duration_text
+    from kefu.core.durations import duration_text
     from kefu.notify.notifications import Alert
     from kefu.org.roles import Role
     from kefu.rules.levels import level_of

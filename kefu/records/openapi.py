@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from kefu.records.fields import get_field_type
-from kefu.records.store import core_fields
+from kefu.records.core_fields import core_fields
 from kefu.records.types import RecordType
 
 ERROR_SCHEMA = {

@@ -355,7 +355,8 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     type key, and a field type change whose stored values would not convert
     (listing those records). Convertible values are converted in place.
     """
-    from kefu.records.store import convert_field_values, records_not_converting, reindex_search
+    from kefu.records.migrations import convert_field_values, records_not_converting
+    from kefu.records.search import reindex_search
 
     existing = _editable_record_type(key) if key else None
     searched_before = existing.searched_keys() if existing else ()

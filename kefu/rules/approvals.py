@@ -289,7 +289,7 @@ def _request_key(document: dict, rules: Rules, amount: Decimal) -> str:
 def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | None:
     """Open the request for ``amount`` (replacing a pending one for another amount); idempotent: the same
     entry into ``on_status`` with the same amount opens one request only. Returns the request, or None."""
-    from kefu.records.store import _event
+    from kefu.records.timeline import record_event
 
     rules = rules_of(record_type)
     key = _request_key(document, rules, amount)
@@ -319,7 +319,7 @@ def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | 
         parts.append(str(_l("须先由 %(titles)s 审核", titles="、".join(band.reviewers))))
     if band.note:
         parts.append(band.note)
-    _event(record_type.key, document["_id"], "approval", actor, text="；".join(parts),
+    record_event(record_type.key, document["_id"], "approval", actor, text="；".join(parts),
            data={"action": "open", "request": request["id"], "amount": str(amount), "band": index,
                  "band_text": band.text(), "approver": band.approver, "reviewers": list(band.reviewers)})
     return request
@@ -380,7 +380,8 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
     reviewers not done, or the request changed since ``request_id`` was read) and ``ValidationFailed`` (an
     unknown action, a rejection without a reason). Nothing is written when it raises.
     """
-    from kefu.records.store import _event, get_record
+    from kefu.records.store import get_record
+    from kefu.records.timeline import record_event
     from kefu.records.types import get_record_type
 
     record_type = get_record_type(type_key, active_only=False)
@@ -414,7 +415,7 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
     amount = request["amount"].to_decimal()
     text = _l("%(action)s（%(titles)s）：%(amount)s 元，%(band)s", action=ACTION_LABELS[action],
               titles="、".join(titles), amount=_amount_text(amount), band=request["band_text"])
-    _event(type_key, document["_id"], "approval", actor,
+    record_event(type_key, document["_id"], "approval", actor,
            text=f"{text}；{_('意见')}：{comment}" if comment else str(text),
            data={"action": action, "request": request["id"], "titles": titles, "amount": str(amount),
                  "band": request["band"], "band_text": request["band_text"], "comment": comment})
@@ -428,7 +429,8 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
 def _move_status(type_key: str, record_id, expected: str, target: str, actor) -> None:
     """Move the record from ``expected`` to ``target`` as the decision says, whatever its version (retrying
     when someone saves in between); left alone when someone already moved it elsewhere."""
-    from kefu.records.store import get_record, update_record
+    from kefu.records.store import get_record
+    from kefu.records.write import update_record
 
     for _attempt in range(5):
         current = get_record(type_key, record_id)

@@ -196,7 +196,10 @@ def after_save(record_type, document: dict, before: dict | None, changed, actor)
 def create_callback(record_type, document: dict, actor) -> dict | None:
     """The callback of this closing of ``document``: created once, then found again. None when it could not
     be created (the reason is written to the original's timeline)."""
-    from kefu.records.store import _event, core_values, create_record, read_values, system_actor
+    from kefu.records.actor import system_actor
+    from kefu.records.timeline import record_event
+    from kefu.records.values import core_values, read_values
+    from kefu.records.write import create_record
     from kefu.records.types import get_record_type
 
     rules = rules_of(record_type)
@@ -230,11 +233,11 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
             created = collection.find_one({"source.id": document["_id"], "source.closed_at": closed_at})
     except DomainError as exc:
         log.warning("callback for %s %s not created: %s", record_type.key, document["number"], exc)
-        _event(record_type.key, document["_id"], "callback", system,
+        record_event(record_type.key, document["_id"], "callback", system,
                text=str(_l("未能自动生成回访：%(reason)s", reason=str(exc.message))))
         return None
     if _link(document, created):
-        _event(record_type.key, document["_id"], "callback", system,
+        record_event(record_type.key, document["_id"], "callback", system,
                text=str(_l("已生成回访 %(number)s，回访期限 %(due)s（%(within)s）", number=created["number"],
                            due=due.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M"), within=rules.within_text())))
     return created
@@ -260,7 +263,8 @@ def _link(document: dict, callback: dict) -> bool:
 def record_result(record_type, document: dict, changed, actor) -> None:
     """Act on the callback's result once it is recorded: a rejected answer sends the original back
     (``kefu.rules.levels.customer_rejected``); the callback is then closed. Once per callback (``outcome``)."""
-    from kefu.records.store import _event, system_update
+    from kefu.records.timeline import record_event
+    from kefu.records.write import system_update
     from kefu.records.types import get_record_type
 
     source = document["source"]
@@ -297,7 +301,7 @@ def record_result(record_type, document: dict, changed, actor) -> None:
         text = _l("回访结果“%(result)s”：%(source)s 归档", result=result, source=source["number"])
     collection.update_one({"_id": source["id"], "callbacks.id": document["_id"]},
                           {"$set": {"callbacks.$.result": result}})
-    _event(source["type"], source["id"], "callback", actor,
+    record_event(source["type"], source["id"], "callback", actor,
            text=str(_l("回访 %(number)s 结果：%(result)s", number=document["number"], result=result)))
     workflow = workflow_of(record_type)
     current = collection.find_one({"_id": document["_id"]}, {"status": 1})
@@ -305,7 +309,7 @@ def record_result(record_type, document: dict, changed, actor) -> None:
         system_update(record_type.key, document["_id"], {"status": workflow.closed[0]}, actor,
                       event_kind="callback", event_text=str(text))
     else:
-        _event(record_type.key, document["_id"], "callback", actor, text=str(text))
+        record_event(record_type.key, document["_id"], "callback", actor, text=str(text))
 
 
 # -- reading ------------------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def section_problems(section, definition: dict) -> list:
 
 
 def _rule_problems(n: int, entry, fields: dict, order: list, level_key) -> list:
-    from kefu.records.store import EVENT_KINDS, MANUAL_EVENT_KINDS
+    from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS
 
     if not isinstance(entry, dict):
         return [_l("levels.rules 第 %(n)s 条格式不正确", n=n)]
@@ -424,7 +424,9 @@ def raise_level(record_type, record_id, holding: list[Rule]) -> bool:
     The rules are noted on the record (``level_rules``) before the change, so concurrent runs raise once; the
     change itself is made only while the stored level is still below the target (never a fall).
     """
-    from kefu.records.store import get_record, system_actor, system_update
+    from kefu.records.actor import system_actor
+    from kefu.records.store import get_record
+    from kefu.records.write import system_update
 
     rules = rules_of(record_type)
     document = get_record(record_type.key, record_id)
@@ -468,7 +470,7 @@ def months_before(moment: datetime, months: int, tz) -> datetime:
 def escalate_by_age(now: datetime | None = None) -> int:
     """Raise the open records at an ``open_longer`` rule's ``from`` level older than its ``months`` (the daily
     job); return how many were raised. One indexed query per rule: type, open statuses, level, start."""
-    from kefu.records.store import system_actor
+    from kefu.records.actor import system_actor
     from kefu.records.types import RecordType
 
     now = now or utcnow()
@@ -503,7 +505,9 @@ def customer_rejected(type_key: str, record_id, actor, note: str) -> dict:
     """The customer does not accept the result (004 投诉处理 2; a 回访 不满意): ``on_rejected.steps`` levels up
     (capped at the top of ``order``) and back to the workflow's ``rework`` status, with one timeline event
     (kind ``level``) giving ``note``. A person's act, so it applies to closed records too. Returns the record."""
-    from kefu.records.store import _event, get_record, system_update
+    from kefu.records.store import get_record
+    from kefu.records.timeline import record_event
+    from kefu.records.write import system_update
     from kefu.records.types import get_record_type
 
     note = (note or "").strip()
@@ -529,6 +533,6 @@ def customer_rejected(type_key: str, record_id, actor, note: str) -> dict:
     parts.append(str(_l("退回“%(status)s”重新处理", status=preview["status"])))
     text = "；".join(parts)
     if not values:
-        _event(type_key, document["_id"], "level", actor, text=text)
+        record_event(type_key, document["_id"], "level", actor, text=text)
         return get_record(type_key, document["_id"])
     return system_update(type_key, document["_id"], values, actor, event_kind="level", event_text=text)

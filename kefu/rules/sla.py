@@ -266,7 +266,7 @@ def state_at(clock_state: dict, now: datetime) -> str:
 def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) -> dict:
     """The ``$set`` of SLA fields for ``document`` at ``now`` (pure: no database access)."""
     from kefu.notify.reminders import carried_alerts, reminders_of, sla_next
-    from kefu.records.store import core_values, read_plain_values
+    from kefu.records.values import core_values, read_plain_values
 
     values = {**core_values(document), **read_plain_values(record_type, document)}
     workflow = workflow_of(record_type)

@@ -68,7 +68,7 @@ class Launcher:
         from kefu.calendar.workcalendar import seed_calendar
         from kefu.notify.messages import ensure_templates
         from kefu.org.users import User
-        from kefu.records.store import index_unindexed_records
+        from kefu.records.search import index_unindexed_records
         from kefu.records.types import load_shipped_types
         from kefu.rules import sla
         from seed.demo import seed_demo

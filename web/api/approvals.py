@@ -5,8 +5,8 @@ from flask import jsonify
 from flask_login import current_user
 
 from kefu.insight import exports
-from kefu.records import store as records
 from kefu.records import types as record_types
+from kefu.records.store import get_record
 from kefu.rules import approvals
 from kefu.rules.callbacks import links_of
 from web.actor import current_actor
@@ -28,7 +28,7 @@ def get_approval(type_key, record_id):
     """The request, and for each action ``null`` (you may) or why you may not."""
     record_type = record_types.get_record_type(type_key, active_only=False)
     actor = current_actor()
-    return jsonify(_body(record_type, records.get_record(type_key, record_id), actor))
+    return jsonify(_body(record_type, get_record(type_key, record_id), actor))
 
 
 @blueprint.post("/v1/records/<type_key>/<record_id>/approval")

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import jsonify
 
 from kefu.insight import exports
-from kefu.records import store as records
 from kefu.records import types as record_types
+from kefu.records.timeline import record_events
 from kefu.rules import levels
 from web.actor import current_actor
 from web.api import blueprint, json_body
@@ -21,5 +21,5 @@ def reject_result(type_key, record_id):
     actor = current_actor()
     document = levels.customer_rejected(type_key, record_id, actor, str(body.get("note") or ""))
     result = exports.record_json(record_type, document, actor)
-    result["events"] = [exports.event_json(e, actor) for e in records.record_events(document["_id"])]
+    result["events"] = [exports.event_json(e, actor) for e in record_events(document["_id"])]
     return jsonify(result)

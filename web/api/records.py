@@ -6,15 +6,18 @@ import json
 from flask import Response, jsonify, request, stream_with_context
 from flask_login import current_user
 
-from kefu.core.errors import PermissionDenied
+from kefu.core.errors import Conflict, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _
 from kefu.insight import export_jobs, exports, views
 from kefu.org import tokens
 from kefu.org.roles import Role
-from kefu.records import store as records
+from kefu.records import store, timeline
 from kefu.records import types as record_types
+from kefu.records import write
+from kefu.records.core_fields import field_for
 from kefu.records.fields import get_field_type
 from kefu.records.openapi import openapi_document
+from kefu.records.query import MAX_PER_PAGE, SLA_SORT, Condition, RecordQuery, find_records
 from kefu.records.references import REFERENCE_KINDS, search_references
 from web.actor import current_actor
 from web.api import BadRequest, blueprint, json_body
@@ -75,7 +78,7 @@ def replace_type(key):
 
 # -- records --------------------------------------------------------------------
 
-def list_query(args, record_type) -> records.RecordQuery:
+def list_query(args, record_type) -> RecordQuery:
     """Parse ``<field>=v``, ``<field>__gte=``, ``__lte=``, ``__in=a,b``, ``q``, ``sort``, ``page``, ``per_page``."""
     conditions = []
     for name, value in args.items(multi=True):
@@ -86,28 +89,28 @@ def list_query(args, record_type) -> records.RecordQuery:
         if value.lstrip().startswith(("{", "[")) or value.startswith("$"):
             raise BadRequest(_("查询值不能是对象或运算符：%(name)s", name=name), {key: _("不接受查询运算符")})
         try:
-            definition = records.field_for(record_type, key)
-        except records.ValidationFailed as exc:
+            definition = field_for(record_type, key)
+        except ValidationFailed as exc:
             raise BadRequest(exc.message, exc.fields) from exc
         if op not in get_field_type(definition.type).operators:
             allowed = "、".join(get_field_type(definition.type).operators)
             raise BadRequest(_("字段“%(key)s”不支持运算“%(op)s”；可用：%(allowed)s", key=key, op=op, allowed=allowed),
                              {key: _("不支持的运算")})
-        conditions.append(records.Condition(key, op, value.split(",") if op == "in" else value))
+        conditions.append(Condition(key, op, value.split(",") if op == "in" else value))
     try:
         page = int(args.get("page", 1))
         per_page = int(args.get("per_page", 50))
     except ValueError as exc:
         raise BadRequest(_("page 和 per_page 应为整数")) from exc
-    if per_page > records.MAX_PER_PAGE or per_page < 1 or page < 1:
-        raise BadRequest(_("per_page 应在 1–%(max)s 之间，page 从 1 开始", max=records.MAX_PER_PAGE))
+    if per_page > MAX_PER_PAGE or per_page < 1 or page < 1:
+        raise BadRequest(_("per_page 应在 1–%(max)s 之间，page 从 1 开始", max=MAX_PER_PAGE))
     sort = args.get("sort") or None
-    if sort and sort.lstrip("-") != records.SLA_SORT:
+    if sort and sort.lstrip("-") != SLA_SORT:
         try:
-            records.field_for(record_type, sort.lstrip("-"))
-        except records.ValidationFailed as exc:
+            field_for(record_type, sort.lstrip("-"))
+        except ValidationFailed as exc:
             raise BadRequest(exc.message, exc.fields) from exc
-    return records.RecordQuery(conditions=conditions, q=args.get("q"), sort=sort, page=page, per_page=per_page,
+    return RecordQuery(conditions=conditions, q=args.get("q"), sort=sort, page=page, per_page=per_page,
                                overdue=_flag(args, "overdue"), due_soon=_flag(args, "due_soon"))
 
 
@@ -131,7 +134,7 @@ def _values_from_request() -> tuple[dict, list]:
     return json_body(), []
 
 
-def view_query(args, record_type, actor) -> tuple[records.RecordQuery, views.Resolved | None]:
+def view_query(args, record_type, actor) -> tuple[RecordQuery, views.Resolved | None]:
     """``list_query`` with the saved or built-in view named by ``view=`` applied (its filters, and its sort when
     none is given); a view that does not exist is 404."""
     query = list_query(args, record_type)
@@ -153,8 +156,8 @@ def list_records(type_key):
     actor = current_actor()
     query, resolved = view_query(request.args, record_type, actor)
     try:
-        total, documents = records.find_records(type_key, query, actor, record_type=record_type)
-    except records.ValidationFailed as exc:
+        total, documents = find_records(type_key, query, actor, record_type=record_type)
+    except ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
     return jsonify({"items": [exports.record_json(record_type, d, actor, explained=False) for d in documents],
                     "total": total, "view": _view_json(resolved)})
@@ -165,7 +168,7 @@ def create_record(type_key):
     record_type = record_types.get_record_type(type_key)
     values, _files = _values_from_request()
     actor = current_actor()
-    document = records.create_record(type_key, values, actor)
+    document = write.create_record(type_key, values, actor)
     return jsonify(exports.record_json(record_type, document, actor)), 201
 
 
@@ -173,9 +176,9 @@ def create_record(type_key):
 def get_record(type_key, record_id):
     record_type = record_types.get_record_type(type_key, active_only=False)
     actor = current_actor()
-    document = records.get_record(type_key, record_id)
+    document = store.get_record(type_key, record_id)
     body = exports.record_json(record_type, document, actor)
-    body["events"] = [exports.event_json(e, actor) for e in records.record_events(document["_id"])]
+    body["events"] = [exports.event_json(e, actor) for e in timeline.record_events(document["_id"])]
     return jsonify(body)
 
 
@@ -188,8 +191,8 @@ def update_record(type_key, record_id):
         raise BadRequest(_("请提供 version（读取记录时得到的版本号）"), {"version": _("缺少版本号")})
     actor = current_actor()
     try:
-        document = records.update_record(type_key, record_id, values, actor, version=version)
-    except records.Conflict as exc:
+        document = write.update_record(type_key, record_id, values, actor, version=version)
+    except Conflict as exc:
         body = {"error": {"code": exc.code, "message": str(exc.message), "fields": {"version": str(exc.fields["version"])},
                           "current": exports.record_json(record_type, exc.current, actor)}}
         return jsonify(body), 409
@@ -205,7 +208,7 @@ def add_event(type_key, record_id):
     else:
         body = json_body()
         kind, text, files = str(body.get("kind") or ""), str(body.get("text") or ""), []
-    event = records.add_event(type_key, record_id, kind, text, actor, files=files)
+    event = timeline.add_event(type_key, record_id, kind, text, actor, files=files)
     return jsonify(exports.event_json(event, actor)), 201
 
 
@@ -222,7 +225,7 @@ def export_records(type_key, fmt):
     columns = [c for c in (request.args.get("columns") or "").split(",") if c] or (resolved.columns if resolved else [])
     try:
         total = exports.count_rows(record_type, query, actor)
-    except records.ValidationFailed as exc:
+    except ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
     filters_text = request.query_string.decode()
     if total > export_jobs.async_threshold():

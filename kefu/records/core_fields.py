@@ -1,0 +1,71 @@
+"""The core fields every record has (number, status, assignee, department, customer, registration) next to the configured ones, and finding a field of a type by key."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kefu.core.errors import ValidationFailed
+from kefu.core.i18n import _l
+from kefu.records.types import FieldSpec, RecordType
+from kefu.rules.workflow import DEFAULT_STATUSES, workflow_of
+
+
+@dataclass(frozen=True)
+class CoreField(FieldSpec):
+    """A field every record has, described like a configured one so the same types filter and validate it;
+    stored at the top of the record (``path`` is its key), listed and filterable unless said otherwise."""
+
+    list: bool = True
+    filter: bool = True
+    editable: bool = True
+
+    @property
+    def path(self) -> str:
+        return self.key
+
+
+CORE_FIELDS = (
+    CoreField("number", _l("编号"), "text", editable=False),
+    CoreField("status", _l("状态"), "choice", choices=DEFAULT_STATUSES),
+    CoreField("assignee", _l("负责人"), "user"),
+    CoreField("department", _l("部门"), "department"),
+    CoreField("customer", _l("客户"), "customer", list=False),
+    CoreField("created_at", _l("登记时间"), "datetime", editable=False),
+    CoreField("updated_at", _l("更新时间"), "datetime", list=False, editable=False),
+    CoreField("created_by", _l("登记人"), "user", list=False, editable=False),
+)
+
+
+CORE_BY_KEY = {f.key: f for f in CORE_FIELDS}
+
+
+def core_fields(record_type: RecordType) -> tuple[CoreField, ...]:
+    """The core fields as this type has them: ``status`` offers the type's workflow statuses (built once per
+    loaded definition)."""
+    def build(_workflow):
+        statuses = workflow_of(record_type).statuses
+        return tuple(replace(f, choices=statuses) if f.key == "status" else f for f in CORE_FIELDS)
+
+    return record_type.derived("core_fields", record_type.workflow, build)
+
+
+def core_field(record_type: RecordType, key: str) -> CoreField | None:
+    """The core field ``key`` as this type has it (None for a configured field's key)."""
+    if key not in CORE_BY_KEY:
+        return None
+    return replace(CORE_BY_KEY[key], choices=workflow_of(record_type).statuses) if key == "status" else CORE_BY_KEY[key]
+
+
+def field_for(record_type: RecordType, key: str, *, include_inactive: bool = True):
+    """The core or configured field named ``key``; ``ValidationFailed`` for an unknown key."""
+    if key in CORE_BY_KEY:
+        return core_field(record_type, key)
+    definition = record_type.field(key)
+    if definition is None or (not include_inactive and not definition.active):
+        known = [f.key for f in CORE_FIELDS] + [f.key for f in record_type.active_fields]
+        raise ValidationFailed(_l("没有字段“%(key)s”；可用：%(known)s", key=key, known="、".join(known)),
+                               {key: _l("没有这个字段")})
+    return definition
+
+
+def field_path(definition) -> str:
+    return definition.path

@@ -1,0 +1,164 @@
+"""Finding records: filters as ``[field, op, value]`` conditions checked against the definition, search, the SLA views, sort and paging."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, DESCENDING
+
+from kefu.core.clock import utcnow
+from kefu.core.db import get_database
+from kefu.core.errors import ValidationFailed
+from kefu.core.i18n import _l
+from kefu.core.validation import InvalidValue
+from kefu.records.actor import Actor
+from kefu.records.core_fields import field_for
+from kefu.records.fields import get_field_type
+from kefu.records.search import compact_text, query_grams
+from kefu.records.store import RECORDS
+from kefu.records.types import RecordType, get_record_type
+from kefu.records.values import blind_index_text
+
+# Lists and exports never show the search index: leaving it out halves what MongoDB sends and Python decodes.
+READ_PROJECTION = {"grams": 0, "search_text": 0}
+
+
+MAX_PER_PAGE = 200
+
+
+SLA_SORT = "sla_due"  # sort key: by the earliest running deadline, i.e. the most overdue first
+
+
+@dataclass
+class Condition:
+    """One filter: ``[field, op, value]`` checked against the current definition."""
+
+    field: str
+    op: str
+    value: object = None
+
+
+@dataclass
+class RecordQuery:
+    conditions: list[Condition] = field(default_factory=list)
+    q: str | None = None
+    sort: str | None = None  # "-created_at", "claim_amount", "sla_due" (most overdue first)
+    page: int = 1
+    per_page: int = 50
+    overdue: bool = False  # any running SLA clock past its deadline
+    due_soon: bool = False  # any running SLA clock in its last stretch
+    due_within: timedelta | None = None  # the next running deadline falls within this time from now
+
+
+def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor) -> dict:
+    """The MongoDB filter for ``query``; ``ValidationFailed`` for unknown fields or operators."""
+    clauses: list[dict] = [{"type": record_type.key}]
+    context = actor.field_context()
+    for condition in query.conditions:
+        definition = field_for(record_type, condition.field)
+        field_type = get_field_type(definition.type)
+        if definition.sensitive:
+            clauses.append(_sensitive_clause(record_type, definition, condition, actor))
+            continue
+        try:
+            clauses.append(field_type.query(definition.path, condition.op, condition.value, definition, context))
+        except InvalidValue as exc:
+            raise ValidationFailed(str(exc), {condition.field: str(exc)}) from exc
+    if query.q and query.q.strip():
+        clauses.append(_search_clause(record_type, query.q.strip(), actor))
+    clauses.extend(sla_clauses(query, utcnow()))
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def sla_clauses(query: RecordQuery, now: datetime) -> list[dict]:
+    """Filters for ``overdue`` / ``due_soon`` / ``due_within`` (see ``kefu.rules.sla``: ``sla_due`` is the earliest
+    running deadline)."""
+    clauses = []
+    if query.overdue:
+        # "$type": the partial index ``sla_due`` serves only queries that name its filter expression.
+        clauses.append({"sla_due": {"$lte": now, "$type": "date"}})
+    if query.due_soon:
+        clauses.append({"sla_open": {"$elemMatch": {"warn_at": {"$lte": now}, "due_at": {"$gt": now}}}})
+    if query.due_within is not None:
+        clauses.append({"sla_due": {"$gt": now, "$lte": now + query.due_within, "$type": "date"}})
+    return clauses
+
+
+def _sensitive_clause(record_type: RecordType, definition, condition: Condition, actor: Actor) -> dict:
+    """Sensitive values are stored encrypted: only exact match (via the blind index) and emptiness work."""
+    path = f"bidx.{definition.key}"
+    if condition.op == "empty":
+        return {path: None}
+    if condition.op == "not_empty":
+        return {path: {"$ne": None}}
+    if condition.op != "eq":
+        raise ValidationFailed(_l("敏感字段“%(label)s”只支持精确查询", label=definition.label),
+                               {definition.key: _l("只支持精确查询（eq）")})
+    try:
+        value = get_field_type(definition.type).clean(condition.value, definition, actor.field_context())
+    except InvalidValue as exc:
+        raise ValidationFailed(str(exc), {definition.key: str(exc)}) from exc
+    return {path: actor.cipher.blind_index(blind_index_text(value), context=f"{record_type.key}.{definition.key}")}
+
+
+def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
+    options: list[dict] = [{"number": text}]
+    grams = query_grams(text)
+    if grams:
+        # The grams index narrows the candidates; the regex keeps only records containing the text itself.
+        options.append({"grams": {"$all": grams}, "search_text": {"$regex": re.escape(compact_text(text))}})
+    # Sensitive search fields (a phone) are found by exact value through their blind index.
+    for definition in record_type.active_fields:
+        if definition.search and definition.sensitive:
+            try:
+                value = get_field_type(definition.type).clean(text, definition, actor.field_context())
+            except InvalidValue:
+                continue
+            if value not in (None, ""):
+                options.append({f"bidx.{definition.key}": actor.cipher.blind_index(
+                    blind_index_text(value), context=f"{record_type.key}.{definition.key}")})
+    return {"$or": options}
+
+
+def sort_spec(record_type: RecordType, sort: str | None) -> list[tuple[str, int]]:
+    if not sort:
+        return [("created_at", DESCENDING), ("_id", DESCENDING)]
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key == SLA_SORT:
+        direction = DESCENDING if descending else ASCENDING
+        return [("sla_due", direction), ("_id", direction)]
+    definition = field_for(record_type, key)
+    if definition.sensitive:
+        raise ValidationFailed(_l("敏感字段不能排序"), {key: _l("敏感字段不能排序")})
+    direction = DESCENDING if descending else ASCENDING
+    return [(definition.path, direction), ("_id", direction)]
+
+
+def find_records(type_key: str, query: RecordQuery, actor: Actor, *,
+                 record_type: RecordType | None = None) -> tuple[int, list[dict]]:
+    """``(total, page of documents)`` for the query; the one reader behind list, API and export.
+
+    ``record_type``: the type's definition when the caller has loaded it already (saves reading it again).
+    """
+    record_type = record_type if record_type is not None else get_record_type(type_key, active_only=False)
+    per_page = max(1, min(int(query.per_page or 50), MAX_PER_PAGE))
+    page = max(1, int(query.page or 1))
+    mongo_filter = build_filter(record_type, query, actor)
+    collection = get_database()[RECORDS]
+    total = collection.count_documents(mongo_filter)
+    cursor = collection.find(mongo_filter, READ_PROJECTION, sort=sort_spec(record_type, query.sort),
+                             skip=(page - 1) * per_page, limit=per_page)
+    return total, list(cursor)
+
+
+def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000, fields=None):
+    """Every matching document in the query's order, streamed (for exports). ``fields``: the stored paths to
+    read (``data.<key>``, ``pii.<key>``, core keys …), else everything lists read."""
+    record_type = get_record_type(type_key, active_only=False)
+    projection = dict.fromkeys(fields, 1) if fields else READ_PROJECTION
+    cursor = get_database()[RECORDS].find(
+        build_filter(record_type, query, actor), projection, sort=sort_spec(record_type, query.sort),
+        batch_size=batch_size)
+    yield from cursor

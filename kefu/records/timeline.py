@@ -1,0 +1,84 @@
+"""A record's timeline: events (登记, 备注, 电话沟通, 状态变更 …) people see, and the audit log of every change.
+
+``record_event`` and ``audit`` are the public way for any area to add to them; ``add_event`` is what a person adds
+by hand (a call, a visit, a comment, attachments)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ASCENDING
+
+from kefu.core.clock import utcnow
+from kefu.core.db import get_database
+from kefu.core.errors import ValidationFailed
+from kefu.core.i18n import _l
+from kefu.records import lifecycle
+from kefu.records.actor import Actor
+from kefu.records.attachments import attach_to_record
+from kefu.records.store import AUDIT, EVENTS, get_record, object_id
+from kefu.records.types import RecordType
+
+EVENT_KINDS = {
+    "created": _l("登记"), "updated": _l("修改"), "comment": _l("备注"), "call": _l("电话沟通"),
+    "visit": _l("上门/来访"), "forward": _l("转办部门"), "plan": _l("处理方案"), "approval": _l("审批"),
+    "callback": _l("回访"), "status": _l("状态变更"), "level": _l("等级变更"), "attachment": _l("附件"),
+    "assign": _l("转派"),
+}
+
+
+# Kinds a person may add by hand; the others are written by the engine.
+MANUAL_EVENT_KINDS = ("comment", "call", "visit", "forward", "plan", "approval", "callback", "attachment")
+
+
+def audit(action: str, record_type: RecordType, document: dict, actor: Actor, changes: list | None = None,
+           extra: dict | None = None) -> None:
+    entry = {
+        "record_id": document["_id"] if document else None, "record_type": record_type.key,
+        "number": document.get("number") if document else None, "action": action, "at": utcnow(),
+        "by": actor.user_id, "by_name": actor.name, "changes": changes or [],
+    }
+    if extra:
+        entry.update(extra)
+    get_database()[AUDIT].insert_one(entry)
+
+
+def record_event(record_type_key: str, record_id, kind: str, actor: Actor, text: str = "", attachments=(),
+           data: dict | None = None, at: datetime | None = None) -> dict:
+    event = {
+        "record_id": record_id, "record_type": record_type_key, "kind": kind, "at": at or utcnow(),
+        "by": actor.user_id, "by_name": actor.name, "text": text, "attachments": list(attachments),
+        "data": data or {},
+    }
+    get_database()[EVENTS].insert_one(event)
+    return event
+
+
+def add_event(type_key: str, record_id, kind: str, text: str, actor: Actor, files=()) -> dict:
+    """Append a process record (comment, phone call, visit …) with attachments to the timeline."""
+    if kind not in MANUAL_EVENT_KINDS:
+        allowed = "、".join(f"{k}（{EVENT_KINDS[k]}）" for k in MANUAL_EVENT_KINDS)
+        raise ValidationFailed(_l("事件类型“%(kind)s”无效；可选：%(allowed)s", kind=kind, allowed=allowed),
+                               {"kind": _l("事件类型无效")})
+    text = (text or "").strip()
+    if not text and not files:
+        raise ValidationFailed(_l("请填写内容或上传附件"), {"text": _l("请填写内容或上传附件")})
+    document = get_record(type_key, record_id)
+    attachments = []
+    for upload in files:
+        if actor.attachments is None:
+            raise ValidationFailed(_l("此处不能上传附件"))
+        info = actor.attachments.store(upload, 20 * 1024 * 1024)
+        attachments.append(info.id)
+    attach_to_record(attachments, document["_id"])
+    event = record_event(type_key, document["_id"], kind, actor, text=text, attachments=attachments)
+    lifecycle.after_event(type_key, document["_id"], kind, actor)
+    return event
+
+
+def record_events(record_id) -> list[dict]:
+    """The record's timeline, oldest first."""
+    return list(get_database()[EVENTS].find({"record_id": object_id(record_id)}).sort("at", ASCENDING))
+
+
+def record_audit(record_id) -> list[dict]:
+    return list(get_database()[AUDIT].find({"record_id": object_id(record_id)}).sort("at", ASCENDING))

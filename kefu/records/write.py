@@ -1,0 +1,216 @@
+"""The one write path for every record of every type: create, update, system updates of the rules, reassign.
+
+Admin views, the API, jobs and imports all call these functions. A write validates against the record type's
+current definition, assigns the human number, stamps who/when, encrypts sensitive values, keeps Chinese search
+grams, appends to the audit log and uses optimistic concurrency: an update names the ``version`` it started from
+and a stale one is refused with the current values, never silently overwritten. After the write the rules of the
+type run (``kefu.records.lifecycle``)."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from kefu.core.clock import utcnow
+from kefu.core.db import get_database
+from kefu.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from kefu.core.i18n import _l
+from kefu.records import lifecycle
+from kefu.records.actor import Actor
+from kefu.records.attachments import attach_to_record
+from kefu.records.search import search_index
+from kefu.records.store import COUNTERS, RECORDS, get_record, object_id, set_path, stale_conflict
+from kefu.records.timeline import audit, record_event
+from kefu.records.types import RecordType, get_record_type
+from kefu.records.values import (
+    attachment_ids, clean_values, core_values, display_values, label_of, read_values, storage_of,
+)
+from kefu.rules.workflow import check_change, workflow_of
+
+
+def next_number(record_type: RecordType, moment: datetime, tz: ZoneInfo) -> str:
+    """``TS-202611-0001``: prefix, local year and month, a per-month sequence.
+
+    The counter is one atomic ``$inc`` on a document per prefix and month, so
+    concurrent creations in any number of processes never share a number.
+    """
+    month = moment.astimezone(tz).strftime("%Y%m")
+    counter_id = f"{record_type.number_prefix}-{month}"
+    counter = get_database()[COUNTERS].find_one_and_update(
+        {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER,
+    )
+    return f"{counter_id}-{counter['seq']:04d}"
+
+
+def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | None = None) -> dict:
+    """Validate and store a new record; return the stored document.
+
+    Raises ``ValidationFailed`` (field key → message) and ``NotFound`` for an
+    unknown or disabled type. ``extra``: engine-owned top-level keys stored
+    in the same insert (a callback's ``source`` link), never field values.
+    """
+    record_type = get_record_type(type_key)
+    core, data = clean_values(record_type, values, actor, creating=True)
+    check_change(record_type, None, core["status"], data)
+    lifecycle.before_save(record_type, None, {**core, **data}, {*core, *data})
+    now = utcnow()
+    number = next_number(record_type, now, actor.tz)
+    document = {"_id": ObjectId(), "type": record_type.key, "number": number, "data": {}, "pii": {}, "bidx": {}}
+    for path, value in storage_of(record_type, core, data, actor).items():
+        set_path(document, path, value)
+    document.update({
+        **search_index(record_type, number, data, actor.tz), "version": 1,
+        "created_at": now, "created_by": actor.user_id, "updated_at": now, "updated_by": actor.user_id,
+        "status_at": {core["status"]: now},
+        "closed_at": now if workflow_of(record_type).is_closed(core["status"]) else None,
+    })
+    document.setdefault("assignee", None)
+    document.setdefault("department", None)
+    document.setdefault("customer", None)
+    document.update({k: v for k, v in (extra or {}).items() if k not in document})
+    attachments = attachment_ids(record_type, data)
+    get_database()[RECORDS].insert_one(document)
+    attach_to_record(attachments, document["_id"])
+    changes = [{"field": k, "label": label_of(record_type, k), "before": None, "after": v}
+               for k, v in display_values(record_type, {**core, **data}, actor, [*core, *data]).items()
+               if v is not None]
+    audit("create", record_type, document, actor, changes)
+    record_event(record_type.key, document["_id"], "created", actor, text=str(_l("登记 %(number)s", number=number)),
+           attachments=attachments, at=now)
+    return lifecycle.after_save(record_type, document, None, {*core, *data}, actor)
+
+
+def update_record(type_key: str, record_id, values: dict, actor: Actor, *, version: int,
+                  enforce_workflow: bool = True) -> dict:
+    """Apply ``values`` to the record if it is still at ``version``; return the new document.
+
+    A stale ``version`` raises ``Conflict`` ("已被他人修改") carrying the
+    current document in ``exc.current``; nothing is written. A status move
+    the type's workflow does not allow, or a close with ``required_on_close``
+    fields empty, raises ``ValidationFailed`` (``enforce_workflow=False`` is
+    for the rules engine's own moves, such as back to rework).
+    """
+    record_type = get_record_type(type_key, active_only=False)
+    current = get_record(type_key, record_id)
+    try:
+        version = int(version)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(_l("缺少版本号 version"), {"version": _l("缺少版本号")}) from exc
+    if current["version"] != version:
+        raise stale_conflict(current)
+    before = {**core_values(current), **read_values(record_type, current, actor)}
+    core, data = clean_values(record_type, values, actor, creating=False, current=before)
+    changed = [k for k, v in {**core, **data}.items() if before.get(k) != v]
+    if not changed:
+        return current
+    attachments = attachment_ids(record_type, {k: data[k] for k in data if k in changed}, current["_id"])
+    now = utcnow()
+    update = storage_of(record_type, {k: core[k] for k in core if k in changed},
+                         {k: data[k] for k in data if k in changed}, actor)
+    after = {**before, **core, **data}
+    if "status" in changed:
+        if enforce_workflow:
+            check_change(record_type, before.get("status"), after["status"], after)
+        update[f"status_at.{after['status']}"] = now
+        # closed_at: when the record last entered a closed status (None while open) — reports and the dashboard.
+        update["closed_at"] = now if workflow_of(record_type).is_closed(after["status"]) else None
+    lifecycle.before_save(record_type, current, after, set(changed))
+    update.update({**search_index(record_type, current["number"], after, actor.tz),
+                   "updated_at": now, "updated_by": actor.user_id})
+    result = get_database()[RECORDS].find_one_and_update(
+        {"_id": current["_id"], "version": version}, {"$set": update, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if result is None:  # someone saved between our read and our write
+        raise stale_conflict(get_record(type_key, record_id))
+    old_shown = display_values(record_type, before, actor, changed)
+    new_shown = display_values(record_type, after, actor, changed)
+    changes = [{"field": k, "label": label_of(record_type, k), "before": old_shown[k], "after": new_shown[k]}
+               for k in changed]
+    audit("update", record_type, result, actor, changes)
+    attach_to_record(attachments, result["_id"])
+    if "status" in changed:
+        record_event(record_type.key, result["_id"], "status", actor,
+               text=f"{old_shown['status'] or '-'} → {new_shown['status']}", at=now)
+    return lifecycle.after_save(record_type, result, before, set(changed), actor)
+
+
+def system_update(type_key: str, record_id, values: dict, actor: Actor, *, event_kind: str, event_text: str,
+                  when=None) -> dict | None:
+    """A change the rules engine makes (a level raised, a record sent back to rework): whatever the record's
+    current version, outside the workflow's allowed moves, with a timeline event saying why.
+
+    ``when(current_document)``: optional condition checked on each attempt's fresh read; when it is false
+    nothing is written and None is returned (a level is raised only while it is still lower)."""
+    for _attempt in range(5):
+        current = get_record(type_key, record_id)
+        if when is not None and not when(current):
+            return None
+        try:
+            document = update_record(type_key, record_id, values, actor, version=current["version"],
+                                     enforce_workflow=False)
+        except Conflict:
+            continue  # someone saved in between: apply to the newer version
+        record_event(type_key, document["_id"], event_kind, actor, text=event_text)
+        return document
+    raise Conflict(_l("记录正被频繁修改，请稍后重试"))
+
+
+def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = None) -> tuple[list, list]:
+    """Give each record (of any type) the assignee ``assignee_id``; return ``(done, refused)``.
+
+    Each record goes through ``update_record`` (validation, audit log, SLA
+    refresh) and gets a 转派 event on its timeline. ``versions`` maps record ids
+    to the version the person saw: a record changed since then is not
+    overwritten but reported. ``done`` lists the numbers of the records now
+    assigned to the user; ``refused`` lists ``(number or id, reason)``.
+    ``PermissionDenied`` unless the actor may reassign (supervisors, managers,
+    administrators, the system); ``ValidationFailed`` for a missing or
+    disabled user.
+    """
+    from kefu.org.roles import REASSIGN_RECORDS
+    from kefu.org.users import User
+
+    if actor.user is not None and not actor.user.can(REASSIGN_RECORDS):
+        raise PermissionDenied(_l("只有客服主管、客服经理或系统管理员可以转派记录"))
+    try:
+        assignee = User.objects(pk=object_id(assignee_id), active=True).first()
+    except NotFound:
+        assignee = None
+    if assignee is None:
+        raise ValidationFailed(_l("请选择一个启用的用户作为新负责人"), {"assignee": _l("找不到这个用户")})
+    versions = {str(k): v for k, v in (versions or {}).items()}
+    collection = get_database()[RECORDS]
+    done, refused = [], []
+    for record_id in record_ids:
+        try:
+            oid = object_id(record_id)
+        except NotFound as exc:
+            refused.append((str(record_id), str(exc)))
+            continue
+        current = collection.find_one({"_id": oid}, {"type": 1, "number": 1, "version": 1, "assignee": 1})
+        if current is None:
+            refused.append((str(record_id), str(_l("记录不存在"))))
+            continue
+        try:
+            version = int(versions.get(str(oid), current["version"]))
+        except (TypeError, ValueError):
+            version = -1  # an unreadable version is a stale one
+        try:
+            if version != current["version"]:
+                raise stale_conflict(current)
+            if current.get("assignee") == assignee.pk:
+                done.append(current["number"])
+                continue
+            before = display_values(get_record_type(current["type"], active_only=False),
+                                     {"assignee": current.get("assignee")}, actor, ["assignee"])["assignee"]
+            update_record(current["type"], oid, {"assignee": assignee.pk}, actor, version=version)
+        except DomainError as exc:
+            refused.append((current["number"], str(exc)))
+            continue
+        record_event(current["type"], oid, "assign", actor,
+               text=str(_l("转派：%(before)s → %(after)s", before=before or "-", after=str(assignee))))
+        done.append(current["number"])
+    return done, refused
