@@ -12,6 +12,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from kefu.core.db import get_database
 from kefu.notify.notifications import unread_count
+from kefu.org.structure import Department
+from kefu.records.types import RecordType
 
 RECORDS = "records"
 TREND_DAYS = 30
@@ -43,8 +45,6 @@ def _per_day(path: str, since: datetime, team: dict, tz) -> dict[str, int]:
 
 def build(user, now: datetime, tz) -> Dashboard:
     """The numbers of ``user``'s home page at ``now``; the team is the user's department (everyone without one)."""
-    from kefu.org.structure import Department
-
     collection = get_database()[RECORDS]
     department = user.department.pk if user.department else None
     team = {"department": department} if department else {}
@@ -75,8 +75,6 @@ def build(user, now: datetime, tz) -> Dashboard:
 def by_type(user, now: datetime, tz) -> dict[str, list[tuple[str, str, int]]]:
     """Per figure, ``(type key, type name, count)`` largest first — the links to each type's list (its built-in
     view of the same records): the user's overdue and due today, the team's new today."""
-    from kefu.records.types import RecordType
-
     department = user.department.pk if user.department else None
     end_of_today = _start_of(now.astimezone(tz).date() + timedelta(days=1), tz)
     matches = {

@@ -19,6 +19,13 @@ from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _l
+from kefu.insight import exports, views
+from kefu.notify.notifications import Alert, Outbox
+from kefu.org.roles import VIEW_PII
+from kefu.org.users import User
+from kefu.records.actor import Actor
+from kefu.records.query import Condition, RecordQuery
+from kefu.records.types import get_record_type
 
 DEFAULT_ASYNC_ROWS = 20_000
 BUCKET = "exports"
@@ -67,8 +74,6 @@ def query_to_dict(query) -> dict:
 
 
 def query_from_dict(data: dict):
-    from kefu.records.query import Condition, RecordQuery
-
     return RecordQuery(conditions=[Condition(*c) for c in data.get("conditions") or []], q=data.get("q"),
                        sort=data.get("sort"), overdue=bool(data.get("overdue")), due_soon=bool(data.get("due_soon")),
                        due_within=timedelta(seconds=data["due_within_s"]) if data.get("due_within_s") else None)
@@ -92,12 +97,6 @@ def run(job_id: str) -> ExportJob:
 
     from flask import current_app
 
-    from kefu.insight import exports, views
-    from kefu.notify.notifications import Alert, Outbox
-    from kefu.org.roles import VIEW_PII
-    from kefu.org.users import User
-    from kefu.records.actor import Actor
-    from kefu.records.types import get_record_type
 
     job = ExportJob.objects(pk=ObjectId(job_id)).first()
     if job is None or job.status == "done":

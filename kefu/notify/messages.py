@@ -29,6 +29,9 @@ from mongoengine import DateTimeField, Document, StringField
 from kefu.core.clock import utcnow
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
+from kefu.records.actor import Actor
+from kefu.records.fields import get_field_type
+from kefu.records.values import read_values
 
 MAX_SUBJECT = 200
 MAX_BODY = 4000
@@ -192,9 +195,6 @@ def record_values(record_type, documents: list[dict], tz) -> dict:
     references named (one query per reference kind for all ``documents``), sensitive values masked."""
     from flask import current_app
 
-    from kefu.records.fields import get_field_type
-    from kefu.records.actor import Actor
-    from kefu.records.values import read_values
 
     actor = Actor(user=None, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=False)
     values = {document["_id"]: read_values(record_type, document, actor) for document in documents}

@@ -28,9 +28,12 @@ from mongoengine import BooleanField, DateTimeField, DictField, Document, IntFie
 from pymongo import InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
+from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import utcnow
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _l
+from kefu.notify.channels import get_settings, next_send_time, smtp_settings, webhook_payload
+from kefu.org.users import User
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +136,6 @@ class People:
     """Active users by id and who supervises or manages each department, read once (one sweep, one job)."""
 
     def __init__(self):
-        from kefu.org.users import User
-
         self.users = {u["_id"]: u for u in User.objects(active=True).only(
             "id", "display_name", "email", "phone", "roles", "department").as_pymongo()}
         self._by_role: dict[str, dict] = {}
@@ -191,8 +192,6 @@ class Outbox:
 
         from flask import current_app
 
-        from kefu.calendar.workcalendar import get_calendar
-        from kefu.notify.channels import get_settings, smtp_settings
 
         self.now = now
         self.people = people or People()
@@ -211,8 +210,6 @@ class Outbox:
         if urgent:
             return self.now
         if self._send_after is None:
-            from kefu.notify.channels import next_send_time
-
             self._send_after = next_send_time(self.now, self.settings, self.calendar, self.tz)
         return self._send_after
 
@@ -236,8 +233,6 @@ class Outbox:
                     deliveries.append(self._delivery(f"{key}:email", "email", email, alert))
             url = getattr(self.settings, alert.webhook) if alert.webhook else None
             if url and self.settings.webhook_enabled and (recipients or alert.mobiles):
-                from kefu.notify.channels import webhook_payload
-
                 mobiles = alert.mobiles or [self.people.users[r].get("phone") for r in recipients]
                 text = f"{alert.subject}\n{alert.body}"
                 payload = webhook_payload(self.settings.webhook_format or "wecom", text, [m for m in mobiles if m])

@@ -16,7 +16,8 @@ Every step is idempotent and reads the record as stored, so running it twice
 """
 from __future__ import annotations
 
-from datetime import timezone
+from kefu.core import background
+from kefu.core.clock import aware, utcnow
 
 
 def before_save(record_type, current: dict | None, after: dict, changed) -> None:
@@ -44,16 +45,11 @@ def after_save(record_type, document: dict, before: dict | None, changed: set, a
 
 def _sweep_soon(document: dict | None) -> None:
     """An alert due already (a record registered late, a level raised to 重大): sweep it now, not at the next
-    tick. Queued in the background; while Redis is down the failure is logged and the tick catches up."""
-    from kefu.core.clock import utcnow
-
+    tick (``kefu.core.background.alerts_due``); while Redis is down the failure is logged and the tick catches up."""
     due = (document or {}).get("sla_next")
-    if due is None or (due if due.tzinfo else due.replace(tzinfo=timezone.utc)) > utcnow():
+    if due is None or aware(due) > utcnow():
         return
-    from jobs import enqueue
-    from jobs.sweep import sweep_records
-
-    enqueue(sweep_records, [str(document["_id"])])
+    background.alerts_due.send([str(document["_id"])])
 
 
 def after_event(type_key: str, record_id, kind: str, actor) -> None:

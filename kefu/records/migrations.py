@@ -4,6 +4,7 @@ from __future__ import annotations
 from kefu.core.db import get_database
 from kefu.core.validation import InvalidValue
 from kefu.records.actor import system_actor
+from kefu.records.fields import FieldContext
 from kefu.records.fields import get_field_type
 from kefu.records.store import RECORDS
 from kefu.records.types import FieldDefinition
@@ -27,8 +28,6 @@ def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 5
 
 def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefinition, limit: int = 50) -> list[str]:
     """Numbers of records whose stored ``old`` value would not pass as the ``new`` type."""
-    from kefu.records.fields import FieldContext as Context
-
     old_type, new_type = get_field_type(old.type), get_field_type(new.type)
     failing = []
     tz = system_actor().tz
@@ -37,7 +36,7 @@ def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefini
     for document in cursor:
         value = old_type.from_storage(document["data"][old.key])
         try:
-            new_type.clean(old_type.to_json(value, tz), new, Context(tz=tz))
+            new_type.clean(old_type.to_json(value, tz), new, FieldContext(tz=tz))
         except InvalidValue:
             failing.append(document["number"])
             if len(failing) >= limit:
@@ -47,14 +46,12 @@ def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefini
 
 def convert_field_values(type_key: str, old: FieldDefinition, new: FieldDefinition, batch: int = 500) -> int:
     """Rewrite stored ``old`` values as the ``new`` type, in batches; return how many changed."""
-    from kefu.records.fields import FieldContext as Context
-
     old_type, new_type = get_field_type(old.type), get_field_type(new.type)
     tz = system_actor().tz
 
     def converted(document):
         value = new_type.clean(old_type.to_json(old_type.from_storage(document["data"][old.key]), tz), new,
-                               Context(tz=tz))
+                               FieldContext(tz=tz))
         return {f"data.{old.key}": new_type.to_storage(value)}
 
     return rewrite_records({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},

@@ -13,7 +13,7 @@ from kefu.core.validation import InvalidValue
 from kefu.records.actor import Actor
 from kefu.records.attachments import check_attachable
 from kefu.records.core_fields import CORE_BY_KEY, CORE_FIELDS, core_field
-from kefu.records.fields import get_field_type
+from kefu.records.fields import default_value, get_field_type
 from kefu.records.types import RecordType
 from kefu.rules.workflow import workflow_of
 
@@ -76,7 +76,6 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
     if creating:
         for definition in record_type.active_fields:
             if definition.key not in data and definition.default not in (None, ""):
-                from kefu.records.fields import default_value
                 data[definition.key] = default_value(definition, context)
         core.setdefault("status", workflow_of(record_type).initial)
     for definition in record_type.active_fields:

@@ -17,6 +17,8 @@ from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _l
+from kefu.org.roles import REASSIGN_RECORDS
+from kefu.org.users import User
 from kefu.records import lifecycle
 from kefu.records.actor import Actor
 from kefu.records.attachments import attach_to_record
@@ -170,9 +172,6 @@ def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = N
     administrators, the system); ``ValidationFailed`` for a missing or
     disabled user.
     """
-    from kefu.org.roles import REASSIGN_RECORDS
-    from kefu.org.users import User
-
     if actor.user is not None and not actor.user.can(REASSIGN_RECORDS):
         raise PermissionDenied(_l("只有客服主管、客服经理或系统管理员可以转派记录"))
     try:

@@ -5,7 +5,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from jobs.deliver import dispatch
+from jobs.schedule import tick
+from kefu.calendar.workcalendar import load_entries, seed_calendar
 from kefu.core.errors import DomainError
+from kefu.notify.reminders import sweep
+from kefu.org.users import create_user
+from kefu.records.types import load_shipped_types
+from seed.demo import seed_demo
+from seed.records import seed_demo_records
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -25,8 +33,6 @@ def _fail(exc: Exception) -> None:
 @click.option("--name", "display_name", default=None, help="姓名 / display name")
 def create_user_command(username, password, roles, department, display_name):
     """Create a user account."""
-    from kefu.org.users import create_user
-
     roles = [role for value in roles for role in value.split(",") if role]
     try:
         user = create_user(username, password, roles, department=department, display_name=display_name)
@@ -38,8 +44,6 @@ def create_user_command(username, password, roles, department, display_name):
 @kefu_cli.command("seed")
 def seed_command():
     """Load the demo data (idempotent: running it again adds nothing)."""
-    from seed.demo import seed_demo
-
     counts = seed_demo()
     click.echo("demo data: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
 
@@ -49,7 +53,6 @@ def seed_records_command():
     """Load six weeks of demo records (complaints, consultations, repairs) into an empty records collection."""
     import time
 
-    from seed.records import seed_demo_records
 
     started = time.monotonic()
     count = seed_demo_records()
@@ -59,8 +62,6 @@ def seed_records_command():
 @kefu_cli.command("load-types")
 def load_types_command():
     """Create the shipped record types (schemas/) that do not exist yet; never overwrites edits."""
-    from kefu.records.types import load_shipped_types
-
     created = load_shipped_types()
     click.echo(f"record types created: {', '.join(created) or 'none'}")
 
@@ -76,7 +77,6 @@ def load_calendar_command(path):
     import time
     from datetime import date
 
-    from kefu.calendar.workcalendar import load_entries, seed_calendar
 
     if path is None:
         started = time.monotonic()
@@ -132,7 +132,6 @@ def scheduler_command(interval, log_level):
     from redis.exceptions import RedisError
     from rq.cron import CronScheduler
 
-    from jobs.schedule import tick
 
     interval = interval or int(current_app.config.get("KEFU_TICK_SECONDS") or 60)
     while True:
@@ -151,8 +150,6 @@ def sweep_command():
     """Run one SLA sweep in the foreground and print what it did (alerts, notifications, deliveries)."""
     import time
 
-    from jobs.deliver import dispatch
-    from kefu.notify.reminders import sweep
 
     started = time.monotonic()
     result = sweep()

@@ -36,9 +36,20 @@ from mongoengine import DateTimeField, Document, IntField, StringField
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from kefu.calendar.workcalendar import get_calendar, is_statutory
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.i18n import _l
+from kefu.insight.export_jobs import remove_old
+from kefu.insight.reports import archive_monthly, previous_month, week_numbers
+from kefu.notify.messages import record_values
+from kefu.notify.notifications import Alert, Outbox, add_tasks, task_day
+from kefu.notify.reminders import SweepContext, reminders_of, sweep
+from kefu.org.customers import Customer
+from kefu.org.roles import Role
+from kefu.org.structure import Project
+from kefu.records.types import RecordType
+from kefu.rules.levels import escalate_by_age, level_of
 from kefu.rules.workflow import workflow_of
 
 log = logging.getLogger(__name__)
@@ -169,7 +180,6 @@ def due_now(now: datetime | None = None) -> list[tuple[Duty, datetime]]:
     """Claim and return every duty occurrence that should run now (see the module docstring)."""
     from flask import current_app
 
-    from kefu.calendar.workcalendar import get_calendar
 
     now = now or utcnow()
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
@@ -208,7 +218,6 @@ def schedule_overview(now: datetime | None = None) -> list[dict]:
     """Per duty: label, last run (occurrence, state, result, error) and next occurrence, for the queue page."""
     from flask import current_app
 
-    from kefu.calendar.workcalendar import get_calendar
 
     now = now or utcnow()
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
@@ -223,14 +232,10 @@ def schedule_overview(now: datetime | None = None) -> list[dict]:
 # -- the duties -----------------------------------------------------------------------------------------------
 
 def run_sweep(now: datetime) -> str:
-    from kefu.notify.reminders import sweep
-
     return sweep(now).text()
 
 
 def escalate_levels(now: datetime) -> str:
-    from kefu.rules.levels import escalate_by_age
-
     return f"records raised: {escalate_by_age(now)}"
 
 
@@ -245,11 +250,6 @@ def _day_bounds(day: date, tz) -> tuple[datetime, datetime]:
 
 def _record_tasks(now: datetime, kind: str, found: list[tuple], context) -> str:
     """Tasks and reminders for ``found`` = [(record type, document, step)], one of each per record and day."""
-    from kefu.notify.messages import record_values
-    from kefu.notify.notifications import Alert, Outbox, add_tasks, task_day
-    from kefu.org.roles import Role
-    from kefu.rules.levels import level_of
-
     today = _local_day(now, context.tz)
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
     tasks = []
@@ -289,17 +289,12 @@ def _due_text(document: dict, tz) -> str:
 
 
 def _context(now: datetime):
-    from kefu.notify.reminders import SweepContext
-
     return SweepContext(now)
 
 
 def follow_up_tasks(now: datetime) -> str:
     """今日跟进: every open record of a type with ``reminders.daily_update`` registered more than that many
     working days ago gets a task for its agent today (004: track daily, update the complainant every day)."""
-    from kefu.notify.reminders import reminders_of
-    from kefu.records.types import RecordType
-
     context = _context(now)
     today = _local_day(now, context.tz)
     found = []
@@ -342,10 +337,6 @@ CARE_DAYS = (30, 15, 3)
 def care_messages(now: datetime) -> str:
     """Care messages (domain §8) through the care webhook: to each customer of a project 30, 15 and 3 days
     before its handover; to every customer on the working day before a statutory holiday."""
-    from kefu.notify.notifications import Alert, Outbox
-    from kefu.org.customers import Customer
-    from kefu.org.structure import Project
-
     context = _context(now)
     today = _local_day(now, context.tz)
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
@@ -380,8 +371,6 @@ def care_messages(now: datetime) -> str:
 
 def holiday_ahead(today: date, calendar) -> tuple[str, date] | None:
     """``(holiday name, its first day)`` when ``today`` is the last working day before a statutory holiday."""
-    from kefu.calendar.workcalendar import is_statutory
-
     if not calendar.is_workday(today):
         return None
     day = today + timedelta(days=1)
@@ -396,10 +385,6 @@ def holiday_ahead(today: date, calendar) -> tuple[str, date] | None:
 
 def weekly_summary(now: datetime) -> str:
     """The week's numbers (new, closed, overdue now, due soon) per type, to supervisors and managers."""
-    from kefu.insight.reports import week_numbers
-    from kefu.notify.notifications import Alert, Outbox
-    from kefu.org.roles import Role
-
     context = _context(now)
     today = _local_day(now, context.tz)
     first = today - timedelta(days=6)
@@ -417,10 +402,6 @@ def weekly_summary(now: datetime) -> str:
 
 def monthly_report(now: datetime) -> str:
     """Archive last month's report (``kefu.insight.reports``) and tell the managers where it is."""
-    from kefu.insight.reports import archive_monthly, previous_month
-    from kefu.notify.notifications import Alert, Outbox
-    from kefu.org.roles import Role
-
     context = _context(now)
     month = previous_month(_local_day(now, context.tz))
     report = archive_monthly(month, now)
@@ -434,6 +415,4 @@ def monthly_report(now: datetime) -> str:
 
 
 def remove_old_exports(now: datetime) -> str:
-    from kefu.insight.export_jobs import remove_old
-
     return f"exports removed: {remove_old(now)}"
