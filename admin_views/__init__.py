@@ -27,7 +27,7 @@ def init_admin(app: Flask) -> Admin:
     from admin_views.reports import ReportView
     from admin_views.tokens import ApiTokenView
     from admin_views.users import UserView
-    from kefu.calendar.workcalendar import CalendarDay
+    from kefu.calendar.days import CalendarDay
     from kefu.notify.messages import MessageTemplate
     from kefu.notify.notifications import Delivery, unread_count
     from kefu.org.customers import Customer

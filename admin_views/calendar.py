@@ -12,9 +12,9 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, StopValidation
 
 from admin_views.base import SecureModelView
-from kefu.calendar import workcalendar
-from kefu.calendar.workcalendar import KIND_LABELS, CalendarDay, DayKind, kind_label, weekday_name
-from kefu.core.clock import utcnow
+from kefu.calendar import recompute, workcalendar
+from kefu.calendar.days import KIND_LABELS, SEED_SOURCE, CalendarDay, DayKind, kind_label, weekday_name
+from kefu.core.clock import aware, utcnow
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Role
@@ -75,6 +75,27 @@ def _year_options():
     return [(str(year), str(year)) for year in range(utcnow().year + 2, 2003, -1)]
 
 
+def recompute_note() -> tuple[str, str] | None:
+    """``(alert class, text)`` saying how far the recomputation of deadlines after the last edit got."""
+    latest = recompute.latest()
+    if latest is None:
+        return None
+    state = recompute.RecomputeState(latest.state)
+    if state == recompute.RecomputeState.QUEUED:
+        return "info", _("日历已修改，时限将在后台重新计算（排队中）")
+    if state == recompute.RecomputeState.RUNNING:
+        return "info", _("正在重新计算时限：%(done)s / %(total)s", done=f"{latest.done:,}", total=f"{latest.total:,}")
+    if state == recompute.RecomputeState.FAILED:
+        if latest.attempts < recompute.MAX_ATTEMPTS:
+            return "warning", _("重新计算时限失败，将自动重试：%(error)s", error=latest.error)
+        return "danger", _("重新计算时限失败：%(error)s", error=latest.error)
+    if state == recompute.RecomputeState.DONE:
+        finished = aware(latest.finished_at).astimezone(_zone())
+        return "success", _("时限已按最新日历重新计算：%(n)s 条（%(at)s）", n=f"{latest.done:,}",
+                            at=f"{finished:%Y-%m-%d %H:%M}")
+    return None
+
+
 def _day_with_weekday(view, context, model, name):
     return f"{model.day:%Y-%m-%d} {weekday_name(model.day)}" if model.day else ""
 
@@ -96,7 +117,7 @@ class CalendarDayView(SecureModelView):
         "day": _day_with_weekday,
         "kind": lambda view, context, model, name: kind_label(model.kind),
         "source": lambda view, context, model, name: (
-            _("系统预置") if model.source == workcalendar.SEED_SOURCE else _("管理员")),
+            _("系统预置") if model.source == SEED_SOURCE else _("管理员")),
     }
     column_formatters_detail = column_formatters
     page_size = 100
@@ -136,6 +157,7 @@ class CalendarDayView(SecureModelView):
     def render(self, template, **kwargs):
         if template == self.list_template:
             kwargs["missing_years"] = workcalendar.get_calendar().missing_years(workcalendar.today_in(_zone()))
+            kwargs["recompute_note"] = recompute_note()
         return super().render(template, **kwargs)
 
     @expose("/range/", methods=("GET", "POST"))

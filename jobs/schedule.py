@@ -4,11 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from jobs import DEFAULT_QUEUE, enqueue
+from jobs.calendar import queue_unfinished
 from jobs.deliver import dispatch
 
 
 def tick() -> str:
-    """Claim every duty occurrence that is due and queue it; hand due deliveries to the workers.
+    """Claim every duty occurrence that is due and queue it; hand due deliveries to the workers; queue again the
+    deadline recomputes of calendar edits whose job never reached Redis, was lost or failed (``jobs.calendar``).
 
     Safe to run from several schedulers at once: a claim is won once (``kefu.schedule.duties.claim``).
     """
@@ -20,7 +22,9 @@ def tick() -> str:
         enqueue(run_duty, duty.name, occurrence.isoformat(), queue=DEFAULT_QUEUE, job_id=f"duty-{duty.name}-{stamp}")
         started.append(duty.name)
     handed = dispatch()
-    return f"duties started: {', '.join(started) or 'none'}; deliveries handed out: {handed}"
+    recomputes = queue_unfinished()
+    return (f"duties started: {', '.join(started) or 'none'}; deliveries handed out: {handed}; "
+            f"calendar recomputes queued: {recomputes}")
 
 
 def run_duty(name: str, occurrence: str) -> str:

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kefu.calendar import workcalendar
-from kefu.calendar.workcalendar import CalendarCache, WorkCalendar, get_calendar, seed_calendar
+from kefu.calendar.arithmetic import WorkCalendar
+from kefu.calendar.days import CalendarDay
+from kefu.calendar.workcalendar import CalendarCache, get_calendar, seed_calendar
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from tests.conftest import csrf_token
 
@@ -274,7 +276,7 @@ def test_every_edit_bumps_the_version_and_calls_the_listeners(app, calls):
         assert workcalendar.stored_version() == 2 and calls[-1] == (date(2027, 10, 1), date(2027, 10, 7))
         workcalendar.remove_day(date(2027, 10, 7), by="boss")
         assert workcalendar.stored_version() == 3 and calls[-1] == (date(2027, 10, 7), date(2027, 10, 7))
-        entry = workcalendar.CalendarDay.objects(day=date(2027, 10, 6)).get()
+        entry = CalendarDay.objects(day=date(2027, 10, 6)).get()
         workcalendar.update_day(entry, date(2027, 10, 9), "workday", "国庆节", by="boss")  # moved to a Saturday
         assert workcalendar.stored_version() == 4 and calls[-1] == (date(2027, 10, 6), date(2027, 10, 9))
         assert seed_calendar() == PACKAGE_ENTRIES

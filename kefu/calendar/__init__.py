@@ -1,1 +1,6 @@
-"""The Chinese working-day calendar (工作日历): holidays, make-up workdays, working-day arithmetic."""
+"""The Chinese working-day calendar (工作日历): holidays, make-up workdays, working-day arithmetic.
+
+``days`` (what an entry is, where entries are stored) · ``arithmetic`` (counting working days on an in-memory
+snapshot) · ``workcalendar`` (the write path, seeding from chinesecalendar, this process's copy, change
+listeners) · ``recompute`` (how far the background recomputation of deadlines after an edit got).
+"""

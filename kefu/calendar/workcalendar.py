@@ -1,39 +1,32 @@
-"""The Chinese working-day calendar (工作日历) that working-day deadlines are counted on.
+"""The working-day calendar's write path and this process's copy of it.
 
-Saturdays and Sundays are off unless entered as a make-up workday (调休上班);
-dated entries make a day a holiday (法定节假日, or a company day off) or a
-make-up workday, each with a name (国庆节, 春节 …). The entries live in MongoDB
-(``calendar_days``), seeded from the ``chinesecalendar`` package for every year
-it knows (2004–2026) and edited by admins afterwards (add 2027 once the State
-Council publishes it).
-
-A year counts as *entered* once it has a statutory holiday entry (a holiday
-whose name mentions 元旦, 春节, 清明, 劳动, 端午, 中秋, 国庆 or 抗战); a company
-day off alone does not. An unentered year falls back to weekends plus the
-fixed-date holidays (1 Jan 元旦, 1 May 劳动节, 1–3 Oct 国庆节), with its entries
-applied on top, and the admin home warns about it for this year and the next.
+The dated entries (``kefu.calendar.days``) are seeded from the ``chinesecalendar``
+package for every year it knows (2004–2026) and edited by admins afterwards (add
+2027 once the State Council publishes it); counting runs on an in-memory snapshot
+(``kefu.calendar.arithmetic.WorkCalendar``).
 
 The functions below are the only write path. Every edit bumps the calendar
 version (``calendar_state``), drops this process's cached calendar and calls
 the listeners registered with ``on_change`` with the first and last day
-touched, so the SLA engine can recompute the deadlines of open records. Other
+touched (the app queues the recomputation of running deadlines there). Other
 processes compare the stored version at most every 2 seconds (``get_calendar``).
-Computations run on an in-memory snapshot (``WorkCalendar``): no query per call.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from datetime import date, datetime
-from datetime import time as clock_time
-from datetime import timedelta, timezone
-from enum import Enum
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mongoengine import DateField, DateTimeField, Document, IntField, ListField, NotUniqueError, StringField
+from chinese_calendar import constants
+from mongoengine import NotUniqueError
 from pymongo.errors import BulkWriteError
 
+from kefu.calendar.arithmetic import WorkCalendar
+from kefu.calendar.days import (
+    ADMIN_SOURCE, FIRST_YEAR, LAST_YEAR, MAX_NAME_LENGTH, SEED_SOURCE, STATE_ID, CalendarDay, CalendarState, DayKind,
+    kind_label, stored_version, weekday_name,
+)
 from kefu.core.clock import utcnow
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from kefu.core.i18n import _l
@@ -41,20 +34,7 @@ from kefu.core.versioned_cache import VersionedCache
 
 log = logging.getLogger(__name__)
 
-STATE_ID = "calendar"
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 MAX_RANGE_DAYS = 366
-MAX_NAME_LENGTH = 40
-END_OF_DAY = clock_time(23, 59, 59)
-WEEKEND_NAME = "周末"
-SEED_SOURCE = "chinesecalendar"
-ADMIN_SOURCE = "admin"
-
-# A holiday entry whose name contains one of these makes its year "entered".
-STATUTORY_KEYWORDS = ("元旦", "春节", "清明", "劳动", "端午", "中秋", "国庆", "抗战")
-
-# Fixed-date holidays assumed for a year nobody has entered yet: (month, day) → name.
-FALLBACK_HOLIDAYS = {(1, 1): "元旦", (5, 1): "劳动节", (10, 1): "国庆节", (10, 2): "国庆节", (10, 3): "国庆节"}
 
 # chinesecalendar's holiday names (the English values it stores per day) → the names people use.
 PACKAGE_NAMES = {
@@ -63,208 +43,8 @@ PACKAGE_NAMES = {
     "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
 }
 
-WEEKDAY_NAMES = (_l("星期一"), _l("星期二"), _l("星期三"), _l("星期四"), _l("星期五"), _l("星期六"), _l("星期日"))
-
-
-class DayKind(str, Enum):
-    """What a dated entry makes of its day."""
-
-    HOLIDAY = "holiday"   # 放假: a statutory holiday or a company day off
-    WORKDAY = "workday"   # 调休上班: a Saturday or Sunday that is worked
-
-
-KIND_LABELS = {DayKind.HOLIDAY: _l("节假日（放假）"), DayKind.WORKDAY: _l("调休上班")}
-
-
-def kind_label(kind: str) -> str:
-    """The person-readable name of ``kind`` in the current language."""
-    try:
-        return str(KIND_LABELS[DayKind(kind)])
-    except ValueError:
-        return kind
-
-
-def weekday_name(day: date) -> str:
-    return str(WEEKDAY_NAMES[day.weekday()])
-
-
-class CalendarDay(Document):
-    """One dated entry: the day is off (holiday) or worked (make-up workday)."""
-
-    day = DateField(required=True, unique=True, verbose_name=_l("日期"))
-    year = IntField(required=True, verbose_name=_l("年份"))
-    kind = StringField(required=True, choices=[k.value for k in DayKind], verbose_name=_l("类型"))
-    name = StringField(required=True, max_length=MAX_NAME_LENGTH, verbose_name=_l("名称"))
-    source = StringField(default=ADMIN_SOURCE, verbose_name=_l("来源"))
-    updated_at = DateTimeField(default=utcnow, verbose_name=_l("更新时间"))
-    updated_by = StringField(verbose_name=_l("更新人"))
-
-    meta = {"collection": "calendar_days", "ordering": ["day"], "indexes": [("year", "day"), "kind"]}
-
-    def clean(self) -> None:
-        if isinstance(self.day, date):
-            self.year = self.day.year
-
-    def __str__(self) -> str:
-        return f"{self.day:%Y-%m-%d} {self.name}"
-
-
-class CalendarState(Document):
-    """The single document holding the calendar version and the years seeded from the package."""
-
-    id = StringField(primary_key=True, default=STATE_ID)
-    version = IntField(default=0)
-    seeded_years = ListField(IntField())
-    updated_at = DateTimeField(default=utcnow)
-    updated_by = StringField()
-
-    meta = {"collection": "calendar_state"}
-
-
-# -- the in-memory calendar -------------------------------------------------------------------------
-
-def is_statutory(name: str) -> bool:
-    return any(keyword in (name or "") for keyword in STATUTORY_KEYWORDS)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """Aware ``moment``; a naive one is taken as UTC (how times are stored)."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
-class WorkCalendar:
-    """A snapshot of the calendar: weekends, dated entries and the fallback for unentered years.
-
-    Pure computation, no database access; build one with ``WorkCalendar.load()``
-    or, in application code, take the shared one from ``get_calendar()``.
-    """
-
-    def __init__(self, entries: dict[date, tuple[str, str]] | None = None, version: int = 0):
-        self.entries: dict[date, tuple[str, str]] = dict(entries or {})
-        self.version = version
-        self._entered = frozenset(day.year for day, (kind, name) in self.entries.items()
-                                  if kind == DayKind.HOLIDAY.value and is_statutory(name))
-
-    @classmethod
-    def load(cls) -> "WorkCalendar":
-        """The calendar as stored now (one query for the version, one for the entries)."""
-        version = stored_version()  # read first: an edit racing the load shows up as a newer version later
-        entries = {}
-        for row in CalendarDay.objects.only("day", "kind", "name").as_pymongo():
-            day = row["day"]
-            entries[day.date() if isinstance(day, datetime) else day] = (row["kind"], row["name"])
-        return cls(entries, version)
-
-    # -- single days --
-    def entered_years(self) -> set[int]:
-        """Years with at least one statutory holiday entered."""
-        return set(self._entered)
-
-    def missing_years(self, today: date) -> list[int]:
-        """Of this year and the next (relative to ``today``), those not entered yet."""
-        return [year for year in (today.year, today.year + 1) if year not in self._entered]
-
-    def day_entry(self, day: date) -> tuple[str, str] | None:
-        """``(kind, name)`` of ``day``'s entry — or the fallback holiday of an unentered year — else None."""
-        entry = self.entries.get(day)
-        if entry is not None:
-            return entry
-        if day.year not in self._entered:
-            name = FALLBACK_HOLIDAYS.get((day.month, day.day))
-            if name:
-                return (DayKind.HOLIDAY.value, name)
-        return None
-
-    def is_workday(self, day: date) -> bool:
-        """Whether ``day`` is worked: an entry decides, else Monday–Friday."""
-        entry = self.day_entry(day)
-        if entry is not None:
-            return entry[0] == DayKind.WORKDAY.value
-        return day.weekday() < 5
-
-    # -- counting --
-    def nth_workday_after(self, day: date, n: int) -> date:
-        """The n-th working day after ``day`` (``n == 0``: ``day`` itself when worked, else the next one)."""
-        if n < 0:
-            raise ValueError("n must be 0 or more")
-        if n == 0:
-            while not self.is_workday(day):
-                day += timedelta(days=1)
-            return day
-        counted = 0
-        while counted < n:
-            day += timedelta(days=1)
-            if self.is_workday(day):
-                counted += 1
-        return day
-
-    def add_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> datetime:
-        """The deadline ``n`` working days after ``start``: 23:59:59 local of the n-th working day after
-        ``start``'s local date, as an aware UTC datetime. ``n == 0``: the end of ``start``'s day when it is a
-        working day, else the end of the next working day. A naive ``start`` is taken as UTC."""
-        local_day = _as_utc(start).astimezone(tz).date()
-        due_day = self.nth_workday_after(local_day, n)
-        return datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
-
-    def working_days_between(self, start: date, end: date) -> int:
-        """Working days in ``(start, end]``; negative (the count in ``(end, start]``) when ``end`` is earlier."""
-        if end < start:
-            return -self.working_days_between(end, start)
-        count, day = 0, start
-        while day < end:
-            day += timedelta(days=1)
-            count += self.is_workday(day)
-        return count
-
-    def explain_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> dict:
-        """``add_working_days`` with the reasons: the days skipped and the make-up days counted.
-
-        ``skipped``: runs of consecutive days off in the window, each ``{"first", "last", "name"}`` — a run
-        holding holidays is named after its most frequent holiday (weekends next to 国庆节 join its run),
-        a run of plain weekend days is named 周末. ``makeup``: the 调休上班 days counted, ``{"day", "name"}``.
-        ``fallback_years``: years of the window not entered yet (their fixed-date fallback was used).
-        The window is the days after ``start``'s local date up to the due day (for ``n == 0`` it includes
-        ``start``'s own day).
-        """
-        local_day = _as_utc(start).astimezone(tz).date()
-        due_day = self.nth_workday_after(local_day, n)
-        day = local_day if n == 0 else local_day + timedelta(days=1)
-        skipped, makeup, years = [], [], set()
-        run: list[date] = []
-        names: Counter = Counter()
-
-        def close_run():
-            if run:
-                name = names.most_common(1)[0][0] if names else WEEKEND_NAME
-                skipped.append({"first": run[0], "last": run[-1], "name": name})
-                run.clear()
-                names.clear()
-
-        while day <= due_day:
-            years.add(day.year)
-            entry = self.day_entry(day)
-            if self.is_workday(day):
-                close_run()
-                if entry is not None and day.weekday() >= 5:
-                    makeup.append({"day": day, "name": entry[1]})
-            else:
-                run.append(day)
-                if entry is not None:
-                    names[entry[1]] += 1
-            day += timedelta(days=1)
-        close_run()
-        due_at = datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
-        return {"due_at": due_at, "skipped": skipped, "makeup": makeup,
-                "fallback_years": sorted(year for year in years if year not in self._entered)}
-
 
 # -- the per-process cache --------------------------------------------------------------------------
-
-def stored_version() -> int:
-    """The calendar version in the database (0 before the first edit)."""
-    row = CalendarState.objects(pk=STATE_ID).only("version").as_pymongo().first()
-    return row.get("version", 0) if row else 0
-
 
 class CalendarCache(VersionedCache[WorkCalendar]):
     """One process's calendar, reloaded when the stored version moved (checked at most every ``max_age`` s)."""
@@ -276,12 +56,18 @@ class CalendarCache(VersionedCache[WorkCalendar]):
 _cache = CalendarCache()
 
 
-def get_calendar() -> WorkCalendar:
+def get_calendar(at_least: int = 0) -> WorkCalendar:
     """The calendar of this process; an edit made anywhere is seen within about 2 seconds, here at once.
 
-    An empty calendar is not seeded here: ``seed_calendar`` runs at start-up (launcher, ``load-calendar``).
+    ``at_least``: a version known to be stored (e.g. the edit a background job works for); an older copy is
+    reloaded at once instead of at its next version check. An empty calendar is not seeded here:
+    ``seed_calendar`` runs at start-up (launcher, ``load-calendar``).
     """
-    return _cache.get()
+    calendar = _cache.get()
+    if calendar.version < at_least:
+        _cache.clear()
+        calendar = _cache.get()
+    return calendar
 
 
 def today_in(tz: ZoneInfo) -> date:
@@ -497,8 +283,6 @@ def remove_day(day: date, *, by: str | None = None) -> None:
 
 def package_entries() -> list[tuple[date, str, str]]:
     """``(day, kind, name)`` for every holiday and make-up workday the ``chinesecalendar`` package lists."""
-    from chinese_calendar import constants
-
     def name_of(english: str) -> str:
         holiday = next((h for h in constants.Holiday if h.value == english), None)
         return PACKAGE_NAMES.get(english) or (holiday.chinese if holiday else english)

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from kefu.core.config import ConfigError, read_embedded_addresses, var_dir
+from kefu.core.config import ConfigError, environment_value, read_embedded_addresses, var_dir
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _l
 
@@ -89,10 +89,10 @@ def _is_set(value) -> bool:
 
 
 def _embedded_mode(config: dict) -> bool:
-    """The same notion as ``load_config``: the launcher's flag, its address file, or a key file kept earlier."""
+    """The same notion as ``Settings.load``: the launcher's flag, its address file, or a key file kept earlier."""
     flag = config.get("KEFU_EMBEDDED")
     if flag is None:
-        flag = os.environ.get("KEFU_EMBEDDED")
+        flag = environment_value("KEFU_EMBEDDED")
     return (
         _is_set(flag)
         or (var_dir() / DATA_KEY_FILE_NAME).exists()
@@ -122,12 +122,13 @@ def embedded_data_key() -> bytes:
 def data_key_from_config(config: dict) -> bytes:
     """The 32-byte master key for :class:`FieldCipher`; raises ``ConfigError``.
 
-    Looked up in ``config["KEFU_DATA_KEY"]``, then the ``KEFU_DATA_KEY``
-    environment variable (the same precedence as ``load_config``). In embedded
+    Looked up in ``config["KEFU_DATA_KEY"]`` (an app's config always holds it, see
+    ``kefu.core.config.Settings``), then for a bare ``config`` in the ``KEFU_DATA_KEY``
+    environment variable (the same precedence as ``Settings.load``). In embedded
     mode (``KEFU_EMBEDDED``, the launcher's ``var/embedded.json`` or an existing
     ``var/data_key``) a key is generated once and kept in ``var/data_key``.
     """
-    value = config.get("KEFU_DATA_KEY") or os.environ.get("KEFU_DATA_KEY")
+    value = config.get("KEFU_DATA_KEY") or environment_value("KEFU_DATA_KEY")
     if value:
         return parse_data_key(value)
     if _embedded_mode(config):

@@ -51,3 +51,8 @@ def connect(uri: str, db_name: str | None = None, timeout_ms: int = 10000):
 def get_database():
     """The pymongo Database behind MongoEngine's ``default`` alias."""
     return mongoengine.get_db(alias="default")
+
+
+def disconnect() -> None:
+    """Close the ``default`` connection (a process that only checked the server answers)."""
+    mongoengine.disconnect(alias="default")

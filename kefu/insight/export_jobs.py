@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bson import ObjectId
+from flask import current_app
 from gridfs import GridFSBucket
 from mongoengine import DateTimeField, DictField, Document, IntField, ListField, ObjectIdField, StringField
 
@@ -27,7 +28,6 @@ from kefu.records.actor import Actor
 from kefu.records.query import Condition, RecordQuery
 from kefu.records.types import get_record_type
 
-DEFAULT_ASYNC_ROWS = 20_000
 BUCKET = "exports"
 KEEP = timedelta(days=7)
 
@@ -62,9 +62,8 @@ STATUS_LABELS = {"queued": _l("排队中"), "running": _l("导出中"), "done": 
 
 
 def async_threshold() -> int:
-    from flask import current_app
-
-    return int(current_app.config.get("KEFU_EXPORT_ASYNC_ROWS") or DEFAULT_ASYNC_ROWS)
+    """Exports with more rows than this are built in the background (the app's ``KEFU_EXPORT_ASYNC_ROWS``)."""
+    return current_app.config["KEFU_EXPORT_ASYNC_ROWS"]
 
 
 def query_to_dict(query) -> dict:

@@ -1,9 +1,16 @@
 """``flask --app app kefu …``: operator commands. They call the same services as the web app."""
 from __future__ import annotations
 
+import csv
+import time
+from datetime import date
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.cron import CronScheduler
 
 from jobs.deliver import dispatch
 from jobs.schedule import tick
@@ -12,6 +19,7 @@ from kefu.core.errors import DomainError
 from kefu.notify.reminders import sweep
 from kefu.org.users import create_user
 from kefu.records.types import load_shipped_types
+from kefu.runtime.prepare import prepare_database
 from seed.demo import seed_demo
 from seed.records import seed_demo_records
 
@@ -22,6 +30,15 @@ kefu_cli = AppGroup("kefu", help="kefu 客服管理：运维命令 / operator co
 
 def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc))
+
+
+@kefu_cli.command("prepare")
+def prepare_command():
+    """What every start does first (idempotent): shipped types, the calendar, templates, reminder schedules and
+    search grams of earlier records; demo data into an empty database when KEFU_DEMO=1."""
+    counts = prepare_database(current_app.config["KEFU_DEMO"], lambda message: click.echo(f"[kefu] {message}"))
+    if counts:
+        click.echo("[kefu] demo data: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
 
 
 @kefu_cli.command("create-user")
@@ -51,9 +68,6 @@ def seed_command():
 @kefu_cli.command("seed-records")
 def seed_records_command():
     """Load six weeks of demo records (complaints, consultations, repairs) into an empty records collection."""
-    import time
-
-
     started = time.monotonic()
     count = seed_demo_records()
     click.echo(f"demo records: {count or 'none added (records exist already)'} ({time.monotonic() - started:.1f} s)")
@@ -73,11 +87,6 @@ def load_types_command():
 def load_calendar_command(path):
     """Enter the working-day calendar: the chinesecalendar package's years not seeded yet (never overwrites
     edits, never re-adds deleted days), or with --file a year the State Council has just published."""
-    import csv
-    import time
-    from datetime import date
-
-
     if path is None:
         started = time.monotonic()
         created = seed_calendar()
@@ -112,10 +121,7 @@ def load_calendar_command(path):
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True,
               help="WARNING: only problems, not every job.")
 def worker_command(queues, burst, with_scheduler, log_level):
-    """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""
-    from rq import SimpleWorker
-
-    # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
+    """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""    # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
     worker = SimpleWorker(list(queues), connection=current_app.extensions["kefu_redis"])
     worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=log_level)
 
@@ -127,12 +133,6 @@ def scheduler_command(interval, log_level):
     """Run the scheduler: every interval it queues ``jobs.schedule.tick``, which claims the duties that are due
     (kefu.schedule.duties) and hands out deliveries. Several schedulers may run: each occurrence is claimed once.
     Waits and starts again while Redis is unreachable."""
-    import time
-
-    from redis.exceptions import RedisError
-    from rq.cron import CronScheduler
-
-
     interval = interval or int(current_app.config.get("KEFU_TICK_SECONDS") or 60)
     while True:
         try:
@@ -148,9 +148,6 @@ def scheduler_command(interval, log_level):
 @kefu_cli.command("sweep")
 def sweep_command():
     """Run one SLA sweep in the foreground and print what it did (alerts, notifications, deliveries)."""
-    import time
-
-
     started = time.monotonic()
     result = sweep()
     click.echo(f"{result.text()} ({time.monotonic() - started:.2f} s)")

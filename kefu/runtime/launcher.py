@@ -15,11 +15,15 @@ import sys
 import time
 import urllib.request
 
+from kefu.core import db
 from kefu.core.config import (
-    PROJECT_ROOT, ConfigError, embedded_secret_key, uri_hosts, var_dir, write_embedded_addresses,
+    PROJECT_ROOT, ConfigError, Settings, embedded_secret_key, uri_hosts, var_dir, write_embedded_addresses,
 )
 from kefu.runtime.embedded import EmbeddedMongo, EmbeddedRedis, EmbeddedServerError, free_port, port_is_free
+from seed.demo import DEMO_PASSWORD, DEMO_USERS
 
+# The app's factory as gunicorn and ``flask --app`` are given it: the launcher only starts processes that build it.
+APP_FACTORY = "app:create_app"
 DEFAULT_WEB_PORT = 5000
 PREFERRED_MONGO_PORT = 27117
 PREFERRED_REDIS_PORT = 6479
@@ -35,6 +39,9 @@ class Launcher:
     def __init__(self) -> None:
         self.servers: list = []
         self.children: list[tuple[str, subprocess.Popen]] = []
+        # The launcher runs before any app exists, so it reads its own environment: whether MONGODB_URI / REDIS_URL
+        # / SECRET_KEY are given decides what it starts, and its children (and the app it prepares with) get the
+        # result through their environment; every other setting is read by the app (kefu.core.config.Settings).
         self.env = dict(os.environ)
 
     # -- servers -----------------------------------------------------------
@@ -60,45 +67,20 @@ class Launcher:
         return bool(embedded)
 
     # -- app ---------------------------------------------------------------
-    def prepare_database(self) -> dict[str, int] | None:
-        """Check MongoDB answers, create indexes, seed the working-day calendar, load demo data on the first start
-        (demo mode only)."""
-        os.environ.update({k: v for k, v in self.env.items() if k.startswith(("MONGODB", "REDIS", "SECRET", "KEFU"))})
-        from app import create_app
-        from kefu.calendar.workcalendar import seed_calendar
-        from kefu.notify.messages import ensure_templates
-        from kefu.org.users import User
-        from kefu.records.search import index_unindexed_records
-        from kefu.records.types import load_shipped_types
-        from kefu.rules import sla
-        from seed.demo import seed_demo
-        from seed.records import seed_demo_records
+    def prepare_database(self) -> None:
+        """Run ``flask kefu prepare`` (shipped types, calendar, templates, demo data on the first start …) and wait
+        for it: the web app and the workers start on a prepared database. ``ConfigError`` in one line when the
+        settings cannot work (MongoDB not answering within ``MONGODB_TIMEOUT_MS`` …) or the preparation failed."""
+        settings = Settings.load(self.env)
+        db.connect(settings.mongodb_uri, settings.mongodb_db, settings.mongodb_timeout_ms)
+        db.disconnect()
+        prepared = subprocess.run([*self.flask_command(), "prepare"], env=self.env, cwd=PROJECT_ROOT)
+        if prepared.returncode != 0:
+            raise ConfigError("preparing the database failed; see the messages above")
 
-        app = create_app()
-        with app.app_context():
-            created = load_shipped_types()
-            if created:
-                say(f"record types loaded from schemas/: {len(created)}")
-            started = time.monotonic()
-            seeded_days = seed_calendar()
-            if seeded_days:
-                say(f"working-day calendar: {seeded_days} holidays and make-up workdays entered "
-                    f"from chinesecalendar ({time.monotonic() - started:.2f} s)")
-            ensure_templates()
-            backfilled = sla.backfill_next()
-            if backfilled:
-                say(f"reminder schedule computed for {backfilled} earlier records")
-            indexed = index_unindexed_records()
-            if indexed:
-                say(f"search index built for {indexed} earlier records")
-            if app.config["KEFU_DEMO"] and User.objects.count() == 0:
-                say("first start: loading demo data …")
-                counts = seed_demo()
-                started = time.monotonic()
-                counts["records"] = seed_demo_records()
-                say(f"demo records registered through the services ({time.monotonic() - started:.1f} s)")
-                return counts
-        return None
+    def flask_command(self) -> list[str]:
+        """``flask --app app:create_app kefu``: the app is built in each child, never in the launcher."""
+        return [sys.executable, "-m", "flask", "--app", APP_FACTORY, "kefu"]
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         # Own process group: Ctrl-C reaches only the launcher, which stops
@@ -111,15 +93,13 @@ class Launcher:
         workers = self.env.get("WEB_CONCURRENCY", "2")
         self.spawn("web", [sys.executable, "-m", "gunicorn", "--workers", workers, "--bind", f"127.0.0.1:{port}",
                            "--access-logfile", "-", "--graceful-timeout", "10", "--no-control-socket",
-                           "app:create_app()"])
+                           f"{APP_FACTORY}()"])
 
     def start_worker(self) -> None:
-        self.spawn("worker", [sys.executable, "-m", "flask", "--app", "app", "kefu", "worker",
-                              "--log-level", "WARNING"])
+        self.spawn("worker", [*self.flask_command(), "worker", "--log-level", "WARNING"])
 
     def start_scheduler(self) -> None:
-        self.spawn("scheduler", [sys.executable, "-m", "flask", "--app", "app", "kefu", "scheduler",
-                                 "--log-level", "WARNING"])
+        self.spawn("scheduler", [*self.flask_command(), "scheduler", "--log-level", "WARNING"])
 
     def wait_until_healthy(self, port: int, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -172,8 +152,12 @@ def already_running() -> int | None:
 
 
 def web_port() -> int:
+    """The web app's port: ``KEFU_PORT`` (launcher-only, read from this process's environment), else 5000, else a
+    free one."""
     requested = os.environ.get("KEFU_PORT")
     if requested:
+        if not requested.isdigit():
+            raise ConfigError(f"KEFU_PORT={requested!r} should be a port number, e.g. 5000")
         port = int(requested)
         if not port_is_free(port):
             raise ConfigError(f"port {port} (KEFU_PORT) is already in use: choose another with KEFU_PORT=…")
@@ -205,14 +189,14 @@ def up() -> int:
     try:
         port = web_port()
         demo = launcher.start_databases()
-        seeded = launcher.prepare_database()
+        launcher.prepare_database()
         launcher.start_web(port)
         launcher.start_worker()
         launcher.start_scheduler()
         if not launcher.wait_until_healthy(port):
             say("the web app did not become healthy; see the messages above")
             return 1
-        print_banner(port, demo, seeded, time.monotonic() - started, launcher.env)
+        print_banner(port, demo, time.monotonic() - started, launcher.env)
         return launcher.watch()
     except KeyboardInterrupt:
         return 0
@@ -227,17 +211,13 @@ def up() -> int:
         pid_file.unlink(missing_ok=True)
 
 
-def print_banner(port: int, demo: bool, seeded: dict | None, seconds: float, env: dict) -> None:
-    from seed.demo import DEMO_PASSWORD, DEMO_USERS
-
+def print_banner(port: int, demo: bool, seconds: float, env: dict) -> None:
     lines = [
         "",
         f"  kefu 客服管理系统 is running (ready in {seconds:.1f} s)",
         f"  URL:      http://127.0.0.1:{port}/admin/",
         f"  MongoDB:  {uri_hosts(env['MONGODB_URI'])}    Redis: {uri_hosts(env['REDIS_URL'])}",
     ]
-    if seeded:
-        lines.append("  demo data: " + ", ".join(f"{k} {v}" for k, v in seeded.items()))
     if env.get("KEFU_DEMO") == "1":
         lines.append(f"  demo logins (password {DEMO_PASSWORD}):")
         for username, display_name, role, department in DEMO_USERS:

@@ -36,7 +36,8 @@ from mongoengine import DateTimeField, Document, IntField, StringField
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from kefu.calendar.workcalendar import get_calendar, is_statutory
+from kefu.calendar.days import is_statutory
+from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.i18n import _l

@@ -1,0 +1,154 @@
+"""Working-day arithmetic on an in-memory snapshot of the calendar (``WorkCalendar``): no query per call.
+
+A year counts as *entered* once it has a statutory holiday entry (a holiday
+whose name mentions 元旦, 春节, 清明, 劳动, 端午, 中秋, 国庆 or 抗战); a company
+day off alone does not. An unentered year falls back to weekends plus the
+fixed-date holidays (1 Jan 元旦, 1 May 劳动节, 1–3 Oct 国庆节), with its entries
+applied on top, and the admin home warns about it for this year and the next.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime
+from datetime import time as clock_time
+from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from kefu.calendar.days import CalendarDay, DayKind, is_statutory, stored_version
+
+END_OF_DAY = clock_time(23, 59, 59)
+WEEKEND_NAME = "周末"
+
+# Fixed-date holidays assumed for a year nobody has entered yet: (month, day) → name.
+FALLBACK_HOLIDAYS = {(1, 1): "元旦", (5, 1): "劳动节", (10, 1): "国庆节", (10, 2): "国庆节", (10, 3): "国庆节"}
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Aware ``moment``; a naive one is taken as UTC (how times are stored)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+class WorkCalendar:
+    """A snapshot of the calendar: weekends, dated entries and the fallback for unentered years.
+
+    Pure computation, no database access; build one with ``WorkCalendar.load()``
+    or, in application code, take the shared one from ``kefu.calendar.workcalendar.get_calendar()``.
+    """
+
+    def __init__(self, entries: dict[date, tuple[str, str]] | None = None, version: int = 0):
+        self.entries: dict[date, tuple[str, str]] = dict(entries or {})
+        self.version = version
+        self._entered = frozenset(day.year for day, (kind, name) in self.entries.items()
+                                  if kind == DayKind.HOLIDAY.value and is_statutory(name))
+
+    @classmethod
+    def load(cls) -> "WorkCalendar":
+        """The calendar as stored now (one query for the version, one for the entries)."""
+        version = stored_version()  # read first: an edit racing the load shows up as a newer version later
+        entries = {}
+        for row in CalendarDay.objects.only("day", "kind", "name").as_pymongo():
+            day = row["day"]
+            entries[day.date() if isinstance(day, datetime) else day] = (row["kind"], row["name"])
+        return cls(entries, version)
+
+    # -- single days --
+    def entered_years(self) -> set[int]:
+        """Years with at least one statutory holiday entered."""
+        return set(self._entered)
+
+    def missing_years(self, today: date) -> list[int]:
+        """Of this year and the next (relative to ``today``), those not entered yet."""
+        return [year for year in (today.year, today.year + 1) if year not in self._entered]
+
+    def day_entry(self, day: date) -> tuple[str, str] | None:
+        """``(kind, name)`` of ``day``'s entry — or the fallback holiday of an unentered year — else None."""
+        entry = self.entries.get(day)
+        if entry is not None:
+            return entry
+        if day.year not in self._entered:
+            name = FALLBACK_HOLIDAYS.get((day.month, day.day))
+            if name:
+                return (DayKind.HOLIDAY.value, name)
+        return None
+
+    def is_workday(self, day: date) -> bool:
+        """Whether ``day`` is worked: an entry decides, else Monday–Friday."""
+        entry = self.day_entry(day)
+        if entry is not None:
+            return entry[0] == DayKind.WORKDAY.value
+        return day.weekday() < 5
+
+    # -- counting --
+    def nth_workday_after(self, day: date, n: int) -> date:
+        """The n-th working day after ``day`` (``n == 0``: ``day`` itself when worked, else the next one)."""
+        if n < 0:
+            raise ValueError("n must be 0 or more")
+        if n == 0:
+            while not self.is_workday(day):
+                day += timedelta(days=1)
+            return day
+        counted = 0
+        while counted < n:
+            day += timedelta(days=1)
+            if self.is_workday(day):
+                counted += 1
+        return day
+
+    def add_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> datetime:
+        """The deadline ``n`` working days after ``start``: 23:59:59 local of the n-th working day after
+        ``start``'s local date, as an aware UTC datetime. ``n == 0``: the end of ``start``'s day when it is a
+        working day, else the end of the next working day. A naive ``start`` is taken as UTC."""
+        local_day = _as_utc(start).astimezone(tz).date()
+        due_day = self.nth_workday_after(local_day, n)
+        return datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days in ``(start, end]``; negative (the count in ``(end, start]``) when ``end`` is earlier."""
+        if end < start:
+            return -self.working_days_between(end, start)
+        count, day = 0, start
+        while day < end:
+            day += timedelta(days=1)
+            count += self.is_workday(day)
+        return count
+
+    def explain_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> dict:
+        """``add_working_days`` with the reasons: the days skipped and the make-up days counted.
+
+        ``skipped``: runs of consecutive days off in the window, each ``{"first", "last", "name"}`` — a run
+        holding holidays is named after its most frequent holiday (weekends next to 国庆节 join its run),
+        a run of plain weekend days is named 周末. ``makeup``: the 调休上班 days counted, ``{"day", "name"}``.
+        ``fallback_years``: years of the window not entered yet (their fixed-date fallback was used).
+        The window is the days after ``start``'s local date up to the due day (for ``n == 0`` it includes
+        ``start``'s own day).
+        """
+        local_day = _as_utc(start).astimezone(tz).date()
+        due_day = self.nth_workday_after(local_day, n)
+        day = local_day if n == 0 else local_day + timedelta(days=1)
+        skipped, makeup, years = [], [], set()
+        run: list[date] = []
+        names: Counter = Counter()
+
+        def close_run():
+            if run:
+                name = names.most_common(1)[0][0] if names else WEEKEND_NAME
+                skipped.append({"first": run[0], "last": run[-1], "name": name})
+                run.clear()
+                names.clear()
+
+        while day <= due_day:
+            years.add(day.year)
+            entry = self.day_entry(day)
+            if self.is_workday(day):
+                close_run()
+                if entry is not None and day.weekday() >= 5:
+                    makeup.append({"day": day, "name": entry[1]})
+            else:
+                run.append(day)
+                if entry is not None:
+                    names[entry[1]] += 1
+            day += timedelta(days=1)
+        close_run()
+        due_at = datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
+        return {"due_at": due_at, "skipped": skipped, "makeup": makeup,
+                "fallback_years": sorted(year for year in years if year not in self._entered)}

@@ -1,0 +1,44 @@
+"""What every start does before the web app and the workers run: the shipped record types, the working-day
+calendar, message templates, reminder schedules and search grams of earlier records, and — in demo mode, into an
+empty database — the demo data. Each step is idempotent, so a second start adds nothing."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from kefu.calendar.workcalendar import seed_calendar
+from kefu.notify.messages import ensure_templates
+from kefu.org.users import User
+from kefu.records.search import index_unindexed_records
+from kefu.records.types import load_shipped_types
+from kefu.rules import sla
+from seed.demo import seed_demo
+from seed.records import seed_demo_records
+
+
+def prepare_database(demo: bool, say: Callable[[str], None]) -> dict[str, int] | None:
+    """Run every start-up step inside an app context, telling ``say`` what was done; return the demo data's counts
+    when it was loaded now (``demo`` and no user yet), else None."""
+    created = load_shipped_types()
+    if created:
+        say(f"record types loaded from schemas/: {len(created)}")
+    started = time.monotonic()
+    seeded_days = seed_calendar()
+    if seeded_days:
+        say(f"working-day calendar: {seeded_days} holidays and make-up workdays entered "
+            f"from chinesecalendar ({time.monotonic() - started:.2f} s)")
+    ensure_templates()
+    backfilled = sla.backfill_next()
+    if backfilled:
+        say(f"reminder schedule computed for {backfilled} earlier records")
+    indexed = index_unindexed_records()
+    if indexed:
+        say(f"search index built for {indexed} earlier records")
+    if not demo or User.objects.count() > 0:
+        return None
+    say("first start: loading demo data …")
+    counts = seed_demo()
+    started = time.monotonic()
+    counts["records"] = seed_demo_records()
+    say(f"demo records registered through the services ({time.monotonic() - started:.1f} s)")
+    return counts
