@@ -14,9 +14,10 @@ from werkzeug.datastructures import FileStorage
 
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from kefu.records.attachments import (
-    AttachmentKind, AttachmentStore, UploadRefused, attach_to_record, check_attachable, delete_attachments,
-    get_attachment, open_attachment, sanitize_filename, store_upload,
+    AttachmentStore, UploadRefused, attach_to_record, check_attachable, delete_attachments, get_attachment,
+    open_attachment, sanitize_filename, store_upload,
 )
+from kefu.records.file_types import AttachmentKind
 
 MB = 1024 * 1024
 REFUSED_TYPE_SUFFIX = "的类型不允许上传；允许：图片、视频、PDF、Office 文档、录音"

@@ -25,7 +25,7 @@ def download(attachment_id):
         while chunk := stream.read(256 * 1024):
             yield chunk
 
-    disposition = "inline" if info.kind in ("image", "pdf", "video", "audio") else "attachment"
+    disposition = "inline" if info.kind.opens_in_browser else "attachment"
     return Response(chunks(), mimetype=info.content_type, headers={
         "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(info.filename)}",
         "Content-Length": str(info.size), "X-Content-Type-Options": "nosniff",

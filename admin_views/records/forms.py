@@ -1,0 +1,150 @@
+"""The create and edit forms of a record, built from the type's definition for each request, and saving them
+through the records write path."""
+from __future__ import annotations
+
+from flask import flash, request
+from flask_login import current_user
+from wtforms import HiddenField
+from wtforms.validators import InputRequired, Optional
+
+from admin_views.records.rows import RecordRow, field_label
+from kefu.core.errors import Conflict, DomainError
+from kefu.core.i18n import _
+from kefu.org.roles import VIEW_PII
+from kefu.records.fields import get_field_type
+from kefu.records.values import project_id_for
+from kefu.records.write import create_record, update_record
+from kefu.rules.workflow import workflow_of
+
+
+class RecordForms:
+    """Forms for ``RecordView`` (which provides ``record_type``, ``_definition``, ``_editable_core``, ``_actor``
+    and ``display_value``)."""
+
+    def scaffold_form(self, context=None):
+        """The form class for the type; per request (``_form_class``) it is built with that request's context."""
+        class RecordForm(self.form_base_class):
+            version = HiddenField()
+
+        if self.record_type is None:
+            return RecordForm
+        # The type's own fields first, as the handbook's form reads; who handles it last.
+        for definition in [*self.record_type.active_fields, *self._editable_core()]:
+            field_type = get_field_type(definition.type)
+            field = field_type.form_field(definition, context)
+            field.kwargs["label"] = field_label(definition)
+            kind = getattr(field_type, "kind_name", None)
+            if kind:  # reference fields get autocomplete from /api/v1/refs/<kind>
+                field.kwargs["render_kw"] = {**(field.kwargs.get("render_kw") or {}), "data-ref-kind": kind,
+                                             "autocomplete": "off", "list": f"ref-{definition.key}"}
+            setattr(RecordForm, definition.key, field)
+        return RecordForm
+
+    def _form_class(self):
+        # Built per request: the field validators need this user (defaults,
+        # uploads) and the project chosen in this very form (unit names).
+        actor = self._actor()
+        project = request.form.get("project") if request.method == "POST" else None
+        context = actor.field_context(project_id=project_id_for(self.record_type, project, actor))
+        return self.scaffold_form(context)
+
+    def scaffold_list_form(self, widget=None, validators=None):
+        return self.scaffold_form()
+
+    def create_form(self, obj=None):
+        form = self._form_class()(request.form if request.method == "POST" else None)
+        if request.method != "POST":
+            form.status.data = workflow_of(self.record_type).initial
+        return form
+
+    def _masked_keys(self) -> set[str]:
+        """Sensitive fields this user may not read: their edit inputs start empty and empty means "unchanged"."""
+        if current_user.can(VIEW_PII):
+            return set()
+        return {d.key for d in self.record_type.active_fields if d.sensitive}
+
+    def edit_form(self, obj=None):
+        form = self._form_class()(request.form if request.method == "POST" else None)
+        masked = self._masked_keys()
+        if obj is not None and request.method != "POST":
+            form.version.data = obj.version
+            tz = self._actor().tz
+            for definition in [*self._editable_core(), *self.record_type.active_fields]:
+                if definition.key in form and definition.key not in masked:
+                    value = obj.values.get(definition.key)
+                    form[definition.key].data = None if value is None else get_field_type(
+                        definition.type).form_data(value, tz)
+        for definition in self.record_type.active_fields:
+            field = form[definition.key] if definition.key in form else None
+            if field is None:
+                continue
+            if definition.readonly:
+                field.render_kw = {**(field.render_kw or {}), "readonly": True}
+            if definition.key in masked:
+                # The stored value never reaches this user's browser; leaving the input empty keeps it.
+                shown = self.display_value(obj, definition.key) if obj is not None else ""
+                field.render_kw = {**(field.render_kw or {}),
+                                   "placeholder": _("%(masked)s（留空则不修改）", masked=shown or "-")}
+                field.validators = [Optional(), *(v for v in field.validators if not isinstance(v, InputRequired))]
+                field.flags.required = False
+        return form
+
+    def _values_from(self, form, row: RecordRow | None = None) -> dict:
+        """The validated form's values; on edit only those that differ from the stored record."""
+        values = {}
+        for definition in [*self._editable_core(), *self.record_type.active_fields]:
+            if definition.key not in form:
+                continue
+            data = form[definition.key].data
+            if row is not None and definition.key in self._masked_keys() and data in (None, "", []):
+                continue
+            if row is None:
+                if data not in (None, "", []):
+                    values[definition.key] = data
+            elif not definition.readonly and not self._shown_alike(definition, data, row.values.get(definition.key)):
+                values[definition.key] = data
+        return values
+
+    def _shown_alike(self, definition, submitted, stored) -> bool:
+        """True when the submitted value is the stored one as the form showed it (a time to the minute)."""
+        if submitted == stored:
+            return True
+        field_type, tz = get_field_type(definition.type), self._actor().tz
+        return None not in (submitted, stored) and field_type.form_data(submitted, tz) == field_type.form_data(
+            stored, tz)
+
+    def _show_errors(self, form, exc: DomainError) -> None:
+        shown = False
+        for key, message in exc.fields.items():
+            if key in form:
+                form[key].errors = [*form[key].errors, str(message)] if isinstance(form[key].errors, list) else [
+                    str(message)]
+                shown = True
+        flash(str(exc) if not shown else _("请修改标红的字段"), "error")
+
+    def create_model(self, form):
+        try:
+            document = create_record(self.record_type.key, self._values_from(form), self._actor())
+        except DomainError as exc:
+            self._show_errors(form, exc)
+            return False
+        return RecordRow(self.record_type, document, self._actor())
+
+    def update_model(self, form, model):
+        try:
+            document = update_record(self.record_type.key, model.id, self._values_from(form, model),
+                                     self._actor(), version=form.version.data)
+        except Conflict as exc:
+            current = RecordRow(self.record_type, exc.current, self._actor())
+            shown = "；".join(f"{field_label(self._definition(k))}：{self.display_value(current, k) or '-'}"
+                             for k in self._values_from(form, model) if self._definition(k) is not None)
+            flash(_("已被他人修改，未保存。当前内容：%(values)s。请刷新后重新编辑。", values=shown or "-"), "error")
+            return False
+        except DomainError as exc:
+            self._show_errors(form, exc)
+            return False
+        model.document = document
+        return True
+
+    def delete_model(self, model):  # pragma: no cover - can_delete is False
+        return False

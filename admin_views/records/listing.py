@@ -1,0 +1,207 @@
+"""The record list: its columns, sorting, search, filters, the 时限 badge, and the export of the list as shown."""
+from __future__ import annotations
+
+import json
+
+from flask import Response, flash, redirect, request, stream_with_context, url_for
+from flask_admin import expose
+from flask_login import current_user
+from markupsafe import Markup
+
+from admin_views.records.filters import FieldFilter, SlaFilter
+from admin_views.records.rows import SLA_COLUMN, SORT_FIELDS, RecordRow, field_label
+from admin_views.records.saved_views import ViewForm
+from kefu.core.clock import utcnow
+from kefu.core.errors import NotFound, ValidationFailed
+from kefu.core.i18n import _
+from kefu.insight import export_jobs, exports, views
+from kefu.org.roles import VIEW_PII
+from kefu.records.core_fields import core_field
+from kefu.records.fields import get_field_type
+from kefu.records.query import SLA_SORT, RecordQuery, find_records
+from kefu.records.store import get_record
+from kefu.rules import sla
+
+
+class RecordListing:
+    """The list screen of ``RecordView`` (which provides ``record_type``, ``_definition`` and ``_actor``)."""
+
+    def scaffold_list_columns(self):
+        if self.record_type is None:
+            return ["number"]
+        configured = [f.key for f in self.record_type.active_fields if f.list]
+        clocks = [SLA_COLUMN] if sla.clocks_of(self.record_type) else []
+        return ["number", "status", *clocks, *configured, "assignee", "created_at"]
+
+    def get_column_name(self, field):
+        if field == SLA_COLUMN:
+            return _("时限")
+        definition = self._definition(field) if self.record_type else None
+        return field_label(definition) if definition is not None else field
+
+    def get_details_columns(self):
+        return []  # the details template lays out every field itself
+
+    def scaffold_sortable_columns(self):
+        sortable = {}
+        for key in self.scaffold_list_columns():
+            definition = self._definition(key) if self.record_type else None
+            if definition is not None and not definition.sensitive and definition.type not in (
+                    "attachments", "multi_choice"):
+                sortable[key] = key
+        if SLA_COLUMN in self.scaffold_list_columns():
+            sortable[SLA_COLUMN] = SLA_SORT  # the earliest running deadline: the most overdue first
+        return sortable
+
+    def init_search(self):
+        return self.record_type is not None
+
+    def search_placeholder(self):
+        if self.record_type is None:
+            return None
+        names = [field_label(f) for f in self.record_type.active_fields if f.search]
+        return _("搜索：编号、%(fields)s", fields="、".join(names)) if names else _("搜索编号")
+
+    def get_filters(self):
+        if self.record_type is None:
+            return None
+        filters = []
+        core_filters = ("status", "assignee", "department", "created_at")
+        for definition in [*(core_field(self.record_type, k) for k in core_filters),
+                           *(f for f in self.record_type.active_fields if f.filter)]:
+            field_type = get_field_type(definition.type)
+            options = [(c, c) for c in definition.choices] if getattr(definition, "choices", None) else None
+            for op in field_type.operators:
+                if definition.sensitive and op not in ("eq", "empty"):
+                    continue
+                if op == "not_empty":
+                    continue  # offered as 为空：是/否
+                filters.append(FieldFilter(definition, op, field_label(definition),
+                                           options if op in ("eq", "ne") else None))
+        # Last, so the URL numbers of the field filters stay as they were.
+        filters.extend(SlaFilter(flag) for flag in ("overdue", "due_soon"))
+        return filters
+
+    def _visible_columns(self) -> list[tuple[str, str]]:
+        """``(key, label)`` of the list's columns: the active view's, else the type's list columns."""
+        view = self._active_view()
+        if view is not None and view.columns:
+            return [(key, self.get_column_name(key)) for key in view.columns]
+        return self._list_columns
+
+    def _get_column_by_idx(self, idx):
+        columns = self._visible_columns()
+        if idx is None or idx < 0 or idx >= len(columns):
+            return None
+        return columns[idx]
+
+    def _list_query(self, page, sort_field, sort_desc, search, filters, page_size=None) -> RecordQuery:
+        sort_field = SORT_FIELDS.get(sort_field, sort_field)
+        query = RecordQuery(
+            q=search, sort=(f"-{sort_field}" if sort_desc else sort_field) if sort_field else None,
+            page=(page or 0) + 1, per_page=page_size or self.page_size,
+        )
+        for index, _name, value in filters or []:
+            query = self._filters[index].apply(query, value)
+        view = self._active_view()
+        return view.apply(query) if view is not None else query
+
+    @expose("/")
+    def index_view(self):
+        if not request.args and self.record_type is not None:
+            default = views.default_key(current_user.pk, self.record_type.key)
+            if default:
+                return redirect(self.get_url(".index_view", view=default))
+        return super().index_view()
+
+    def get_list(self, page, sort_field, sort_desc, search, filters, execute=True, page_size=None):
+        actor = self._actor()
+        query = self._list_query(page, sort_field, sort_desc, search, filters, page_size)
+        try:
+            total, documents = find_records(self.record_type.key, query, actor, record_type=self.record_type)
+        except ValidationFailed as exc:
+            flash(str(exc), "error")
+            return 0, []
+        return total, [RecordRow(self.record_type, d, actor) for d in documents]
+
+    def get_one(self, id):
+        try:
+            document = get_record(self.record_type.key, id)
+        except NotFound:
+            return None
+        return RecordRow(self.record_type, document, self._actor())
+
+    def _get_list_value(self, context, model, name, column_formatters, column_type_formatters):
+        if name == SLA_COLUMN:
+            return self.sla_badge(model)
+        return self.display_value(model, name)
+
+    def sla_badge(self, row: RecordRow) -> Markup:
+        """The state of the record's nearest running clock (else how its clocks ended), as a badge."""
+        clocks, now = row.document.get("sla") or {}, utcnow()
+        running = [entry for entry in row.document.get("sla_open") or [] if entry.get("clock") in clocks]
+        if running:
+            nearest = clocks[min(running, key=lambda entry: entry["due_at"])["clock"]]
+        elif clocks:
+            ended = list(clocks.values())
+            nearest = next((c for c in ended if sla.state_at(c, now) == "missed"), ended[-1])
+        else:
+            return Markup("")
+        state = sla.state_at(nearest, now)
+        return Markup('<span class="badge kefu-sla-{}" title="{}">{}</span>').format(
+            state, nearest.get("name", ""), sla.STATE_LABELS[state])
+
+    def display_value(self, row: RecordRow, key: str) -> str:
+        """The value of ``key`` as this user may see it: masked when sensitive and not theirs to read."""
+        definition = self._definition(key)
+        value = row.values.get(key)
+        if value in (None, "", []):
+            return ""
+        field_type = get_field_type(definition.type)
+        if definition.sensitive and not current_user.can(VIEW_PII):
+            return field_type.mask(value)
+        return field_type.display(value, self._actor().tz)
+
+    def render(self, template, **kwargs):
+        if template == self.list_template and self.record_type is not None:
+            kwargs["list_columns"] = self._visible_columns()
+            kwargs["export_args"] = dict(request.args)
+            kwargs["view_menu"] = views.views_for(self.record_type, current_user)
+            kwargs["active_view"] = self._active_view()
+            kwargs["view_state"] = json.dumps(self._view_state(), ensure_ascii=False)
+            kwargs["view_columns"] = [(key, self.get_column_name(key)) for key in self._column_choices()]
+            kwargs["can_share_views"] = current_user.has_role(*views.SHARING_ROLES)
+            kwargs["view_form"] = ViewForm()
+        return super().render(template, **kwargs)
+
+    @expose("/export/")
+    def export_view(self):
+        """The list as it is on screen — filters, view, search, sort, columns — as XLSX or CSV; a large one is
+        built in the background and lands in the user's inbox."""
+        fmt = request.args.get("fmt", "xlsx")
+        if fmt not in exports.FORMATS:
+            flash(_("导出格式应为 csv 或 xlsx"), "error")
+            return redirect(self.get_url(".index_view"))
+        actor = self._actor()
+        view_args = self._get_list_extra_args()
+        column = self._get_column_by_idx(view_args.sort)
+        query = self._list_query(0, column[0] if column else None, view_args.sort_desc, view_args.search,
+                                 view_args.filters)
+        columns = [key for key, _label in self._visible_columns()]
+        try:
+            total = exports.count_rows(self.record_type, query, actor)
+        except ValidationFailed as exc:
+            flash(str(exc), "error")
+            return redirect(self.get_url(".index_view", **{k: v for k, v in request.args.items() if k != "fmt"}))
+        if total > export_jobs.async_threshold():
+            job = export_jobs.start(self.record_type, query, actor, fmt, total=total, columns=columns,
+                                    view=self._active_view(), filters_text=request.query_string.decode())
+            if job.status == "failed":
+                flash(job.error, "error")
+            else:
+                flash(_("共 %(n)s 行，导出已在后台进行；完成后会通知您，也可在“我的导出”查看进度", n=total), "info")
+            return redirect(url_for("exports.index"))
+        export = exports.export_records(self.record_type, query, actor, fmt, filters_text=request.query_string.decode(),
+                                        columns=columns, view=self._active_view())
+        return Response(stream_with_context(export.chunks), mimetype=export.mimetype,
+                        headers={"Content-Disposition": export.content_disposition})

@@ -1,0 +1,29 @@
+"""A record as the record screens show it: its row, its fields' labels, the 时限 column."""
+from __future__ import annotations
+
+from flask_babel import get_locale
+
+from kefu.records.actor import Actor
+from kefu.records.query import SLA_SORT
+from kefu.records.types import RecordType
+from kefu.records.values import core_values, read_values
+
+SLA_COLUMN = "sla"  # the list column 时限: the nearest running clock's state
+SORT_FIELDS = {SLA_COLUMN: SLA_SORT}  # list columns that sort by another key
+
+
+class RecordRow:
+    """A stored record as a screen shows it: Python values of core and configured fields."""
+
+    def __init__(self, record_type: RecordType, document: dict, actor: Actor):
+        self.document = document
+        self.id = str(document["_id"])
+        self.version = document["version"]
+        self.values = {**core_values(document), **read_values(record_type, document, actor)}
+
+
+def field_label(definition) -> str:
+    """The field's label in the user's language (its ``label_en`` for English, when the definition has one)."""
+    if str(get_locale()) == "en" and getattr(definition, "label_en", None):
+        return definition.label_en
+    return str(definition.label)

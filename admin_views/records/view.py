@@ -1,0 +1,108 @@
+"""``RecordView``: the one registered record view, and the per-type screens it hands each request to."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from flask import abort, g, url_for
+from flask_admin.form import SecureForm
+from flask_admin.helpers import set_current_view
+from flask_admin.model import BaseModelView
+from flask_babel import get_locale
+
+from admin_views.base import AccessControlled
+from admin_views.records.details import RecordDetails
+from admin_views.records.forms import RecordForms
+from admin_views.records.listing import RecordListing
+from admin_views.records.saved_views import SavedViews
+from kefu.core.errors import NotFound
+from kefu.org.roles import Role
+from kefu.records.actor import Actor
+from kefu.records.core_fields import core_field, core_fields
+from kefu.records.types import RecordType, get_record_type
+from web.actor import current_actor
+
+SCREEN_CACHE_SIZE = 64
+
+RECORD_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.AGENT.value,
+                Role.HANDLER.value, Role.APPROVER.value)
+
+
+class RecordView(RecordListing, SavedViews, RecordForms, RecordDetails, AccessControlled, BaseModelView):
+    """CRUD for the records of one record type; see the package docstring for the routing."""
+
+    allowed_roles = RECORD_ROLES
+    form_base_class = SecureForm
+    can_view_details = True
+    can_delete = False  # records are closed, never deleted: the handbooks keep every case
+    can_export = False  # exports go through /records/<type>/export (streamed, audited)
+    page_size = 50
+    details_template = "admin/record_details.html"
+    list_template = "admin/record_list.html"
+
+    def __init__(self, record_type: RecordType | None = None, **kwargs):
+        self.record_type = record_type
+        self._screens: OrderedDict = OrderedDict()
+        self._screens_lock = threading.Lock()
+        super().__init__(dict, **kwargs)
+
+    # -- routing -----------------------------------------------------------
+    def is_visible(self) -> bool:
+        return False  # the menu lists record types itself (templates/admin/kefu_base.html)
+
+    def create_blueprint(self, admin):
+        blueprint = super().create_blueprint(admin)
+
+        @blueprint.url_defaults
+        def current_type(endpoint, values):
+            if "type_key" not in values and g.get("kefu_record_type"):
+                values["type_key"] = g.kefu_record_type
+
+        return blueprint
+
+    def _run_view(self, fn, *args, **kwargs):
+        type_key = kwargs.pop("type_key", None)
+        if self.record_type is not None or type_key is None:
+            return fn(self, *args, **kwargs)
+        try:
+            record_type = get_record_type(type_key)
+        except NotFound:
+            abort(404)
+        g.kefu_record_type = record_type.key
+        screen = self._screen_for(record_type)
+        set_current_view(screen)
+        return fn(screen, *args, **kwargs)
+
+    def _screen_for(self, record_type: RecordType) -> "RecordView":
+        cache_key = (record_type.key, record_type.version, str(get_locale()))
+        with self._screens_lock:
+            screen = self._screens.get(cache_key)
+            if screen is not None:
+                self._screens.move_to_end(cache_key)
+                return screen
+        screen = type(self)(record_type, name=record_type.name, endpoint=self.endpoint,
+                            category=self.category, menu_class_name=self.menu_class_name)
+        screen.admin, screen.url, screen.blueprint = self.admin, self.url, self.blueprint
+        screen.static_url_path = self.static_url_path
+        with self._screens_lock:
+            self._screens[cache_key] = screen
+            while len(self._screens) > SCREEN_CACHE_SIZE:
+                self._screens.popitem(last=False)
+        return screen
+
+    # -- the type's definition, shared by every part -------------------------
+    def _editable_core(self):
+        return [f for f in core_fields(self.record_type) if f.editable]
+
+    def _definition(self, key):
+        return core_field(self.record_type, key) or self.record_type.field(key)
+
+    def _actor(self) -> Actor:
+        return current_actor()
+
+    def get_pk_value(self, model):
+        return model.id
+
+    @property
+    def extra_js(self):
+        return [url_for("static", filename="kefu.js")]
