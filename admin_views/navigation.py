@@ -15,7 +15,8 @@ from jinja2 import pass_context
 from markupsafe import Markup
 
 from kefu.core.i18n import _
-from kefu.records.types import pack_names, type_name, type_summaries
+from kefu.records.types import type_name, type_summaries
+from kefu.records.definitions import pack_names
 
 MENU_TEMPLATE = "admin/_main_menu.html"
 MAX_RENDERED = 512  # role sets × languages × pages: a few hundred at most; past that, start again

@@ -1,6 +1,6 @@
 """Admin screen for record types and their fields (the low-code part).
 
-Edits go through ``kefu.records.types.save_definition``: the same validation as
+Edits go through ``kefu.records.definitions.save_definition``: the same validation as
 the API and the shipped YAML, and a definition version bump that every web
 process sees on its next request.
 """
@@ -18,8 +18,9 @@ from admin_views.base import SecureModelView
 from kefu.core.errors import DomainError, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Role
-from kefu.records.fields import FIELD_TYPES
-from kefu.records.types import FIELD_FLAGS, RULE_SECTIONS, save_definition, set_type_active
+from kefu.records.fields import FIELD_FLAGS, FIELD_TYPES
+from kefu.records.sections import section_keys
+from kefu.records.definitions import save_definition, set_type_active
 
 SCALAR_OPTIONS = ("default", "min", "max")
 
@@ -73,14 +74,14 @@ def _rules_from(text: str) -> dict:
                     problem=getattr(exc, "problem", None) or str(exc))
         raise ValidationFailed(message, {"rules": message}) from exc
     if not isinstance(rules, dict):
-        message = _("流程与规则应为“节名: 内容”，可用的节：%(sections)s", sections="、".join(RULE_SECTIONS))
+        message = _("流程与规则应为“节名: 内容”，可用的节：%(sections)s", sections="、".join(section_keys()))
         raise ValidationFailed(message, {"rules": message})
-    unknown = sorted(set(rules) - set(RULE_SECTIONS))
+    unknown = sorted(set(rules) - set(section_keys()))
     if unknown:
         message = _("流程与规则中不认识的节：%(keys)s；可用：%(sections)s", keys="、".join(map(str, unknown)),
-                    sections="、".join(RULE_SECTIONS))
+                    sections="、".join(section_keys()))
         raise ValidationFailed(message, {"rules": message})
-    return {section: rules.get(section) for section in RULE_SECTIONS}
+    return {section: rules.get(section) for section in section_keys()}
 
 
 def _scalar(text: str):
@@ -151,7 +152,7 @@ def form_data_of(record_type) -> dict:
 
 def _rules_text(record_type) -> str:
     stored = record_type.to_mongo().to_dict()  # plain dicts and lists, as YAML can write them
-    rules = {section: stored[section] for section in RULE_SECTIONS if stored.get(section)}
+    rules = {section: stored[section] for section in section_keys() if stored.get(section)}
     return yaml.safe_dump(rules, allow_unicode=True, sort_keys=False, width=120) if rules else ""
 
 

@@ -11,7 +11,8 @@ from kefu.org.customers import Customer
 from kefu.org.roles import Role
 from kefu.org.structure import Building, Department, Project, Unit, unit_label
 from kefu.org.users import User, create_user
-from kefu.records.types import RecordType, load_shipped_types
+from kefu.records.types import RecordType
+from kefu.records.definitions import load_shipped_types
 from seed.people import make_people
 
 DEMO_PASSWORD = "kefu-demo"

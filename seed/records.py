@@ -21,7 +21,7 @@ from kefu.core.errors import DomainError
 from kefu.org.customers import Customer
 from kefu.org.users import User
 from kefu.records.actor import Actor
-from kefu.records.store import get_record
+from kefu.records.store import RECORDS, get_record
 from kefu.records.write import create_record, update_record
 
 DAYS = 45
@@ -108,7 +108,7 @@ def _demo_scene(now: datetime | None) -> DemoScene | None:
 
 def seed_demo_records(now: datetime | None = None) -> int:
     """Create the demo records when there are none yet; return how many records exist afterwards."""
-    collection = get_database()["records"]
+    collection = get_database()[RECORDS]
     if collection.count_documents({}, limit=1):
         return 0
     scene = _demo_scene(now)

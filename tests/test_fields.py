@@ -18,11 +18,13 @@ from wtforms import Form
 from kefu.core.errors import ValidationFailed
 from kefu.core.validation import InvalidValue
 from kefu.records import fields
+from kefu.records.core_fields import CORE_BY_KEY
 from kefu.records.fields import (
-    FIELD_TYPES, OPERATORS, OPTION_NAMES, AmbiguousReference, FieldContext, check_definition, default_value,
-    get_field_type,
+    FIELD_TYPES, OPERATORS, OPTION_NAMES, AmbiguousReference, FieldContext, FieldSpec, check_definition, dates,
+    default_value, get_field_type,
 )
-from kefu.records.types import FieldSpec
+from kefu.records.fields.spec import STORED_ATTRIBUTES
+from kefu.records.types import FieldDefinition
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CTX = FieldContext(SHANGHAI)
@@ -90,6 +92,40 @@ def test_operator_table_per_type():
     for name in ("customer", "project", "unit", "user", "department"):
         assert ops[name] == {"eq", "in", "empty", "not_empty"}
     assert ops["boolean"] == {"eq", "empty", "not_empty"}
+
+
+def test_behaviour_that_depends_on_the_type_is_asked_of_the_type():
+    def having(attribute):
+        return {name for name, field_type in FIELD_TYPES.items() if getattr(field_type, attribute)}
+
+    assert having("holds_files") == {"attachments"}
+    assert set(FIELD_TYPES) - having("sortable") == {"attachments", "multi_choice"}
+    assert having("narrows_units") == {"project"}
+    assert having("report_dimension") == {"choice", "multi_choice", "project", "department"}
+    assert having("export_dates") == {"date", "datetime"}
+    widths = {name: field_type.export_width for name, field_type in FIELD_TYPES.items()}
+    assert widths == {
+        "text": 14, "textarea": 40, "integer": 10, "decimal": 12, "money": 14, "date": 12, "datetime": 17,
+        "choice": 12, "multi_choice": 18, "boolean": 8, "phone": 15, "id_number": 21, "email": 24, "customer": 16,
+        "project": 18, "unit": 16, "user": 16, "department": 14, "attachments": 20,
+    }
+
+
+def test_one_operator_table_names_each_operator_and_how_a_filter_reads():
+    assert str(OPERATORS["gte"].label) == "不小于" and str(OPERATORS["gte"].reads) == "不早于/不小于"
+
+
+def test_one_field_shape_for_stored_and_core_fields():
+    """Every reader gets a FieldSpec: from a stored definition (same attributes) and for the core fields."""
+    stored = FieldDefinition(key="claim_amount", label="索赔金额", type="money", filter=True, choices=[])
+    assert set(FieldDefinition._fields) == set(STORED_ATTRIBUTES)
+    spec = FieldSpec.of(stored)
+    assert spec == FieldSpec("claim_amount", "索赔金额", "money", filter=True)
+    assert spec.path == "data.claim_amount" and not spec.core and spec.editable
+    status = CORE_BY_KEY["status"]
+    assert type(status) is FieldSpec and status.core and status.path == "status"
+    assert status.list and status.filter and status.editable
+    assert not CORE_BY_KEY["number"].editable and not CORE_BY_KEY["customer"].list
 
 
 def test_unknown_type_is_refused_listing_the_known_ones():
@@ -289,7 +325,7 @@ def test_datetime_storage_json_display_export(db):
 
 
 def test_defaults_now_and_literal(monkeypatch):
-    monkeypatch.setattr(fields, "utcnow", lambda: datetime(2026, 11, 21, 16, 30, 0, 123456, tzinfo=timezone.utc))
+    monkeypatch.setattr(dates, "utcnow", lambda: datetime(2026, 11, 21, 16, 30, 0, 123456, tzinfo=timezone.utc))
     assert default_value(define("date", default="now"), CTX) == date(2026, 11, 22)  # already the 22nd in Shanghai
     assert default_value(define("datetime", default="now"), CTX) == datetime(
         2026, 11, 21, 16, 30, 0, 123000, tzinfo=timezone.utc)
@@ -814,7 +850,7 @@ def test_date_and_datetime_forms():
 
 
 def test_form_default_is_resolved_when_the_form_is_made(monkeypatch):
-    monkeypatch.setattr(fields, "utcnow", lambda: datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc))
+    monkeypatch.setattr(dates, "utcnow", lambda: datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc))
     form = form_for("date", default="now")()
     assert form.f.data == date(2026, 11, 22)
 

@@ -64,7 +64,7 @@ def test_the_menu_speaks_the_language_of_each_user(people, db):
 
 
 def test_a_new_record_type_is_in_the_menu_at_once_and_a_disabled_one_leaves_it(app, people, admin, db):
-    from kefu.records.types import set_type_active
+    from kefu.records.definitions import set_type_active
 
     agent = people["agent"]
     assert "维修回访" not in menu_of(agent)

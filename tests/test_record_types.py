@@ -28,7 +28,9 @@ import pytest
 import yaml
 from bson import Decimal128, ObjectId
 
-from kefu.records.types import FIELD_FLAGS, RULE_SECTIONS, shipped_definitions
+from kefu.records.fields import FIELD_FLAGS
+from kefu.records.sections import section_keys
+from kefu.records.definitions import shipped_definitions
 from kefu.runtime.embedded import free_port
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import CSRF_PATTERN, csrf_token
@@ -135,7 +137,7 @@ def type_form(definition: dict, token: str) -> dict:
         for name in ("default", "min", "max", "max_length", "max_size_mb"):
             value = field.get(name)
             data[prefix + name] = "" if value is None else str(value)
-    rules = {section: definition[section] for section in RULE_SECTIONS if definition.get(section)}
+    rules = {section: definition[section] for section in section_keys() if definition.get(section)}
     data["rules"] = yaml.safe_dump(rules, allow_unicode=True, sort_keys=False) if rules else ""
     return data
 
@@ -154,7 +156,7 @@ def definition_as_stored(db, key: str) -> dict:
         fields.append(shape)
     return {"key": document["key"], "name": document["name"], "name_en": document.get("name_en"),
             "number_prefix": document["number_prefix"], "description": document.get("description"),
-            "fields": fields, **{s: document[s] for s in RULE_SECTIONS if document.get(s)}}
+            "fields": fields, **{s: document[s] for s in section_keys() if document.get(s)}}
 
 
 def post_type_form(client, definition: dict, db=None):
@@ -968,7 +970,8 @@ def test_a_loaded_definition_is_shared_until_the_stored_one_changes(app, seeded,
     """``get_record_type`` builds a RecordType once per stored version: the same object while nothing changed,
     a new one as soon as the document differs — saved here or written by any other process."""
     from kefu.core.errors import NotFound
-    from kefu.records.types import get_record_type, save_definition
+    from kefu.records.types import get_record_type
+    from kefu.records.definitions import save_definition
 
     with app.test_request_context():
         first = get_record_type("consultation")
@@ -987,3 +990,78 @@ def test_a_loaded_definition_is_shared_until_the_stored_one_changes(app, seeded,
         with pytest.raises(NotFound, match="没有记录类型“consultation”"):
             get_record_type("consultation")
         assert get_record_type("consultation", active_only=False).active is False
+
+
+# == the sections of a definition ===================================================
+
+def test_the_json_schema_of_every_section_is_served(api):
+    response = api("GET", "/api/v1/types/schema")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["order"] == ["workflow", "levels", "approvals", "callback", "sla", "reminders", "report"]
+    schemas = body["sections"]
+    sla = schemas["sla"]
+    assert sla["title"] == "时限" and sla["type"] == "array"
+    clock = sla["$defs"]["Clock"]
+    assert {"key", "name", "within"} <= set(clock["required"]) and "by_level" in clock["properties"]
+    assert "from" in schemas["approvals"]["$defs"]["Band"]["properties"]
+    assert set(schemas["report"]["properties"]) == {"name_field", "issue_fields"}
+
+
+def test_a_shape_error_names_the_path_in_chinese(api, db):
+    definition = yaml_definition("complaint")
+    definition["sla"][1]["within"] = {"hours": "三"}
+    definition["levels"]["rules"][4]["units"] = True
+    definition["report"] = {"name_field": "category"}
+
+    response = api("PUT", "/api/v1/types/complaint", json=definition)
+
+    fields = error_of(response)["fields"]
+    assert "sla 第 2 个的 within.hours 应为整数" in fields["sla"]
+    assert "levels.rules 第 5 条的 units 应为整数" in fields["levels"]
+    assert "report.name_field 应为本类型的文本字段" in fields["report"]
+    assert "Input should" not in str(fields)
+
+
+def test_a_section_is_parsed_once_per_definition_version(api, db, app):
+    from kefu.records.sections import parsed
+    from kefu.records.types import get_record_type
+
+    with app.app_context():
+        first = parsed(get_record_type("complaint"), "levels")
+        assert parsed(get_record_type("complaint"), "levels") is first
+        assert first.top == "重大" and first.rules[0].value == 20000
+
+        definition = yaml_definition("complaint")
+        definition["levels"]["order"] = ["一般", "重要", "重大", "特大"]
+        definition["fields"] = [{**f, "choices": [*f["choices"], "特大"]} if f["key"] == "level" else f
+                                for f in definition["fields"]]
+        assert api("PUT", "/api/v1/types/complaint", json=definition).status_code == 200
+
+        changed = parsed(get_record_type("complaint"), "levels")
+        assert changed is not first and changed.top == "特大"
+
+
+def test_start_up_gives_earlier_types_the_report_settings_shipped_later(app, seeded, runner, db):
+    """A type stored before ``report:`` was shipped gets it at the next start (``flask kefu prepare``), once; one an
+    admin has set keeps theirs, and one whose named field is gone keeps none."""
+    db.record_types.update_one({"key": "complaint"}, {"$unset": {"report": ""}})
+    db.record_types.update_one({"key": "consultation"}, {"$set": {"report": {"name_field": None}}})
+    suggestion = stored_type(db, "suggestion")
+    db.record_types.update_one({"key": "suggestion"}, {"$unset": {"report": ""}, "$set": {"fields": [
+        field for field in suggestion["fields"] if field["key"] != suggestion["report"]["name_field"]]}})
+    version = stored_type(db, "complaint")["version"]
+
+    result = runner.invoke(args=["kefu", "prepare"])
+
+    assert result.exit_code == 0, result.output
+    assert "settings added from schemas/ to earlier record types: complaint" in result.output
+    complaint = stored_type(db, "complaint")
+    assert complaint["report"] == {"name_field": "owner_name", "issue_fields": ["project", "category"]}
+    assert complaint["version"] == version + 1
+    assert stored_type(db, "consultation")["report"] == {"name_field": None}
+    assert "report" not in stored_type(db, "suggestion")
+    again = runner.invoke(args=["kefu", "prepare"])
+    assert again.exit_code == 0 and "settings added" not in again.output
+    assert stored_type(db, "complaint")["version"] == version + 1

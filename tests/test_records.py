@@ -138,7 +138,8 @@ def test_phone_is_encrypted_at_rest_yet_searchable(client, agent, supervisor, db
 @pytest.fixture
 def phone_listed(app, seeded):
     """The complaint type edited by an admin so that the phone is a list column."""
-    from kefu.records.types import get_record_type, save_definition
+    from kefu.records.types import get_record_type
+    from kefu.records.definitions import save_definition
 
     with app.app_context():
         definition = get_record_type("complaint").to_dict()

@@ -176,7 +176,7 @@ def test_types_lists_every_active_type_and_describes_one(client, agent, db):
 
 
 def test_disabled_type_is_not_listed_and_cannot_take_records(app, client, agent, db):
-    from kefu.records.types import set_type_active
+    from kefu.records.definitions import set_type_active
 
     with app.app_context():
         set_type_active("suggestion", False)
@@ -602,7 +602,7 @@ def test_reference_lookup_of_units_and_customers(client, agent, db):
 
 
 def test_openapi_lists_every_active_type_with_its_field_schema(app, client, agent, db):
-    from kefu.records.types import set_type_active
+    from kefu.records.definitions import set_type_active
 
     with app.app_context():
         set_type_active("notice", False)
@@ -745,7 +745,7 @@ def valid_id_number(first17="11010519491231002") -> str:
 
 @pytest.fixture
 def every_type(app, seeded):
-    from kefu.records.types import save_definition
+    from kefu.records.definitions import save_definition
 
     with app.app_context():
         save_definition(EVERY_TYPE, by="test")

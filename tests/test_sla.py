@@ -246,6 +246,8 @@ def test_invalid_sla_and_workflow_sections_are_refused_in_chinese(client, admin,
 # --- calendar edits and the shipped complaint -----------------------------------------------------------
 
 def test_editing_the_calendar_moves_open_deadlines(app, client, admin, probe, db):
+    from rq import SimpleWorker
+
     from kefu.calendar.workcalendar import set_range
 
     record = new_probe(client, admin, "2026-12-28T09:00")
@@ -253,6 +255,8 @@ def test_editing_the_calendar_moves_open_deadlines(app, client, admin, probe, db
 
     with app.test_request_context():
         set_range(date(2027, 1, 4), date(2027, 1, 5), "holiday", "公司年假")
+    with app.app_context():  # the edit queued the recompute (jobs.calendar): a worker does it
+        SimpleWorker(["default"], connection=app.extensions["kefu_redis"]).work(burst=True, with_scheduler=False)
 
     assert stored(db, record["id"])["sla"]["resolve"]["due_at"] == local("2027-01-11T23:59:59")
 

@@ -51,7 +51,7 @@ class RecordDetails:
         if row is None:
             flash(admin_gettext("Record does not exist."), "error")
             return redirect(return_url)
-        stored_only = [f for f in self.record_type.fields if not f.active and f.key in row.values]
+        stored_only = [f for f in self.record_type.specs if not f.active and f.key in row.values]
         return self.render(
             self.details_template, model=row, record_type=self.record_type, return_url=return_url,
             core_fields=[core_field(self.record_type, k) for k in DETAILS_CORE_FIELDS],

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask_admin.model.filters import BaseFilter
 
 from kefu.core.i18n import _, _l
-from kefu.records.fields import OPERATOR_LABELS
+from kefu.records.fields import OPERATORS
 from kefu.records.query import Condition, RecordQuery
 
 FILTER_WIDGETS = {"date": "datepicker", "datetime": "datetimepicker"}
@@ -22,7 +22,7 @@ class FieldFilter(BaseFilter):
         self.op = op
 
     def operation(self):
-        return OPERATOR_LABELS[self.op]
+        return OPERATORS[self.op].reads
 
     def apply(self, query: RecordQuery, value) -> RecordQuery:
         """Add this filter's condition to the query ``kefu.records.query.find_records`` runs."""
@@ -46,7 +46,7 @@ class SlaFilter(BaseFilter):
         self.flag = flag
 
     def operation(self):
-        return OPERATOR_LABELS["eq"]
+        return OPERATORS["eq"].reads
 
     def apply(self, query: RecordQuery, value) -> RecordQuery:
         if value == "1":

@@ -46,8 +46,7 @@ class RecordListing:
         sortable = {}
         for key in self.scaffold_list_columns():
             definition = self._definition(key) if self.record_type else None
-            if definition is not None and not definition.sensitive and definition.type not in (
-                    "attachments", "multi_choice"):
+            if definition is not None and not definition.sensitive and get_field_type(definition.type).sortable:
                 sortable[key] = key
         if SLA_COLUMN in self.scaffold_list_columns():
             sortable[SLA_COLUMN] = SLA_SORT  # the earliest running deadline: the most overdue first

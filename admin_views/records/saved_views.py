@@ -15,6 +15,7 @@ from kefu.core.errors import DomainError, NotFound
 from kefu.core.i18n import _
 from kefu.insight import views
 from kefu.records.core_fields import core_fields
+from kefu.records.fields import get_field_type
 from kefu.rules import sla
 from web.auth import safe_next_url
 
@@ -47,7 +48,7 @@ class SavedViews:
         keys = [f.key for f in core_fields(self.record_type)]
         if sla.clocks_of(self.record_type):
             keys.insert(2, SLA_COLUMN)
-        return [*keys, *(f.key for f in self.record_type.active_fields if f.type != "attachments")]
+        return [*keys, *(f.key for f in self.record_type.active_fields if not get_field_type(f.type).holds_files)]
 
     def _view_state(self) -> dict:
         """The list as it is now — filters ``[field, op, value]``, sort, columns — for 保存视图."""

@@ -13,9 +13,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from kefu.core.db import get_database
 from kefu.notify.notifications import unread_count
 from kefu.org.structure import Department
+from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 
-RECORDS = "records"
 TREND_DAYS = 30
 
 

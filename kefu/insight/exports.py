@@ -24,14 +24,14 @@ from urllib.parse import quote
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.i18n import _, _l
-from kefu.records.fields import get_field_type
 from kefu.records.actor import Actor
-from kefu.records.core_fields import CoreField, core_field, core_fields
-from kefu.records.query import RecordQuery, build_filter, iter_records
+from kefu.records.core_fields import core_field, core_fields, field_for
+from kefu.records.fields import OPERATORS, get_field_type
+from kefu.records.query import SLA_SORT, RecordQuery, build_filter, iter_records
 from kefu.records.store import AUDIT, RECORDS
-from kefu.records.values import core_values, read_stored, read_values
 from kefu.records.types import RecordType
-from kefu.rules.sla import clocks_json
+from kefu.records.values import core_values, read_stored, read_values
+from kefu.rules.sla import STATE_LABELS, clocks_json, state_at
 
 FORMATS = {"csv": "text/csv",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -122,7 +122,7 @@ def export_columns(record_type: RecordType, keys=None, include_inactive: bool = 
     columns = []
     for key in keys:
         definition = SlaColumn() if key == SLA_COLUMN else (
-            core_field(record_type, key) or next((f for f in record_type.specs if f.key == key), None))
+            core_field(record_type, key) or record_type.field(key))
         if definition is not None and (getattr(definition, "active", True) or include_inactive):
             columns.append(definition)
     return columns
@@ -130,8 +130,6 @@ def export_columns(record_type: RecordType, keys=None, include_inactive: bool = 
 
 def sla_text(document: dict, tz, now: datetime) -> str | None:
     """``已逾期 · 处理完成 11-17 10:00`` for the nearest running clock (else how the clocks ended)."""
-    from kefu.rules.sla import STATE_LABELS, state_at
-
     clocks = document.get("sla") or {}
     running = [entry for entry in document.get("sla_open") or [] if entry.get("clock") in clocks]
     if running:
@@ -209,7 +207,7 @@ def _readers(record_type: RecordType, columns, actor: Actor) -> list:
         if column.key == SLA_COLUMN:
             continue
         field_type = get_field_type(column.type)
-        if isinstance(column, CoreField):
+        if column.core:
             def read(document, data, pii, key=column.key, from_storage=field_type.from_storage):
                 stored = document.get(key)
                 return None if stored is None else from_storage(stored)
@@ -227,7 +225,7 @@ def stored_paths(columns) -> list[str]:
     for column in columns:
         if column.key == SLA_COLUMN:
             paths += ["sla", "sla_open"]
-        elif isinstance(column, CoreField):
+        elif column.core:
             paths.append(column.path)
         else:
             paths += [f"data.{column.key}", f"pii.{column.key}"]
@@ -260,8 +258,6 @@ def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *,
 # -- what was exported ------------------------------------------------------------------------------------
 
 def _filter_value_text(record_type: RecordType, condition, actor: Actor) -> str:
-    from kefu.records.core_fields import field_for
-
     if condition.op in ("empty", "not_empty"):
         return ""
     definition = field_for(record_type, condition.field)
@@ -279,17 +275,14 @@ def _filter_value_text(record_type: RecordType, condition, actor: Actor) -> str:
 
 def describe_query(record_type: RecordType, query: RecordQuery, actor: Actor, view=None) -> list[str]:
     """The filters, search and sort of ``query`` as lines a person reads (the 导出说明 sheet, the audit log)."""
-    from kefu.records.fields import OPERATOR_LABELS
-    from kefu.records.core_fields import field_for
-    from kefu.records.query import SLA_SORT
-
     lines = []
     if view is not None:
         lines.append(f"{_('视图')}：{view.name}")
     for condition in query.conditions:
         label = str(field_for(record_type, condition.field).label)
         value = _filter_value_text(record_type, condition, actor)
-        lines.append(f"{label} {OPERATOR_LABELS.get(condition.op, condition.op)} {value}".rstrip())
+        reads = OPERATORS[condition.op].reads if condition.op in OPERATORS else condition.op
+        lines.append(f"{label} {reads} {value}".rstrip())
     if query.overdue:
         lines.append(_("逾期：是"))
     if query.due_soon:
@@ -408,18 +401,13 @@ def _csv_chunks(headers: list[str], rows) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-COLUMN_WIDTHS = {"textarea": 40, "datetime": 17, "date": 12, "money": 14, "decimal": 12, "integer": 10,
-                 "choice": 12, "multi_choice": 18, "boolean": 8, "phone": 15, "id_number": 21, "email": 24,
-                 "customer": 16, "project": 18, "unit": 16, "user": 16, "department": 14, "attachments": 20}
-
-
 def _text_width(text: str) -> int:
     return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
 
 
 def _width(column) -> int:
-    """A sensible Excel column width: by the field's type, never narrower than its header."""
-    base = 26 if column.key == SLA_COLUMN else COLUMN_WIDTHS.get(column.type, 14)
+    """A sensible Excel column width: by the field's type (``export_width``), never narrower than its header."""
+    base = 26 if column.key == SLA_COLUMN else get_field_type(column.type).export_width
     return min(60, max(base, _text_width(str(column.label)) + 3))
 
 
@@ -444,8 +432,9 @@ def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows, not
         writers = []
         for index, column in enumerate(columns):
             sheet.set_column(index, index, _width(column))
-            number_format = get_field_type(column.type).export_number_format
-            writers.append(_xlsx_writer(sheet, column.type, workbook.add_format({"num_format": number_format})
+            field_type = get_field_type(column.type)
+            number_format = field_type.export_number_format
+            writers.append(_xlsx_writer(sheet, field_type, workbook.add_format({"num_format": number_format})
                                         if number_format else None))
         sheet.freeze_panes(1, 0)
         sheet.write_row(0, 0, headers, header)
@@ -471,9 +460,9 @@ def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows, not
             yield chunk
 
 
-def _xlsx_writer(sheet, column_type: str, cell_format):
+def _xlsx_writer(sheet, field_type, cell_format):
     """How one column's cells are written, decided once: Excel dates, numbers in their format, or text."""
-    if column_type in ("date", "datetime"):
+    if field_type.export_dates:
         def write(row: int, column: int, cell) -> None:
             if isinstance(cell, (datetime, date)):
                 sheet.write_datetime(row, column, cell, cell_format)

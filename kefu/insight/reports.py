@@ -13,6 +13,14 @@ from zoneinfo import ZoneInfo
 
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
+from kefu.insight.exports import neutralise, sheet_title
+from kefu.records.core_fields import core_field
+from kefu.records.fields import FIELD_TYPES, get_field_type
+from kefu.records.types import RecordType
+from kefu.rules import callbacks, levels
+from kefu.rules.report import report_of
+from kefu.rules.sla import clocks_of
+from kefu.rules.workflow import workflow_of
 
 RECORDS = "records"
 REPORTS = "reports"
@@ -33,14 +41,10 @@ def month_bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def _types():
-    from kefu.records.types import RecordType
-
     return list(RecordType.objects(active=True).order_by("sort_order", "key"))
 
 
 def _closed_statuses(record_type) -> list[str]:
-    from kefu.rules.workflow import workflow_of
-
     return list(workflow_of(record_type).closed)
 
 
@@ -70,8 +74,6 @@ def week_numbers(now: datetime, start: datetime, end: datetime) -> list[str]:
 
 def clock_rates(record_type, start: datetime, end: datetime) -> list[dict]:
     """Per SLA clock: how many were completed in ``[start, end)`` and how many of them on time."""
-    from kefu.rules.sla import clocks_of
-
     rows = []
     collection = get_database()[RECORDS]
     for clock in clocks_of(record_type):
@@ -116,14 +118,14 @@ def archived_monthly(month: str) -> dict | None:
 
 # -- the monthly complaint analysis (月度投诉分析报告) ---------------------------------------------------------
 
-DIMENSION_TYPES = ("choice", "multi_choice", "project", "department")
+DIMENSION_TYPES = tuple(name for name, field_type in FIELD_TYPES.items() if field_type.report_dimension)
 TOP_ISSUES = 10
 REPEAT_SHOWN = 10
 
 
 def report_types() -> list:
     """The types the analysis is for: those with level rules (the complaint types of every pack)."""
-    return [t for t in _types() if t.levels]
+    return [t for t in _types() if levels.rules_of(t) is not None]
 
 
 def dimensions(record_type) -> list[tuple[str, str, str]]:
@@ -143,9 +145,6 @@ def _counts(match: dict, path: str, unwind: bool) -> dict:
 
 
 def _label_map(record_type, key: str, values) -> dict:
-    from kefu.records.fields import get_field_type
-    from kefu.records.core_fields import core_field
-
     definition = core_field(record_type, key) or record_type.field(key)
     field_type = get_field_type(definition.type)
     if hasattr(field_type, "labels"):
@@ -180,9 +179,7 @@ def _satisfaction(record_type, start: datetime, end: datetime) -> dict:
 
 def _rejected_answers(record_type) -> frozenset:
     """The callback answers that count as not satisfied: the type's ``callback.rejected_values``."""
-    from kefu.rules.callbacks import rules_of
-
-    rules = rules_of(record_type)
+    rules = callbacks.rules_of(record_type)
     return frozenset(rules.rejected_values) if rules else frozenset()
 
 
@@ -195,9 +192,10 @@ def _repeat_key(record_type) -> str | None:
 
 
 def _repeats(record_type, match: dict) -> list[dict]:
-    """Complainants with two or more records in the month, most first: their numbers and names."""
+    """Complainants with two or more records in the month, most first: their numbers and names (the type's
+    ``report.name_field``; the first record's number without one)."""
     key = _repeat_key(record_type)
-    name_field = next((f.key for f in record_type.active_fields if f.type == "text" and "姓名" in f.label), None)
+    name_field = report_of(record_type).name_field
     pipeline = [{"$match": {**match, key: {"$ne": None}}},
                 {"$group": {"_id": f"${key}", "n": {"$sum": 1}, "numbers": {"$push": "$number"},
                             "name": {"$first": f"$data.{name_field}" if name_field else "$number"}}},
@@ -219,7 +217,8 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
     and last, largest first; ``clocks``: per SLA clock completed in the month, on time / done and the rate;
     ``handling``: closed in the month, average and 90th-percentile hours from registration to closing;
     ``satisfaction``: callback answers recorded in the month; ``repeats``: complainants with 2+ records;
-    ``top_issues``: the most frequent (project, category) pairs.
+    ``top_issues``: the most frequent combinations of the type's ``report.issue_fields`` (e.g. project and
+    category), each row the fields' shown values by key and ``count``.
     """
     from flask import current_app
 
@@ -249,14 +248,7 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
     answered = sum(satisfaction.values())
     rejected = _rejected_answers(record_type)
     satisfied = sum(n for result, n in satisfaction.items() if result is not None and result not in rejected)
-    top = []
-    if record_type.field("project") is not None and record_type.field("category") is not None:
-        pipeline = [{"$match": match}, {"$group": {"_id": {"project": "$data.project", "category": "$data.category"},
-                                                   "n": {"$sum": 1}}}, {"$sort": {"n": -1}}, {"$limit": TOP_ISSUES}]
-        found = list(collection.aggregate(pipeline))
-        projects = _label_map(record_type, "project", [row["_id"].get("project") for row in found])
-        top = [{"project": projects.get(row["_id"].get("project"), "（未填写）"),
-                "category": row["_id"].get("category") or "（未填写）", "count": row["n"]} for row in found]
+    top = _top_issues(record_type, match)
     repeats = _repeats(record_type, match)
     return {
         "type": record_type.key, "type_name": record_type.name, "month": month, "previous_month": previous,
@@ -269,6 +261,22 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
         "repeats": {"complainants": len(repeats), "top": repeats[:REPEAT_SHOWN]},
         "top_issues": top,
     }
+
+
+def _top_issues(record_type, match: dict) -> list[dict]:
+    """The most frequent combinations of ``report.issue_fields`` among the records ``match`` finds."""
+    keys = report_of(record_type).issue_fields
+    if not keys:
+        return []
+    pipeline = [{"$match": match}, {"$group": {"_id": {key: f"$data.{key}" for key in keys}, "n": {"$sum": 1}}},
+                {"$sort": {"n": -1}}, {"$limit": TOP_ISSUES}]
+    found = list(get_database()[RECORDS].aggregate(pipeline))
+    names = {key: _label_map(record_type, key, [row["_id"].get(key) for row in found]) for key in keys}
+
+    def shown(key, value):
+        return (names[key].get(value) if names[key] else value) or "（未填写）"
+
+    return [{**{key: shown(key, row["_id"].get(key)) for key in keys}, "count": row["n"]} for row in found]
 
 
 def summary_lines(analysis: dict) -> list[str]:
@@ -295,7 +303,6 @@ def analysis_xlsx(analysis: dict, tz) -> bytes:
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    from kefu.insight.exports import neutralise, sheet_title
 
     workbook = Workbook()
     bold = Font(bold=True)

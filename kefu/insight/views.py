@@ -10,7 +10,8 @@ A view is checked against the type's *current* definition each time it is
 opened (``resolve``): a filter naming a removed field or an operator the field
 no longer has is dropped and named in ``dropped``, the rest applies; columns
 that no longer exist are left out. Built-in views (``BUILTIN``) exist for every
-type (重大投诉 only where the type's ``level`` offers 重大). Each user may pick
+type (重大投诉 — the top of the type's ``levels.order`` — only where the type has levels and its level field offers
+that top level). Each user may pick
 one default view per type. Sharing needs supervisor, manager or admin.
 """
 from __future__ import annotations
@@ -25,9 +26,15 @@ from kefu.core.clock import utcnow
 from kefu.core.errors import NotFound, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _l
 from kefu.org.roles import Role
+from kefu.records.core_fields import CORE_BY_KEY, core_field
+from kefu.records.fields import get_field_type
+from kefu.records.query import SLA_SORT, Condition, RecordQuery, build_filter
+from kefu.rules.levels import level_field, rules_of
+from kefu.rules.workflow import workflow_of
 
 SLA_FIELD = "sla"
 LEVEL_FIELD = "$level"  # in a built-in's filters: whichever field holds the type's level (``kefu.rules.levels``)
+TOP_LEVEL = "$top_level"  # in a built-in's filters: the type's highest level (``levels.order[-1]``)
 SLA_OPS = ("overdue", "due_soon", "due_within", "due_today")
 SHARING_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 MAX_NAME = 40
@@ -40,13 +47,14 @@ class Builtin:
     name: object
     filters: tuple
     sort: str | None = None
-    needs_level: str | None = None  # offered only where the type's level field has this choice
+    needs_levels: bool = False  # offered only where the type has levels and its level field offers the top one
 
     def filters_for(self, record_type) -> list[list]:
-        """The filters as lists, ``LEVEL_FIELD`` replaced by the key of the type's level field."""
-        from kefu.rules.levels import level_field
-
-        return [[level_field(record_type) if key == LEVEL_FIELD else key, op, value]
+        """The filters as lists, ``LEVEL_FIELD`` replaced by the key of the type's level field and ``TOP_LEVEL``
+        by its highest level."""
+        levels = rules_of(record_type)
+        return [[level_field(record_type) if key == LEVEL_FIELD else key, op,
+                 levels.top if value == TOP_LEVEL and levels is not None else value]
                 for key, op, value in self.filters]
 
 
@@ -58,7 +66,7 @@ BUILTIN = (
     Builtin("due_24h", _l("24 小时内到期"), ((SLA_FIELD, "due_within", 24),), sort="sla_due"),
     Builtin("my_due_today", _l("我的今日到期"), (("assignee", "eq", "$me"), (SLA_FIELD, "due_today", True)),
             sort="sla_due"),
-    Builtin("major", _l("重大投诉"), ((LEVEL_FIELD, "eq", "重大"), ("status", "in", "$open")), needs_level="重大"),
+    Builtin("major", _l("重大投诉"), ((LEVEL_FIELD, "eq", TOP_LEVEL), ("status", "in", "$open")), needs_levels=True),
     Builtin("new_this_month", _l("本月新增"), (("created_at", "gte", "$month_start"),)),
     Builtin("new_today", _l("今日新增"), (("created_at", "gte", "$today"),)),
 )
@@ -121,9 +129,6 @@ class Resolved:
 
 def filter_problem(record_type, item) -> str | None:
     """Why ``[field, op, value]`` cannot apply to the type as defined now (None when it can)."""
-    from kefu.records.fields import get_field_type
-    from kefu.records.core_fields import CORE_BY_KEY, core_field
-
     if not isinstance(item, (list, tuple)) or len(item) != 3 or not isinstance(item[0], str):
         return str(_l("筛选条件应为 [字段, 运算, 值]：%(item)s", item=item))
     key, op, _value = item
@@ -144,8 +149,6 @@ def filter_problem(record_type, item) -> str | None:
 
 
 def _value(record_type, value, actor, now: datetime):
-    from kefu.rules.workflow import workflow_of
-
     if value == "$me":
         return str(actor.user_id) if actor.user_id else None
     if value == "$my_department":
@@ -164,8 +167,6 @@ def _value(record_type, value, actor, now: datetime):
 def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolved:
     """The view ``key`` (a built-in key or a saved view's id) for ``actor``; ``NotFound`` when it is neither
     (or is someone else's unshared view). Filters that no longer fit the definition are dropped, with a reason."""
-    from kefu.records.query import Condition, RecordQuery, build_filter
-
     now = now or utcnow()
     builtin = BUILTIN_BY_KEY.get(key.removeprefix(BUILTIN_PREFIX))
     if builtin is not None and _offered(record_type, builtin):
@@ -223,17 +224,14 @@ def _describe(item) -> str:
 
 
 def _offered(record_type, builtin: Builtin) -> bool:
-    if builtin.needs_level is None:
+    if not builtin.needs_levels:
         return True
-    from kefu.rules.levels import level_field
-
-    level = record_type.field(level_field(record_type))
-    return level is not None and level.active and builtin.needs_level in (level.choices or [])
+    levels = rules_of(record_type)
+    level = record_type.field(levels.field) if levels is not None else None
+    return level is not None and level.active and levels.top in (level.choices or [])
 
 
 def _column_exists(record_type, key: str) -> bool:
-    from kefu.records.core_fields import CORE_BY_KEY
-
     if key in CORE_BY_KEY or key == SLA_FIELD:
         return True
     definition = record_type.field(key)
@@ -241,8 +239,6 @@ def _column_exists(record_type, key: str) -> bool:
 
 
 def _sort_exists(record_type, sort: str) -> bool:
-    from kefu.records.query import SLA_SORT
-
     key = sort.lstrip("-")
     return key == SLA_SORT or _column_exists(record_type, key)
 

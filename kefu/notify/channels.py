@@ -1,7 +1,7 @@
 """Delivery channels beyond the in-app inbox: email over SMTP and group-robot webhooks, and quiet hours.
 
 Settings live in one document (``notification_settings``, admin 通知设置); SMTP
-may instead come from the environment (``KEFU_SMTP_HOST``, ``KEFU_SMTP_PORT``,
+may instead come from the app's settings (``KEFU_SMTP_HOST``, ``KEFU_SMTP_PORT``,
 ``KEFU_SMTP_USER``, ``KEFU_SMTP_PASSWORD``, ``KEFU_SMTP_FROM``,
 ``KEFU_SMTP_SECURITY`` = none / starttls / ssl); a value set in the admin wins.
 The SMTP password set in the admin is stored encrypted with the data key.
@@ -14,13 +14,13 @@ message: that is a failure too (retried like a network error).
 
 Quiet hours: staff reminders go out only inside the working window (default:
 working days of the company calendar, 09:00–18:00 local); outside it they wait
-for the window's next start. Urgent ones (records at an ``urgent_levels``
-level, default 重大) go out at once.
+for the window's next start. Urgent ones (records at one of the ``urgent_levels`` an admin lists in 通知设置) go out
+at once. The list is data of this installation, shared by every type: its default, 重大, is only what a new
+installation starts with (the shipped packs' top level), shown and edited in the form like any other value.
 """
 from __future__ import annotations
 
 import json
-import os
 import smtplib
 import ssl
 import urllib.error
@@ -30,9 +30,11 @@ from datetime import datetime, time, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
+from flask import current_app
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, StringField
 
 from kefu.core.clock import TIME_OF_DAY, time_of_day, utcnow
+from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
 
 SETTINGS_ID = "notifications"
@@ -138,17 +140,17 @@ class SmtpSettings:
 
 
 def smtp_settings(settings: NotificationSettings, cipher) -> SmtpSettings:
-    """The admin's SMTP settings, each missing one taken from the environment."""
-    env = os.environ
-    security = settings.smtp_security or env.get("KEFU_SMTP_SECURITY") or "none"
+    """The admin's SMTP settings, each missing one taken from the app's ``KEFU_SMTP_*`` settings."""
+    config = current_app.config
+    security = settings.smtp_security or config.get("KEFU_SMTP_SECURITY") or "none"
     password = None
     if settings.smtp_password_encrypted:
         password = cipher.decrypt(bytes.fromhex(settings.smtp_password_encrypted), context="smtp.password")
-    port = settings.smtp_port or int(env.get("KEFU_SMTP_PORT") or (465 if security == "ssl" else 25))
-    return SmtpSettings(host=settings.smtp_host or env.get("KEFU_SMTP_HOST") or "", port=port,
-                        user=settings.smtp_user or env.get("KEFU_SMTP_USER") or None,
-                        password=password or env.get("KEFU_SMTP_PASSWORD") or None,
-                        sender=settings.smtp_from or env.get("KEFU_SMTP_FROM") or "", security=security)
+    port = settings.smtp_port or config.get("KEFU_SMTP_PORT") or (465 if security == "ssl" else 25)
+    return SmtpSettings(host=settings.smtp_host or config.get("KEFU_SMTP_HOST") or "", port=port,
+                        user=settings.smtp_user or config.get("KEFU_SMTP_USER") or None,
+                        password=password or config.get("KEFU_SMTP_PASSWORD") or None,
+                        sender=settings.smtp_from or config.get("KEFU_SMTP_FROM") or "", security=security)
 
 
 def encrypt_smtp_password(password: str, cipher) -> str:
@@ -233,7 +235,6 @@ def save_settings(values: dict, cipher, *, smtp_password: str | None = None,
     stored one (encrypted), ``clear_password`` removes it. ``ValidationFailed`` naming the field at fault."""
     from mongoengine import ValidationError
 
-    from kefu.core.errors import ValidationFailed
 
     settings = get_settings()
     for name in SETTING_FIELDS:

@@ -199,14 +199,14 @@ def record_values(record_type, documents: list[dict], tz) -> dict:
     actor = Actor(user=None, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=False)
     values = {document["_id"]: read_values(record_type, document, actor) for document in documents}
     labels = {}
-    for definition in record_type.fields:
+    for definition in record_type.specs:
         field_type = get_field_type(definition.type)
         if hasattr(field_type, "labels") and not definition.sensitive:
             labels[definition.key] = field_type.labels(v.get(definition.key) for v in values.values())
     shown = {}
     for record_id, record in values.items():
         texts = {}
-        for definition in record_type.fields:
+        for definition in record_type.specs:
             value = record.get(definition.key)
             if value in (None, "", []):
                 continue

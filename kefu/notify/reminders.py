@@ -1,14 +1,5 @@
-"""Deadline reminders: the SLA sweep and the overdue follow-up ladder (the ``reminders:`` section).
-
-```yaml
-reminders:
-  ladder: {at: "09:00", manager_after: 2}   # while overdue: remind every working day at 09:00; from the 2nd
-                                            # working day on the manager is told too. ``ladder: false`` = off
-  daily_update: {after_working_days: 5}     # open longer than 5 working days: a 今日跟进 task every working day
-```
-
-A type without the section gets the ladder at 09:00 with the manager after 2
-working days, and no daily update task.
+"""Deadline reminders: the SLA sweep and the overdue follow-up ladder (the type's ``reminders:`` section,
+``kefu.rules.reminders``, says when).
 
 For every running clock (``kefu.rules.sla``) the record keeps which alerts were
 sent for its current deadline (``sla.<clock>.alerts`` = {for_due, due_soon,
@@ -36,133 +27,33 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pymongo import UpdateOne
+from flask import current_app
 
-from kefu.core.clock import aware, time_of_day, utcnow
+from kefu.calendar.workcalendar import get_calendar
+from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
-from kefu.core.i18n import _l
+from kefu.core.durations import duration_text
+from kefu.core.errors import NotFound
+from kefu.notify.channels import get_settings
+from kefu.notify.messages import Renderer, record_values
+from kefu.notify.notifications import Alert, Outbox, People
+from kefu.org.roles import Role
+from kefu.org.structure import Department
+from kefu.records.engine_state import clear_sla_next, mark_alerts
+from kefu.records.types import get_record_type
+from kefu.rules.levels import level_of
+from kefu.rules.reminders import carried_alerts, ladder_steps, reminders_of, sla_next
+from kefu.rules.sla import state_at
 
 log = logging.getLogger(__name__)
 
-SECTION_KEYS = ("ladder", "daily_update")
-LADDER_KEYS = ("at", "manager_after")
-DAILY_KEYS = ("after_working_days",)
-DEFAULT_AT = "09:00"
-DEFAULT_MANAGER_AFTER = 2
 RECORDS = "records"
 SWEEP_BATCH = 500
 SWEEP_FIELDS = {"type": 1, "number": 1, "status": 1, "assignee": 1, "department": 1, "created_by": 1, "data": 1,
                 "pii": 1, "sla": 1, "sla_open": 1, "sla_next": 1, "sla_rev": 1}
-
-
-@dataclass(frozen=True)
-class Ladder:
-    at: time
-    manager_after: int
-
-
-@dataclass(frozen=True)
-class Reminders:
-    ladder: Ladder | None
-    daily_update_after: int | None  # working days; None: no 今日跟进 tasks
-
-
-def reminders_of(record_type) -> Reminders:
-    """The type's reminder settings (the defaults when its definition has no section)."""
-    section = getattr(record_type, "reminders", None) or {}
-    ladder_section = section.get("ladder", {})
-    ladder = None
-    if ladder_section is not False:
-        ladder_section = ladder_section or {}
-        ladder = Ladder(at=time_of_day(ladder_section.get("at") or DEFAULT_AT),
-                        manager_after=int(ladder_section.get("manager_after") or DEFAULT_MANAGER_AFTER))
-    daily = section.get("daily_update") or {}
-    return Reminders(ladder=ladder, daily_update_after=int(daily["after_working_days"]) if daily else None)
-
-
-def section_problems(section, definition: dict) -> list:
-    """What is wrong with a ``reminders:`` section, as messages for a person (empty when it is fine)."""
-    if not isinstance(section, dict):
-        return [_l("reminders 应为包含 ladder、daily_update 的对象")]
-    problems = []
-    unknown = sorted(set(map(str, section)) - set(SECTION_KEYS))
-    if unknown:
-        problems.append(_l("reminders 有不认识的项：%(keys)s", keys="、".join(unknown)))
-    ladder = section.get("ladder", {})
-    if ladder is not False:
-        if not isinstance(ladder, dict):
-            problems.append(_l("reminders.ladder 应为 {at: \"09:00\", manager_after: 2}，或 false 表示不再提醒"))
-        else:
-            if set(map(str, ladder)) - set(LADDER_KEYS):
-                problems.append(_l("reminders.ladder 只能有 at 和 manager_after"))
-            at = ladder.get("at", DEFAULT_AT)
-            try:
-                time_of_day(at if isinstance(at, str) else "")
-            except ValueError:
-                problems.append(_l("reminders.ladder.at 应为“时:分”，如 09:00"))
-            after = ladder.get("manager_after", DEFAULT_MANAGER_AFTER)
-            if isinstance(after, bool) or not isinstance(after, int) or after < 1:
-                problems.append(_l("reminders.ladder.manager_after 应为不小于 1 的整数（逾期第几个工作日起通知经理）"))
-    daily = section.get("daily_update")
-    if daily is not None:
-        days = daily.get("after_working_days") if isinstance(daily, dict) else None
-        if not isinstance(daily, dict) or set(map(str, daily)) - set(DAILY_KEYS) or isinstance(days, bool) \
-                or not isinstance(days, int) or days < 1:
-            problems.append(_l("reminders.daily_update 应为 {after_working_days: 5}（受理超过几个工作日起每天跟进）"))
-    return problems
-
-
-# -- when the next alert is due ------------------------------------------------------------------------------
-
-
-def same_moment(first, second) -> bool:
-    """Two stored times within a second of each other (MongoDB keeps milliseconds)."""
-    if first is None or second is None:
-        return False
-    return abs((aware(first) - aware(second)).total_seconds()) < 1
-
-
-def ladder_time(due_at: datetime, step: int, ladder: Ladder, calendar, tz: ZoneInfo) -> datetime:
-    """The ``step``-th follow-up: ``ladder.at`` local on the step-th working day after the deadline's day."""
-    day = calendar.nth_workday_after(aware(due_at).astimezone(tz).date(), step)
-    return datetime.combine(day, ladder.at, tzinfo=tz).astimezone(timezone.utc)
-
-
-def ladder_steps(due_at: datetime, now: datetime, ladder: Ladder, calendar, tz: ZoneInfo) -> int:
-    """How many follow-up times have come by ``now``."""
-    steps = 0
-    while ladder_time(due_at, steps + 1, ladder, calendar, tz) <= now:
-        steps += 1
-    return steps
-
-
-def carried_alerts(previous: dict, due_at: datetime) -> dict:
-    """The alerts already sent for this deadline (none when the deadline moved)."""
-    alerts = (previous or {}).get("alerts") or {}
-    return dict(alerts) if same_moment(alerts.get("for_due"), due_at) else {}
-
-
-def next_alert_at(state: dict, reminders: Reminders, calendar, tz: ZoneInfo) -> datetime | None:
-    """When this clock's next alert is due (None: met, paused or nothing left to send)."""
-    if state.get("met_at") is not None or state.get("paused"):
-        return None
-    alerts = state.get("alerts") or {}
-    due, warn = aware(state["due_at"]), aware(state["warn_at"])
-    if not alerts.get("overdue"):
-        if not alerts.get("due_soon") and warn < due:
-            return warn
-        return due
-    if reminders.ladder is None:
-        return None
-    return ladder_time(due, int(alerts.get("ladder") or 0) + 1, reminders.ladder, calendar, tz)
-
-
-def sla_next(clocks: dict, reminders: Reminders, calendar, tz: ZoneInfo) -> datetime | None:
-    times = [t for t in (next_alert_at(state, reminders, calendar, tz) for state in clocks.values()) if t]
-    return min(times, default=None)
 
 
 # -- the sweep -----------------------------------------------------------------------------------------------
@@ -184,13 +75,6 @@ class SweepContext:
     """What one sweep reads once: types, people, settings, templates, calendar."""
 
     def __init__(self, now: datetime):
-        from flask import current_app
-
-        from kefu.calendar.workcalendar import get_calendar
-        from kefu.notify.channels import get_settings
-        from kefu.notify.messages import Renderer
-        from kefu.notify.notifications import People
-
         self.now = now
         self.tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
         self.calendar = get_calendar()
@@ -203,9 +87,6 @@ class SweepContext:
         self.department_names: dict | None = None
 
     def record_type(self, key: str):
-        from kefu.core.errors import NotFound
-        from kefu.records.types import get_record_type
-
         if key not in self.types:
             try:
                 self.types[key] = get_record_type(key, active_only=False)
@@ -216,8 +97,6 @@ class SweepContext:
     def department(self, department_id) -> str:
         """The department's name ("" for none or a deleted one); every name is read with the first call."""
         if self.department_names is None:
-            from kefu.org.structure import Department
-
             self.department_names = {d["_id"]: d.get("name", "") for d in Department.objects.only("name").as_pymongo()}
         return self.department_names.get(department_id, "") if department_id is not None else ""
 
@@ -231,12 +110,6 @@ def _local(moment: datetime, tz) -> str:
 
 def _record_alerts(context: SweepContext, record_type, document: dict, texts: dict) -> tuple[list, dict]:
     """The alerts ``document`` calls for now, and the ``$set`` marking them sent."""
-    from kefu.core.durations import duration_text
-    from kefu.notify.notifications import Alert
-    from kefu.org.roles import Role
-    from kefu.rules.levels import level_of
-    from kefu.rules.sla import state_at
-
     now, people = context.now, context.people
     reminders = reminders_of(record_type)
     running = {entry["clock"] for entry in document.get("sla_open") or []}
@@ -297,9 +170,6 @@ def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH, record_ids=None
 
     ``record_ids``: only these records (a prompt sweep after a save). Idempotent: see the module docstring.
     """
-    from kefu.notify.messages import record_values
-    from kefu.notify.notifications import Outbox
-
     now = now or utcnow()
     context = SweepContext(now)
     collection = get_database()[RECORDS]
@@ -313,14 +183,14 @@ def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH, record_ids=None
         if not documents:
             break
         outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
-        updates = []
+        marks, orphans = [], []
         by_type: dict = {}
         for document in documents:
             by_type.setdefault(document["type"], []).append(document)
         for type_key, members in by_type.items():
             record_type = context.record_type(type_key)
             if record_type is None:  # its type was deleted: nothing to remind about
-                updates.extend(UpdateOne({"_id": d["_id"]}, {"$set": {"sla_next": None}}) for d in members)
+                orphans.extend(d["_id"] for d in members)
                 continue
             texts = record_values(record_type, members, context.tz)
             for document in members:
@@ -328,14 +198,14 @@ def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH, record_ids=None
                 for alert in alerts:
                     outbox.add(alert)
                     result.alerts[alert.kind] = result.alerts.get(alert.kind, 0) + 1
-                updates.append(UpdateOne({"_id": document["_id"], "sla_rev": document.get("sla_rev")},
-                                         {"$set": update}))
+                marks.append((document["_id"], document.get("sla_rev"), update))
         # Alerts first, marks second: a crash in between repeats alerts that are then found written already.
         result.notifications += outbox.flush()
-        written = collection.bulk_write(updates, ordered=False) if updates else None
+        clear_sla_next(orphans)
+        matched = mark_alerts(marks)
         result.records += len(documents)
-        if written is not None and written.matched_count < len(updates):
-            changed = [u._filter["_id"] for u in updates]
+        if matched < len(marks):
+            changed = [record_id for record_id, _rev, _update in marks]
             still_due = collection.find({"_id": {"$in": changed}, "sla_next": {"$lte": now}}, {"_id": 1})
             missed = {d["_id"] for d in still_due}
             result.retried += len(missed)

@@ -1,58 +1,64 @@
-"""What happens after a record is saved: the rules of its type run, in a fixed order.
+"""What happens around a record's save: the hooks of the registered sections run, in registration order.
 
-- Levels (``kefu.rules.levels``) first: the rules whose fields changed raise the level (never lower it); a raise is
-  a save of its own (``records.system_update``) that runs this lifecycle again for the new level. A new
-  timeline event (``after_event``) counts the record's communications.
-- Approvals (``kefu.rules.approvals``): entering the ``on_status`` opens a request for the amount;
-  ``before_save`` refuses entering it without an amount or leaving it while a request is pending.
-- Callbacks (``kefu.rules.callbacks``): entering the ``on_status`` (closing) creates the linked 回访;
-  a callback's recorded result acts on its original (``kefu.rules.levels.customer_rejected``).
-- SLA clocks (``kefu.rules.sla``) are recomputed last, because they read the
-  level and the status the rules before them may have changed; an alert due
-  already is swept at once in the background (``jobs.sweep``).
+The composition root registers them (``kefu.rules.register_sections``): workflow (refuses moves it does not
+allow), levels (raise the level; a raise is a save of its own that runs this lifecycle again), approvals (open a
+request; refuse leaving ``on_status`` while one is pending), callback (create the 回访; act on its answer), then
+sla last — its clocks read the level and status the sections before it may have changed — and reminders.
 
-Every step is idempotent and reads the record as stored, so running it twice
-— or after a crash between steps — changes nothing more.
+Every hook is idempotent and reads the record as stored, so running it twice — or after a crash between hooks —
+changes nothing more. An alert that is due already after a save (a record registered late, a level raised to the
+top) is announced at once (``kefu.core.background.alerts_due``: a prompt sweep in the background).
 """
 from __future__ import annotations
 
-from kefu.core import background
-from kefu.core.clock import aware, utcnow
+from datetime import timezone
+
+from kefu.core.background import alerts_due
+from kefu.core.clock import utcnow
+from kefu.core.db import get_database
+from kefu.records.sections import parsed, sections
+from kefu.records.types import get_record_type
+
+RECORDS = "records"
 
 
-def before_save(record_type, current: dict | None, after: dict, changed) -> None:
-    """Refuse a change the rules of the type forbid (``ValidationFailed``), before anything is written.
+def before_save(record_type, current: dict | None, after: dict, changed, *, system: bool = False) -> None:
+    """Refuse a change the sections of the type forbid (``ValidationFailed``), before anything is written.
 
-    ``current`` is the stored document (None for a new record), ``after`` the record's values after the change.
+    ``current`` is the stored document (None for a new record), ``after`` the record's values after the change;
+    ``system``: a move of the rules engine's own (``write.system_update``), outside the workflow's allowed moves.
     """
-    from kefu.rules import approvals
-    approvals.before_save(record_type, current, after, changed)
+    for section in sections():
+        section.before_save(record_type, parsed(record_type, section.key), current, after, set(changed),
+                            system=system)
 
 
 def after_save(record_type, document: dict, before: dict | None, changed: set, actor) -> dict:
-    """Run the rules ``changed`` keys of ``document`` trigger; return the record as stored afterwards.
+    """Run the hooks ``changed`` keys of ``document`` trigger; return the record as stored afterwards.
 
     ``before`` holds the values before the change (None for a new record).
     """
-    from kefu.rules import approvals, callbacks, levels, sla
-    levels.after_save(record_type, document, before, changed, actor)
-    approvals.after_save(record_type, document, before, changed, actor)
-    callbacks.after_save(record_type, document, before, changed, actor)
-    stored = sla.refresh(record_type, document["_id"])
-    _sweep_soon(stored)
+    stored = None
+    for section in sections():
+        fresh = section.after_save(record_type, parsed(record_type, section.key), document, before, changed, actor)
+        stored = fresh if fresh is not None else stored
+    if stored is None:
+        stored = get_database()[RECORDS].find_one({"_id": document["_id"]})
+    _alert_soon(stored)
     return stored
 
 
-def _sweep_soon(document: dict | None) -> None:
-    """An alert due already (a record registered late, a level raised to 重大): sweep it now, not at the next
-    tick (``kefu.core.background.alerts_due``); while Redis is down the failure is logged and the tick catches up."""
+def _alert_soon(document: dict | None) -> None:
+    """An alert due already: have it swept now, not at the next tick (with no sweeper connected, or Redis down,
+    the tick catches up)."""
     due = (document or {}).get("sla_next")
-    if due is None or aware(due) > utcnow():
+    if due is None or (due if due.tzinfo else due.replace(tzinfo=timezone.utc)) > utcnow():
         return
-    background.alerts_due.send([str(document["_id"])])
+    alerts_due.send([str(document["_id"])])
 
 
 def after_event(type_key: str, record_id, kind: str, actor) -> None:
-    """Run the rules a timeline event added by a person (a call, a visit …) triggers."""
-    from kefu.rules import levels
-    levels.after_event(type_key, record_id, kind, actor)
+    """Run the hooks a timeline event added by a person (a call, a visit …) triggers."""
+    record_type = get_record_type(type_key, active_only=False)
+    for section in sections():
+        section.after_event(record_type, parsed(record_type, section.key), record_id, kind, actor)

@@ -4,10 +4,8 @@ from __future__ import annotations
 from kefu.core.db import get_database
 from kefu.core.validation import InvalidValue
 from kefu.records.actor import system_actor
-from kefu.records.fields import FieldContext
-from kefu.records.fields import get_field_type
+from kefu.records.fields import FieldContext, FieldSpec, get_field_type
 from kefu.records.store import RECORDS
-from kefu.records.types import FieldDefinition
 
 
 def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 500) -> int:
@@ -26,7 +24,7 @@ def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 5
     return changed
 
 
-def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefinition, limit: int = 50) -> list[str]:
+def records_not_converting(type_key: str, old: FieldSpec, new: FieldSpec, limit: int = 50) -> list[str]:
     """Numbers of records whose stored ``old`` value would not pass as the ``new`` type."""
     old_type, new_type = get_field_type(old.type), get_field_type(new.type)
     failing = []
@@ -44,7 +42,7 @@ def records_not_converting(type_key: str, old: FieldDefinition, new: FieldDefini
     return failing
 
 
-def convert_field_values(type_key: str, old: FieldDefinition, new: FieldDefinition, batch: int = 500) -> int:
+def convert_field_values(type_key: str, old: FieldSpec, new: FieldSpec, batch: int = 500) -> int:
     """Rewrite stored ``old`` values as the ``new`` type, in batches; return how many changed."""
     old_type, new_type = get_field_type(old.type), get_field_type(new.type)
     tz = system_actor().tz

@@ -30,8 +30,8 @@ def search_references(kind: str, text: str, project: str | None = None, limit: i
     documents = reference.document.objects(query)
     if reference.active_only:
         documents = documents.filter(active__ne=False)
-    if project and kind in ("unit", "customer") and ObjectId.is_valid(project):
+    if project and reference.in_project and ObjectId.is_valid(project):
         documents = documents.filter(project=ObjectId(project))
     return [{"id": str(d.pk), "label": reference.describe(d),
-             "value": str(d.pk) if kind == "customer" else (reference.handle(d) or str(d.pk))}
+             "value": str(d.pk) if reference.personal_handle else (reference.handle(d) or str(d.pk))}
             for d in documents.limit(limit)]

@@ -14,8 +14,8 @@ from kefu.records.actor import Actor
 from kefu.records.attachments import check_attachable
 from kefu.records.core_fields import CORE_BY_KEY, CORE_FIELDS, core_field
 from kefu.records.fields import default_value, get_field_type
+from kefu.records.sections import workflow_of
 from kefu.records.types import RecordType
-from kefu.rules.workflow import workflow_of
 
 
 def blind_index_text(value) -> str:
@@ -100,10 +100,11 @@ def label_of(record_type: RecordType, key: str) -> str:
 def project_id_for(record_type: RecordType, raw, actor: Actor):
     """The project a unit name should be looked up in, when the same input names one (else None)."""
     definition = record_type.field("project")
-    if raw is None or definition is None or definition.type != "project":
+    field_type = get_field_type(definition.type) if definition is not None else None
+    if raw is None or field_type is None or not field_type.narrows_units:
         return None
     try:
-        return get_field_type("project").clean(raw, definition, actor.field_context())
+        return field_type.clean(raw, definition, actor.field_context())
     except InvalidValue:
         return None
 
@@ -189,7 +190,7 @@ def attachment_ids(record_type: RecordType, data: dict, record_id=None) -> list[
     """Ids of the files the values name, checked to exist and belong to no other record."""
     ids, errors = [], {}
     for key, value in data.items():
-        if record_type.field(key).type == "attachments" and value:
+        if get_field_type(record_type.field(key).type).holds_files and value:
             try:
                 check_attachable(value, record_id)
             except (NotFound, Conflict) as exc:

@@ -29,7 +29,7 @@ from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import (
     attachment_ids, clean_values, core_values, display_values, label_of, read_values, storage_of,
 )
-from kefu.rules.workflow import check_change, workflow_of
+from kefu.records.sections import workflow_of
 
 
 def next_number(record_type: RecordType, moment: datetime, tz: ZoneInfo) -> str:
@@ -55,7 +55,6 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
     """
     record_type = get_record_type(type_key)
     core, data = clean_values(record_type, values, actor, creating=True)
-    check_change(record_type, None, core["status"], data)
     lifecycle.before_save(record_type, None, {**core, **data}, {*core, *data})
     now = utcnow()
     number = next_number(record_type, now, actor.tz)
@@ -113,12 +112,10 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
                          {k: data[k] for k in data if k in changed}, actor)
     after = {**before, **core, **data}
     if "status" in changed:
-        if enforce_workflow:
-            check_change(record_type, before.get("status"), after["status"], after)
         update[f"status_at.{after['status']}"] = now
         # closed_at: when the record last entered a closed status (None while open) — reports and the dashboard.
         update["closed_at"] = now if workflow_of(record_type).is_closed(after["status"]) else None
-    lifecycle.before_save(record_type, current, after, set(changed))
+    lifecycle.before_save(record_type, current, after, set(changed), system=not enforce_workflow)
     update.update({**search_index(record_type, current["number"], after, actor.tz),
                    "updated_at": now, "updated_by": actor.user_id})
     result = get_database()[RECORDS].find_one_and_update(

@@ -1,1 +1,23 @@
-"""The rule sections of a record type (workflow, SLA clocks, levels, approvals, callbacks): one module per section, each registered with the records area's section registry."""
+"""The sections of a record-type definition that drive the engine — workflow, SLA clocks, levels, approvals,
+callbacks, reminders — and the report settings: one module per section, each a ``kefu.records.sections.Section``.
+
+``register_sections`` (called once by the composition root, ``create_app``) adds them to the records area's
+registry in the order the save lifecycle runs them: SLA clocks after the sections that change the level or status.
+"""
+from __future__ import annotations
+
+from kefu.records.sections import register
+from kefu.rules.approvals import ApprovalsSection
+from kefu.rules.callbacks import CallbackSection
+from kefu.rules.levels import LevelsSection
+from kefu.rules.reminders import RemindersSection
+from kefu.rules.report import ReportSection
+from kefu.rules.sla import SlaSection
+from kefu.rules.workflow import WorkflowSection
+
+
+def register_sections() -> None:
+    """Register every section (idempotent: registering again replaces each in place)."""
+    for section in (WorkflowSection(), LevelsSection(), ApprovalsSection(), CallbackSection(), SlaSection(),
+                    RemindersSection(), ReportSection()):
+        register(section)

@@ -29,26 +29,28 @@ amount, band and comment).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from types import SimpleNamespace
+from typing import Annotated
 
 from bson import Decimal128, ObjectId
+from pydantic import BeforeValidator, Field, StrictStr, model_validator
 
 from kefu.core.clock import utcnow
-from kefu.core.db import get_database
 from kefu.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Role, role_label
+from kefu.records.engine_state import add_approval_reviews, decide_approval, set_approval
 from kefu.records.fields import get_field_type
-from kefu.rules.workflow import workflow_of
+from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.records.store import get_record
+from kefu.records.timeline import record_event
+from kefu.records.types import get_record_type
+from kefu.records.write import update_record
+from kefu.rules.shapes import Name
 
-SECTION_KEYS = ("amount_field", "on_status", "approved_status", "rejected_status", "bands")
-BAND_KEYS = ("from", "below", "approver", "reviewers", "note")
 AMOUNT_TYPES = ("money", "decimal", "integer")
 ACTING_ROLES = (Role.APPROVER.value, Role.ADMIN.value)
-RECORDS = "records"
 
 
 class State(str, Enum):
@@ -72,15 +74,46 @@ def _amount_text(amount: Decimal) -> str:
     return f"{int(amount):,}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
 
 
-@dataclass(frozen=True)
-class Band:
+def _number(value) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and number >= 0 else None
+
+
+def _amount(value) -> Decimal:
+    number = _number(value)
+    if number is None:
+        raise refuse(_l("应为不小于 0 的金额"))
+    return number
+
+
+Amount = Annotated[Decimal, BeforeValidator(_amount)]
+
+
+class Band(SectionModel):
     """One amount band: ``lower`` ≤ amount < ``upper`` (None: no upper bound)."""
 
-    lower: Decimal
-    upper: Decimal | None
-    approver: str
-    reviewers: tuple[str, ...] = ()
-    note: str = ""
+    lower: Amount = Field(Decimal(0), alias="from", description="起始金额（含）；第 1 档为 0")
+    upper: Amount | None = Field(None, alias="below", description="上限金额（不含）；最后一档不写")
+    approver: Name = Field(description="审批职务")
+    reviewers: tuple[Name, ...] = Field((), description="先审核的审批职务")
+    note: StrictStr = ""
+
+    @model_validator(mode="after")
+    def _distinct_titles(self):
+        if self.approver in self.reviewers:
+            raise refuse(_l("的审批职务“%(title)s”不能同时是审核人", title=self.approver))
+        if len(set(self.reviewers)) != len(self.reviewers):
+            raise refuse(_l("的 reviewers 有重复"))
+        return self
+
+    @classmethod
+    def of(cls, lower: Decimal, upper: Decimal | None, approver: str) -> "Band":
+        return cls(lower=lower, upper=upper, approver=approver)
 
     def covers(self, amount: Decimal) -> bool:
         return amount >= self.lower and (self.upper is None or amount < self.upper)
@@ -93,13 +126,35 @@ class Band:
         return _("%(lower)s–%(upper)s 元", lower=_amount_text(self.lower), upper=_amount_text(self.upper))
 
 
-@dataclass(frozen=True)
-class Rules:
-    amount_field: str
-    on_status: str
-    approved_status: str | None
-    rejected_status: str | None
-    bands: tuple[Band, ...]
+class Approvals(SectionModel):
+    """The ``approvals:`` section: bands from 0 up, each starting at the previous one's ``below``."""
+
+    amount_field: StrictStr = Field(description="金额、小数或整数字段（非敏感）")
+    on_status: Name = Field(description="进入该状态时按金额发起审批")
+    approved_status: Name | None = Field(None, description="通过后转到的状态")
+    rejected_status: Name | None = Field(None, description="驳回后转到的状态")
+    bands: tuple[Band, ...] = Field(min_length=1, description="金额档位")
+
+    @model_validator(mode="after")
+    def _contiguous_bands(self):
+        for key in ("approved_status", "rejected_status"):
+            if getattr(self, key) == self.on_status:
+                raise refuse(_l(".%(key)s 不能与 on_status 相同", key=key))
+        expected = Decimal(0)
+        for n, band in enumerate(self.bands, start=1):
+            if band.lower != expected:
+                if n == 1:
+                    raise refuse(_l(".bands 应从 0 元开始（第 1 档不写 from 或写 0）"))
+                raise refuse(_l(".bands 第 %(n)s 档应从 %(amount)s 元开始，紧接上一档的 below", n=n,
+                                amount=_amount_text(expected)))
+            if band.upper is None and n != len(self.bands):
+                raise refuse(_l(".bands 第 %(n)s 档缺少 below（只有最后一档可以不写）", n=n))
+            if band.upper is not None and band.upper <= band.lower:
+                raise refuse(_l(".bands 第 %(n)s 档的 below 应大于 from", n=n))
+            if band.upper is not None and n == len(self.bands):
+                raise refuse(_l(".bands 最后一档不应写 below（它覆盖以上所有金额）"))
+            expected = band.upper
+        return self
 
     def band_for(self, amount: Decimal) -> tuple[int, Band]:
         for index, band in enumerate(self.bands):
@@ -108,131 +163,50 @@ class Rules:
         raise ValidationFailed(_l("金额 %(amount)s 不在任何审批档位内", amount=_amount_text(amount)))
 
 
-def _number(value) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() and number >= 0 else None
-
-
-def rules_of(record_type) -> Rules | None:
+def rules_of(record_type) -> Approvals | None:
     """The type's approval rules, or None when it has no ``approvals:`` section."""
-    section = getattr(record_type, "approvals", None) or {}
-    if not section:
-        return None
-    bands = tuple(
-        Band(lower=_number(band.get("from", 0)) or Decimal(0),
-             upper=_number(band["below"]) if band.get("below") is not None else None,
-             approver=band["approver"], reviewers=tuple(band.get("reviewers") or ()), note=band.get("note") or "")
-        for band in section["bands"]
-    )
-    return Rules(amount_field=section["amount_field"], on_status=section["on_status"],
-                 approved_status=section.get("approved_status"), rejected_status=section.get("rejected_status"),
-                 bands=bands)
+    return parsed(record_type, "approvals")
 
 
-# -- definition checks -------------------------------------------------------------------------------
+class ApprovalsSection(Section):
+    """``approvals:``: refuse entering ``on_status`` without an amount; open a request on entering it."""
 
-def _title_list(value) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+    key = "approvals"
+    title = _l("审批规则")
+    model = Approvals
+    item_words = {"bands": "档"}
 
+    def problems(self, draft, model: Approvals) -> list:
+        problems = []
+        field = draft.field(model.amount_field)
+        if field is None:
+            numeric = "、".join(k for k, f in draft.fields.items() if f.get("type") in AMOUNT_TYPES) or "-"
+            problems.append(_l("approvals.amount_field 应为本类型的金额字段；“%(field)s”不存在（可用：%(fields)s）",
+                               field=model.amount_field, fields=numeric))
+        elif field.get("type") not in AMOUNT_TYPES:
+            problems.append(_l("approvals.amount_field“%(field)s”应为金额、小数或整数字段", field=model.amount_field))
+        elif field.get("sensitive"):
+            problems.append(_l("approvals.amount_field 不能是敏感字段“%(field)s”", field=model.amount_field))
+        workflow = draft.section("workflow")
+        for key in ("on_status", "approved_status", "rejected_status"):
+            value = getattr(model, key)
+            if value is not None and workflow is not None and value not in workflow.statuses:
+                problems.append(_l("approvals.%(key)s“%(status)s”不在流程状态中；可选：%(statuses)s", key=key,
+                                   status=value, statuses="、".join(workflow.statuses)))
+        return problems
 
-def section_problems(section, definition: dict) -> list:
-    """What is wrong with an ``approvals:`` section, as messages for a person (empty when it is fine)."""
-    if not isinstance(section, dict):
-        return [_l("approvals 应为包含 amount_field、on_status、bands 的对象")]
-    problems = []
-    unknown = sorted(set(section) - set(SECTION_KEYS))
-    if unknown:
-        problems.append(_l("approvals 有不认识的项：%(keys)s", keys="、".join(map(str, unknown))))
-    fields = {f.get("key"): f for f in definition.get("fields") or [] if isinstance(f, dict)}
-    amount_field = section.get("amount_field")
-    field = fields.get(amount_field) if isinstance(amount_field, str) else None
-    if field is None:
-        numeric = "、".join(k for k, f in fields.items() if f.get("type") in AMOUNT_TYPES) or "-"
-        problems.append(_l("approvals.amount_field 应为本类型的金额字段；“%(field)s”不存在（可用：%(fields)s）",
-                           field=amount_field if amount_field is not None else "", fields=numeric))
-    elif field.get("type") not in AMOUNT_TYPES:
-        problems.append(_l("approvals.amount_field“%(field)s”应为金额、小数或整数字段", field=amount_field))
-    elif field.get("sensitive"):
-        problems.append(_l("approvals.amount_field 不能是敏感字段“%(field)s”", field=amount_field))
-    try:
-        statuses = workflow_of(SimpleNamespace(workflow=definition.get("workflow"))).statuses
-    except (KeyError, TypeError, AttributeError):
-        statuses = None  # the workflow section is broken: its own check reports it
-    for key in ("on_status", "approved_status", "rejected_status"):
-        value = section.get(key)
-        if value is None and key != "on_status":
-            continue
-        if not isinstance(value, str) or not value.strip():
-            problems.append(_l("approvals.%(key)s 应为一个流程状态", key=key))
-        elif statuses is not None and value not in statuses:
-            problems.append(_l("approvals.%(key)s“%(status)s”不在流程状态中；可选：%(statuses)s", key=key,
-                               status=value, statuses="、".join(statuses)))
-        elif key != "on_status" and value == section.get("on_status"):
-            problems.append(_l("approvals.%(key)s 不能与 on_status 相同", key=key))
-    problems.extend(_band_problems(section.get("bands")))
-    return problems
+    def before_save(self, record_type, model, current, after, changed, *, system):
+        if model is not None:
+            _refuse_without_decision(record_type, model, current, after, changed)
 
-
-def _band_problems(bands) -> list:
-    if not isinstance(bands, list) or not bands:
-        return [_l("approvals.bands 应为金额档位列表，如 {below: 5000, approver: 项目总监}")]
-    problems = []
-    expected_lower = Decimal(0)
-    for position, band in enumerate(bands, start=1):
-        if not isinstance(band, dict):
-            problems.append(_l("approvals.bands 第 %(n)s 档格式不正确", n=position))
-            return problems
-        unknown = sorted(set(band) - set(BAND_KEYS))
-        if unknown:
-            problems.append(_l("approvals.bands 第 %(n)s 档有不认识的项：%(keys)s", n=position,
-                               keys="、".join(map(str, unknown))))
-        if not isinstance(band.get("approver"), str) or not band["approver"].strip():
-            problems.append(_l("approvals.bands 第 %(n)s 档缺少审批职务 approver", n=position))
-        reviewers = band.get("reviewers", [])
-        if not _title_list(reviewers):
-            problems.append(_l("approvals.bands 第 %(n)s 档的 reviewers 应为审批职务列表", n=position))
-        elif band.get("approver") in reviewers:
-            problems.append(_l("approvals.bands 第 %(n)s 档的审批职务“%(title)s”不能同时是审核人", n=position,
-                               title=band["approver"]))
-        elif len(set(reviewers)) != len(reviewers):
-            problems.append(_l("approvals.bands 第 %(n)s 档的 reviewers 有重复", n=position))
-        if band.get("note") is not None and not isinstance(band["note"], str):
-            problems.append(_l("approvals.bands 第 %(n)s 档的 note 应为文字", n=position))
-        lower = _number(band.get("from", 0))
-        upper = _number(band["below"]) if band.get("below") is not None else None
-        for key, value in (("from", lower), ("below", upper)):
-            if band.get(key) is not None and value is None:
-                problems.append(_l("approvals.bands 第 %(n)s 档的 %(key)s 应为不小于 0 的金额", n=position, key=key))
-        if lower is None or (band.get("below") is not None and upper is None):
-            return problems
-        if lower != expected_lower:
-            if position == 1:
-                problems.append(_l("approvals.bands 应从 0 元开始（第 1 档不写 from 或写 0）"))
-            else:
-                problems.append(_l("approvals.bands 第 %(n)s 档应从 %(amount)s 元开始，紧接上一档的 below",
-                                   n=position, amount=_amount_text(expected_lower)))
-            return problems
-        if upper is None:
-            if position != len(bands):
-                problems.append(_l("approvals.bands 第 %(n)s 档缺少 below（只有最后一档可以不写）", n=position))
-                return problems
-        elif upper <= lower:
-            problems.append(_l("approvals.bands 第 %(n)s 档的 below 应大于 from", n=position))
-            return problems
-        elif position == len(bands):
-            problems.append(_l("approvals.bands 最后一档不应写 below（它覆盖以上所有金额）"))
-        expected_lower = upper
-    return problems
+    def after_save(self, record_type, model, document, before, changed, actor):
+        if model is not None:
+            _open_on_entry(record_type, model, document, changed, actor)
 
 
 # -- the request ---------------------------------------------------------------------------------------
 
-def _stored_amount(record_type, rules: Rules, document: dict) -> Decimal | None:
+def _stored_amount(record_type, rules: Approvals, document: dict) -> Decimal | None:
     definition = record_type.field(rules.amount_field)
     stored = (document.get("data") or {}).get(rules.amount_field)
     if definition is None or stored is None:
@@ -241,18 +215,15 @@ def _stored_amount(record_type, rules: Rules, document: dict) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def _amount_label(record_type, rules: Rules) -> str:
+def _amount_label(record_type, rules: Approvals) -> str:
     definition = record_type.field(rules.amount_field)
     return definition.label if definition is not None else rules.amount_field
 
 
-def before_save(record_type, current: dict | None, after: dict, changed) -> None:
+def _refuse_without_decision(record_type, rules: Approvals, current: dict | None, after: dict, changed) -> None:
     """Refuse, before anything is written: entering ``on_status`` without an amount; leaving it, or clearing
     the amount, while a request is pending. ``current`` is the stored document (None for a new record),
     ``after`` the record's values after the change."""
-    rules = rules_of(record_type)
-    if rules is None:
-        return
     status_before = current.get("status") if current else None
     pending = bool(current) and (current.get("approval") or {}).get("state") == State.PENDING.value
     label = _amount_label(record_type, rules)
@@ -268,10 +239,9 @@ def before_save(record_type, current: dict | None, after: dict, changed) -> None
         raise ValidationFailed(message, {rules.amount_field: message})
 
 
-def after_save(record_type, document: dict, before: dict | None, changed, actor) -> None:
+def _open_on_entry(record_type, rules: Approvals, document: dict, changed, actor) -> None:
     """Open an approval request when the record enters ``on_status``, or when its amount changes there."""
-    rules = rules_of(record_type)
-    if rules is None or document.get("status") != rules.on_status:
+    if document.get("status") != rules.on_status:
         return
     if "status" not in changed and rules.amount_field not in changed:
         return
@@ -281,7 +251,7 @@ def after_save(record_type, document: dict, before: dict | None, changed, actor)
     open_request(record_type, document, amount, actor)
 
 
-def _request_key(document: dict, rules: Rules, amount: Decimal) -> str:
+def _request_key(document: dict, rules: Approvals, amount: Decimal) -> str:
     entered = (document.get("status_at") or {}).get(rules.on_status)
     return f"{entered.isoformat() if entered else '-'}|{amount}"
 
@@ -289,8 +259,6 @@ def _request_key(document: dict, rules: Rules, amount: Decimal) -> str:
 def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | None:
     """Open the request for ``amount`` (replacing a pending one for another amount); idempotent: the same
     entry into ``on_status`` with the same amount opens one request only. Returns the request, or None."""
-    from kefu.records.timeline import record_event
-
     rules = rules_of(record_type)
     key = _request_key(document, rules, amount)
     existing = document.get("approval") or {}
@@ -305,9 +273,7 @@ def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | 
         "approver": band.approver, "reviewers": list(band.reviewers),
         "note": band.note, "reviews": [], "opened_at": now, "opened_by": actor.user_id, "opened_by_name": actor.name,
     }
-    guard = {"approval.key": existing["key"]} if existing.get("key") else {"approval.key": {"$exists": False}}
-    written = get_database()[RECORDS].update_one({"_id": document["_id"], **guard}, {"$set": {"approval": request}})
-    if not written.matched_count:
+    if not set_approval(document["_id"], existing.get("key"), request):
         return None  # another run opened it first
     replaced = existing.get("state") == State.PENDING.value
     text = _l("重新发起审批：%(label)s %(amount)s 元（%(band)s），由“%(approver)s”审批", label=_amount_label(
@@ -320,8 +286,8 @@ def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | 
     if band.note:
         parts.append(band.note)
     record_event(record_type.key, document["_id"], "approval", actor, text="；".join(parts),
-           data={"action": "open", "request": request["id"], "amount": str(amount), "band": index,
-                 "band_text": band.text(), "approver": band.approver, "reviewers": list(band.reviewers)})
+                 data={"action": "open", "request": request["id"], "amount": str(amount), "band": index,
+                       "band_text": band.text(), "approver": band.approver, "reviewers": list(band.reviewers)})
     return request
 
 
@@ -380,10 +346,6 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
     reviewers not done, or the request changed since ``request_id`` was read) and ``ValidationFailed`` (an
     unknown action, a rejection without a reason). Nothing is written when it raises.
     """
-    from kefu.records.store import get_record
-    from kefu.records.timeline import record_event
-    from kefu.records.types import get_record_type
-
     record_type = get_record_type(type_key, active_only=False)
     document = get_record(type_key, record_id)
     comment = (comment or "").strip()
@@ -397,28 +359,27 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
         message = _l("驳回请填写理由")
         raise ValidationFailed(message, {"comment": message})
     now = utcnow()
-    guard = {"_id": document["_id"], "approval.id": request["id"], "approval.state": State.PENDING.value}
     if action == Action.REVIEW.value:
         done = {review["title"] for review in request.get("reviews") or []}
         titles = [t for t in request["reviewers"] if t not in done and t in set(_titles(actor.user))]
-        reviews = [{"title": title, "by": actor.user_id, "by_name": actor.name, "at": now, "comment": comment}
-                   for title in titles]
-        update = {"$push": {"approval.reviews": {"$each": reviews}}}
-        guard["approval.reviews.title"] = {"$nin": titles}
+        written = add_approval_reviews(document["_id"], request["id"], [
+            {"title": title, "by": actor.user_id, "by_name": actor.name, "at": now, "comment": comment}
+            for title in titles])
     else:
         titles = [request["approver"]]
         state = State.APPROVED.value if action == Action.APPROVE.value else State.REJECTED.value
-        update = {"$set": {"approval.state": state, "approval.decided_at": now, "approval.decided_by": actor.user_id,
-                           "approval.decided_by_name": actor.name, "approval.comment": comment}}
-    if not get_database()[RECORDS].update_one(guard, update).matched_count:
+        written = decide_approval(document["_id"], request["id"], {
+            "state": state, "decided_at": now, "decided_by": actor.user_id, "decided_by_name": actor.name,
+            "comment": comment})
+    if not written:
         raise Conflict(_l("审批状态已变化，请刷新后重试"))
     amount = request["amount"].to_decimal()
     text = _l("%(action)s（%(titles)s）：%(amount)s 元，%(band)s", action=ACTION_LABELS[action],
               titles="、".join(titles), amount=_amount_text(amount), band=request["band_text"])
     record_event(type_key, document["_id"], "approval", actor,
-           text=f"{text}；{_('意见')}：{comment}" if comment else str(text),
-           data={"action": action, "request": request["id"], "titles": titles, "amount": str(amount),
-                 "band": request["band"], "band_text": request["band_text"], "comment": comment})
+                 text=f"{text}；{_('意见')}：{comment}" if comment else str(text),
+                 data={"action": action, "request": request["id"], "titles": titles, "amount": str(amount),
+                       "band": request["band"], "band_text": request["band_text"], "comment": comment})
     rules = rules_of(record_type)
     target = {Action.APPROVE.value: rules.approved_status, Action.REJECT.value: rules.rejected_status}.get(action)
     if target:
@@ -429,9 +390,6 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
 def _move_status(type_key: str, record_id, expected: str, target: str, actor) -> None:
     """Move the record from ``expected`` to ``target`` as the decision says, whatever its version (retrying
     when someone saves in between); left alone when someone already moved it elsewhere."""
-    from kefu.records.store import get_record
-    from kefu.records.write import update_record
-
     for _attempt in range(5):
         current = get_record(type_key, record_id)
         if current.get("status") != expected:
@@ -460,8 +418,8 @@ def request_json(document: dict, tz) -> dict | None:
     amount = request["amount"].to_decimal()
     band_text = request["band_text"]
     if "lower" in request:  # shown in the reader's language
-        band_text = Band(request["lower"].to_decimal(), request["upper"].to_decimal() if request["upper"] else None,
-                         request["approver"]).text()
+        band_text = Band.of(request["lower"].to_decimal(),
+                            request["upper"].to_decimal() if request["upper"] else None, request["approver"]).text()
     return {
         "id": request["id"], "state": request["state"], "state_text": str(STATE_LABELS[request["state"]]),
         "amount": f"{amount:.2f}", "amount_text": _amount_text(amount), "band": request["band"], "band_text": band_text,

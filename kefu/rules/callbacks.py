@@ -26,24 +26,33 @@ rework); any answer closes the callback. Each callback is acted on once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from types import SimpleNamespace
+from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
+from pydantic import Field, StrictStr, field_validator
 from pymongo.errors import DuplicateKeyError
 
+from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import DomainError, NotFound
-from kefu.core.i18n import _, _l
+from kefu.core.i18n import _l
+from kefu.records.actor import system_actor
+from kefu.records.engine_state import claim_outcome, link_callback, release_outcome, set_callback_result
 from kefu.records.fields import get_field_type
+from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.records.timeline import record_event
+from kefu.records.types import RecordType, get_record_type
+from kefu.records.definitions import TYPE_KEY_PATTERN
+from kefu.records.values import core_values, read_values
+from kefu.records.write import create_record, system_update
+from kefu.rules.levels import customer_rejected
+from kefu.rules.shapes import CallbackWindow, Name
 from kefu.rules.workflow import workflow_of
 
 log = logging.getLogger(__name__)
 
-SECTION_KEYS = ("type", "on_status", "within", "due_field", "result_field", "rejected_values", "values", "copy")
-UNITS = ("working_days", "days", "hours")
 DEFAULT_DUE_FIELD = "due_at"
 # Core fields a callback may be given or copied from the original (the engine's own, not configured ones).
 CORE_KEYS = ("number", "status", "assignee", "department", "customer", "created_by")
@@ -51,128 +60,99 @@ WRITABLE_CORE = ("assignee", "department", "customer")
 RECORDS = "records"
 
 
-@dataclass(frozen=True)
-class Rules:
-    type: str
-    on_status: str
-    unit: str
-    amount: int
-    due_field: str
-    result_field: str
-    rejected_values: tuple[str, ...]
-    values: dict = field(default_factory=dict)
-    copy: dict = field(default_factory=dict)
+class Callback(SectionModel):
+    """The ``callback:`` section."""
+
+    type: StrictStr = Field(description="要创建的回访记录类型的键")
+    on_status: Name = Field(description="进入该状态（关闭）时生成回访")
+    within: CallbackWindow = Field(description="回访期限：working_days / days / hours 之一")
+    due_field: Name = Field(DEFAULT_DUE_FIELD, description="回访类型中保存期限的日期时间字段")
+    result_field: Name = Field(description="回访类型中记录回访结果的选项字段")
+    rejected_values: tuple[Name, ...] = Field(min_length=1, description="表示客户不满意的结果")
+    values: dict[StrictStr, Any] = Field({}, description="回访记录的固定值：回访字段 → 值")
+    copy_: dict[StrictStr, StrictStr] = Field({}, alias="copy", description="本类型字段 → 回访字段")
+
+    @field_validator("type")
+    @classmethod
+    def _type_key(cls, value: str) -> str:
+        if not TYPE_KEY_PATTERN.match(value):
+            raise refuse(_l("应为要创建的回访记录类型的键，如 callback"))
+        return value
+
+    @property
+    def unit(self) -> str:
+        return self.within.unit
+
+    @property
+    def amount(self) -> int:
+        return self.within.amount
 
     def within_text(self) -> str:
-        return {"working_days": _("%(n)s 个工作日", n=self.amount), "days": _("%(n)s 天", n=self.amount),
-                "hours": _("%(n)s 小时", n=self.amount)}[self.unit]
+        return self.within.text()
 
     def due(self, start: datetime, tz) -> datetime:
         """The callback's deadline counted from ``start`` (working days on the company calendar)."""
-        if self.unit == "working_days":
-            from kefu.calendar.workcalendar import get_calendar
-
-            return get_calendar().add_working_days(start, self.amount, tz)
-        return start + timedelta(**{self.unit: self.amount})
+        return self.within.due(start, get_calendar(), tz)
 
 
-def rules_of(record_type) -> Rules | None:
+def rules_of(record_type) -> Callback | None:
     """The type's callback rule, or None when it has no ``callback:`` section."""
-    section = getattr(record_type, "callback", None) or {}
-    if not section:
-        return None
-    (unit, amount), = section["within"].items()
-    return Rules(type=section["type"], on_status=section["on_status"], unit=unit, amount=int(amount),
-                 due_field=section.get("due_field") or DEFAULT_DUE_FIELD, result_field=section["result_field"],
-                 rejected_values=tuple(section["rejected_values"]), values=dict(section.get("values") or {}),
-                 copy=dict(section.get("copy") or {}))
+    return parsed(record_type, "callback")
 
 
-# -- definition checks -------------------------------------------------------------------------------
+class CallbackSection(Section):
+    """``callback:``: create the 回访 on closing; act on a callback's recorded answer.
 
-def section_problems(section, definition: dict) -> list:
-    """What is wrong with a ``callback:`` section, as messages for a person (empty when it is fine).
-
-    The callback type itself is checked when it exists already (a pack may define it after the types that
-    use it): its deadline field must be a date-time, its result field a choice offering ``rejected_values``.
+    The callback type itself is checked when it exists already (a pack may define it after the types that use
+    it): its deadline field must be a date-time, its result field a choice offering ``rejected_values``.
     """
-    from kefu.records.types import TYPE_KEY_PATTERN, RecordType
 
-    if not isinstance(section, dict):
-        return [_l("callback 应为包含 type、on_status、within、result_field 的对象")]
-    problems = []
-    unknown = sorted(set(section) - set(SECTION_KEYS))
-    if unknown:
-        problems.append(_l("callback 有不认识的项：%(keys)s", keys="、".join(map(str, unknown))))
-    target_key = section.get("type")
-    if not isinstance(target_key, str) or not TYPE_KEY_PATTERN.match(target_key):
-        problems.append(_l("callback.type 应为要创建的回访记录类型的键，如 callback"))
-        target_key = None
-    elif target_key == definition.get("key"):
-        problems.append(_l("callback.type 不能是本类型自己"))
-        target_key = None
-    try:
-        statuses = workflow_of(SimpleNamespace(workflow=definition.get("workflow"))).statuses
-    except (KeyError, TypeError, AttributeError):
-        statuses = None  # the workflow section is broken: its own check reports it
-    on_status = section.get("on_status")
-    if not isinstance(on_status, str) or not on_status.strip():
-        problems.append(_l("callback.on_status 应为一个流程状态，如 已关闭"))
-    elif statuses is not None and on_status not in statuses:
-        problems.append(_l("callback.on_status“%(status)s”不在流程状态中；可选：%(statuses)s", status=on_status,
-                           statuses="、".join(statuses)))
-    within = section.get("within")
-    if not isinstance(within, dict) or len(within) != 1 or next(iter(within)) not in UNITS:
-        problems.append(_l("callback.within 应恰好写一个单位：working_days / days / hours，如 {working_days: 7}"))
-    else:
-        amount = next(iter(within.values()))
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-            problems.append(_l("callback.within 的数量应为不小于 0 的整数"))
-    due_field = section.get("due_field", DEFAULT_DUE_FIELD)
-    if not isinstance(due_field, str) or not due_field:
-        problems.append(_l("callback.due_field 应为回访类型的一个日期时间字段"))
-    result_field = section.get("result_field")
-    if not isinstance(result_field, str) or not result_field:
-        problems.append(_l("callback.result_field 应为回访类型中记录回访结果的字段，如 result"))
-    rejected = section.get("rejected_values")
-    if not isinstance(rejected, list) or not rejected or not all(isinstance(v, str) and v for v in rejected):
-        problems.append(_l("callback.rejected_values 应为表示客户不满意的结果列表，如 [不满意]"))
-        rejected = []
-    values = section.get("values", {})
-    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
-        problems.append(_l("callback.values 应为“回访字段: 值”"))
-        values = {}
-    copy = section.get("copy", {})
-    fields = {f.get("key"): f for f in definition.get("fields") or [] if isinstance(f, dict)}
-    if not isinstance(copy, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in copy.items()):
-        problems.append(_l("callback.copy 应为“本类型字段: 回访字段”"))
-        copy = {}
-    else:
-        missing = [k for k in copy if k not in fields and k not in CORE_KEYS]
+    key = "callback"
+    title = _l("回访规则")
+    model = Callback
+
+    def problems(self, draft, model: Callback) -> list:
+        problems = []
+        if model.type == draft.key:
+            problems.append(_l("callback.type 不能是本类型自己"))
+        workflow = draft.section("workflow")
+        if workflow is not None and model.on_status not in workflow.statuses:
+            problems.append(_l("callback.on_status“%(status)s”不在流程状态中；可选：%(statuses)s",
+                               status=model.on_status, statuses="、".join(workflow.statuses)))
+        missing = [k for k in model.copy_ if draft.field(k) is None and k not in CORE_KEYS]
         if missing:
             problems.append(_l("callback.copy 中本类型没有的字段：%(fields)s", fields="、".join(missing)))
-    target = RecordType.objects(key=target_key).first() if target_key else None
-    if target is not None:
-        problems.extend(_target_problems(target, due_field, result_field, rejected, [*values, *copy.values()]))
-    return problems
+        target = RecordType.objects(key=model.type).first() if model.type != draft.key else None
+        if target is not None:
+            problems.extend(_target_problems(target, model))
+        return problems
+
+    def after_save(self, record_type, model, document, before, changed, actor):
+        if document.get("source"):
+            record_result(record_type, document, changed, actor)
+        if model is None or "status" not in changed or document.get("status") != model.on_status:
+            return None
+        if before is None or before.get("status") != model.on_status:
+            create_callback(record_type, document, actor)
+        return None
 
 
-def _target_problems(target, due_field, result_field, rejected, given) -> list:
+def _target_problems(target, rules: Callback) -> list:
     problems = []
-    due = target.field(due_field) if isinstance(due_field, str) else None
+    due = target.field(rules.due_field)
     if due is None or due.type != "datetime":
         problems.append(_l("callback.due_field：回访类型“%(type)s”没有日期时间字段“%(field)s”", type=target.name,
-                           field=due_field))
-    result = target.field(result_field) if isinstance(result_field, str) else None
+                           field=rules.due_field))
+    result = target.field(rules.result_field)
     if result is None or result.type != "choice":
         problems.append(_l("callback.result_field：回访类型“%(type)s”没有选项字段“%(field)s”", type=target.name,
-                           field=result_field))
+                           field=rules.result_field))
     else:
-        unknown = [v for v in rejected if v not in (result.choices or [])]
+        unknown = [v for v in rules.rejected_values if v not in (result.choices or [])]
         if unknown:
             problems.append(_l("callback.rejected_values 中的“%(values)s”不是“%(field)s”的可选项（%(choices)s）",
                                values="、".join(unknown), field=result.label, choices="、".join(result.choices or [])))
-    missing = [k for k in given if target.field(k) is None and k not in WRITABLE_CORE]
+    missing = [k for k in [*rules.values, *rules.copy_.values()] if target.field(k) is None and k not in WRITABLE_CORE]
     if missing:
         problems.append(_l("callback：回访类型“%(type)s”没有字段 %(fields)s", type=target.name,
                            fields="、".join(missing)))
@@ -181,27 +161,9 @@ def _target_problems(target, due_field, result_field, rejected, given) -> list:
 
 # -- creating the callback ----------------------------------------------------------------------------
 
-def after_save(record_type, document: dict, before: dict | None, changed, actor) -> None:
-    """Create the callback when the record enters ``on_status``; act on a callback's recorded result."""
-    if document.get("source"):
-        record_result(record_type, document, changed, actor)
-    rules = rules_of(record_type)
-    if rules is None or "status" not in changed or document.get("status") != rules.on_status:
-        return
-    if before is not None and before.get("status") == rules.on_status:
-        return
-    create_callback(record_type, document, actor)
-
-
 def create_callback(record_type, document: dict, actor) -> dict | None:
     """The callback of this closing of ``document``: created once, then found again. None when it could not
     be created (the reason is written to the original's timeline)."""
-    from kefu.records.actor import system_actor
-    from kefu.records.timeline import record_event
-    from kefu.records.values import core_values, read_values
-    from kefu.records.write import create_record
-    from kefu.records.types import get_record_type
-
     rules = rules_of(record_type)
     closed_at = (document.get("status_at") or {}).get(rules.on_status) or document.get("updated_at")
     closed_at = closed_at.replace(microsecond=closed_at.microsecond // 1000 * 1000)  # as MongoDB keeps it
@@ -216,7 +178,7 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
         target = get_record_type(rules.type)
         source_values = {**core_values(document), **read_values(record_type, document, system)}
         values = {key: value for key, value in rules.values.items() if _writable(target, key)}
-        for source_key, target_key in rules.copy.items():
+        for source_key, target_key in rules.copy_.items():
             value = source_values.get(source_key)
             if value not in (None, "", []) and _writable(target, target_key):
                 values[target_key] = value
@@ -234,12 +196,13 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
     except DomainError as exc:
         log.warning("callback for %s %s not created: %s", record_type.key, document["number"], exc)
         record_event(record_type.key, document["_id"], "callback", system,
-               text=str(_l("未能自动生成回访：%(reason)s", reason=str(exc.message))))
+                     text=str(_l("未能自动生成回访：%(reason)s", reason=str(exc.message))))
         return None
     if _link(document, created):
         record_event(record_type.key, document["_id"], "callback", system,
-               text=str(_l("已生成回访 %(number)s，回访期限 %(due)s（%(within)s）", number=created["number"],
-                           due=due.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M"), within=rules.within_text())))
+                     text=str(_l("已生成回访 %(number)s，回访期限 %(due)s（%(within)s）", number=created["number"],
+                                 due=due.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M"),
+                                 within=rules.within_text())))
     return created
 
 
@@ -253,9 +216,7 @@ def _link(document: dict, callback: dict) -> bool:
     source = callback["source"]
     entry = {"type": callback["type"], "id": callback["_id"], "number": callback["number"],
              "closed_at": source["closed_at"], "due_at": source.get("due_at"), "result": None}
-    written = get_database()[RECORDS].update_one({"_id": document["_id"], "callbacks.id": {"$ne": callback["_id"]}},
-                                                 {"$push": {"callbacks": entry}})
-    return bool(written.modified_count)
+    return link_callback(document["_id"], entry)
 
 
 # -- the answer -----------------------------------------------------------------------------------------
@@ -263,10 +224,6 @@ def _link(document: dict, callback: dict) -> bool:
 def record_result(record_type, document: dict, changed, actor) -> None:
     """Act on the callback's result once it is recorded: a rejected answer sends the original back
     (``kefu.rules.levels.customer_rejected``); the callback is then closed. Once per callback (``outcome``)."""
-    from kefu.records.timeline import record_event
-    from kefu.records.write import system_update
-    from kefu.records.types import get_record_type
-
     source = document["source"]
     try:
         source_type = get_record_type(source["type"], active_only=False)
@@ -281,30 +238,24 @@ def record_result(record_type, document: dict, changed, actor) -> None:
         return
     result = get_field_type(definition.type).from_storage(stored)
     rejected = result in rules.rejected_values
-    collection = get_database()[RECORDS]
-    claimed = collection.update_one(
-        {"_id": document["_id"], "outcome": {"$exists": False}},
-        {"$set": {"outcome": {"result": result, "rejected": rejected, "at": utcnow(), "by": actor.user_id}}})
-    if not claimed.matched_count:
+    outcome = {"result": result, "rejected": rejected, "at": utcnow(), "by": actor.user_id}
+    if not claim_outcome(document["_id"], outcome):
         return  # acted on already
     if rejected:
         try:
-            from kefu.rules.levels import customer_rejected
-
             customer_rejected(source["type"], str(source["id"]), actor,
                               str(_l("回访 %(number)s：客户%(result)s", number=document["number"], result=result)))
         except Exception:
-            collection.update_one({"_id": document["_id"]}, {"$unset": {"outcome": ""}})  # acted on at the next save
+            release_outcome(document["_id"])  # acted on at the callback's next save
             raise
         text = _l("客户%(result)s：%(source)s 已退回重新处理", result=result, source=source["number"])
     else:
         text = _l("回访结果“%(result)s”：%(source)s 归档", result=result, source=source["number"])
-    collection.update_one({"_id": source["id"], "callbacks.id": document["_id"]},
-                          {"$set": {"callbacks.$.result": result}})
+    set_callback_result(source["id"], document["_id"], result)
     record_event(source["type"], source["id"], "callback", actor,
-           text=str(_l("回访 %(number)s 结果：%(result)s", number=document["number"], result=result)))
+                 text=str(_l("回访 %(number)s 结果：%(result)s", number=document["number"], result=result)))
     workflow = workflow_of(record_type)
-    current = collection.find_one({"_id": document["_id"]}, {"status": 1})
+    current = get_database()[RECORDS].find_one({"_id": document["_id"]}, {"status": 1})
     if workflow.closed and not workflow.is_closed(current.get("status")):
         system_update(record_type.key, document["_id"], {"status": workflow.closed[0]}, actor,
                       event_kind="callback", event_text=str(text))
@@ -317,8 +268,6 @@ def record_result(record_type, document: dict, changed, actor) -> None:
 def links_of(document: dict, tz) -> list[dict]:
     """The records linked to ``document``: its original (for a callback) and its callbacks, with their
     current status, for the details pages (one query for the statuses, one for the type names)."""
-    from kefu.records.types import RecordType
-
     links = []
     source = document.get("source")
     if source:

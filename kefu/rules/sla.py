@@ -33,22 +33,27 @@ recomputes all of it from the record, its type and the calendar, bumping
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Annotated
 from zoneinfo import ZoneInfo
 
-from pymongo import ReturnDocument
+from flask import current_app
+from pydantic import AfterValidator, Field, RootModel, StrictStr, ValidationError, model_validator
 
+from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l
+from kefu.records.engine_state import set_sla_state
+from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.records.types import get_record_type
+from kefu.records.values import core_values, read_plain_values
 from kefu.rules.levels import DEFAULT_LEVEL_FIELD
+from kefu.rules.reminders import carried_alerts, reminders_of, sla_next
+from kefu.rules.shapes import ClockTime, Name, Window
 from kefu.rules.workflow import workflow_of
 
-UNITS = ("minutes", "hours", "days", "working_days")
-CLOCK_KEYS = ("key", "name", "name_en", "start", "within", "by_level", "level_field", "when", "done_when", "until",
-              "due_soon")
 STATES = ("on_time", "due_soon", "overdue", "met", "missed")
 STATE_LABELS = {"on_time": _l("未到期"), "due_soon": _l("即将到期"), "overdue": _l("已逾期"), "met": _l("按时完成"),
                 "missed": _l("超时完成")}
@@ -56,158 +61,118 @@ LIVE_STATES = ("on_time", "due_soon", "overdue")
 ANY_VALUE = "*"  # in when / done_when: the field is filled in
 DUE_SOON_SHARE = 0.2
 DUE_SOON_AT_LEAST = timedelta(hours=2)
+CORE_CONDITION_KEYS = ("status", "assignee", "department", "customer")
 RECORDS = "records"
 
 
-@dataclass(frozen=True)
-class Window:
-    """An amount of one unit: ``{"working_days": 7}``."""
-
-    unit: str
-    amount: int
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Window":
-        (unit, amount), = data.items()
-        return cls(unit, int(amount))
-
-    def to_dict(self) -> dict:
-        return {self.unit: self.amount}
-
-    def text(self) -> str:
-        return {"minutes": _("%(n)s 分钟", n=self.amount), "hours": _("%(n)s 小时", n=self.amount),
-                "days": _("%(n)s 天", n=self.amount),
-                "working_days": _("%(n)s 个工作日", n=self.amount)}[self.unit]
-
-    def due(self, start: datetime, calendar, tz: ZoneInfo) -> datetime:
-        if self.unit == "working_days":
-            return calendar.add_working_days(start, self.amount, tz)
-        return start + timedelta(**{self.unit: self.amount})
+def _clock_key(value: str) -> str:
+    if not (value.isidentifier() and value.isascii()):
+        raise refuse(_l("须为小写字母、数字或下划线"))
+    return value
 
 
-@dataclass(frozen=True)
-class Clock:
-    key: str
-    name: str
-    start: str
+class Clock(SectionModel):
+    """One deadline of the ``sla:`` list."""
+
+    key: Annotated[StrictStr, AfterValidator(_clock_key)]
+    name: Name
+    name_en: StrictStr | None = None
+    start: StrictStr = Field("created", description="created、status:状态，或一个日期时间字段")
     within: Window
-    by_level: dict
-    level_field: str
-    when: dict
-    done_when: dict
-    until: str | None
-    due_soon: Window | None
+    by_level: dict[StrictStr, Window] = Field({}, description="按等级字段的值另定时限")
+    level_field: StrictStr = DEFAULT_LEVEL_FIELD
+    when: dict[StrictStr, Any] = Field({}, description="只对字段取这些值的记录计时")
+    done_when: dict[StrictStr, Any] = Field({}, description="完成条件；“字段: '*'”表示填写即完成")
+    until: StrictStr | None = Field(None, description="约定期限字段（日期或日期时间）：填写后即为截止时间")
+    due_soon: ClockTime | None = Field(None, description="截止前多久算即将到期；默认时限的最后 20%，至少 2 小时")
 
+    @model_validator(mode="before")
     @classmethod
-    def from_dict(cls, data: dict) -> "Clock":
-        return cls(
-            key=data["key"], name=data["name"], start=data.get("start") or "created",
-            within=Window.from_dict(data["within"]),
-            by_level={level: Window.from_dict(w) for level, w in (data.get("by_level") or {}).items()},
-            level_field=data.get("level_field") or DEFAULT_LEVEL_FIELD, when=data.get("when") or {},
-            done_when=data.get("done_when") or {}, until=data.get("until"),
-            due_soon=Window.from_dict(data["due_soon"]) if data.get("due_soon") else None,
-        )
+    def _start_default(cls, data):
+        return {**data, "start": data.get("start") or "created"} if isinstance(data, dict) else data
 
     def window_for(self, level) -> Window:
         return self.by_level.get(level, self.within)
 
 
-def clocks_of(record_type) -> list[Clock]:
-    return [Clock.from_dict(data) for data in (getattr(record_type, "sla", None) or [])]
+class Clocks(RootModel[tuple[Clock, ...]]):
+    """The ``sla:`` section: a list of clocks, keys unique."""
+
+    @model_validator(mode="after")
+    def _unique_keys(self):
+        keys = [clock.key for clock in self.root]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise refuse(_l("的时限 key“%(key)s”重复", key="、".join(repeated)))
+        return self
 
 
-# -- definition checks -------------------------------------------------------------------------------
-
-def _window_problem(value, where: str):
-    if not isinstance(value, dict) or len(value) != 1:
-        return _l("%(where)s 应恰好写一个单位：minutes / hours / days / working_days", where=where)
-    (unit, amount), = value.items()
-    if unit not in UNITS:
-        return _l("%(where)s 的单位“%(unit)s”不存在；可用：minutes / hours / days / working_days", where=where,
-                  unit=unit)
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        return _l("%(where)s 的数量应为不小于 0 的整数", where=where)
-    return None
+def clocks_of(record_type) -> tuple[Clock, ...]:
+    return parsed(record_type, "sla")
 
 
-def section_problems(section, definition: dict) -> list:
-    """What is wrong with an ``sla:`` section, as messages for a person (empty when it is fine)."""
-    if not isinstance(section, list):
-        return [_l("sla 应为时限列表")]
-    fields = {f.get("key"): f for f in definition.get("fields") or [] if isinstance(f, dict)}
-    statuses = set(workflow_of(_Section(definition.get("workflow"))).statuses)
-    core = {"status", "assignee", "department", "customer"}
-    problems, seen = [], set()
-    for position, clock in enumerate(section, start=1):
-        if not isinstance(clock, dict):
-            problems.append(_l("第 %(n)s 个时限格式不正确", n=position))
-            continue
-        key = clock.get("key")
-        where = f"sla.{key or position}"
-        unknown = sorted(set(clock) - set(CLOCK_KEYS))
-        if unknown:
-            problems.append(_l("%(where)s 有不认识的项：%(keys)s", where=where, keys="、".join(unknown)))
-        if not isinstance(key, str) or not key.isidentifier() or not key.isascii():
-            problems.append(_l("第 %(n)s 个时限的 key 须为小写字母、数字或下划线", n=position))
-        elif key in seen:
-            problems.append(_l("时限 key“%(key)s”重复", key=key))
-        seen.add(key)
-        if not isinstance(clock.get("name"), str) or not clock["name"].strip():
-            problems.append(_l("%(where)s 缺少名称 name", where=where))
-        problem = _window_problem(clock.get("within"), f"{where}.within")
-        if problem:
-            problems.append(problem)
-        start = clock.get("start", "created")
-        if isinstance(start, str) and start.startswith("status:"):
-            if start[len("status:"):] not in statuses:
-                problems.append(_l("%(where)s.start 的状态“%(status)s”不在流程中", where=where,
-                                   status=start[len("status:"):]))
-        elif start != "created" and (fields.get(start) or {}).get("type") != "datetime":
-            problems.append(_l("%(where)s.start 应为 created、status:状态 或一个日期时间字段", where=where))
-        level_field = clock.get("level_field", DEFAULT_LEVEL_FIELD)
-        by_level = clock.get("by_level") or {}
-        if not isinstance(by_level, dict):
-            problems.append(_l("%(where)s.by_level 应为“等级: 时限”", where=where))
-        else:
-            if by_level and level_field not in fields:
-                problems.append(_l("%(where)s.by_level 需要等级字段“%(field)s”", where=where, field=level_field))
-            choices = set((fields.get(level_field) or {}).get("choices") or [])
-            for level, window in by_level.items():
-                if choices and level not in choices:
-                    problems.append(_l("%(where)s.by_level 的等级“%(level)s”不在可选项中", where=where, level=level))
-                problem = _window_problem(window, f"{where}.by_level.{level}")
-                if problem:
-                    problems.append(problem)
-        for part in ("when", "done_when"):
-            condition = clock.get(part) or {}
-            if not isinstance(condition, dict):
-                problems.append(_l("%(where)s.%(part)s 应为“字段: 值”", where=where, part=part))
+class SlaSection(Section):
+    """``sla:``: after every save the record's clocks are recomputed (``refresh``)."""
+
+    key = "sla"
+    title = _l("时限")
+    model = Clocks
+    item_words = {"sla": "个"}
+    empty = []
+
+    def default(self) -> tuple:
+        return ()
+
+    def parse(self, raw) -> tuple[Clock, ...]:
+        return super().parse(raw).root
+
+    def partial(self, raw) -> tuple[Clock, ...]:
+        """The clocks that parse one by one (their references are checked even when another clock is broken)."""
+        clocks = []
+        for entry in raw if isinstance(raw, list) else ():
+            try:
+                clocks.append(Clock.model_validate(entry))
+            except ValidationError:
                 continue
-            for name in condition:
-                if name not in core and name not in fields:
-                    problems.append(_l("%(where)s.%(part)s 的字段“%(field)s”不存在", where=where, part=part,
-                                       field=name))
-                elif (fields.get(name) or {}).get("sensitive"):
-                    problems.append(_l("%(where)s.%(part)s 不能使用敏感字段“%(field)s”", where=where, part=part,
-                                       field=name))
-        until = clock.get("until")
-        if until is not None and (fields.get(until) or {}).get("type") not in ("date", "datetime"):
-            problems.append(_l("%(where)s.until 应为一个日期或日期时间字段", where=where))
-        if clock.get("due_soon") is not None:
-            problem = _window_problem(clock["due_soon"], f"{where}.due_soon")
-            if problem is None and "working_days" in clock["due_soon"]:
-                problem = _l("%(where)s.due_soon 请用 minutes / hours / days", where=where)
-            if problem:
-                problems.append(problem)
+        return tuple(clocks)
+
+    def problems(self, draft, model) -> list:
+        workflow = draft.section("workflow")
+        statuses = set(workflow.statuses) if workflow is not None else None
+        problems = []
+        for clock in model:
+            problems.extend(_clock_problems(draft, clock, statuses))
+        return problems
+
+    def after_save(self, record_type, model, document, before, changed, actor):
+        return refresh(record_type, document["_id"])
+
+
+def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
+    """The clock's references to the definition's fields and statuses."""
+    where, problems = f"sla.{clock.key}", []
+    if clock.start.startswith("status:"):
+        if statuses is not None and clock.start[len("status:"):] not in statuses:
+            problems.append(_l("%(where)s.start 的状态“%(status)s”不在流程中", where=where,
+                               status=clock.start[len("status:"):]))
+    elif clock.start != "created" and (draft.field(clock.start) or {}).get("type") != "datetime":
+        problems.append(_l("%(where)s.start 应为 created、status:状态 或一个日期时间字段", where=where))
+    if clock.by_level and draft.field(clock.level_field) is None:
+        problems.append(_l("%(where)s.by_level 需要等级字段“%(field)s”", where=where, field=clock.level_field))
+    choices = set((draft.field(clock.level_field) or {}).get("choices") or [])
+    for level in clock.by_level:
+        if choices and level not in choices:
+            problems.append(_l("%(where)s.by_level 的等级“%(level)s”不在可选项中", where=where, level=level))
+    for part in ("when", "done_when"):
+        for name in getattr(clock, part):
+            if name not in CORE_CONDITION_KEYS and draft.field(name) is None:
+                problems.append(_l("%(where)s.%(part)s 的字段“%(field)s”不存在", where=where, part=part, field=name))
+            elif (draft.field(name) or {}).get("sensitive"):
+                problems.append(_l("%(where)s.%(part)s 不能使用敏感字段“%(field)s”", where=where, part=part,
+                                   field=name))
+    if clock.until is not None and (draft.field(clock.until) or {}).get("type") not in ("date", "datetime"):
+        problems.append(_l("%(where)s.until 应为一个日期或日期时间字段", where=where))
     return problems
-
-
-class _Section:
-    """A stand-in record type holding only a workflow section (to check a definition before it is saved)."""
-
-    def __init__(self, workflow):
-        self.workflow = workflow if isinstance(workflow, dict) and isinstance(workflow.get("statuses"), list) else {}
 
 
 # -- computing clocks ---------------------------------------------------------------------------------
@@ -265,9 +230,6 @@ def state_at(clock_state: dict, now: datetime) -> str:
 
 def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) -> dict:
     """The ``$set`` of SLA fields for ``document`` at ``now`` (pure: no database access)."""
-    from kefu.notify.reminders import carried_alerts, reminders_of, sla_next
-    from kefu.records.values import core_values, read_plain_values
-
     values = {**core_values(document), **read_plain_values(record_type, document)}
     workflow = workflow_of(record_type)
     paused_now = workflow.is_pausing(values.get("status"))
@@ -330,12 +292,7 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
 
 def refresh(record_type, record_id, now: datetime | None = None) -> dict:
     """Recompute the record's clocks and store them; return the stored record."""
-    from flask import current_app
-
-    from kefu.calendar.workcalendar import get_calendar
-
-    collection = get_database()[RECORDS]
-    document = collection.find_one({"_id": record_id})
+    document = get_database()[RECORDS].find_one({"_id": record_id})
     if document is None:
         return None
     now = now or utcnow()
@@ -343,29 +300,37 @@ def refresh(record_type, record_id, now: datetime | None = None) -> dict:
     update = compute(record_type, document, now, get_calendar(), ZoneInfo(current_app.config["KEFU_TIMEZONE"]))
     if all(document.get(k) == v for k, v in update.items()):
         return document
-    # sla_rev: the sweep marks alerts only on the revision it read (kefu.notify.reminders).
-    return collection.find_one_and_update({"_id": record_id}, {"$set": update, "$inc": {"sla_rev": 1}},
-                                          return_document=ReturnDocument.AFTER)
+    return set_sla_state(record_id, update)
 
 
-def recompute_live(first: date | None = None, last: date | None = None) -> int:
-    """Recompute every record with a clock still running (after a calendar edit); return how many."""
-    from kefu.records.types import get_record_type
+def recompute_live(after_id=None, *, batch: int = 500, progress=None) -> tuple[int, bool]:
+    """Recompute every record with a clock still running (after a calendar edit), in ``_id`` order after
+    ``after_id`` (None: from the first); return how many, and whether it got to the end.
 
+    ``progress(done, total, last_id)`` is called after every ``batch`` records and at the end: ``done`` counts
+    this call's records, ``total`` the running records when it started, ``last_id`` is where a later call
+    resumes. When it returns False before the end, the recompute stops there.
+    """
     collection = get_database()[RECORDS]
-    types, count = {}, 0
-    for document in collection.find({"sla_live": {"$gt": 0}}, {"type": 1}):
+    live = {"sla_live": {"$gt": 0}}
+    total = collection.count_documents(live) if progress else 0
+    if after_id is not None:
+        live["_id"] = {"$gt": after_id}
+    types, count, last_id = {}, 0, after_id
+    for document in collection.find(live, {"type": 1}, batch_size=batch).sort("_id", 1):
         if document["type"] not in types:
             types[document["type"]] = get_record_type(document["type"], active_only=False)
         refresh(types[document["type"]], document["_id"])
-        count += 1
-    return count
+        count, last_id = count + 1, document["_id"]
+        if progress and count % batch == 0 and not progress(count, total, last_id):
+            return count, False
+    if progress:
+        progress(count, total, last_id)
+    return count, True
 
 
 def backfill_next(batch: int = 1000) -> int:
     """Recompute the running records stored before reminders existed (no ``sla_next`` yet); return how many."""
-    from kefu.records.types import get_record_type
-
     collection = get_database()[RECORDS]
     types, count = {}, 0
     for document in collection.find({"sla_live": {"$gt": 0}, "sla_next": {"$exists": False}}, {"type": 1},
@@ -435,8 +400,6 @@ def clocks_json(document: dict, tz: ZoneInfo, now: datetime | None = None, calen
 
     ``explained=False`` leaves ``explanation`` out (lists: it walks the calendar day by day for every clock).
     """
-    from kefu.calendar.workcalendar import get_calendar
-
     now = now or utcnow()
     if explained:
         calendar = calendar or get_calendar()

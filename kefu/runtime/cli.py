@@ -18,7 +18,7 @@ from kefu.calendar.workcalendar import load_entries, seed_calendar
 from kefu.core.errors import DomainError
 from kefu.notify.reminders import sweep
 from kefu.org.users import create_user
-from kefu.records.types import load_shipped_types
+from kefu.records.definitions import load_shipped_types
 from kefu.runtime.prepare import prepare_database
 from seed.demo import seed_demo
 from seed.records import seed_demo_records

@@ -10,7 +10,7 @@ from kefu.calendar.workcalendar import seed_calendar
 from kefu.notify.messages import ensure_templates
 from kefu.org.users import User
 from kefu.records.search import index_unindexed_records
-from kefu.records.types import load_shipped_types
+from kefu.records.definitions import add_sections_shipped_later, load_shipped_types
 from kefu.rules import sla
 from seed.demo import seed_demo
 from seed.records import seed_demo_records
@@ -22,6 +22,9 @@ def prepare_database(demo: bool, say: Callable[[str], None]) -> dict[str, int] |
     created = load_shipped_types()
     if created:
         say(f"record types loaded from schemas/: {len(created)}")
+    completed = add_sections_shipped_later()
+    if completed:
+        say(f"settings added from schemas/ to earlier record types: {', '.join(completed)}")
     started = time.monotonic()
     seeded_days = seed_calendar()
     if seeded_days:

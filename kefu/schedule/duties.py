@@ -49,13 +49,13 @@ from kefu.notify.reminders import SweepContext, reminders_of, sweep
 from kefu.org.customers import Customer
 from kefu.org.roles import Role
 from kefu.org.structure import Project
+from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 from kefu.rules.levels import escalate_by_age, level_of
 from kefu.rules.workflow import workflow_of
 
 log = logging.getLogger(__name__)
 
-RECORDS = "records"
 RUN_HISTORY = timedelta(days=7)  # every-tick runs are kept this long (TTL)
 MAX_ATTEMPTS = 3
 

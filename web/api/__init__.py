@@ -59,4 +59,5 @@ from web.api import approvals as _approvals  # noqa: E402,F401
 from web.api import levels as _levels  # noqa: E402,F401
 from web.api import notifications as _notifications  # noqa: E402,F401
 from web.api import records as _records  # noqa: E402,F401  (routes register on the blueprint)
+from web.api import types as _types  # noqa: E402,F401
 from web.api import views as _views  # noqa: E402,F401

@@ -11,7 +11,7 @@ from kefu.core.i18n import _
 from kefu.insight import export_jobs, exports, views
 from kefu.org import tokens
 from kefu.org.roles import Role
-from kefu.records import store, timeline
+from kefu.records import definitions, store, timeline
 from kefu.records import types as record_types
 from kefu.records import write
 from kefu.records.core_fields import field_for
@@ -65,14 +65,14 @@ def get_type(key):
 @blueprint.post("/v1/types")
 def create_type():
     _require_admin()
-    saved = record_types.save_definition(json_body(), by=current_user.username)
+    saved = definitions.save_definition(json_body(), by=current_user.username)
     return jsonify(saved.to_dict()), 201
 
 
 @blueprint.put("/v1/types/<key>")
 def replace_type(key):
     _require_admin()
-    saved = record_types.save_definition(json_body(), by=current_user.username, key=key)
+    saved = definitions.save_definition(json_body(), by=current_user.username, key=key)
     return jsonify(saved.to_dict())
 
 

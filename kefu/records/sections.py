@@ -1,0 +1,268 @@
+"""Sections of a record-type definition (workflow, sla, levels, …): one protocol and one ordered registry.
+
+A section is one top-level key of a definition — in ``schemas/*.yaml``, the types API and the ``record_types``
+collection alike — handled by one ``Section`` object:
+
+- ``model``: a pydantic model of the section's shape. ``parsed`` parses a loaded definition's section once (the
+  result is kept on the ``RecordType`` while its stored value is the same object); shape errors become Chinese
+  messages naming the path, list items by their ordinal (``levels.rules 第 5 条的 units 应为不小于 2 的整数``);
+- ``problems(draft, model)``: only the checks that refer to the definition's fields or to other sections;
+- ``before_save`` / ``after_save`` / ``after_event``: the save lifecycle's hooks (``kefu.records.lifecycle``),
+  no-ops by default;
+- ``json_schema()``: the model's JSON Schema (``GET /api/v1/types/schema``).
+
+Validation (``kefu.records.types``) and the lifecycle iterate the same registry in registration order, so adding a
+section is one module that calls ``register``. The sections live above the records area (``kefu.rules``) and are
+registered by the composition root (``kefu.rules.register_sections`` from ``create_app``): records never imports
+them, and finds the workflow — the one section the record itself needs (its statuses) — through ``workflow_of``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
+
+from kefu.core.i18n import _l
+
+WORKFLOW = "workflow"
+# Pydantic's error type for our own messages: ``PydanticCustomError(SECTION_ERROR, text)`` from a validator,
+# where ``text`` (Chinese, written for a person) follows the path: "的单位“weeks”不存在" (or ".initial …").
+SECTION_ERROR = "kefu_section"
+
+
+class SectionModel(BaseModel):
+    """Base of the section models: unknown keys refused, frozen. Scalars are declared strict (``StrictInt``,
+    ``StrictStr``) where a coercion would hide a mistake; lists may be written as YAML/JSON lists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def refuse(text, **values) -> PydanticCustomError:
+    """A validator's error: ``text`` (a ``_l`` message) is shown after the path of the value it is about."""
+    return PydanticCustomError(SECTION_ERROR, "{text}", {"text": str(_l(text, **values)) if values else str(text)})
+
+
+class SectionInvalid(Exception):
+    """A section's value does not have its shape; ``messages`` say where and why, for a person."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("；".join(messages))
+        self.messages = messages
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A definition being checked before it is saved: its ``key``, its fields as written (key → dict, only the
+    well-formed ones) and its sections as parsed (a section that did not parse is missing from ``models``)."""
+
+    key: str | None
+    fields: Mapping[str, dict]
+    models: Mapping[str, Any]
+    broken: frozenset[str]
+
+    def field(self, key) -> dict | None:
+        return self.fields.get(key) if isinstance(key, str) else None
+
+    def section(self, key: str):
+        """The parsed section ``key``: its default when the definition has none, None when it is broken."""
+        if key in self.broken:
+            return None
+        if key in self.models:
+            return self.models[key]
+        return registered(key).default()
+
+
+class Section:
+    """One section of a definition. Subclasses set ``key``, ``title`` and ``model`` and override what they use."""
+
+    key: ClassVar[str]
+    title: ClassVar[str]  # what the section is, for a person (shown next to the JSON Schema)
+    model: ClassVar[type[BaseModel]]
+    # Words for the items of the model's lists, by the list's name ("rules": "条" → "levels.rules 第 5 条").
+    item_words: ClassVar[Mapping[str, str]] = {}
+    empty: ClassVar[Any] = {}  # the stored value of a definition without the section
+
+    # Stored paths ``summary`` reads (projected by the one light query of ``kefu.records.types.type_summaries``).
+    summary_paths: ClassVar[tuple[str, ...]] = ()
+
+    def summary(self, raw, fields: list[dict]) -> dict:
+        """What this section adds to the type's summary (menus, pick lists), from its stored value ``raw`` and
+        the stored ``fields`` (key, choices) — not parsed: summaries come from one light query."""
+        return {}
+
+    def default(self):
+        """The model a definition without the section has (None: the section's rules do not apply)."""
+        return None
+
+    def parse(self, raw):
+        """``raw`` (as stored or written) as the model; ``SectionInvalid`` naming each problem."""
+        try:
+            return self.model.model_validate(raw)
+        except ValidationError as exc:
+            raise SectionInvalid(_messages(self, raw, exc.errors())) from None
+
+    def partial(self, raw):
+        """The parts of a ``raw`` that does not parse as a whole which do (their ``problems`` are reported too),
+        or None: by default nothing of a broken section is checked further."""
+        return None
+
+    def problems(self, draft: Draft, model) -> list:
+        """What is wrong with ``model`` given the rest of the definition (messages for a person)."""
+        return []
+
+    def before_save(self, record_type, model, current: dict | None, after: dict, changed: set, *,
+                    system: bool) -> None:
+        """Refuse a change (``ValidationFailed``) before anything is written. ``current`` is the stored record
+        (None for a new one), ``after`` its values after the change; ``system`` is true for a system move
+        (``records.write.system_update``: a decision, a raise), which the workflow's allowed moves do not bind."""
+
+    def after_save(self, record_type, model, document: dict, before: dict | None, changed: set, actor) -> dict | None:
+        """Act on a saved change; return the record as stored afterwards when this hook read it fresh (the
+        lifecycle returns the last one returned), else None. ``before``: the values before (None: new record)."""
+        return None
+
+    def after_event(self, record_type, model, record_id, kind: str, actor) -> None:
+        """Act on a timeline event a person added to the record (a call, a visit …)."""
+
+    def json_schema(self) -> dict:
+        return {**self.model.model_json_schema(), "title": str(self.title)}
+
+
+_REGISTRY: dict[str, Section] = {}
+
+
+def register(section: Section) -> None:
+    """Add ``section`` at the end of the registry (registering a key again replaces it in place)."""
+    _REGISTRY[section.key] = section
+
+
+def sections() -> tuple[Section, ...]:
+    """Every registered section, in registration order (the order the lifecycle runs their hooks)."""
+    return tuple(_REGISTRY.values())
+
+
+def section_keys() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def registered(key: str) -> Section:
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise LookupError(f"no definition section {key!r} is registered (kefu.rules.register_sections() "
+                          f"registers them; known: {', '.join(_REGISTRY) or 'none'})") from None
+
+
+def parsed(record_type, key: str):
+    """The section ``key`` of a loaded definition as its model (the section's default when the definition has
+    none), parsed once while the stored value is the same object."""
+    section = registered(key)
+    raw = record_type.section_data(key)
+
+    def build(value):
+        return section.parse(value) if value not in (None, {}, []) else section.default()
+
+    return record_type.derived(f"section:{key}", raw, build)
+
+
+def workflow_of(record_type):
+    """The type's workflow (``statuses``, ``initial``, ``closed``, ``is_closed`` …): what a record's status
+    may be, as the registered ``workflow`` section has it."""
+    return parsed(record_type, WORKFLOW)
+
+
+def definition_problems(data: Mapping) -> dict[str, str]:
+    """What is wrong with the sections of definition ``data`` (as written): section key → its messages joined.
+
+    Every section present is parsed first; then each one that parsed runs its ``problems`` against the draft
+    (the fields, and the other sections as parsed — a broken one is not consulted)."""
+    written = data.get("fields")
+    fields = {f["key"]: f for f in written if isinstance(f, dict) and isinstance(f.get("key"), str)} \
+        if isinstance(written, list) else {}
+    present = [section for section in sections() if data.get(section.key) not in (None, {}, [])]
+    models, partial, found = {}, {}, {}
+    for section in present:
+        try:
+            models[section.key] = section.parse(data[section.key])
+        except SectionInvalid as exc:
+            found[section.key] = exc.messages
+            partial[section.key] = section.partial(data[section.key])
+    draft = Draft(key=data.get("key"), fields=fields, models=models, broken=frozenset(found))
+    checked = {**{k: m for k, m in partial.items() if m is not None}, **models}
+    for key, model in checked.items():
+        messages = [str(p) for p in registered(key).problems(draft, model)]
+        if messages:
+            found[key] = [*found.get(key, []), *messages]
+    return {key: "；".join(messages) for key, messages in found.items()}
+
+
+# -- shape errors as Chinese messages -------------------------------------------------------------------------
+
+def _where(section: Section, raw, loc: tuple) -> str:
+    """The path of ``loc`` for a person: names joined by dots, list items as ordinals (``第 2 档``).
+
+    Segments pydantic inserts that are not in the data (the tag of a tagged union) are left out."""
+    text, node, parent_name = section.key, raw, section.key
+    for position, segment in enumerate(loc):
+        if isinstance(segment, int):
+            word = section.item_words.get(parent_name, "项")
+            text += f" 第 {segment + 1} {word}"
+            node = node[segment] if isinstance(node, list) and segment < len(node) else None
+            continue
+        if isinstance(node, dict) and segment not in node and position < len(loc) - 1:
+            continue  # a tag pydantic added (the tagged union's member), not a key of the data
+        text += f"的 {segment}" if text.endswith(tuple(section.item_words.values()) + ("项",)) else f".{segment}"
+        node = node.get(segment) if isinstance(node, dict) else None
+        parent_name = segment
+    return text
+
+
+def _messages(section: Section, raw, errors: list[dict]) -> list[str]:
+    messages, extra = [], {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        kind, context = error["type"], error.get("ctx") or {}
+        if kind == "extra_forbidden":
+            extra.setdefault(_where(section, raw, loc[:-1]), []).append(str(loc[-1]))
+            continue
+        if kind == "missing":
+            messages.append(str(_l("%(where)s 缺少 %(key)s", where=_where(section, raw, loc[:-1]), key=loc[-1])))
+            continue
+        problem = context["text"] if kind == SECTION_ERROR else _problem(kind, context)
+        where = _where(section, raw, loc)
+        messages.append(f"{where}{problem}" if problem.startswith(".") else f"{where} {problem}")
+    for where, keys in extra.items():
+        messages.append(str(_l("%(where)s 有不认识的项：%(keys)s", where=where, keys="、".join(keys))))
+    return messages
+
+
+def _problem(kind: str, context: dict) -> str:
+    """What a pydantic error ``kind`` means, in Chinese (the value's shape, never pydantic's own words)."""
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = context.get("ge", context.get("gt"))
+        if kind == "greater_than":
+            return str(_l("应为大于 %(bound)s 的数", bound=bound))
+        return str(_l("应为不小于 %(bound)s 的整数", bound=bound))
+    if kind == "literal_error":
+        return str(_l("应为以下之一：%(expected)s", expected=context.get("expected", "").replace("'", "")))
+    if kind == "union_tag_invalid":
+        return str(_l("的 %(tag)s“%(value)s”不存在；可用：%(expected)s", tag=context.get("discriminator", "").strip("'"),
+                      value=context.get("tag", ""), expected=context.get("expected_tags", "").replace("'", "")))
+    if kind == "union_tag_not_found":
+        return str(_l("缺少 %(tag)s", tag=context.get("discriminator", "").strip("'")))
+    if kind == "too_short":
+        return str(_l("不能为空"))
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return str(_l("应为整数"))
+    if kind in ("string_type", "string_too_short"):
+        return str(_l("应为文字（不能为空）"))
+    if kind in ("list_type", "tuple_type"):
+        return str(_l("应为列表"))
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return str(_l("应为“名称: 内容”的对象"))
+    if kind == "bool_type":
+        return str(_l("应为 true 或 false"))
+    return str(_l("格式不正确"))
