@@ -6,36 +6,35 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 
+from admin_views.base import HomeView
+from admin_views.calendar import CalendarDayView
+from admin_views.customers import CustomerView
+from admin_views.exports import ExportsView
+from admin_views.inbox import InboxView, TasksView
+from admin_views.navigation import main_menu
+from admin_views.notify import DeliveryView, MessageTemplateView, NotificationSettingsView
+from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
+from admin_views.overdue import OverdueView
+from admin_views.queue import QueueView
+from admin_views.record_types import RecordTypeView
+from admin_views.records import RecordView
+from admin_views.reports import ReportView
+from admin_views.tokens import ApiTokenView
+from admin_views.users import UserView
+from kefu.calendar.days import CalendarDay
 from kefu.core.i18n import _l
+from kefu.notify.messages import MessageTemplate
+from kefu.notify.notifications import Delivery, unread_count
+from kefu.org.customers import Customer
+from kefu.org.structure import Building, Department, Project, Unit
+from kefu.org.tokens import ApiToken
+from kefu.org.users import User
+from kefu.records.types import RecordType
 from web.i18n import TRANSLATIONS_DIR
 
 
 def init_admin(app: Flask) -> Admin:
     """Create the admin for ``app`` with every screen the signed-in roles may open."""
-    from admin_views.base import HomeView
-    from admin_views.calendar import CalendarDayView
-    from admin_views.customers import CustomerView
-    from admin_views.exports import ExportsView
-    from admin_views.inbox import InboxView, TasksView
-    from admin_views.navigation import main_menu
-    from admin_views.notify import DeliveryView, MessageTemplateView, NotificationSettingsView
-    from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
-    from admin_views.overdue import OverdueView
-    from admin_views.queue import QueueView
-    from admin_views.record_types import RecordTypeView
-    from admin_views.records import RecordView
-    from admin_views.reports import ReportView
-    from admin_views.tokens import ApiTokenView
-    from admin_views.users import UserView
-    from kefu.calendar.days import CalendarDay
-    from kefu.notify.messages import MessageTemplate
-    from kefu.notify.notifications import Delivery, unread_count
-    from kefu.org.customers import Customer
-    from kefu.org.structure import Building, Department, Project, Unit
-    from kefu.org.tokens import ApiToken
-    from kefu.org.users import User
-    from kefu.records.types import RecordType
-
     admin = Admin(
         app, name=_l("客服管理系统"),
         index_view=HomeView(name=_l("首页"), url="/admin"),

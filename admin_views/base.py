@@ -1,6 +1,7 @@
 """The base admin views: sign-in required, role check, CSRF, and the 403 page."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -12,8 +13,11 @@ from flask_admin.model import typefmt
 from flask_login import current_user
 from mongoengine import NotUniqueError, ValidationError
 
+from kefu.calendar import workcalendar
+from kefu.core.clock import utcnow
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _
+from kefu.insight import dashboard
 from kefu.org.roles import Role, role_label
 
 
@@ -84,12 +88,6 @@ class HomeView(AccessControlled, AdminIndexView):
 
     @expose("/")
     def index(self):
-        import json
-
-        from kefu.calendar import workcalendar
-        from kefu.core.clock import utcnow
-        from kefu.insight import dashboard
-
         tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
         now = utcnow()
         missing_years = workcalendar.get_calendar().missing_years(now.astimezone(tz).date())

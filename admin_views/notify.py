@@ -14,6 +14,7 @@ from wtforms import BooleanField, IntegerField, PasswordField, SelectField, Stri
 from wtforms.validators import NumberRange, Optional
 
 from admin_views.base import AccessControlled, SecureModelView
+from jobs.deliver import dispatch
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _, _l
 from kefu.notify import channels, messages, notifications
@@ -36,11 +37,12 @@ class SettingsForm(SecureForm):
     webhook_format = SelectField(_l("机器人格式"), choices=[("wecom", _l("企业微信")), ("dingtalk", _l("钉钉"))])
     staff_webhook_url = StringField(_l("员工提醒群机器人地址"), description=_l("逾期、即将到期等提醒发到该群"))
     care_webhook_url = StringField(_l("客户关怀消息地址"), description=_l("交付关怀、节日问候经此发出"))
-    quiet_enabled = BooleanField(_l("非工作时间不发送"), description=_l("重大事项不受限制，立即发送"))
+    quiet_enabled = BooleanField(_l("非工作时间不发送"), description=_l("紧急事项（见“立即发送的等级”）不受限制，立即发送"))
     working_days_only = BooleanField(_l("仅工作日发送"))
     window_start = StringField(_l("发送时段开始"), description="09:00")
     window_end = StringField(_l("发送时段结束"), description="18:00")
-    urgent_levels = StringField(_l("立即发送的等级"), description=_l("多个用顿号分隔，如 重大"))
+    urgent_levels = StringField(_l("立即发送的等级"), description=_l("多个用顿号分隔；留空即各类型的最高等级"),
+                                render_kw={"placeholder": _l("各类型的最高等级")})
     base_url = StringField(_l("系统访问地址"), description=_l("消息中的链接以此开头，如 https://kefu.example.com"))
 
 
@@ -139,8 +141,6 @@ class DeliveryView(SecureModelView):
 
     @action("retry", _l("重新发送"), _l("重新发送所选的发送失败记录？"))
     def action_retry(self, ids):
-        from jobs.deliver import dispatch
-
         retried = 0
         for delivery_id in ids:
             try:

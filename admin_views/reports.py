@@ -1,6 +1,6 @@
 """月度投诉分析: the monthly complaint analysis of a type as a page with charts, and as XLSX.
 
-The archived report (made on the 5th by ``kefu.schedule.duties.monthly_report``) is shown when there is one; any other
+The archived report (made on the 5th by ``kefu.schedule.routines.monthly_report``) is shown when there is one; any other
 month — or ``?fresh=1`` — is computed on demand (``kefu.insight.reports.complaint_analysis``).
 """
 from __future__ import annotations

@@ -100,7 +100,7 @@ def make_templates(app):
     from kefu.records.write import create_record
     from kefu.records.types import RecordType
     from kefu.rules import sla
-    from kefu.rules.workflow import workflow_of
+    from kefu.records.sections import workflow_of
 
     with app.test_request_context():
         actor = system_actor()
@@ -192,8 +192,8 @@ def generate(templates, users, departments, count: int, overdue: int, rng: rando
 
 def load(database, documents, count: int) -> float:
     """Insert without secondary indexes, then build them; return seconds."""
-    from kefu.records.indexes import ensure_record_indexes
     from kefu.records.store import RECORDS
+    from kefu.runtime.storage import ensure_collections
 
     started = time.monotonic()
     collection = database[RECORDS]
@@ -210,7 +210,7 @@ def load(database, documents, count: int) -> float:
     if batch:
         collection.insert_many(batch, ordered=False)
     print(f"  building indexes ({time.monotonic() - started:.0f} s)", flush=True)
-    ensure_record_indexes()
+    ensure_collections()
     return time.monotonic() - started
 
 

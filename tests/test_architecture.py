@@ -83,4 +83,7 @@ def test_the_domain_never_touches_requests_flashes_or_templates(path):
     used = [f"{relative(path)}:{node.lineno} imports {alias.name} from {node.module}"
             for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flask")
             for alias in node.names if alias.name in WEB_ONLY_NAMES]
+    used += [f"{relative(path)}:{node.lineno} uses flask.{node.attr}" for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr in WEB_ONLY_NAMES
+             and isinstance(node.value, ast.Name) and node.value.id == "flask"]
     assert not used, "\n".join(used)

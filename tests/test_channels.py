@@ -14,6 +14,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from kefu.runtime.embedded import free_port
+from seed.demo import DEMO_PASSWORD
+from tests.conftest import csrf_token
 from tests.test_reminders import new_record, probe, users  # noqa: F401  (fixtures)
 
 
@@ -233,3 +235,35 @@ def test_smtp_password_is_stored_encrypted(app, db):
         raw = json.dumps(db.notification_settings.find_one(), default=str, ensure_ascii=False)
         assert "s3cret" not in raw and "邮箱密码" not in raw
         assert smtp_settings(get_settings(), app.extensions["kefu_cipher"]).password == "邮箱密码-s3cret"
+
+
+def test_unset_urgent_levels_mean_each_types_top_level_and_a_listed_one_wins(app, client, admin, probe, db):
+    from kefu.notify.channels import get_settings
+    from kefu.records.types import get_record_type
+
+    graded = {"key": "graded_probe", "name": "分级测试", "number_prefix": "GP",
+              "fields": [{"key": "grade", "label": "分级", "type": "choice", "choices": ["一般", "重大", "特大"]}],
+              "levels": {"field": "grade", "order": ["一般", "重大", "特大"], "rules": []}}
+    assert client.post("/api/v1/types", json=graded, headers=admin).status_code == 201
+
+    with app.app_context():
+        settings = get_settings()
+        assert settings.urgent_levels == []
+        assert settings.urgent_for(get_record_type("graded_probe")) == ("特大",)  # levels.order[-1]
+        assert settings.urgent_for(get_record_type("remind_probe")) == ("重大",)  # the level field's last choice
+        assert settings.urgent_for(get_record_type("consultation")) == ()  # no levels at all
+    web = app.test_client()
+    token = csrf_token(web, "/login")
+    web.post("/login", data={"username": "admin", "password": DEMO_PASSWORD, "csrf_token": token})
+    form = web.get("/admin/notify-settings/").get_data(as_text=True)
+    assert 'placeholder="各类型的最高等级"' in form and "留空即各类型的最高等级" in form
+    assert "重大" not in form
+
+    configure(app, urgent_levels=["重要"])
+
+    with app.app_context():
+        settings = get_settings()
+        assert settings.urgent_for(get_record_type("graded_probe")) == ("重要",)
+        assert settings.urgent_for(get_record_type("remind_probe")) == ("重要",)
+    assert db.notification_settings.find_one()["urgent_levels"] == ["重要"]
+    assert 'value="重要"' in web.get("/admin/notify-settings/").get_data(as_text=True)

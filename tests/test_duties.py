@@ -20,9 +20,9 @@ def local(text: str) -> datetime:
 
 
 def run(app, name: str, now: datetime) -> str:
-    from kefu.schedule import duties
+    from kefu.schedule import routines
     with app.app_context():
-        return getattr(duties, name)(now)
+        return getattr(routines, name)(now)
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def test_holiday_greetings_go_out_the_working_day_before(app, calendar, db, robo
 
 def test_the_working_day_before_a_holiday_counts_make_up_days(app, calendar):
     from kefu.calendar.workcalendar import get_calendar
-    from kefu.schedule.duties import holiday_ahead
+    from kefu.schedule.routines import holiday_ahead
 
     with app.app_context():
         cal = get_calendar()

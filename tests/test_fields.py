@@ -111,6 +111,22 @@ def test_behaviour_that_depends_on_the_type_is_asked_of_the_type():
     }
 
 
+def test_what_a_value_holds_is_asked_of_the_type():
+    def having(attribute):
+        return {name for name, field_type in FIELD_TYPES.items() if getattr(field_type, attribute)}
+
+    assert having("holds_numbers") == {"integer", "decimal", "money"}
+    assert having("holds_dates") == {"date", "datetime"}
+    assert having("has_time_of_day") == {"datetime"}
+    assert having("holds_yes_no") == {"boolean"}
+    assert having("single_choice") == {"choice"}
+    assert having("multiple") == {"multi_choice"}
+    assert having("one_line_text") == {"text"}
+    assert having("identifies_customer") == {"text", "phone", "id_number", "email", "customer"}
+    assert having("identifies_caller") == {"phone"}
+    assert having("narrowed_by_project") == {"unit"}
+
+
 def test_one_operator_table_names_each_operator_and_how_a_filter_reads():
     assert str(OPERATORS["gte"].label) == "不小于" and str(OPERATORS["gte"].reads) == "不早于/不小于"
 

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
+from kefu.records.fields import FIELD_TYPES
+from kefu.rules import level_rules, report, shapes
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import csrf_token, token_headers
 from tests.test_records_api import assert_error, complaint
@@ -335,3 +337,12 @@ def test_a_sound_section_is_saved_and_used(client, seeded, agent, db):
     record = create(client, agent, phone=phone(1), claim_amount="6000")
     assert record["level"] == "重要"
     assert level_events(db, record["id"])[0]["text"] == "等级 一般 → 重要：“索赔金额”达到 5000"
+
+
+def test_each_kind_of_field_a_section_names_lists_exactly_the_types_it_accepts():
+    kinds = {name: kind for module in (shapes, level_rules, report) for name, kind in vars(module).items()
+             if isinstance(kind, shapes.FieldKind)}
+    assert {"NUMBERS", "DATES", "MOMENTS", "SINGLE_CHOICE", "SAME_VALUES", "CUSTOMERS", "ISSUE_TYPES"} <= set(kinds)
+    for name, kind in kinds.items():
+        assert set(kind.shown) == {type_name for type_name in FIELD_TYPES if type_name in kind}, name
+    assert "textarea" not in kinds["SAME_VALUES"] and "email" in kinds["CUSTOMERS"] and "nonsense" not in kinds["DATES"]

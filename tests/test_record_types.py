@@ -1043,25 +1043,72 @@ def test_a_section_is_parsed_once_per_definition_version(api, db, app):
         assert changed is not first and changed.top == "特大"
 
 
-def test_start_up_gives_earlier_types_the_report_settings_shipped_later(app, seeded, runner, db):
-    """A type stored before ``report:`` was shipped gets it at the next start (``flask kefu prepare``), once; one an
-    admin has set keeps theirs, and one whose named field is gone keeps none."""
-    db.record_types.update_one({"key": "complaint"}, {"$unset": {"report": ""}})
+def test_start_up_writes_the_guessed_report_settings_of_types_stored_before_the_section(api, runner, db):
+    """A type stored before ``report:`` existed (no ``report`` key) gets, at the next start (``flask kefu prepare``),
+    what the monthly report guessed for it then — once, written out even when empty; one with settings keeps them."""
+    survey = {"key": "survey", "name": "满意度调查", "number_prefix": "DC", "fields": [
+        {"key": "visitor", "label": "来访人", "type": "text"},
+        {"key": "customer_name", "label": "客户姓名", "type": "text"},
+        {"key": "project", "label": "项目", "type": "project"},
+        {"key": "category", "label": "类别", "type": "choice", "choices": ["服务", "质量"]}]}
+    for definition in (survey, NEW_TYPE):
+        assert api("POST", "/api/v1/types", json=definition).status_code == 201
+    earlier = ("survey", "parking", "complaint")
+    db.record_types.update_many({"key": {"$in": list(earlier)}}, {"$unset": {"report": ""}})
     db.record_types.update_one({"key": "consultation"}, {"$set": {"report": {"name_field": None}}})
-    suggestion = stored_type(db, "suggestion")
-    db.record_types.update_one({"key": "suggestion"}, {"$unset": {"report": ""}, "$set": {"fields": [
-        field for field in suggestion["fields"] if field["key"] != suggestion["report"]["name_field"]]}})
-    version = stored_type(db, "complaint")["version"]
+    versions = {key: stored_type(db, key)["version"] for key in (*earlier, "consultation")}
 
     result = runner.invoke(args=["kefu", "prepare"])
 
     assert result.exit_code == 0, result.output
-    assert "settings added from schemas/ to earlier record types: complaint" in result.output
-    complaint = stored_type(db, "complaint")
-    assert complaint["report"] == {"name_field": "owner_name", "issue_fields": ["project", "category"]}
-    assert complaint["version"] == version + 1
+    written = re.search(r"monthly report settings written for earlier record types: (.*)", result.output)
+    assert written and set(written.group(1).split(", ")) == set(earlier)
+    assert stored_type(db, "survey")["report"] == {"name_field": "customer_name",
+                                                   "issue_fields": ["project", "category"]}
+    assert stored_type(db, "parking")["report"] == {"name_field": None, "issue_fields": []}
+    assert stored_type(db, "complaint")["report"] == yaml_definition("complaint")["report"]
     assert stored_type(db, "consultation")["report"] == {"name_field": None}
-    assert "report" not in stored_type(db, "suggestion")
+    for key in earlier:
+        migrated = stored_type(db, key)
+        assert migrated["version"] == versions[key] + 1 and migrated["updated_by"] == "migration"
     again = runner.invoke(args=["kefu", "prepare"])
-    assert again.exit_code == 0 and "settings added" not in again.output
-    assert stored_type(db, "complaint")["version"] == version + 1
+    assert again.exit_code == 0 and "report settings" not in again.output
+    assert {key: stored_type(db, key)["version"] for key in versions} == {
+        **{key: versions[key] + 1 for key in earlier}, "consultation": versions["consultation"]}
+
+
+def test_a_type_may_not_take_a_key_an_api_route_uses(api, db):
+    response = api("POST", "/api/v1/types", json={**NEW_TYPE, "key": "schema", "number_prefix": "SCH"})
+
+    assert response.status_code == 422
+    assert "类型键“schema”是系统保留字" in error_of(response)["fields"]["key"]
+    assert stored_type(db, "schema") is None
+
+
+def test_a_stored_definition_the_section_models_refuse_answers_a_message_not_a_traceback(admin_client, api, runner,
+                                                                                          db):
+    """A definition stored before the stricter section models (here a ``workflow.rework`` outside its statuses,
+    which the old checks let through) answers the API and the admin with a Chinese message naming the type and the
+    problem — never a traceback — and every start names it."""
+    db.record_types.update_one({"key": "complaint"}, {"$set": {"workflow.rework": "返工中"}, "$inc": {"version": 1}})
+    problem = "workflow.rework“返工中”不在 statuses 中"
+
+    response = api("POST", "/api/v1/records/complaint", json={"title": "楼道灯不亮"})
+
+    assert response.status_code == 500
+    error = error_of(response)
+    assert error["code"] == "definition_invalid"
+    assert "记录类型“投诉”的 workflow 设置无法使用" in error["message"] and problem in error["message"]
+    assert db.records.count_documents({"type": "complaint"}) == 0
+
+    page = admin_client.get("/admin/records/complaint/new/")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 500 and problem in text and "Traceback" not in text
+    assert admin_client.get("/admin/records/consultation/new/").status_code == 200  # the other types work on
+
+    result = runner.invoke(args=["kefu", "prepare"])
+
+    assert result.exit_code == 0, result.output
+    assert f"record type complaint cannot be used until an admin fixes its definition: workflow: {problem}" \
+        in result.output
+    assert "record type consultation" not in result.output

@@ -1,4 +1,4 @@
-"""The record write path (kefu.records.store) directly and through the admin screens.
+"""The record write path (kefu.records.write) directly and through the admin screens.
 
 Encryption at rest with a blind index, masking by role, numbers under
 concurrency, optimistic locking in the admin form, the audit log, the

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, token_headers
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -131,8 +131,74 @@ def test_report_page_charts_and_xlsx(app, client, month_of_complaints, db):
     assert client.get("/admin/reports/monthly/?month=2026-13").status_code == 200  # falls back with a message
 
 
+def top_issues_table(page: str) -> tuple[str, list[list[str]]]:
+    """The top-issues card of the report page: its title and its table's rows (the header first), as text."""
+    card = re.search(r'<div class="card-header py-1">([^<]*)</div><div class="card-body p-2">\s*'
+                     r'<table class="table table-sm mb-0 kefu-report-top">(.*?)</table>', page, re.S)
+    rows = [re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", card.group(2))]
+    return card.group(1), rows
+
+
+def xlsx_sheet(client, url: str, title: str) -> list[tuple]:
+    from openpyxl import load_workbook
+
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return list(load_workbook(io.BytesIO(response.get_data()))[title].iter_rows(values_only=True))
+
+
+def test_the_shipped_top_issues_are_by_project_and_category_also_in_an_earlier_archive(app, client,
+                                                                                       month_of_complaints, db):
+    from kefu.insight.reports import archive_monthly
+
+    web_sign_in(client, "manager")
+    title, rows = top_issues_table(client.get("/admin/reports/monthly/?month=2026-10&type=complaint").get_data(
+        as_text=True))
+    assert title == "主要问题（项目 × 类别）"
+    assert rows[:2] == [["项目", "类别", "件数"], ["云栖·江南府", "工程质量", "2"]] and len(rows) == 4
+    sheet = xlsx_sheet(client, "/admin/reports/monthly.xlsx?month=2026-10&type=complaint", "主要问题")
+    assert sheet[:2] == [("项目", "类别", "件数"), ("云栖·江南府", "工程质量", 2)]
+    # A report archived before the top issues named their columns shows the same table.
+    with app.test_request_context():
+        archive_monthly("2026-10")
+    db.reports.update_one({"_id": "monthly:2026-10"}, {"$unset": {"analyses.complaint.issue_fields": ""}})
+    page = client.get("/admin/reports/monthly/?month=2026-10&type=complaint").get_data(as_text=True)
+    assert "已归档" in page and top_issues_table(page) == (title, rows)
+
+
+def test_top_issues_are_counted_by_the_types_own_issue_fields(app, client, seeded, db):
+    """A type whose ``report.issue_fields`` is one choice field: the page and the XLSX show that column, labelled in
+    the reader's language."""
+    admin = token_headers(client, "admin")
+    noise = {"key": "noise", "name": "噪音投诉", "number_prefix": "ZY", "fields": [
+        {"key": "level", "label": "等级", "type": "choice", "choices": ["一般", "重大"], "default": "一般"},
+        {"key": "source", "label": "噪音来源", "label_en": "Noise source", "type": "choice",
+         "choices": ["施工", "设备", "邻居"]},
+        {"key": "content", "label": "内容", "type": "textarea"}],
+        "levels": {"field": "level", "order": ["一般", "重大"]}, "report": {"issue_fields": ["source"]}}
+    assert client.post("/api/v1/types", json=noise, headers=admin).status_code == 201
+    for source in ("施工", "施工", "设备"):
+        assert client.post("/api/v1/records/noise", json={"source": source, "content": "夜间噪音"},
+                           headers=admin).status_code == 201
+    month = db.records.find_one({"type": "noise"})["created_at"].replace(tzinfo=timezone.utc).astimezone(
+        SHANGHAI).strftime("%Y-%m")
+    web = app.test_client()
+    web_sign_in(web, "manager")
+
+    page = web.get(f"/admin/reports/monthly/?month={month}&type=noise")
+
+    assert page.status_code == 200
+    assert top_issues_table(page.get_data(as_text=True)) == (
+        "主要问题（噪音来源）", [["噪音来源", "件数"], ["施工", "2"], ["设备", "1"]])
+    assert xlsx_sheet(web, f"/admin/reports/monthly.xlsx?month={month}&type=noise", "主要问题") == [
+        ("噪音来源", "件数"), ("施工", 2), ("设备", 1)]
+    web.get("/locale/en")
+    assert top_issues_table(web.get(f"/admin/reports/monthly/?month={month}&type=noise").get_data(as_text=True)) == (
+        "Top issues (Noise source)", [["Noise source", "Count"], ["施工", "2"], ["设备", "1"]])
+
+
 def test_the_fifth_archives_the_report(app, client, month_of_complaints, db):
-    from kefu.schedule.duties import monthly_report
+    from kefu.schedule.routines import monthly_report
 
     with app.test_request_context():
         monthly_report(local("2026-11-05T08:00").astimezone(timezone.utc))

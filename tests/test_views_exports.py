@@ -89,6 +89,25 @@ def test_major_view_filters_on_whichever_field_holds_the_level(client, agent, se
     assert [item["id"] for item in found["items"]] == [made["重大"]] and found["view"]["dropped"] == []
     assert db.records.find_one({"_id": ObjectId(made["重大"])})["data"]["grade"] == "重大"
 
+
+def test_the_top_level_view_is_named_after_the_top_level_of_a_type_without_level_rules(client, agent, seeded, db):
+    """Without a ``levels:`` section the top level is the last choice of the ``level`` field (``top_level``)."""
+    admin = token_headers(client, "admin")
+    urgency = {"key": "urgency_probe", "name": "紧急程度测试", "number_prefix": "UP",
+               "fields": [{"key": "level", "label": "紧急程度", "type": "choice", "choices": ["一般", "紧急", "特急"]},
+                          {"key": "content", "label": "内容", "type": "textarea"}]}
+    assert client.post("/api/v1/types", json=urgency, headers=admin).status_code == 201
+    made = {level: client.post("/api/v1/records/urgency_probe", json={"level": level, "content": "测试"},
+                               headers=admin).get_json()["id"] for level in ("紧急", "特急")}
+
+    listed = client.get("/api/v1/views/urgency_probe", headers=agent).get_json()["items"]
+
+    top = next(v for v in listed if v["id"] == "builtin:major")
+    assert top["name"] == "特急投诉" and ["level", "eq", "特急"] in top["filters"]
+    found = client.get("/api/v1/records/urgency_probe?view=builtin:major", headers=agent).get_json()
+    assert [item["id"] for item in found["items"]] == [made["特急"]] and found["view"]["name"] == "特急投诉"
+    assert db.records.find_one({"_id": ObjectId(made["特急"])})["data"]["level"] == "特急"
+
 # -- saved views ---------------------------------------------------------------------------------------------------
 
 def test_a_saved_view_keeps_filters_columns_and_sort_and_survives_a_removed_field(client, agent, supervisor, cases,
@@ -242,7 +261,7 @@ def test_a_large_export_runs_in_the_background_and_lands_in_the_inbox(app, clien
 def test_background_exports_are_removed_after_seven_days(app, client, agent, cases, db):
     from rq import SimpleWorker
 
-    from kefu.schedule.duties import remove_old_exports
+    from kefu.schedule.routines import remove_old_exports
 
     app.config["KEFU_EXPORT_ASYNC_ROWS"] = 2
     job = client.get("/api/v1/records/complaint/export.csv", headers=agent).get_json()["export"]

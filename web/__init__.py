@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from web import api, attachments, auth, errors, health, i18n
+
 
 def init_web(app: Flask) -> None:
     """Wire i18n, sign-in, blueprints and error pages into ``app``."""
-    from web import api, attachments, auth, errors, health, i18n
-
     app.json.ensure_ascii = False  # Chinese stays readable in API responses
     i18n.init_app(app)
     auth.init_app(app)

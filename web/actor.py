@@ -7,8 +7,8 @@ from flask import current_app, g
 from flask_login import current_user
 
 from kefu.org.roles import VIEW_PII
-from kefu.records.attachments import AttachmentStore
 from kefu.records.actor import Actor
+from kefu.records.attachments import AttachmentStore
 
 
 def current_actor() -> Actor:

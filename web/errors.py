@@ -6,7 +6,9 @@ import logging
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from kefu.core.errors import DomainError
 from kefu.core.i18n import _
+from web.api.base import error_response, status_of
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +18,6 @@ def _wants_json() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    from web.api import error_response
-
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {
@@ -30,6 +30,17 @@ def init_app(app: Flask) -> None:
         if _wants_json():
             return error_response(exc.code, exc.name.lower().replace(" ", "_"), detail or message)
         return render_template("error.html", code=exc.code, message=message, detail=detail), exc.code
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        """A domain error no view turned into a message of its own (e.g. a stored definition that cannot be
+        used): its message, for a person, on the error page or in the API's error shape."""
+        status = status_of(exc)
+        if status >= 500:
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.path, exc)
+        if _wants_json():
+            return error_response(status, exc.code, exc.message, exc.fields)
+        return render_template("error.html", code=status, message=_("无法完成此操作"), detail=str(exc)), status
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

@@ -12,9 +12,9 @@ from kefu.core.errors import Conflict, DomainError
 from kefu.core.i18n import _
 from kefu.org.roles import VIEW_PII
 from kefu.records.fields import get_field_type
+from kefu.records.sections import workflow_of
 from kefu.records.values import project_id_for
 from kefu.records.write import create_record, update_record
-from kefu.rules.workflow import workflow_of
 
 
 class RecordForms:
@@ -44,8 +44,8 @@ class RecordForms:
         # Built per request: the field validators need this user (defaults,
         # uploads) and the project chosen in this very form (unit names).
         actor = self._actor()
-        project = request.form.get("project") if request.method == "POST" else None
-        context = actor.field_context(project_id=project_id_for(self.record_type, project, actor))
+        typed = request.form if request.method == "POST" else {}
+        context = actor.field_context(project_id=project_id_for(self.record_type, typed, actor))
         return self.scaffold_form(context)
 
     def scaffold_list_form(self, widget=None, validators=None):

@@ -1,1 +1,4 @@
-"""The platform every area stands on: settings, the MongoDB connection, the clock, named errors, translatable text, per-process versioned caches, encryption of personal data and the validators of Chinese contact data. Imports no other area."""
+"""The platform every area stands on: settings (``config``), the MongoDB connection (``db``), the clock, named
+errors, translatable text (``i18n``) and durations in words, per-process versioned caches, encryption of personal
+data (``crypto``), the validators of Chinese contact data, and the signals by which the domain asks for background
+work (``background``). Imports no other area."""

@@ -1,4 +1,4 @@
-"""The MongoDB connection (MongoEngine's ``default`` alias) and index creation."""
+"""The MongoDB connection (MongoEngine's ``default`` alias): connect once per process, check it answers."""
 from __future__ import annotations
 
 from datetime import timezone

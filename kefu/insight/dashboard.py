@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
 from kefu.core.db import get_database
 from kefu.notify.notifications import unread_count
 from kefu.org.structure import Department
@@ -17,6 +19,15 @@ from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 
 TREND_DAYS = 30
+
+
+# The records collection's indexes behind the cross-type counts by day: new and closed per day and department
+# (created by kefu.runtime.storage).
+RECORD_INDEXES = [
+    IndexModel([("created_at", DESCENDING), ("department", ASCENDING)], name="created"),
+    IndexModel([("closed_at", DESCENDING), ("department", ASCENDING)], name="closed",
+               partialFilterExpression={"closed_at": {"$type": "date"}}),
+]
 
 
 @dataclass

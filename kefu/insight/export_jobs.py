@@ -9,6 +9,7 @@ the 我的导出 page. Only whoever asked may download it.
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from flask import current_app
@@ -92,11 +93,6 @@ def start(record_type, query, actor, fmt: str, *, total: int, columns=None, view
 
 def run(job_id: str) -> ExportJob:
     """Write the export into GridFS, noting progress; then tell its owner. Idempotent: a finished job is left."""
-    from zoneinfo import ZoneInfo
-
-    from flask import current_app
-
-
     job = ExportJob.objects(pk=ObjectId(job_id)).first()
     if job is None or job.status == "done":
         return job

@@ -28,7 +28,8 @@ from kefu.records.actor import Actor
 from kefu.records.core_fields import core_field, core_fields, field_for
 from kefu.records.fields import OPERATORS, get_field_type
 from kefu.records.query import SLA_SORT, RecordQuery, build_filter, iter_records
-from kefu.records.store import AUDIT, RECORDS
+from kefu.records.store import RECORDS
+from kefu.records.timeline import audit
 from kefu.records.types import RecordType
 from kefu.records.values import core_values, read_stored, read_values
 from kefu.rules.sla import STATE_LABELS, clocks_json, state_at
@@ -363,12 +364,9 @@ def export_records(record_type: RecordType, query: RecordQuery, actor: Actor, fm
             if progress is not None and counter["rows"] % PROGRESS_EVERY == 0:
                 progress(counter["rows"])
             yield row
-        get_database()[AUDIT].insert_one({
-            "record_id": None, "record_type": record_type.key, "action": "export", "at": now,
-            "by": actor.user_id, "by_name": actor.name, "format": fmt, "filters": filters_text,
-            "description": description, "view": getattr(view, "key", None), "columns": [c.key for c in columns],
-            "rows": counter["rows"], "changes": [],
-        })
+        audit("export", record_type, None, actor, extra={
+            "at": now, "format": fmt, "filters": filters_text, "description": description,
+            "view": getattr(view, "key", None), "columns": [c.key for c in columns], "rows": counter["rows"]})
 
     rows = counted(_rows(record_type, columns, query, actor, text_only=(fmt == "csv")))
     if fmt == "csv":

@@ -11,18 +11,20 @@ import io
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from flask import current_app
+
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.insight.exports import neutralise, sheet_title
 from kefu.records.core_fields import core_field
 from kefu.records.fields import FIELD_TYPES, get_field_type
+from kefu.records.sections import workflow_of
+from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 from kefu.rules import callbacks, levels
 from kefu.rules.report import report_of
 from kefu.rules.sla import clocks_of
-from kefu.rules.workflow import workflow_of
 
-RECORDS = "records"
 REPORTS = "reports"
 
 
@@ -92,8 +94,6 @@ def clock_rates(record_type, start: datetime, end: datetime) -> list[dict]:
 def archive_monthly(month: str, now: datetime | None = None) -> dict:
     """Compute ``month``'s report — every type's numbers and the complaint analysis of each type with level
     rules — store it in ``reports`` (replacing an earlier run) and return it (with ``summary_lines``)."""
-    from flask import current_app
-
     now = now or utcnow()
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
     start, end = month_bounds(month, tz)
@@ -113,7 +113,14 @@ def archive_monthly(month: str, now: datetime | None = None) -> dict:
 
 
 def archived_monthly(month: str) -> dict | None:
-    return get_database()[REPORTS].find_one({"_id": f"monthly:{month}"})
+    """The archived report of ``month`` (None when there is none). An analysis archived before its top issues
+    named their columns gets ``issue_fields`` from its rows, labelled as the type's fields are now."""
+    report = get_database()[REPORTS].find_one({"_id": f"monthly:{month}"})
+    for analysis in (report or {}).get("analyses", {}).values():
+        if "issue_fields" not in analysis:
+            keys = [key for key in (analysis["top_issues"] or [{}])[0] if key != "count"]
+            analysis["issue_fields"] = _issue_fields(RecordType.objects(key=analysis["type"]).first(), keys)
+    return report
 
 
 # -- the monthly complaint analysis (月度投诉分析报告) ---------------------------------------------------------
@@ -185,7 +192,7 @@ def _rejected_answers(record_type) -> frozenset:
 
 def _repeat_key(record_type) -> str | None:
     """Who a complaint is from: the customer archive link, else the blind index of a sensitive phone."""
-    phone = next((f for f in record_type.active_fields if f.type == "phone"), None)
+    phone = next((f for f in record_type.active_fields if get_field_type(f.type).identifies_caller), None)
     if phone is not None:
         return f"bidx.{phone.key}" if phone.sensitive else f"data.{phone.key}"
     return "customer"
@@ -218,10 +225,9 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
     ``handling``: closed in the month, average and 90th-percentile hours from registration to closing;
     ``satisfaction``: callback answers recorded in the month; ``repeats``: complainants with 2+ records;
     ``top_issues``: the most frequent combinations of the type's ``report.issue_fields`` (e.g. project and
-    category), each row the fields' shown values by key and ``count``.
+    category), each row the fields' shown values by key and ``count``; ``issue_fields``: those fields' ``key``,
+    ``label`` and ``label_en``, in order (the table's columns).
     """
-    from flask import current_app
-
     now = now or utcnow()
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
     start, end = month_bounds(month, tz)
@@ -234,7 +240,7 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
     by = []
     for key, label, path in dimensions(record_type):
         definition = record_type.field(key)
-        unwind = definition is not None and definition.type == "multi_choice"
+        unwind = definition is not None and get_field_type(definition.type).multiple
         current, last = _counts(match, path, unwind), _counts(previous_match, path, unwind)
         names = _label_map(record_type, key, [*current, *last])
         rows = [{"value": names.get(value, value if value is not None else "（未填写）"), "count": count,
@@ -259,8 +265,18 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
         "satisfaction": {"answers": satisfaction, "answered": answered, "satisfied": satisfied,
                          "rate": round(satisfied / answered, 4) if answered else None},
         "repeats": {"complainants": len(repeats), "top": repeats[:REPEAT_SHOWN]},
-        "top_issues": top,
+        "top_issues": top, "issue_fields": _issue_fields(record_type, report_of(record_type).issue_fields),
     }
+
+
+def _issue_fields(record_type, keys) -> list[dict]:
+    """The columns of the top issues: each field's ``key`` and labels (the key itself for one not defined)."""
+    columns = []
+    for key in keys:
+        definition = record_type.field(key) if record_type is not None else None
+        columns.append({"key": key, "label": str(definition.label) if definition else key,
+                        "label_en": definition.label_en if definition else None})
+    return columns
 
 
 def _top_issues(record_type, match: dict) -> list[dict]:
@@ -269,7 +285,7 @@ def _top_issues(record_type, match: dict) -> list[dict]:
     if not keys:
         return []
     pipeline = [{"$match": match}, {"$group": {"_id": {key: f"$data.{key}" for key in keys}, "n": {"$sum": 1}}},
-                {"$sort": {"n": -1}}, {"$limit": TOP_ISSUES}]
+                {"$sort": {"n": -1, "_id": 1}}, {"$limit": TOP_ISSUES}]  # ties in one order, page and archive alike
     found = list(get_database()[RECORDS].aggregate(pipeline))
     names = {key: _label_map(record_type, key, [row["_id"].get(key) for row in found]) for key in keys}
 
@@ -302,7 +318,6 @@ def analysis_xlsx(analysis: dict, tz) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
-
 
     workbook = Workbook()
     bold = Font(bold=True)
@@ -348,7 +363,9 @@ def analysis_xlsx(analysis: dict, tz) -> bytes:
     table("回访满意度", ["回访结果", "次数"], [[k, v] for k, v in analysis["satisfaction"]["answers"].items()])
     table("重复投诉", ["客户", "次数", "编号"], [[r["name"], r["count"], "、".join(r["numbers"])]
                                           for r in analysis["repeats"]["top"]])
-    table("主要问题", ["项目", "类别", "件数"], [[r["project"], r["category"], r["count"]] for r in analysis["top_issues"]])
+    issue_fields = analysis["issue_fields"]
+    table("主要问题", [*(f["label"] for f in issue_fields), "件数"],
+          [[*(r.get(f["key"]) for f in issue_fields), r["count"]] for r in analysis["top_issues"]])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -10,8 +10,8 @@ A view is checked against the type's *current* definition each time it is
 opened (``resolve``): a filter naming a removed field or an operator the field
 no longer has is dropped and named in ``dropped``, the rest applies; columns
 that no longer exist are left out. Built-in views (``BUILTIN``) exist for every
-type (重大投诉 — the top of the type's ``levels.order`` — only where the type has levels and its level field offers
-that top level). Each user may pick
+type; the one named after the type's top level (重大投诉 in the shipped packs: ``kefu.rules.levels.top_level``) only
+where the type has a top level and its level field offers it. Each user may pick
 one default view per type. Sharing needs supervisor, manager or admin.
 """
 from __future__ import annotations
@@ -29,12 +29,12 @@ from kefu.org.roles import Role
 from kefu.records.core_fields import CORE_BY_KEY, core_field
 from kefu.records.fields import get_field_type
 from kefu.records.query import SLA_SORT, Condition, RecordQuery, build_filter
-from kefu.rules.levels import level_field, rules_of
-from kefu.rules.workflow import workflow_of
+from kefu.records.sections import workflow_of
+from kefu.rules.levels import level_field, top_level
 
 SLA_FIELD = "sla"
 LEVEL_FIELD = "$level"  # in a built-in's filters: whichever field holds the type's level (``kefu.rules.levels``)
-TOP_LEVEL = "$top_level"  # in a built-in's filters: the type's highest level (``levels.order[-1]``)
+TOP_LEVEL = "$top_level"  # in a built-in's filters: the type's highest level (``kefu.rules.levels.top_level``)
 SLA_OPS = ("overdue", "due_soon", "due_within", "due_today")
 SHARING_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 MAX_NAME = 40
@@ -47,14 +47,20 @@ class Builtin:
     name: object
     filters: tuple
     sort: str | None = None
-    needs_levels: bool = False  # offered only where the type has levels and its level field offers the top one
+    # Offered only where the type has a top level and its level field offers it; ``name`` then says which
+    # (``%(level)s``).
+    needs_top_level: bool = False
+
+    def name_for(self, record_type) -> str:
+        """The view's name on this type, in the user's language."""
+        name = str(self.name)
+        return name % {"level": top_level(record_type)} if self.needs_top_level else name
 
     def filters_for(self, record_type) -> list[list]:
         """The filters as lists, ``LEVEL_FIELD`` replaced by the key of the type's level field and ``TOP_LEVEL``
         by its highest level."""
-        levels = rules_of(record_type)
-        return [[level_field(record_type) if key == LEVEL_FIELD else key, op,
-                 levels.top if value == TOP_LEVEL and levels is not None else value]
+        top = top_level(record_type)
+        return [[level_field(record_type) if key == LEVEL_FIELD else key, op, top if value == TOP_LEVEL else value]
                 for key, op, value in self.filters]
 
 
@@ -66,7 +72,8 @@ BUILTIN = (
     Builtin("due_24h", _l("24 小时内到期"), ((SLA_FIELD, "due_within", 24),), sort="sla_due"),
     Builtin("my_due_today", _l("我的今日到期"), (("assignee", "eq", "$me"), (SLA_FIELD, "due_today", True)),
             sort="sla_due"),
-    Builtin("major", _l("重大投诉"), ((LEVEL_FIELD, "eq", TOP_LEVEL), ("status", "in", "$open")), needs_levels=True),
+    Builtin("major", _l("%(level)s投诉"), ((LEVEL_FIELD, "eq", TOP_LEVEL), ("status", "in", "$open")),
+            needs_top_level=True),
     Builtin("new_this_month", _l("本月新增"), (("created_at", "gte", "$month_start"),)),
     Builtin("new_today", _l("今日新增"), (("created_at", "gte", "$today"),)),
 )
@@ -101,11 +108,11 @@ class DefaultView(Document):
 
 @dataclass
 class Resolved:
-    """A view applied to the current definition: what ``kefu.records.store`` runs, and what was dropped."""
+    """A view applied to the current definition: what ``kefu.records.query`` runs, and what was dropped."""
 
     key: str
     name: str
-    conditions: list = field(default_factory=list)  # kefu.records.store.Condition
+    conditions: list = field(default_factory=list)  # kefu.records.query.Condition
     overdue: bool = False
     due_soon: bool = False
     due_within: timedelta | None = None
@@ -170,7 +177,7 @@ def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolv
     now = now or utcnow()
     builtin = BUILTIN_BY_KEY.get(key.removeprefix(BUILTIN_PREFIX))
     if builtin is not None and _offered(record_type, builtin):
-        resolved = Resolved(key=BUILTIN_PREFIX + builtin.key, name=str(builtin.name), sort=builtin.sort)
+        resolved = Resolved(key=BUILTIN_PREFIX + builtin.key, name=builtin.name_for(record_type), sort=builtin.sort)
         filters = builtin.filters_for(record_type)
     else:
         view = _visible_view(record_type.key, key, actor)
@@ -224,11 +231,10 @@ def _describe(item) -> str:
 
 
 def _offered(record_type, builtin: Builtin) -> bool:
-    if not builtin.needs_levels:
+    if not builtin.needs_top_level:
         return True
-    levels = rules_of(record_type)
-    level = record_type.field(levels.field) if levels is not None else None
-    return level is not None and level.active and levels.top in (level.choices or [])
+    top, level = top_level(record_type), record_type.field(level_field(record_type))
+    return top is not None and level is not None and level.active and top in level.choices
 
 
 def _column_exists(record_type, key: str) -> bool:
@@ -258,8 +264,8 @@ def _visible_view(type_key: str, key: str, actor) -> SavedView:
 def views_for(record_type, user) -> list[dict]:
     """Every view the user may open on the type: built-ins, their own, the shared ones; with the default marked."""
     default = default_key(user.pk, record_type.key)
-    items = [{"id": BUILTIN_PREFIX + b.key, "name": str(b.name), "builtin": True, "shared": True, "mine": False,
-              "filters": b.filters_for(record_type), "columns": [], "sort": b.sort}
+    items = [{"id": BUILTIN_PREFIX + b.key, "name": b.name_for(record_type), "builtin": True, "shared": True,
+              "mine": False, "filters": b.filters_for(record_type), "columns": [], "sort": b.sort}
              for b in BUILTIN if _offered(record_type, b)]
     saved = SavedView.objects(record_type=record_type.key).filter(
         __raw__={"$or": [{"owner": user.pk}, {"shared": True}]}).order_by("name")

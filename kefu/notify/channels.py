@@ -14,9 +14,9 @@ message: that is a failure too (retried like a network error).
 
 Quiet hours: staff reminders go out only inside the working window (default:
 working days of the company calendar, 09:00–18:00 local); outside it they wait
-for the window's next start. Urgent ones (records at one of the ``urgent_levels`` an admin lists in 通知设置) go out
-at once. The list is data of this installation, shared by every type: its default, 重大, is only what a new
-installation starts with (the shipped packs' top level), shown and edited in the form like any other value.
+for the window's next start. Urgent ones go out at once: records at one of the ``urgent_levels`` an admin lists in
+通知设置, or — while that list is empty, as it starts — at their type's top level (``kefu.rules.levels.top_level``:
+重大 in the shipped packs).
 """
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
 from flask import current_app
-from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, StringField
+from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, StringField, ValidationError
 
 from kefu.core.clock import TIME_OF_DAY, time_of_day, utcnow
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
+from kefu.rules.levels import top_level
 
 SETTINGS_ID = "notifications"
 SECURITY_MODES = ("none", "starttls", "ssl")
@@ -67,15 +68,14 @@ class NotificationSettings(Document):
     window_start = StringField(default="09:00", regex=TIME_OF_DAY, verbose_name=_l("发送时段开始"))
     window_end = StringField(default="18:00", regex=TIME_OF_DAY, verbose_name=_l("发送时段结束"))
     working_days_only = BooleanField(default=True, verbose_name=_l("仅工作日发送"))
-    urgent_levels = ListField(StringField(max_length=20), default=lambda: ["重大"], verbose_name=_l("立即发送的等级"))
+    # Empty: each type's top level (``urgent_for``).
+    urgent_levels = ListField(StringField(max_length=20), verbose_name=_l("立即发送的等级"))
     base_url = StringField(max_length=200, verbose_name=_l("系统访问地址"))
     updated_at = DateTimeField(default=utcnow)
 
     meta = {"collection": "notification_settings"}
 
     def clean(self) -> None:
-        from mongoengine import ValidationError
-
         for name in ("staff_webhook_url", "care_webhook_url", "base_url"):
             value = (getattr(self, name) or "").strip()
             setattr(self, name, value or None)
@@ -89,6 +89,14 @@ class NotificationSettings(Document):
 
     def __str__(self) -> str:
         return str(_l("通知设置"))
+
+    def urgent_for(self, record_type) -> tuple[str, ...]:
+        """The levels whose records of ``record_type`` are sent at once: the listed ``urgent_levels``, else the
+        type's top level (none when the type has no levels)."""
+        if self.urgent_levels:
+            return tuple(self.urgent_levels)
+        top = top_level(record_type)
+        return (top,) if top is not None else ()
 
 
 def get_settings() -> NotificationSettings:
@@ -233,9 +241,6 @@ def save_settings(values: dict, cipher, *, smtp_password: str | None = None,
                   clear_password: bool = False) -> NotificationSettings:
     """Change the settings named in ``values`` (``SETTING_FIELDS``); a non-empty ``smtp_password`` replaces the
     stored one (encrypted), ``clear_password`` removes it. ``ValidationFailed`` naming the field at fault."""
-    from mongoengine import ValidationError
-
-
     settings = get_settings()
     for name in SETTING_FIELDS:
         if name in values:

@@ -21,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from flask import current_app
 from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
-from mongoengine import DateTimeField, Document, StringField
+from mongoengine import DateTimeField, Document, NotUniqueError, StringField, ValidationError
 
 from kefu.core.clock import utcnow
 from kefu.core.errors import ValidationFailed
@@ -102,8 +103,6 @@ class MessageTemplate(Document):
     def clean(self) -> None:
         problems = template_problems(self.kind, self.subject, self.body)
         if problems:
-            from mongoengine import ValidationError
-
             raise ValidationError("；".join(problems.values()), errors=problems)
         self.updated_at = utcnow()
 
@@ -154,8 +153,6 @@ def ensure_templates() -> int:
             MessageTemplate(kind=kind, subject=shipped.subject, body=shipped.body, updated_by="system").save()
             created += 1
         except Exception as exc:  # another process created it at the same moment
-            from mongoengine import NotUniqueError
-
             if not isinstance(exc, NotUniqueError):
                 raise
     return created
@@ -193,9 +190,6 @@ def save_template(kind: str, subject: str, body: str, *, by: str | None = None) 
 def record_values(record_type, documents: list[dict], tz) -> dict:
     """``{record id: {field key: text}}`` for message templates: every configured field shown as text,
     references named (one query per reference kind for all ``documents``), sensitive values masked."""
-    from flask import current_app
-
-
     actor = Actor(user=None, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=False)
     values = {document["_id"]: read_values(record_type, document, actor) for document in documents}
     labels = {}

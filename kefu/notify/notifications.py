@@ -22,8 +22,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
+from zoneinfo import ZoneInfo
 
 from bson import ObjectId
+from flask import current_app
 from mongoengine import BooleanField, DateTimeField, DictField, Document, IntField, ObjectIdField, StringField
 from pymongo import InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
@@ -188,11 +190,6 @@ class Outbox:
     """Collects alerts and writes their notifications and deliveries in bulk, each once (unique keys)."""
 
     def __init__(self, now: datetime, people: People | None = None, settings=None, calendar=None, tz=None):
-        from zoneinfo import ZoneInfo
-
-        from flask import current_app
-
-
         self.now = now
         self.people = people or People()
         self.settings = settings or get_settings()

@@ -31,6 +31,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from pymongo import ASCENDING, IndexModel
 
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware, utcnow
@@ -43,6 +44,7 @@ from kefu.notify.notifications import Alert, Outbox, People
 from kefu.org.roles import Role
 from kefu.org.structure import Department
 from kefu.records.engine_state import clear_sla_next, mark_alerts
+from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 from kefu.rules.levels import level_of
 from kefu.rules.reminders import carried_alerts, ladder_steps, reminders_of, sla_next
@@ -50,13 +52,19 @@ from kefu.rules.sla import state_at
 
 log = logging.getLogger(__name__)
 
-RECORDS = "records"
 SWEEP_BATCH = 500
 SWEEP_FIELDS = {"type": 1, "number": 1, "status": 1, "assignee": 1, "department": 1, "created_by": 1, "data": 1,
                 "pii": 1, "sla": 1, "sla_open": 1, "sla_next": 1, "sla_rev": 1}
 
 
 # -- the sweep -----------------------------------------------------------------------------------------------
+
+# The records collection's index behind the sweep: records whose next alert has come (created by
+# kefu.runtime.storage).
+RECORD_INDEXES = [
+    IndexModel([("sla_next", ASCENDING)], name="sla_next", partialFilterExpression={"sla_next": {"$type": "date"}}),
+]
+
 
 @dataclass
 class SweepResult:
@@ -116,7 +124,7 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
     level = level_of(record_type, document)
     assignee, department = document.get("assignee"), document.get("department")
     supervisors = people.with_role(Role.SUPERVISOR.value, department)
-    urgent = level in (context.settings.urgent_levels or [])
+    urgent = level in context.settings.urgent_for(record_type)
     base = {"number": document["number"], "type_name": record_type.name, "status": document.get("status") or "",
             "level": level or "", "assignee": people.name(assignee), "department": context.department(department),
             "url": context.url(document), "record": texts}

@@ -1,1 +1,2 @@
-"""The organisation and its people: departments, projects → buildings → units, users, roles, API tokens and the customer archive (客户档案)."""
+"""The organisation and its people: departments, projects → buildings → units, users, roles, API tokens and the
+customer archive (客户档案)."""

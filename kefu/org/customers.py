@@ -51,6 +51,3 @@ class Customer(Document):
 
     def __str__(self) -> str:
         return self.name
-
-
-CUSTOMER_DOCUMENTS = (Customer,)

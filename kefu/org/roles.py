@@ -32,7 +32,7 @@ VIEW_PII = "view_pii"
 MANAGE_ORGANISATION = "manage_organisation"
 # Who may see and edit customer archives.
 MANAGE_CUSTOMERS = "manage_customers"
-# Who may reassign records in bulk (the overdue page, kefu.records.store.reassign).
+# Who may reassign records in bulk (the overdue page, kefu.records.write.reassign).
 REASSIGN_RECORDS = "reassign_records"
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

@@ -120,6 +120,3 @@ class Unit(Document):
 def unit_label(building_name: str, entrance: str | None, room: str) -> str:
     """The conventional way to say a unit: ``3幢`` + ``2单元`` + ``1201``."""
     return f"{building_name}{entrance or ''}{room}"
-
-
-ORGANISATION_DOCUMENTS = (Department, Project, Building, Unit)

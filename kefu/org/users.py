@@ -304,6 +304,3 @@ def _failure_error(user: User, now) -> LoginFailed:
 def _locked_message(locked_until, now):
     minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
     return _l("密码错误次数过多，账号已锁定，请 %(n)s 分钟后再试", n=minutes)
-
-
-USER_DOCUMENTS = (User,)

@@ -55,7 +55,3 @@ def field_for(record_type: RecordType, key: str, *, include_inactive: bool = Tru
         raise ValidationFailed(_l("没有字段“%(key)s”；可用：%(known)s", key=key, known="、".join(known)),
                                {key: _l("没有这个字段")})
     return definition
-
-
-def field_path(definition) -> str:
-    return definition.path

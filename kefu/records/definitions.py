@@ -8,7 +8,6 @@ change up on its next request.
 """
 from __future__ import annotations
 
-import logging
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -24,9 +23,9 @@ from kefu.records.migrations import convert_field_values, records_not_converting
 from kefu.records.search import reindex_search
 from kefu.records.types import FieldDefinition, RecordType, no_such_type, summaries_changed
 
-log = logging.getLogger(__name__)
-
 TYPE_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+# Type keys a route under /api/v1/types/ takes for itself (GET /api/v1/types/schema would hide a type so keyed).
+RESERVED_TYPE_KEYS = frozenset({"schema"})
 
 
 NUMBER_PREFIX_PATTERN = re.compile(r"^[A-Z]{1,6}$")
@@ -64,6 +63,8 @@ def definition_problems_of(data: dict, existing: RecordType | None) -> dict[str,
     key = data.get("key")
     if not isinstance(key, str) or not TYPE_KEY_PATTERN.match(key):
         problems["key"] = _l("类型键须以小写字母开头，2–40 位小写字母、数字或下划线")
+    elif key in RESERVED_TYPE_KEYS:
+        problems["key"] = _l("类型键“%(key)s”是系统保留字", key=key)
     elif existing is None and RecordType.objects(key=key).first():
         problems["key"] = _l("类型键“%(key)s”已存在", key=key)
     if not isinstance(data.get("name"), str) or not data.get("name", "").strip():
@@ -227,26 +228,13 @@ def load_shipped_types() -> list[str]:
     return created
 
 
-# Sections the shipped packs gained after installations had stored their types (``report`` replaced guessing the
-# monthly report's name column and top issues from labels and keys): an earlier installation gets each once.
-SECTIONS_SHIPPED_LATER = ("report",)
-
-
-def add_sections_shipped_later() -> list[str]:
-    """Give every stored type that came from a pack the ``SECTIONS_SHIPPED_LATER`` its shipped definition has and
-    it lacks (never one an admin has set); return the keys of the types changed. A type whose fields no longer fit
-    the shipped section (an admin removed the field it names) is left as it is, and logged."""
-    shipped = {definition["key"]: definition for _pack, definition in shipped_definitions()}
-    changed = []
-    for record_type in RecordType.objects(key__in=list(shipped)):
-        missing = {key: shipped[record_type.key][key] for key in SECTIONS_SHIPPED_LATER
-                   if key in shipped[record_type.key] and record_type.section_data(key) is None}
-        if not missing:
-            continue
-        try:
-            save_definition({**record_type.to_dict(), **missing}, by="schemas", key=record_type.key)
-        except ValidationFailed as exc:
-            log.warning("record type %s keeps no %s: %s", record_type.key, ", ".join(missing), exc)
-            continue
-        changed.append(record_type.key)
-    return changed
+def unparsable_types() -> dict[str, str]:
+    """Stored record types whose sections the section models refuse (a definition an earlier, looser check let
+    through): type key → what is wrong, section by section, for the operator to see at start. Until an admin fixes
+    it, such a type answers its pages and API calls with that message (``sections.SectionInvalid``)."""
+    found = {}
+    for record_type in RecordType.objects.order_by("key"):
+        problems = sections.stored_problems(record_type)
+        if problems:
+            found[record_type.key] = "；".join(f"{key}: {text}" for key, text in problems.items())
+    return found

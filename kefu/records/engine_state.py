@@ -10,8 +10,8 @@ from __future__ import annotations
 from pymongo import ReturnDocument, UpdateOne
 
 from kefu.core.db import get_database
+from kefu.records.store import RECORDS
 
-RECORDS = "records"
 LEVEL_RULES = "level_rules"
 
 

@@ -17,9 +17,8 @@ from kefu.core.background import alerts_due
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.records.sections import parsed, sections
+from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
-
-RECORDS = "records"
 
 
 def before_save(record_type, current: dict | None, after: dict, changed, *, system: bool = False) -> None:

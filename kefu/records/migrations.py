@@ -1,6 +1,8 @@
 """Rewriting stored values in batches when a definition changes (a field converted to another type), after checking which records would not convert."""
 from __future__ import annotations
 
+from pymongo import UpdateOne
+
 from kefu.core.db import get_database
 from kefu.core.validation import InvalidValue
 from kefu.records.actor import system_actor
@@ -10,8 +12,6 @@ from kefu.records.store import RECORDS
 
 def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 500) -> int:
     """``$set`` ``changes_of(document)`` on every record matching ``query``, in bulk batches; return how many changed."""
-    from pymongo import UpdateOne
-
     collection = get_database()[RECORDS]
     operations, changed = [], 0
     for document in collection.find(query, projection):

@@ -25,8 +25,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
+from kefu.core.errors import DomainError
 from kefu.core.i18n import _l
 
+# The workflow's section key: the one section the records area reads itself (``workflow_of``), so its key lives
+# here and ``kefu.rules.workflow.WorkflowSection`` takes it from here.
 WORKFLOW = "workflow"
 # Pydantic's error type for our own messages: ``PydanticCustomError(SECTION_ERROR, text)`` from a validator,
 # where ``text`` (Chinese, written for a person) follows the path: "的单位“weeks”不存在" (or ".initial …").
@@ -45,11 +48,17 @@ def refuse(text, **values) -> PydanticCustomError:
     return PydanticCustomError(SECTION_ERROR, "{text}", {"text": str(_l(text, **values)) if values else str(text)})
 
 
-class SectionInvalid(Exception):
-    """A section's value does not have its shape; ``messages`` say where and why, for a person."""
+class SectionInvalid(DomainError):
+    """A section's value does not have its shape; ``messages`` say where and why, for a person.
 
-    def __init__(self, messages: list[str]):
-        super().__init__("；".join(messages))
+    Raised while checking a definition being saved (``definition_problems`` turns it into the definition's
+    problems) and by ``parsed`` for a stored definition the models refuse (one an earlier, looser check let
+    through): then the message names the type, and the web and API error handlers answer with it."""
+
+    code = "definition_invalid"
+
+    def __init__(self, messages: list[str], message=None):
+        super().__init__(message or "；".join(messages))
         self.messages = messages
 
 
@@ -163,15 +172,37 @@ def parsed(record_type, key: str):
     raw = record_type.section_data(key)
 
     def build(value):
-        return section.parse(value) if value not in (None, {}, []) else section.default()
+        if value in (None, {}, []):
+            return section.default()
+        try:
+            return section.parse(value)
+        except SectionInvalid as exc:
+            raise SectionInvalid(exc.messages, _l(
+                "记录类型“%(type)s”的 %(section)s 设置无法使用：%(problems)s。请管理员在“记录类型”中修改后再试",
+                type=record_type.name, section=key, problems="；".join(exc.messages))) from None
 
     return record_type.derived(f"section:{key}", raw, build)
 
 
 def workflow_of(record_type):
     """The type's workflow (``statuses``, ``initial``, ``closed``, ``is_closed`` …): what a record's status
-    may be, as the registered ``workflow`` section has it."""
+    may be, as the registered ``workflow`` section has it. The one way every area reads a type's workflow."""
     return parsed(record_type, WORKFLOW)
+
+
+def stored_problems(record_type) -> dict[str, str]:
+    """What keeps the stored sections of ``record_type`` from parsing: section key → its messages joined ({}
+    when every one parses). Parsed afresh, not through the ``parsed`` cache, so nothing broken is kept."""
+    found = {}
+    for section in sections():
+        raw = record_type.section_data(section.key)
+        if raw in (None, {}, []):
+            continue
+        try:
+            section.parse(raw)
+        except SectionInvalid as exc:
+            found[section.key] = "；".join(exc.messages)
+    return found
 
 
 def definition_problems(data: Mapping) -> dict[str, str]:

@@ -30,8 +30,10 @@ EVENT_KINDS = {
 MANUAL_EVENT_KINDS = ("comment", "call", "visit", "forward", "plan", "approval", "callback", "attachment")
 
 
-def audit(action: str, record_type: RecordType, document: dict, actor: Actor, changes: list | None = None,
-           extra: dict | None = None) -> None:
+def audit(action: str, record_type: RecordType, document: dict | None, actor: Actor, changes: list | None = None,
+          extra: dict | None = None) -> None:
+    """Append to the audit log: who did ``action`` to ``document`` (None for an action on the type, such as an
+    export) and when, with its field ``changes``; ``extra`` adds or overrides keys of the entry."""
     entry = {
         "record_id": document["_id"] if document else None, "record_type": record_type.key,
         "number": document.get("number") if document else None, "action": action, "at": utcnow(),
@@ -43,7 +45,9 @@ def audit(action: str, record_type: RecordType, document: dict, actor: Actor, ch
 
 
 def record_event(record_type_key: str, record_id, kind: str, actor: Actor, text: str = "", attachments=(),
-           data: dict | None = None, at: datetime | None = None) -> dict:
+                 data: dict | None = None, at: datetime | None = None) -> dict:
+    """Append an event of ``kind`` (``EVENT_KINDS``) to the record's timeline; return it as stored. The engine's
+    own events (登记, 状态变更, 等级变更 …) come here; a person's go through ``add_event``."""
     event = {
         "record_id": record_id, "record_type": record_type_key, "kind": kind, "at": at or utcnow(),
         "by": actor.user_id, "by_name": actor.name, "text": text, "attachments": list(attachments),

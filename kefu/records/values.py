@@ -6,6 +6,7 @@ shows its message at once); ``storage_of`` encrypts sensitive values (with a bli
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from kefu.core.i18n import _l
@@ -42,9 +43,7 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
     errors: dict = {}
     core: dict = {}
     data: dict = {}
-    # A unit is named within the record's project: the one given now, else the stored one.
-    project_hint = values.get("project") or (current or {}).get("project")
-    context = actor.field_context(project_id=project_id_for(record_type, project_hint, actor))
+    context = actor.field_context(project_id=project_id_for(record_type, values, actor, current))
     for key, raw in values.items():
         try:
             check_value_shape(key, raw)
@@ -97,14 +96,16 @@ def label_of(record_type: RecordType, key: str) -> str:
     return str(definition.label) if definition is not None else key
 
 
-def project_id_for(record_type: RecordType, raw, actor: Actor):
-    """The project a unit name should be looked up in, when the same input names one (else None)."""
-    definition = record_type.field("project")
-    field_type = get_field_type(definition.type) if definition is not None else None
-    if raw is None or field_type is None or not field_type.narrows_units:
+def project_id_for(record_type: RecordType, values: Mapping, actor: Actor, current: Mapping | None = None):
+    """The project a unit name is looked up in: the value of the type's field whose type narrows units (its
+    project field) in ``values`` (the input), else in ``current`` (the stored record); None when the type has no
+    such field or it names no project."""
+    definition = next((f for f in record_type.specs if get_field_type(f.type).narrows_units), None)
+    raw = None if definition is None else values.get(definition.key) or (current or {}).get(definition.key)
+    if raw is None:
         return None
     try:
-        return field_type.clean(raw, definition, actor.field_context())
+        return get_field_type(definition.type).clean(raw, definition, actor.field_context())
     except InvalidValue:
         return None
 

@@ -42,14 +42,13 @@ from kefu.core.i18n import _, _l
 from kefu.org.roles import Role, role_label
 from kefu.records.engine_state import add_approval_reviews, decide_approval, set_approval
 from kefu.records.fields import get_field_type
-from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse
 from kefu.records.store import get_record
 from kefu.records.timeline import record_event
 from kefu.records.types import get_record_type
 from kefu.records.write import update_record
-from kefu.rules.shapes import Name
+from kefu.rules.shapes import NUMBERS, Name
 
-AMOUNT_TYPES = ("money", "decimal", "integer")
 ACTING_ROLES = (Role.APPROVER.value, Role.ADMIN.value)
 
 
@@ -165,7 +164,7 @@ class Approvals(SectionModel):
 
 def rules_of(record_type) -> Approvals | None:
     """The type's approval rules, or None when it has no ``approvals:`` section."""
-    return parsed(record_type, "approvals")
+    return parsed(record_type, ApprovalsSection.key)
 
 
 class ApprovalsSection(Section):
@@ -180,14 +179,14 @@ class ApprovalsSection(Section):
         problems = []
         field = draft.field(model.amount_field)
         if field is None:
-            numeric = "、".join(k for k, f in draft.fields.items() if f.get("type") in AMOUNT_TYPES) or "-"
+            numeric = "、".join(k for k, f in draft.fields.items() if f.get("type") in NUMBERS) or "-"
             problems.append(_l("approvals.amount_field 应为本类型的金额字段；“%(field)s”不存在（可用：%(fields)s）",
                                field=model.amount_field, fields=numeric))
-        elif field.get("type") not in AMOUNT_TYPES:
+        elif field.get("type") not in NUMBERS:
             problems.append(_l("approvals.amount_field“%(field)s”应为金额、小数或整数字段", field=model.amount_field))
         elif field.get("sensitive"):
             problems.append(_l("approvals.amount_field 不能是敏感字段“%(field)s”", field=model.amount_field))
-        workflow = draft.section("workflow")
+        workflow = draft.section(WORKFLOW)
         for key in ("on_status", "approved_status", "rejected_status"):
             value = getattr(model, key)
             if value is not None and workflow is not None and value not in workflow.statuses:

@@ -31,6 +31,7 @@ from typing import Any
 
 from bson import ObjectId
 from pydantic import Field, StrictStr, field_validator
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from kefu.calendar.workcalendar import get_calendar
@@ -39,17 +40,17 @@ from kefu.core.db import get_database
 from kefu.core.errors import DomainError, NotFound
 from kefu.core.i18n import _l
 from kefu.records.actor import system_actor
+from kefu.records.definitions import TYPE_KEY_PATTERN
 from kefu.records.engine_state import claim_outcome, link_callback, release_outcome, set_callback_result
 from kefu.records.fields import get_field_type
-from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse, workflow_of
+from kefu.records.store import RECORDS
 from kefu.records.timeline import record_event
 from kefu.records.types import RecordType, get_record_type
-from kefu.records.definitions import TYPE_KEY_PATTERN
 from kefu.records.values import core_values, read_values
 from kefu.records.write import create_record, system_update
 from kefu.rules.levels import customer_rejected
-from kefu.rules.shapes import CallbackWindow, Name
-from kefu.rules.workflow import workflow_of
+from kefu.rules.shapes import MOMENTS, SINGLE_CHOICE, CallbackWindow, Name
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,16 @@ DEFAULT_DUE_FIELD = "due_at"
 # Core fields a callback may be given or copied from the original (the engine's own, not configured ones).
 CORE_KEYS = ("number", "status", "assignee", "department", "customer", "created_by")
 WRITABLE_CORE = ("assignee", "department", "customer")
-RECORDS = "records"
+
+
+# The records collection's indexes for callbacks (created by kefu.runtime.storage): one callback per closing of a
+# record, and the callbacks due on a day (今日回访, kefu.schedule.duties).
+RECORD_INDEXES = [
+    IndexModel([("source.id", ASCENDING), ("source.closed_at", ASCENDING)], unique=True, name="callback_source",
+               partialFilterExpression={"source.id": {"$exists": True}}),
+    IndexModel([("source.due_at", ASCENDING)], name="callback_due",
+               partialFilterExpression={"source.due_at": {"$type": "date"}}),
+]
 
 
 class Callback(SectionModel):
@@ -97,7 +107,7 @@ class Callback(SectionModel):
 
 def rules_of(record_type) -> Callback | None:
     """The type's callback rule, or None when it has no ``callback:`` section."""
-    return parsed(record_type, "callback")
+    return parsed(record_type, CallbackSection.key)
 
 
 class CallbackSection(Section):
@@ -115,7 +125,7 @@ class CallbackSection(Section):
         problems = []
         if model.type == draft.key:
             problems.append(_l("callback.type 不能是本类型自己"))
-        workflow = draft.section("workflow")
+        workflow = draft.section(WORKFLOW)
         if workflow is not None and model.on_status not in workflow.statuses:
             problems.append(_l("callback.on_status“%(status)s”不在流程状态中；可选：%(statuses)s",
                                status=model.on_status, statuses="、".join(workflow.statuses)))
@@ -140,11 +150,11 @@ class CallbackSection(Section):
 def _target_problems(target, rules: Callback) -> list:
     problems = []
     due = target.field(rules.due_field)
-    if due is None or due.type != "datetime":
+    if due is None or due.type not in MOMENTS:
         problems.append(_l("callback.due_field：回访类型“%(type)s”没有日期时间字段“%(field)s”", type=target.name,
                            field=rules.due_field))
     result = target.field(rules.result_field)
-    if result is None or result.type != "choice":
+    if result is None or result.type not in SINGLE_CHOICE:
         problems.append(_l("callback.result_field：回访类型“%(type)s”没有选项字段“%(field)s”", type=target.name,
                            field=rules.result_field))
     else:

@@ -1,5 +1,5 @@
 """The rules of the ``levels:`` section (``kefu.rules.levels``), one model each: what they read and when they hold
-is evaluated there; here is their shape, the field types they may name and their default timeline text."""
+is evaluated there; here is their shape, the kinds of field they may name and their default timeline text."""
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
@@ -9,12 +9,14 @@ from pydantic import BeforeValidator, Field, StrictInt, StrictStr
 
 from kefu.core.i18n import _l
 from kefu.records.sections import SectionModel, refuse
-from kefu.rules.shapes import Name
+from kefu.rules.shapes import DATES, NUMBERS, FieldKind, Name
 
-NUMBER_TYPES = ("money", "decimal", "integer")
-SAME_VALUE_TYPES = ("choice", "text")
-CUSTOMER_TYPES = ("customer", "phone", "id_number", "email", "text")
-START_TYPES = ("datetime", "date")
+YES_NO = FieldKind(lambda t: t.holds_yes_no, ("boolean",))
+# What "the same issue" is read from: one choice, or a short text.
+SAME_VALUES = FieldKind(lambda t: t.single_choice or t.one_line_text, ("choice", "text"))
+PROJECTS = FieldKind(lambda t: t.narrows_units, ("project",))
+UNITS = FieldKind(lambda t: t.narrowed_by_project, ("unit",))
+CUSTOMERS = FieldKind(lambda t: t.identifies_customer, ("customer", "phone", "id_number", "email", "text"))
 
 
 def _field_label(record_type, key) -> str:
@@ -35,8 +37,8 @@ def _positive(value) -> Decimal:
 class Rule(SectionModel):
     """One entry of ``levels.rules``: when it holds, the record rises to ``level``."""
 
-    # key → the field types it may name (checked against the definition's fields).
-    field_types: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # key → the kind of field it may name (checked against the definition's fields).
+    field_kinds: ClassVar[dict[str, FieldKind]] = {}
     rule: str
     level: StrictStr
     reason: Name | None = Field(None, description="时间线上的说明；默认按规则生成")
@@ -66,7 +68,7 @@ class Rule(SectionModel):
 class AtLeast(Rule):
     """The number field ``field`` is at least ``value``."""
 
-    field_types: ClassVar = {"field": NUMBER_TYPES}
+    field_kinds: ClassVar = {"field": NUMBERS}
     rule: Literal["at_least"]
     field: StrictStr
     value: Annotated[Decimal, BeforeValidator(_positive)]
@@ -78,7 +80,7 @@ class AtLeast(Rule):
 class Flag(Rule):
     """The yes/no field ``field`` is 是."""
 
-    field_types: ClassVar = {"field": ("boolean",)}
+    field_kinds: ClassVar = {"field": YES_NO}
     rule: Literal["flag"]
     field: StrictStr
 
@@ -89,7 +91,7 @@ class Flag(Rule):
 class SameIssueUnits(Rule):
     """Records with the same ``field`` in the same project come from ``units`` different units."""
 
-    field_types: ClassVar = {"field": SAME_VALUE_TYPES, "project_field": ("project",), "unit_field": ("unit",)}
+    field_kinds: ClassVar = {"field": SAME_VALUES, "project_field": PROJECTS, "unit_field": UNITS}
     rule: Literal["same_issue_units"]
     field: StrictStr
     project_field: StrictStr
@@ -104,7 +106,7 @@ class SameIssueUnits(Rule):
 class RepeatCustomer(Rule):
     """The same customer has ``count`` records with the same ``field``."""
 
-    field_types: ClassVar = {"field": SAME_VALUE_TYPES, "customer_field": CUSTOMER_TYPES}
+    field_kinds: ClassVar = {"field": SAME_VALUES, "customer_field": CUSTOMERS}
     rule: Literal["repeat_customer"]
     field: StrictStr
     customer_field: StrictStr
@@ -129,7 +131,7 @@ class Communications(Rule):
 class OpenLonger(Rule):
     """At level ``from`` and still open ``months`` after ``start`` (default: registration)."""
 
-    field_types: ClassVar = {"start": START_TYPES}
+    field_kinds: ClassVar = {"start": DATES}
     rule: Literal["open_longer"]
     from_: StrictStr = Field(alias="from")
     months: StrictInt = Field(ge=1)

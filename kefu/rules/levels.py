@@ -52,22 +52,20 @@ from kefu.core.i18n import _l
 from kefu.records.actor import system_actor
 from kefu.records.engine_state import claim_level_rules, release_level_rules
 from kefu.records.fields import get_field_type
-from kefu.records.sections import Section, SectionModel, parsed, refuse
-from kefu.records.store import get_record
+from kefu.records.sections import Section, SectionModel, parsed, refuse, workflow_of
+from kefu.records.store import RECORDS, get_record
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, record_event
 from kefu.records.types import RecordType, get_record_type
 from kefu.records.write import system_update
 from kefu.rules.level_rules import (
     AnyRule, AtLeast, Communications, Flag, OpenLonger, RepeatCustomer, Rule, SameIssueUnits,
 )
-from kefu.rules.shapes import Name
-from kefu.rules.workflow import workflow_of
+from kefu.rules.shapes import SINGLE_CHOICE, FieldKind, Name
 
 CORE_CUSTOMER = "customer"  # the record's own link to the customer archive
 DEFAULT_LEVEL_FIELD = "level"  # also the SLA clocks' default ``level_field``
 # The rules a save evaluates (the others run on a new timeline event or in the daily job).
 SAVE_RULES = ("at_least", "flag", "same_issue_units", "repeat_customer")
-RECORDS = "records"
 EVENTS = "record_events"
 APPLIED = "level_rules"  # on a record: ids of the rules that raised it (each raises a record once)
 
@@ -125,7 +123,7 @@ class Levels(SectionModel):
 
 def rules_of(record_type) -> Levels | None:
     """The type's level rules, or None when it has no ``levels:`` section."""
-    return parsed(record_type, "levels")
+    return parsed(record_type, LevelsSection.key)
 
 
 class LevelsSection(Section):
@@ -147,10 +145,10 @@ class LevelsSection(Section):
         problems, level_field = [], draft.field(model.field)
         choices: list = []
         if level_field is None:
-            choice_fields = "、".join(k for k, f in draft.fields.items() if f.get("type") == "choice") or "-"
+            choice_fields = "、".join(k for k, f in draft.fields.items() if f.get("type") in SINGLE_CHOICE) or "-"
             problems.append(_l("levels.field 应为本类型的选项字段；“%(field)s”不存在（可用：%(fields)s）",
                                field=model.field, fields=choice_fields))
-        elif level_field.get("type") != "choice" or level_field.get("sensitive"):
+        elif level_field.get("type") not in SINGLE_CHOICE or level_field.get("sensitive"):
             problems.append(_l("levels.field“%(field)s”应为选项字段（choice），且不能是敏感字段", field=model.field))
         else:
             choices = list(level_field.get("choices") or [])
@@ -180,10 +178,10 @@ def _rule_problems(n: int, rule: Rule, draft, levels: Levels) -> list:
     if isinstance(rule, Communications) and not all(k in MANUAL_EVENT_KINDS for k in rule.kinds):
         problems.append(_l("levels.rules 第 %(n)s 条的 kinds 应为过程记录类型列表；可用：%(kinds)s", n=n,
                            kinds="、".join(f"{k}（{EVENT_KINDS[k]}）" for k in MANUAL_EVENT_KINDS)))
-    for key, types in rule.field_types.items():
+    for key, kind in rule.field_kinds.items():
         value = getattr(rule, key)
         if value is not None:
-            problems.extend(_field_problems(n, key, value, types, draft, levels.field,
+            problems.extend(_field_problems(n, key, value, kind, draft, levels.field,
                                             allow_sensitive=key == "customer_field"))
     if isinstance(rule, OpenLonger) and rule.from_ in order and rule.level in order \
             and order.index(rule.from_) >= order.index(rule.level):
@@ -192,7 +190,7 @@ def _rule_problems(n: int, rule: Rule, draft, levels: Levels) -> list:
     return problems
 
 
-def _field_problems(n: int, key: str, value, types: tuple, draft, level_key, *, allow_sensitive: bool) -> list:
+def _field_problems(n: int, key: str, value, kind: FieldKind, draft, level_key, *, allow_sensitive: bool) -> list:
     if allow_sensitive and value == CORE_CUSTOMER:
         return []
     field = draft.field(value)
@@ -200,9 +198,9 @@ def _field_problems(n: int, key: str, value, types: tuple, draft, level_key, *, 
         return [_l("levels.rules 第 %(n)s 条的 %(key)s：本类型没有字段“%(field)s”", n=n, key=key, field=value)]
     if value == level_key:
         return [_l("levels.rules 第 %(n)s 条不能使用等级字段“%(field)s”本身", n=n, field=value)]
-    if field.get("type") not in types or (field.get("sensitive") and not allow_sensitive):
+    if field.get("type") not in kind or (field.get("sensitive") and not allow_sensitive):
         return [_l("levels.rules 第 %(n)s 条的 %(key)s“%(field)s”应为非敏感的 %(types)s 字段", n=n, key=key,
-                   field=value, types="/".join(types))]
+                   field=value, types="/".join(kind))]
     return []
 
 
@@ -217,6 +215,16 @@ def level_field(record_type) -> str:
 def level_of(record_type, document: dict):
     """The record's level as stored (None when it has none)."""
     return (document.get("data") or {}).get(level_field(record_type))
+
+
+def top_level(record_type) -> str | None:
+    """The type's highest level (the 重大 of the shipped packs): the last of ``levels.order`` when the type has a
+    ``levels:`` section, else the last choice of its ``level`` field, else None (the type has no levels)."""
+    rules = rules_of(record_type)
+    if rules is not None:
+        return rules.top
+    field = record_type.field(DEFAULT_LEVEL_FIELD)
+    return field.choices[-1] if field is not None and field.choices else None
 
 
 def _is_open(record_type, document: dict) -> bool:

@@ -23,7 +23,6 @@ from kefu.core.clock import aware, time_of_day
 from kefu.core.i18n import _l
 from kefu.records.sections import Section, SectionModel, parsed, refuse
 
-DEFAULT_AT = "09:00"
 DEFAULT_MANAGER_AFTER = 2
 
 
@@ -71,7 +70,7 @@ DEFAULT_REMINDERS = Reminders()
 
 def reminders_of(record_type) -> Reminders:
     """The type's reminder settings (the defaults when its definition has no section)."""
-    return parsed(record_type, "reminders")
+    return parsed(record_type, RemindersSection.key)
 
 
 class RemindersSection(Section):

@@ -1,6 +1,9 @@
-"""Value shapes the section models share: names, field keys, non-negative counts and time windows."""
+"""Value shapes the section models share: names, field keys, non-negative counts and time windows; and the
+kinds of field a section may name (``NUMBERS``, ``DATES`` …), told by what their field types hold."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, ClassVar
 from zoneinfo import ZoneInfo
@@ -8,7 +11,33 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, Field, StrictInt, StrictStr, model_validator
 
 from kefu.core.i18n import _, _l
+from kefu.records.fields import FIELD_TYPES, FieldType
 from kefu.records.sections import SectionModel, refuse
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """The fields a section's setting may name: those whose field type ``accepts`` (a question asked of the type,
+    never of its name). ``shown`` is how messages list those types ("money/decimal/integer"), in the order they
+    always have; a test keeps it naming exactly the accepted types.
+
+    ``type_name in kind`` asks the named type; iterating gives ``shown``."""
+
+    accepts: Callable[[FieldType], bool]
+    shown: tuple[str, ...]
+
+    def __contains__(self, type_name) -> bool:
+        field_type = FIELD_TYPES.get(type_name) if isinstance(type_name, str) else None
+        return field_type is not None and self.accepts(field_type)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.shown)
+
+
+NUMBERS = FieldKind(lambda t: t.holds_numbers, ("money", "decimal", "integer"))
+DATES = FieldKind(lambda t: t.holds_dates, ("datetime", "date"))
+MOMENTS = FieldKind(lambda t: t.has_time_of_day, ("datetime",))
+SINGLE_CHOICE = FieldKind(lambda t: t.single_choice, ("choice",))
 
 
 def not_blank(value: str) -> str:

@@ -34,11 +34,12 @@ recomputes all of it from the record, its type and the calendar, bumping
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from pydantic import AfterValidator, Field, RootModel, StrictStr, ValidationError, model_validator
+from pymongo import ASCENDING, IndexModel
 
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware, utcnow
@@ -46,23 +47,34 @@ from kefu.core.db import get_database
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l
 from kefu.records.engine_state import set_sla_state
-from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.records.sections import (
+    WORKFLOW, Section, SectionInvalid, SectionModel, parsed, refuse, workflow_of,
+)
+from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 from kefu.records.values import core_values, read_plain_values
 from kefu.rules.levels import DEFAULT_LEVEL_FIELD
 from kefu.rules.reminders import carried_alerts, reminders_of, sla_next
-from kefu.rules.shapes import ClockTime, Name, Window
-from kefu.rules.workflow import workflow_of
+from kefu.rules.shapes import DATES, MOMENTS, ClockTime, Name, Window
 
-STATES = ("on_time", "due_soon", "overdue", "met", "missed")
 STATE_LABELS = {"on_time": _l("未到期"), "due_soon": _l("即将到期"), "overdue": _l("已逾期"), "met": _l("按时完成"),
                 "missed": _l("超时完成")}
-LIVE_STATES = ("on_time", "due_soon", "overdue")
 ANY_VALUE = "*"  # in when / done_when: the field is filled in
 DUE_SOON_SHARE = 0.2
 DUE_SOON_AT_LEAST = timedelta(hours=2)
 CORE_CONDITION_KEYS = ("status", "assignee", "department", "customer")
-RECORDS = "records"
+
+
+# The records collection's indexes over the SLA state this section keeps (created by kefu.runtime.storage):
+# per-type lists of overdue and due-soon records sorted by how late, and the clocks still running.
+RECORD_INDEXES = [
+    IndexModel([("type", ASCENDING), ("sla_due", ASCENDING), ("_id", ASCENDING)], name="type_sla_due"),
+    # Due soon ($elemMatch warn_at <= now < due_at): both bounds apply to the same sla_open element, so
+    # only the clocks past their warning time are scanned and the overdue ones are skipped in the index.
+    IndexModel([("type", ASCENDING), ("sla_open.warn_at", ASCENDING), ("sla_open.due_at", ASCENDING)],
+               name="type_sla_warn"),
+    IndexModel([("sla_live", ASCENDING)], name="sla_live", partialFilterExpression={"sla_live": {"$gt": 0}}),
+]
 
 
 def _clock_key(value: str) -> str:
@@ -108,7 +120,7 @@ class Clocks(RootModel[tuple[Clock, ...]]):
 
 
 def clocks_of(record_type) -> tuple[Clock, ...]:
-    return parsed(record_type, "sla")
+    return parsed(record_type, SlaSection.key)
 
 
 class SlaSection(Section):
@@ -137,7 +149,7 @@ class SlaSection(Section):
         return tuple(clocks)
 
     def problems(self, draft, model) -> list:
-        workflow = draft.section("workflow")
+        workflow = draft.section(WORKFLOW)
         statuses = set(workflow.statuses) if workflow is not None else None
         problems = []
         for clock in model:
@@ -155,7 +167,7 @@ def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
         if statuses is not None and clock.start[len("status:"):] not in statuses:
             problems.append(_l("%(where)s.start 的状态“%(status)s”不在流程中", where=where,
                                status=clock.start[len("status:"):]))
-    elif clock.start != "created" and (draft.field(clock.start) or {}).get("type") != "datetime":
+    elif clock.start != "created" and (draft.field(clock.start) or {}).get("type") not in MOMENTS:
         problems.append(_l("%(where)s.start 应为 created、status:状态 或一个日期时间字段", where=where))
     if clock.by_level and draft.field(clock.level_field) is None:
         problems.append(_l("%(where)s.by_level 需要等级字段“%(field)s”", where=where, field=clock.level_field))
@@ -170,7 +182,7 @@ def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
             elif (draft.field(name) or {}).get("sensitive"):
                 problems.append(_l("%(where)s.%(part)s 不能使用敏感字段“%(field)s”", where=where, part=part,
                                    field=name))
-    if clock.until is not None and (draft.field(clock.until) or {}).get("type") not in ("date", "datetime"):
+    if clock.until is not None and (draft.field(clock.until) or {}).get("type") not in DATES:
         problems.append(_l("%(where)s.until 应为一个日期或日期时间字段", where=where))
     return problems
 
@@ -340,9 +352,14 @@ def backfill_next(batch: int = 1000) -> int:
                 types[document["type"]] = get_record_type(document["type"], active_only=False)
             except NotFound:  # its type was deleted: no clocks to compute
                 types[document["type"]] = None
-        if types[document["type"]] is not None:
+        if types[document["type"]] is None:
+            continue
+        try:
             refresh(types[document["type"]], document["_id"])
-            count += 1
+        except SectionInvalid:  # its stored definition cannot be used (the start names it): its records wait
+            types[document["type"]] = None
+            continue
+        count += 1
     return count
 
 

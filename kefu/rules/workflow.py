@@ -13,7 +13,7 @@ workflow:
 ```
 
 A type without the section has the default workflow: 待受理 → 处理中 → 已解决 → 已关闭,
-any move allowed, 已关闭 closing. The records area reads it through ``kefu.records.sections.workflow_of``.
+any move allowed, 已关闭 closing. Every area reads it through ``kefu.records.sections.workflow_of``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pydantic import Field, StrictStr, model_validator
 
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
-from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.records.sections import WORKFLOW, Section, SectionModel, refuse
 from kefu.rules.shapes import Name
 
 DEFAULT_STATUSES = ("待受理", "处理中", "已解决", "已关闭")
@@ -99,11 +99,6 @@ DEFAULT_WORKFLOW = Workflow(statuses=DEFAULT_STATUSES, initial=DEFAULT_STATUSES[
                             rework="处理中")
 
 
-def workflow_of(record_type) -> Workflow:
-    """The record type's workflow (the default one when its definition has none)."""
-    return parsed(record_type, "workflow")
-
-
 def check_change(record_type, workflow: Workflow, before_status: str | None, after_status: str, values: dict) -> None:
     """Refuse a status move the workflow does not allow, or a close with ``required_on_close`` fields empty.
 
@@ -124,7 +119,7 @@ def check_change(record_type, workflow: Workflow, before_status: str | None, aft
 class WorkflowSection(Section):
     """``workflow:``: the statuses; refuses moves it does not allow (but not a system move)."""
 
-    key = "workflow"
+    key = WORKFLOW
     title = _l("流程")
     model = Workflow
 

@@ -1,6 +1,6 @@
 """What every start does before the web app and the workers run: the shipped record types, the working-day
-calendar, message templates, reminder schedules and search grams of earlier records, and — in demo mode, into an
-empty database — the demo data. Each step is idempotent, so a second start adds nothing."""
+calendar, message templates, the report settings, reminder schedules and search grams of earlier records, and — in
+demo mode, into an empty database — the demo data. Each step is idempotent, so a second start adds nothing."""
 from __future__ import annotations
 
 import time
@@ -10,8 +10,9 @@ from kefu.calendar.workcalendar import seed_calendar
 from kefu.notify.messages import ensure_templates
 from kefu.org.users import User
 from kefu.records.search import index_unindexed_records
-from kefu.records.definitions import add_sections_shipped_later, load_shipped_types
+from kefu.records.definitions import load_shipped_types, unparsable_types
 from kefu.rules import sla
+from kefu.rules.report import backfill_report_settings
 from seed.demo import seed_demo
 from seed.records import seed_demo_records
 
@@ -22,9 +23,11 @@ def prepare_database(demo: bool, say: Callable[[str], None]) -> dict[str, int] |
     created = load_shipped_types()
     if created:
         say(f"record types loaded from schemas/: {len(created)}")
-    completed = add_sections_shipped_later()
-    if completed:
-        say(f"settings added from schemas/ to earlier record types: {', '.join(completed)}")
+    for key, problems in unparsable_types().items():
+        say(f"record type {key} cannot be used until an admin fixes its definition: {problems}")
+    migrated = backfill_report_settings()
+    if migrated:
+        say(f"monthly report settings written for earlier record types: {', '.join(migrated)}")
     started = time.monotonic()
     seeded_days = seed_calendar()
     if seeded_days:

@@ -1,20 +1,29 @@
 """The indexes of every area's collections, created when an app starts and before its first write.
 
-The unique keys among them are what makes every alert, delivery and duty run happen once: they must exist before
-the first write, not be built by whichever process touches a collection first (a race with concurrent inserts).
+Each area declares the indexes its own queries need next to those queries (``RECORD_INDEXES`` for the records
+collection); this module, above every area, collects and creates them. The unique keys among them are what makes
+every callback, alert, delivery and duty run happen once: they must exist before the first write, not be built by
+whichever process touches a collection first (a race with concurrent inserts).
 """
 from __future__ import annotations
 
+from kefu.insight import dashboard, overdue
+from kefu.notify import reminders
 from kefu.notify.notifications import Delivery, Notification, Task
 from kefu.records.attachments import ensure_attachment_indexes
 from kefu.records.indexes import ensure_record_indexes
+from kefu.rules import callbacks, sla
 from kefu.schedule.duties import DutyRun
+
+# Indexes of the records collection declared outside the records area, by the module whose queries use them.
+DECLARED_RECORD_INDEXES = (*sla.RECORD_INDEXES, *callbacks.RECORD_INDEXES, *reminders.RECORD_INDEXES,
+                           *overdue.RECORD_INDEXES, *dashboard.RECORD_INDEXES)
 
 
 def ensure_collections() -> None:
     """Create the indexes of the collections written with pymongo and of the MongoEngine documents whose unique
     keys make work happen once (the other MongoEngine documents create their own on first use)."""
-    ensure_record_indexes()
+    ensure_record_indexes(list(DECLARED_RECORD_INDEXES))
     ensure_attachment_indexes()
     for document in (Notification, Delivery, Task, DutyRun):
         document.ensure_indexes()

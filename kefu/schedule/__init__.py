@@ -1,1 +1,2 @@
-"""Scheduled and background work: the duties the scheduler starts (each occurrence once) and the state of rq's queues."""
+"""Scheduled and background work: when each duty runs, each occurrence once (``duties``), what each does
+(``routines``), and the state of rq's queues for the 任务队列 page (``queues``)."""

@@ -1,63 +1,11 @@
-"""The JSON API under ``/api/``: token or session auth, one error shape, never a 500 for input.
+"""The JSON API under ``/api/``: token or session auth, one error shape (``web.api.base``), never a 500 for input.
 
-Errors are always ``{"error": {"code", "message", "fields": {key: message}}}``.
+Errors are always ``{"error": {"code", "message", "fields": {key: message}}}``. Each module below adds its routes to
+the one blueprint.
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
-from flask_login import current_user
+from web.api import approvals, levels, notifications, records, types, views
+from web.api.base import blueprint
 
-from kefu.core.errors import Conflict, DomainError, LoginFailed, NotFound, PermissionDenied, ValidationFailed
-from kefu.core.i18n import _
-
-blueprint = Blueprint("api", __name__, url_prefix="/api")
-
-# Endpoints that answer without a signed-in caller.
-PUBLIC_ENDPOINTS = {"api.issue_token"}
-
-STATUS_OF = ((LoginFailed, 401), (PermissionDenied, 403), (NotFound, 404), (Conflict, 409), (ValidationFailed, 422))
-
-
-class BadRequest(ValidationFailed):
-    """Malformed request (unknown filter field or operator, bad JSON): answered with 400."""
-
-    code = "bad_request"
-
-
-def error_response(status: int, code: str, message, fields: dict | None = None, **extra):
-    """The one JSON error shape."""
-    body = {"error": {"code": code, "message": str(message),
-                      "fields": {str(k): str(v) for k, v in (fields or {}).items()}, **extra}}
-    return jsonify(body), status
-
-
-@blueprint.before_request
-def require_caller():
-    """Every route but token issuing needs a session or ``Authorization: Bearer <token>``."""
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return None
-    if not current_user.is_authenticated:
-        return error_response(401, "unauthorized", _("请先登录或提供有效的令牌（Authorization: Bearer …）"))
-    return None
-
-
-@blueprint.errorhandler(DomainError)
-def domain_error(exc: DomainError):
-    status = 400 if isinstance(exc, BadRequest) else next((s for cls, s in STATUS_OF if isinstance(exc, cls)), 400)
-    return error_response(status, exc.code, exc.message, exc.fields)
-
-
-def json_body() -> dict:
-    """The request's JSON object; ``BadRequest`` when it is missing or not an object."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest(_("请求体应为 JSON 对象（Content-Type: application/json）"))
-    return body
-
-
-from web.api import approvals as _approvals  # noqa: E402,F401
-from web.api import levels as _levels  # noqa: E402,F401
-from web.api import notifications as _notifications  # noqa: E402,F401
-from web.api import records as _records  # noqa: E402,F401  (routes register on the blueprint)
-from web.api import types as _types  # noqa: E402,F401
-from web.api import views as _views  # noqa: E402,F401
+__all__ = ["blueprint", "approvals", "levels", "notifications", "records", "types", "views"]

@@ -10,7 +10,7 @@ from kefu.records.store import get_record
 from kefu.rules import approvals
 from kefu.rules.callbacks import links_of
 from web.actor import current_actor
-from web.api import blueprint, json_body
+from web.api.base import blueprint, json_body
 
 
 def _body(record_type, document, actor) -> dict:

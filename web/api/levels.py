@@ -8,7 +8,7 @@ from kefu.records import types as record_types
 from kefu.records.timeline import record_events
 from kefu.rules import levels
 from web.actor import current_actor
-from web.api import blueprint, json_body
+from web.api.base import blueprint, json_body
 
 
 @blueprint.post("/v1/records/<type_key>/<record_id>/reject")

@@ -9,7 +9,7 @@ from flask_login import current_user
 from kefu.calendar.workcalendar import today_in
 from kefu.core.i18n import _
 from kefu.notify import notifications
-from web.api import BadRequest, blueprint
+from web.api.base import BadRequest, blueprint
 
 
 def _tz() -> ZoneInfo:

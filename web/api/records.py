@@ -20,7 +20,7 @@ from kefu.records.openapi import openapi_document
 from kefu.records.query import MAX_PER_PAGE, SLA_SORT, Condition, RecordQuery, find_records
 from kefu.records.references import REFERENCE_KINDS, search_references
 from web.actor import current_actor
-from web.api import BadRequest, blueprint, json_body
+from web.api.base import BadRequest, blueprint, error_response, json_body
 
 LIST_PARAMETERS = {"q", "sort", "page", "per_page", "view", "columns"}
 
@@ -232,8 +232,6 @@ def export_records(type_key, fmt):
         job = export_jobs.start(record_type, query, actor, fmt, total=total, columns=columns, view=resolved,
                                 filters_text=filters_text)
         if job.status == "failed":
-            from web.api import error_response
-
             return error_response(503, "queue_unavailable", job.error)
         return jsonify({"export": export_jobs.job_json(job, actor.tz), "status_url": f"/api/v1/exports/{job.pk}"}), 202
     export = exports.export_records(record_type, query, actor, fmt, filters_text=filters_text, columns=columns,
@@ -273,6 +271,4 @@ def openapi():
 
 @blueprint.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_found(anything):
-    from web.api import error_response
-
     return error_response(404, "not_found", _("没有这个接口：/api/%(path)s", path=anything))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from kefu.records.sections import sections
-from web.api import blueprint
+from web.api.base import blueprint
 
 
 @blueprint.get("/v1/types/schema")

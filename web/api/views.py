@@ -7,7 +7,7 @@ from flask_login import current_user
 from kefu.insight import views
 from kefu.records import types as record_types
 from web.actor import current_actor
-from web.api import blueprint, json_body
+from web.api.base import blueprint, json_body
 
 
 @blueprint.get("/v1/views/<type_key>")

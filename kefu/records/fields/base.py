@@ -54,10 +54,22 @@ class FieldType:
     decided by its name: ``sortable`` (lists may sort by the stored value),
     ``holds_files`` (values are attachment ids, linked to the record when it
     is saved; never a list column), ``narrows_units`` (a value names a project
-    that unit names are then looked up in), ``report_dimension`` (the monthly
+    that unit names are then looked up in), ``narrowed_by_project`` (a value
+    is a unit, looked up in that project), ``report_dimension`` (the monthly
     report counts records by its values), ``export_width`` (spreadsheet column
     width in characters) and ``export_dates`` (:meth:`export_cell` gives dates
     or times, written as spreadsheet dates).
+
+    What a value is, for the rule sections that name fields by what they hold:
+    ``holds_numbers`` (a number: amounts, counts), ``holds_dates`` (a calendar
+    day, with or without a time), ``has_time_of_day`` (a moment: a day and a
+    time), ``holds_yes_no`` (是/否), ``single_choice`` (one of the definition's
+    ``choices``), ``multiple`` (a list of several of them; counted one by one),
+    ``one_line_text`` (free text on one line: a name, a short category — not a
+    phone number or an e-mail), ``identifies_customer`` (the same value on two
+    records means the same customer: a customer link, a phone number, an ID
+    number, an e-mail or a name) and ``identifies_caller`` (the number a person
+    got in touch from: repeat complainants are found by it).
     """
 
     name = ""
@@ -69,7 +81,17 @@ class FieldType:
     sortable = True
     holds_files = False
     narrows_units = False
+    narrowed_by_project = False
     report_dimension = False
+    holds_numbers = False
+    holds_dates = False
+    has_time_of_day = False
+    holds_yes_no = False
+    single_choice = False
+    multiple = False
+    one_line_text = False
+    identifies_customer = False
+    identifies_caller = False
     export_width = 14
     export_dates = False
     # A few values only (choices, yes/no): how one is shown can be remembered per export column.

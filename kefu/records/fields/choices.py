@@ -46,6 +46,7 @@ class ChoiceType(ChoicesMixin, FieldType):
 
     name = "choice"
     label = _l("单选")
+    single_choice = True
     export_width = 12
     options = ("default", "choices")
     operators = ("eq", "ne", "in", "empty", "not_empty")
@@ -78,6 +79,7 @@ class MultiChoiceType(ChoicesMixin, FieldType):
 
     name = "multi_choice"
     label = _l("多选")
+    multiple = True
     sortable = False
     export_width = 18
     options = ("default", "choices")
@@ -148,6 +150,7 @@ class BooleanType(FieldType):
     name = "boolean"
     finite_values = True
     label = _l("是否")
+    holds_yes_no = True
     export_width = 8
     operators = ("eq", "empty", "not_empty")
     form_class = BooleanField

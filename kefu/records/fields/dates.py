@@ -29,6 +29,7 @@ class DateType(OrderedType):
 
     name = "date"
     label = _l("日期")
+    holds_dates = True
     default_keywords = (DEFAULT_NOW,)
     below_text = _l("不能早于 %(bound)s")
     above_text = _l("不能晚于 %(bound)s")
@@ -102,6 +103,8 @@ class DateTimeType(OrderedType):
 
     name = "datetime"
     label = _l("日期时间")
+    holds_dates = True
+    has_time_of_day = True
     default_keywords = (DEFAULT_NOW,)
     below_text = _l("不能早于 %(bound)s")
     above_text = _l("不能晚于 %(bound)s")

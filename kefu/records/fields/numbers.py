@@ -21,6 +21,7 @@ class NumberType(OrderedType):
 
     invalid_text = _l("请输入数字")
     export_number_format = None
+    holds_numbers = True
 
     def _decimal(self, raw) -> Decimal:
         """``raw`` as a finite Decimal, or InvalidValue."""

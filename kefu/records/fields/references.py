@@ -213,6 +213,7 @@ class CustomerType(ReferenceType):
 
     name = kind_name = "customer"
     label = _l("客户")
+    identifies_customer = True
     export_width = 16
 
 
@@ -234,6 +235,7 @@ class UnitType(ReferenceType):
 
     name = kind_name = "unit"
     label = _l("户位")
+    narrowed_by_project = True
     export_width = 16
 
     def _scope(self, context) -> dict:

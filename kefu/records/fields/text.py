@@ -18,6 +18,8 @@ class TextType(FieldType):
 
     name = "text"
     label = _l("单行文本")
+    one_line_text = True
+    identifies_customer = True  # a name; the normalised kinds below (phone, ID number, e-mail) keep it
     options = ("default", "max_length", "pattern")
     operators = ("eq", "ne", "in", "contains", "empty", "not_empty")
     default_max_length = 200
@@ -75,6 +77,8 @@ class TextareaType(TextType):
 
     name = "textarea"
     label = _l("多行文本")
+    one_line_text = False
+    identifies_customer = False
     options = ("default", "max_length")
     default_max_length = 5000
     export_width = 40
@@ -88,6 +92,7 @@ class NormalizedTextType(TextType):
     """Text with one canonical form produced by ``normalizer`` (from :mod:`kefu.core.validation`)."""
 
     options = ("default",)
+    one_line_text = False
     normalizer: Callable[[str], str] = staticmethod(lambda text: text)
     value_pattern: str | None = None
 
@@ -115,6 +120,7 @@ class PhoneType(NormalizedTextType):
 
     name = "phone"
     label = _l("电话")
+    identifies_caller = True
     export_width = 15
     normalizer = staticmethod(normalize_phone)
     value_pattern = r"^(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8}(?:-\d{1,6})?|[48]00-\d{3}-\d{4})$"
