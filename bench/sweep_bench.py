@@ -9,7 +9,7 @@ write — here completed with what ``kefu.rules.sla.compute`` and the sweep keep
 
 - every running clock carries the alerts already sent for its deadline (``sla.<clock>.alerts``: due soon
   sent once its warning time has passed, overdue and the follow-up steps so far once its deadline has) and
-  every record ``sla_next``, computed with ``kefu.notify.reminders.sla_next``: in the future, or None when closed;
+  every record ``sla_next``, computed with ``kefu.rules.reminders.sla_next``: in the future, or None when closed;
 - exactly ``--crossing`` running records have one clock whose threshold has just passed (1–50 minutes
   ago) and whose alert was not sent yet: half past the deadline (due soon sent, overdue not) → an
   ``overdue`` alert, half past the warning time with the deadline still ahead → a ``due_soon`` alert;
@@ -74,7 +74,7 @@ def parse_args():
 
 def sent_so_far(state: dict, now: datetime, ladder, calendar, tz) -> dict:
     """The alerts a sweep running every minute has sent for this clock's deadline by ``now``."""
-    from kefu.notify.reminders import ladder_steps
+    from kefu.rules.reminders import ladder_steps
 
     due, warn = state["due_at"], state["warn_at"]
     if due <= now:
@@ -116,7 +116,7 @@ def with_reminders(documents, overdue_total: int, crossing: int, reminders: dict
                    rng: random.Random, now: datetime, crossed: list):
     """Complete ``overdue_bench.generate``'s documents with alerts and ``sla_next``; ``crossing`` of its
     ``overdue_total`` overdue ones cross a threshold instead ((kind, assignee, department) go to ``crossed``)."""
-    from kefu.notify.reminders import sla_next
+    from kefu.rules.reminders import sla_next
     from kefu.rules.sla import state_at
 
     picked = rng.sample(range(overdue_total), crossing)
@@ -168,7 +168,8 @@ def raw_baseline(database, now: datetime, notifications: int) -> tuple[dict, int
     """The sweep's work in plain pymongo, leaving records and notifications as they were: (seconds, found)."""
     from pymongo import IndexModel, UpdateOne
 
-    from kefu.notify.reminders import RECORDS, SWEEP_FIELDS
+    from kefu.notify.reminders import SWEEP_FIELDS
+    from kefu.records.store import RECORDS
 
     records, scratch = database[RECORDS], database[SCRATCH]
     scratch.drop()
@@ -218,7 +219,7 @@ def main() -> int:
 def run(args, rng, mongo, redis) -> int:
     from kefu.calendar.workcalendar import get_calendar
     from kefu.core.db import get_database
-    from kefu.notify.reminders import reminders_of
+    from kefu.rules.reminders import reminders_of
     from kefu.records.types import get_record_type
 
     app, users, departments = overdue_bench.seeded_app(mongo.uri, redis.url)

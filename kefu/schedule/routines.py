@@ -15,7 +15,7 @@ from kefu.insight.export_jobs import remove_old
 from kefu.insight.reports import archive_monthly, previous_month, week_numbers
 from kefu.notify.messages import record_values
 from kefu.notify.notifications import Alert, Outbox, add_tasks, task_day
-from kefu.notify.reminders import SweepContext, reminders_of, sweep
+from kefu.notify.reminders import SweepContext, sweep
 from kefu.org.customers import Customer
 from kefu.org.roles import Role
 from kefu.org.structure import Project
@@ -23,6 +23,7 @@ from kefu.records.sections import workflow_of
 from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 from kefu.rules.levels import escalate_by_age, level_of
+from kefu.rules.reminders import reminders_of
 
 log = logging.getLogger(__name__)
 
