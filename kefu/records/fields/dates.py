@@ -20,7 +20,19 @@ _DATETIME = re.compile(
 )
 
 
-class DateType(OrderedType):
+class CalendarType(OrderedType):
+    """What dates and moments share: picked (not typed) in forms, "now" as a default, bounds read as early/late,
+    written as spreadsheet dates."""
+
+    holds_dates = True
+    default_keywords = (DEFAULT_NOW,)
+    below_text = _l("不能早于 %(bound)s")
+    above_text = _l("不能晚于 %(bound)s")
+    export_dates = True
+    required_text = _l("请选择%(label)s")
+
+
+class DateType(CalendarType):
     """Calendar date. Accepts 2026-11-22, 2026/11/22, 2026年11月22日, 20261122 and ``date`` objects.
 
     A ``datetime`` is read in the context's zone. Stored as the UTC midnight of
@@ -29,15 +41,9 @@ class DateType(OrderedType):
 
     name = "date"
     label = _l("日期")
-    holds_dates = True
-    default_keywords = (DEFAULT_NOW,)
-    below_text = _l("不能早于 %(bound)s")
-    above_text = _l("不能晚于 %(bound)s")
     export_number_format = "yyyy-mm-dd"
     export_width = 12
-    export_dates = True
     form_class = TypedDateField
-    required_text = _l("请选择%(label)s")
 
     def parse(self, raw, definition, context):
         if isinstance(raw, datetime):
@@ -91,7 +97,7 @@ class DateType(OrderedType):
         return {"type": "string", "format": "date", "examples": ["2026-11-22"]}
 
 
-class DateTimeType(OrderedType):
+class DateTimeType(CalendarType):
     """Moment in time: ISO 8601 with or without offset, "2026-11-22 14:05", or ``datetime`` objects.
 
     Text or a naive ``datetime`` without an offset is local time of the
@@ -103,16 +109,10 @@ class DateTimeType(OrderedType):
 
     name = "datetime"
     label = _l("日期时间")
-    holds_dates = True
     has_time_of_day = True
-    default_keywords = (DEFAULT_NOW,)
-    below_text = _l("不能早于 %(bound)s")
-    above_text = _l("不能晚于 %(bound)s")
     export_number_format = "yyyy-mm-dd hh:mm"
     export_width = 17
-    export_dates = True
     form_class = TypedDateTimeLocalField
-    required_text = _l("请选择%(label)s")
 
     def parse(self, raw, definition, context):
         return self._moment(raw, context)[0]
