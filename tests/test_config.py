@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kefu.core.config import PROJECT_ROOT, ConfigError, load_config, redact_uri
+from kefu.core.config import PROJECT_ROOT, ConfigError, Settings, redact_uri
 from kefu.runtime.embedded import free_port
 
 
@@ -49,12 +49,12 @@ def test_secret_key_required_outside_embedded_mode(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("KEFU_EMBEDDED", raising=False)
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_config({"MONGODB_URI": "mongodb://db:27017/", "REDIS_URL": "redis://r:6379/0"})
+        Settings.load({"MONGODB_URI": "mongodb://db:27017/", "REDIS_URL": "redis://r:6379/0"})
 
 
 def test_bad_timezone_and_locale_are_named():
     base = {"MONGODB_URI": "mongodb://db:27017/", "REDIS_URL": "redis://r:6379/0", "SECRET_KEY": "k"}
     with pytest.raises(ConfigError, match="KEFU_TIMEZONE"):
-        load_config({**base, "KEFU_TIMEZONE": "Mars/Olympus"})
+        Settings.load({**base, "KEFU_TIMEZONE": "Mars/Olympus"})
     with pytest.raises(ConfigError, match="KEFU_LOCALE"):
-        load_config({**base, "KEFU_LOCALE": "fr"})
+        Settings.load({**base, "KEFU_LOCALE": "fr"})

@@ -255,8 +255,3 @@ class Settings:
         }
         config.update(self.extra)
         return config
-
-
-def load_config(overrides: Mapping | None = None) -> dict:
-    """``Settings.load(overrides).flask_config()``: the app's settings as a dict; raises ``ConfigError``."""
-    return Settings.load(overrides).flask_config()
