@@ -7,7 +7,7 @@ process sees on its next request.
 from __future__ import annotations
 
 import yaml
-from flask import flash
+from flask import flash, request
 from flask_admin.form import BaseForm, SecureForm
 from flask_admin.model.fields import InlineFieldList, InlineFormField
 from flask_login import current_user
@@ -18,9 +18,9 @@ from admin_views.base import SecureModelView
 from kefu.core.errors import DomainError, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Role
+from kefu.records.definitions import save_definition, set_type_active
 from kefu.records.fields import FIELD_FLAGS, FIELD_TYPES
 from kefu.records.sections import section_keys
-from kefu.records.definitions import save_definition, set_type_active
 
 SCALAR_OPTIONS = ("default", "min", "max")
 
@@ -170,8 +170,6 @@ class RecordTypeView(SecureModelView):
                            "version", "updated_at", "updated_by")
 
     def edit_form(self, obj=None):
-        from flask import request
-
         if request.method == "POST":
             return self._edit_form_class(request.form)
         form = self._edit_form_class(data=form_data_of(obj))

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 from flask import current_app
 from redis.exceptions import RedisError
+from rq import Queue
 
 from jobs import NOTIFY_QUEUE, get_queue, retry_policy
 from kefu.core.clock import utcnow
+from kefu.notify.channels import ChannelError, get_settings, post_webhook, send_email, smtp_settings
+from kefu.notify.notifications import MAX_ATTEMPTS, claim, due_deliveries, mark_enqueued, record_failure, record_sent
 
 
 def dispatch(limit: int = 1000) -> int:
     """Queue a ``deliver`` job for every delivery due now (``kefu.notify.notifications.due_deliveries``); return how
     many. Deliveries stay pending in MongoDB when Redis is down and are handed out at a later tick."""
-    from rq import Queue
-
-    from kefu.notify.notifications import MAX_ATTEMPTS, due_deliveries, mark_enqueued
-
     now = utcnow()
     ids = due_deliveries(now, limit)
     if not ids:
@@ -37,9 +36,6 @@ def deliver(delivery_id: str) -> str:
     A channel error is recorded on the delivery and raised, so rq retries with backoff until
     ``MAX_ATTEMPTS``; then the delivery is ``failed`` (the queue page can retry it).
     """
-    from kefu.notify.channels import ChannelError, get_settings, post_webhook, send_email, smtp_settings
-    from kefu.notify.notifications import claim, record_failure, record_sent
-
     delivery = claim(delivery_id, utcnow())
     if delivery is None:
         return "nothing to do (sent, failed or being sent)"

@@ -1,10 +1,10 @@
 """A background export (``kefu.insight.export_jobs``)."""
 from __future__ import annotations
 
+from kefu.insight.export_jobs import fail, run
+
 
 def run_export(job_id: str) -> str:
-    from kefu.insight.export_jobs import fail, run
-
     try:
         job = run(job_id)
     except Exception as exc:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from jobs import DEFAULT_QUEUE, enqueue
 from jobs.calendar import queue_unfinished
 from jobs.deliver import dispatch
+from kefu.schedule.duties import due_now, run
 
 
 def tick() -> str:
@@ -14,8 +15,6 @@ def tick() -> str:
 
     Safe to run from several schedulers at once: a claim is won once (``kefu.schedule.duties.claim``).
     """
-    from kefu.schedule.duties import due_now
-
     started = []
     for duty, occurrence in due_now():
         stamp = occurrence.astimezone(timezone.utc).strftime("%Y%m%dT%H%M")
@@ -30,8 +29,6 @@ def tick() -> str:
 def run_duty(name: str, occurrence: str) -> str:
     """Run one claimed occurrence of a duty (its outcome is recorded in ``duty_runs``), then dispatch what
     it wrote to the outbox."""
-    from kefu.schedule.duties import run
-
     result = run(name, datetime.fromisoformat(occurrence))
     dispatch()
     return result

@@ -4,11 +4,11 @@ from __future__ import annotations
 from bson import ObjectId
 
 from jobs.deliver import dispatch
+from kefu.notify.reminders import sweep
 
 
 def sweep_records(record_ids: list[str]) -> str:
-    from kefu.notify.reminders import sweep
-
+    """Sweep these records (ids as str), then hand what it wrote to the outbox to the workers."""
     result = sweep(record_ids=[ObjectId(i) for i in record_ids])
     dispatch()
     return result.text()

@@ -1075,6 +1075,11 @@ def test_start_up_writes_the_guessed_report_settings_of_types_stored_before_the_
     assert again.exit_code == 0 and "report settings" not in again.output
     assert {key: stored_type(db, key)["version"] for key in versions} == {
         **{key: versions[key] + 1 for key in earlier}, "consultation": versions["consultation"]}
+    cleared = {**yaml_definition("complaint"), "report": None}
+    assert api("PUT", "/api/v1/types/complaint", json=cleared).status_code == 200
+    assert "report" not in stored_type(db, "complaint")
+    assert runner.invoke(args=["kefu", "prepare"]).exit_code == 0
+    assert "report" not in stored_type(db, "complaint")  # the migration ran once: an admin's clearing stays
 
 
 def test_a_type_may_not_take_a_key_an_api_route_uses(api, db):
@@ -1112,3 +1117,38 @@ def test_a_stored_definition_the_section_models_refuse_answers_a_message_not_a_t
     assert f"record type complaint cannot be used until an admin fixes its definition: workflow: {problem}" \
         in result.output
     assert "record type consultation" not in result.output
+
+
+def test_optional_keys_written_empty_mean_their_default_as_they_always_have(api, db):
+    """``when:`` with nothing after it is null in YAML: an optional key left empty is read as its default, so a
+    definition that saved before the sections had models still saves, and the type keeps working."""
+    definition = yaml_definition("complaint")
+    clock = definition["sla"][1]
+    clock.update({"by_level": None, "when": None, "done_when": None, "name_en": 5})
+    clock.pop("level_field", None)
+    definition["approvals"]["bands"][0].update({"note": None, "from": None})
+
+    response = api("PUT", "/api/v1/types/complaint", json=definition)
+
+    assert response.status_code == 200, response.get_json()
+    stored = stored_type(db, "complaint")
+    assert stored["sla"][1]["when"] is None and stored["approvals"]["bands"][0]["note"] is None
+    assert api("GET", "/api/v1/records/complaint").status_code == 200
+    assert api("GET", "/api/v1/types/complaint").get_json()["sla"][1]["name_en"] == 5
+
+
+def test_a_transition_to_no_status_is_refused_on_save_but_a_stored_one_still_works(api, db):
+    """The check that transition targets are statuses came with the section models: saving such a definition is
+    refused, but one stored before keeps working (the target is never offered)."""
+    definition = yaml_definition("repair")
+    source = definition["workflow"]["statuses"][0]
+    definition["workflow"]["transitions"][source] = [*definition["workflow"]["transitions"][source], "归档"]
+
+    refused = api("PUT", "/api/v1/types/repair", json=definition)
+
+    assert refused.status_code == 422
+    assert f"workflow.transitions.{source} 中的“归档”不在 statuses 中" in error_of(refused)["fields"]["workflow"]
+    db.record_types.update_one({"key": "repair"}, {"$set": {
+        f"workflow.transitions.{source}": definition["workflow"]["transitions"][source]}, "$inc": {"version": 1}})
+    assert api("GET", "/api/v1/records/repair").status_code == 200
+    assert api("GET", "/api/v1/types/repair").status_code == 200

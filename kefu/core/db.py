@@ -7,6 +7,7 @@ import mongoengine
 from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
+from kefu.core.clock import utcnow
 from kefu.core.config import DEFAULT_DATABASE, ConfigError, uri_hosts
 
 
@@ -56,3 +57,17 @@ def get_database():
 def disconnect() -> None:
     """Close the ``default`` connection (a process that only checked the server answers)."""
     mongoengine.disconnect(alias="default")
+
+
+MIGRATIONS = "migrations"  # one document per one-off data migration that has run to the end on this database
+
+
+def migration_done(name: str) -> bool:
+    """Whether the one-off migration ``name`` has run to the end on this database."""
+    return get_database()[MIGRATIONS].count_documents({"_id": name}, limit=1) > 0
+
+
+def mark_migration_done(name: str) -> None:
+    """Note that the one-off migration ``name`` has run to the end (idempotent)."""
+    get_database()[MIGRATIONS].update_one({"_id": name}, {"$setOnInsert": {"done_at": utcnow()}},
+                                          upsert=True)

@@ -18,7 +18,7 @@ from kefu.core.db import get_database
 from kefu.insight.exports import neutralise, sheet_title
 from kefu.records.core_fields import core_field
 from kefu.records.fields import FIELD_TYPES, get_field_type
-from kefu.records.sections import workflow_of
+from kefu.records.sections import usable, workflow_of
 from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 from kefu.rules import callbacks, levels
@@ -43,7 +43,7 @@ def month_bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def _types():
-    return list(RecordType.objects(active=True).order_by("sort_order", "key"))
+    return [t for t in RecordType.objects(active=True).order_by("sort_order", "key") if usable(t)]
 
 
 def _closed_statuses(record_type) -> list[str]:

@@ -44,6 +44,7 @@ from kefu.notify.notifications import Alert, Outbox, People
 from kefu.org.roles import Role
 from kefu.org.structure import Department
 from kefu.records.engine_state import clear_sla_next, mark_alerts
+from kefu.records.sections import usable
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 from kefu.rules.levels import level_of
@@ -199,6 +200,9 @@ def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH, record_ids=None
             record_type = context.record_type(type_key)
             if record_type is None:  # its type was deleted: nothing to remind about
                 orphans.extend(d["_id"] for d in members)
+                continue
+            if not usable(record_type):  # its definition cannot be used: they wait, still due
+                skipped |= {d["_id"] for d in members}
                 continue
             texts = record_values(record_type, members, context.tz)
             for document in members:

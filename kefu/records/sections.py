@@ -18,15 +18,18 @@ them, and finds the workflow — the one section the record itself needs (its st
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _l
+
+log = logging.getLogger(__name__)
 
 # The workflow's section key: the one section the records area reads itself (``workflow_of``), so its key lives
 # here and ``kefu.rules.workflow.WorkflowSection`` takes it from here.
@@ -41,6 +44,17 @@ class SectionModel(BaseModel):
     ``StrictStr``) where a coercion would hide a mistake; lists may be written as YAML/JSON lists."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, data):
+        """An optional key written empty (``when:`` with nothing after it is null in YAML) means its default, as
+        definitions have always been read; only a required key must have a value."""
+        if not isinstance(data, dict):
+            return data
+        optional = {name for field_name, info in cls.model_fields.items() if not info.is_required()
+                    for name in (field_name, info.alias) if name}
+        return {key: value for key, value in data.items() if value is not None or key not in optional}
 
 
 def refuse(text, **values) -> PydanticCustomError:
@@ -149,12 +163,17 @@ def register(section: Section) -> None:
 
 
 def sections() -> tuple[Section, ...]:
-    """Every registered section, in registration order (the order the lifecycle runs their hooks)."""
+    """Every registered section, in registration order (the order the lifecycle runs their hooks). ``LookupError``
+    when none is registered: a process that did not build its app with ``create_app`` would otherwise read every
+    definition as if it had no rules."""
+    if not _REGISTRY:
+        raise LookupError("no definition section is registered: build the app with create_app "
+                          "(it calls kefu.rules.register_sections())")
     return tuple(_REGISTRY.values())
 
 
 def section_keys() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return tuple(section.key for section in sections())
 
 
 def registered(key: str) -> Section:
@@ -188,6 +207,19 @@ def workflow_of(record_type):
     """The type's workflow (``statuses``, ``initial``, ``closed``, ``is_closed`` …): what a record's status
     may be, as the registered ``workflow`` section has it. The one way every area reads a type's workflow."""
     return parsed(record_type, WORKFLOW)
+
+
+def usable(record_type) -> bool:
+    """Whether every stored section of ``record_type`` parses. Work across types (the sweep, reports, recomputes,
+    duties) leaves a type that does not out, logged, instead of failing for all: its records wait until an admin
+    fixes the definition (every start names it, ``stored_problems``)."""
+    try:
+        for section in sections():
+            parsed(record_type, section.key)
+    except SectionInvalid as exc:
+        log.warning("record type %s left out until its definition is fixed: %s", record_type.key, exc)
+        return False
+    return True
 
 
 def stored_problems(record_type) -> dict[str, str]:
@@ -238,7 +270,9 @@ def _where(section: Section, raw, loc: tuple) -> str:
     Segments pydantic inserts that are not in the data (the tag of a tagged union) are left out."""
     text, node, parent_name = section.key, raw, section.key
     for position, segment in enumerate(loc):
-        if isinstance(segment, int):
+        if segment == "[key]":  # the error is about the key just named, not a value under it
+            continue
+        if isinstance(segment, int) and not isinstance(node, dict):
             word = section.item_words.get(parent_name, "项")
             text += f" 第 {segment + 1} {word}"
             node = node[segment] if isinstance(node, list) and segment < len(node) else None

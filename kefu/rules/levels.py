@@ -52,7 +52,7 @@ from kefu.core.i18n import _l
 from kefu.records.actor import system_actor
 from kefu.records.engine_state import claim_level_rules, release_level_rules
 from kefu.records.fields import get_field_type
-from kefu.records.sections import Section, SectionModel, parsed, refuse, workflow_of
+from kefu.records.sections import Section, SectionModel, parsed, refuse, usable, workflow_of
 from kefu.records.store import RECORDS, get_record
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, record_event
 from kefu.records.types import RecordType, get_record_type
@@ -374,7 +374,7 @@ def escalate_by_age(now: datetime | None = None) -> int:
     now = now or utcnow()
     tz = system_actor().tz
     raised = 0
-    for record_type in RecordType.objects(__raw__={"levels.rules.rule": "open_longer"}):
+    for record_type in filter(usable, RecordType.objects(__raw__={"levels.rules.rule": "open_longer"})):
         rules = rules_of(record_type)
         open_statuses = list(workflow_of(record_type).open_statuses)
         for rule in (r for r in rules.rules if isinstance(r, OpenLonger)):

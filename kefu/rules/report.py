@@ -16,6 +16,7 @@ import logging
 
 from pydantic import Field, StrictStr
 
+from kefu.core.db import mark_migration_done, migration_done
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
 from kefu.records.definitions import save_definition
@@ -79,6 +80,9 @@ def _guessed_report(record_type) -> dict:
     return {"name_field": name_field, "issue_fields": list(GUESSED_ISSUE_FIELDS) if has_issue_fields else []}
 
 
+REPORT_BACKFILL = "report_settings_backfill"
+
+
 def backfill_report_settings() -> list[str]:
     """Give every stored type without a ``report`` key (stored before the section existed, when the monthly report
     guessed) the settings the guess found (``_guessed_report``), through ``save_definition`` (``by="migration"``);
@@ -86,8 +90,11 @@ def backfill_report_settings() -> list[str]:
 
     The settings are written out even when empty, so a type is migrated once and keeps what the report showed.
     Guessed settings today's checks refuse (a sensitive ``category`` …) are written empty; a type whose definition
-    does not save at all is left without (logged, and tried again at the next start)."""
-    changed = []
+    does not save at all is left without (logged, and tried again at the next start). Once every type is migrated
+    the migration is noted as done and never runs again: a ``report`` an admin clears later stays cleared."""
+    if migration_done(REPORT_BACKFILL):
+        return []
+    changed, failed = [], False
     for record_type in RecordType.objects():
         if record_type.section_data(ReportSection.key) is not None:
             continue
@@ -98,6 +105,9 @@ def backfill_report_settings() -> list[str]:
             save_definition(definition, by="migration", key=record_type.key)
         except ValidationFailed as exc:
             log.warning("record type %s keeps no report settings: %s %s", record_type.key, exc, exc.fields)
+            failed = True
             continue
         changed.append(record_type.key)
+    if not failed:
+        mark_migration_done(REPORT_BACKFILL)
     return changed

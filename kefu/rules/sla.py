@@ -38,7 +38,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from pydantic import AfterValidator, Field, RootModel, StrictStr, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, RootModel, StrictStr, ValidationError, model_validator
 from pymongo import ASCENDING, IndexModel
 
 from kefu.calendar.workcalendar import get_calendar
@@ -48,7 +48,7 @@ from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l
 from kefu.records.engine_state import set_sla_state
 from kefu.records.sections import (
-    WORKFLOW, Section, SectionInvalid, SectionModel, parsed, refuse, workflow_of,
+    WORKFLOW, Section, SectionInvalid, SectionModel, parsed, refuse, usable, workflow_of,
 )
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
@@ -88,7 +88,7 @@ class Clock(SectionModel):
 
     key: Annotated[StrictStr, AfterValidator(_clock_key)]
     name: Name
-    name_en: StrictStr | None = None
+    name_en: Annotated[str | None, BeforeValidator(lambda value: None if value is None else str(value))] = None
     start: StrictStr = Field("created", description="created、status:状态，或一个日期时间字段")
     within: Window
     by_level: dict[StrictStr, Window] = Field({}, description="按等级字段的值另定时限")
@@ -331,8 +331,10 @@ def recompute_live(after_id=None, *, batch: int = 500, progress=None) -> tuple[i
     types, count, last_id = {}, 0, after_id
     for document in collection.find(live, {"type": 1}, batch_size=batch).sort("_id", 1):
         if document["type"] not in types:
-            types[document["type"]] = get_record_type(document["type"], active_only=False)
-        refresh(types[document["type"]], document["_id"])
+            record_type = get_record_type(document["type"], active_only=False)
+            types[document["type"]] = record_type if usable(record_type) else None
+        if types[document["type"]] is not None:  # a type whose definition cannot be used: its records wait
+            refresh(types[document["type"]], document["_id"])
         count, last_id = count + 1, document["_id"]
         if progress and count % batch == 0 and not progress(count, total, last_id):
             return count, False

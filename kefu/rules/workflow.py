@@ -60,13 +60,9 @@ class Workflow(SectionModel):
             unknown = [s for s in getattr(self, key) if s not in known]
             if unknown:
                 problems.append(_l(".%(key)s 中的“%(statuses)s”不在 statuses 中", key=key, statuses="、".join(unknown)))
-        for source, targets in (self.transitions or {}).items():
-            unknown = [s for s in targets or () if s not in known]
+        for source in (self.transitions or {}):
             if source not in known:
                 problems.append(_l(".transitions 中的“%(status)s”不在 statuses 中", status=source))
-            elif unknown:
-                problems.append(_l(".transitions.%(status)s 中的“%(statuses)s”不在 statuses 中", status=source,
-                                   statuses="、".join(unknown)))
         if problems:
             raise refuse("；workflow".join(str(p) for p in problems))
         return self
@@ -125,6 +121,15 @@ class WorkflowSection(Section):
 
     def default(self) -> Workflow:
         return DEFAULT_WORKFLOW
+
+    def problems(self, draft, model: Workflow) -> list:
+        """Checked when a definition is saved, not when a stored one is read: definitions saved before this check
+        existed may name a target that is no status (it is never offered, so such a move cannot happen)."""
+        known = set(model.statuses)
+        return [_l("workflow.transitions.%(status)s 中的“%(statuses)s”不在 statuses 中", status=source,
+                   statuses="、".join(unknown))
+                for source, targets in (model.transitions or {}).items()
+                if (unknown := [s for s in targets or () if s not in known])]
 
     def before_save(self, record_type, model, current, after, changed, *, system):
         if not system:

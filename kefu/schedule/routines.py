@@ -19,7 +19,7 @@ from kefu.notify.reminders import SweepContext, sweep
 from kefu.org.customers import Customer
 from kefu.org.roles import Role
 from kefu.org.structure import Project
-from kefu.records.sections import workflow_of
+from kefu.records.sections import usable, workflow_of
 from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 from kefu.rules.levels import escalate_by_age, level_of
@@ -94,7 +94,7 @@ def follow_up_tasks(now: datetime) -> str:
     context = _context(now)
     today = _local_day(now, context.tz)
     found = []
-    for record_type in RecordType.objects(active=True):
+    for record_type in filter(usable, RecordType.objects(active=True)):
         after = reminders_of(record_type).daily_update_after
         if not after:
             continue
