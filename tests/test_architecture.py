@@ -78,6 +78,23 @@ def test_our_code_is_imported_at_the_top_of_modules(path):
 
 
 @pytest.mark.parametrize("path", [p for p in our_modules() if relative(p).startswith("kefu/")], ids=relative)
+def test_a_lazy_import_in_the_domain_says_why(path):
+    """Any other import inside a function is deliberately lazy, and a ``# optional`` comment on it (or just above)
+    says why — a slow library few processes need, a package only one mode installs."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+
+    def explained(line: int) -> bool:  # on the import, or above the run of imports it belongs to
+        index = line - 1
+        while index > 0 and lines[index - 1].strip().startswith(("import ", "from ")):
+            index -= 1
+        return "# optional" in lines[line - 1] or "# optional" in lines[index] or "# optional" in lines[index - 1]
+
+    unexplained = [f"{relative(path)}:{line} imports {module}"
+                   for line, module in _function_level_imports(ast.parse("\n".join(lines))) if not explained(line)]
+    assert not unexplained, "\n".join(unexplained)
+
+
+@pytest.mark.parametrize("path", [p for p in our_modules() if relative(p).startswith("kefu/")], ids=relative)
 def test_the_domain_never_touches_requests_flashes_or_templates(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     used = [f"{relative(path)}:{node.lineno} imports {alias.name} from {node.module}"

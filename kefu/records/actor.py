@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from flask import current_app
+
 from kefu.records.fields import FieldContext
 
 
@@ -31,7 +33,5 @@ class Actor:
 
 def system_actor() -> Actor:
     """The actor of jobs and start-up work: no user, the configured time zone, full read access."""
-    from flask import current_app
-
     return Actor(user=None, tz=ZoneInfo(current_app.config["KEFU_TIMEZONE"]),
                  cipher=current_app.extensions["kefu_cipher"], can_view_pii=True)

