@@ -1,1 +1,2 @@
-"""Telling people: the in-app inbox and outbox, delivery channels (email, group robots), message templates and the deadline reminders."""
+"""Telling people: the in-app inbox and outbox, delivery channels (email, group robots), message templates and the
+deadline reminders."""

@@ -1,4 +1,5 @@
-"""Who is acting: the signed-in user (or the system, for jobs and imports), their time zone, the cipher and whether they may read personal data."""
+"""Who is acting: the signed-in user (or the system, for jobs and imports), their time zone, the cipher and whether they
+may read personal data."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -11,13 +11,10 @@ top) is announced at once (``kefu.core.background.alerts_due``: a prompt sweep i
 """
 from __future__ import annotations
 
-from datetime import timezone
-
 from kefu.core.background import alerts_due
-from kefu.core.clock import utcnow
-from kefu.core.db import get_database
+from kefu.core.clock import aware, utcnow
 from kefu.records.sections import parsed, sections
-from kefu.records.store import RECORDS
+from kefu.records.store import get_record
 from kefu.records.types import get_record_type
 
 
@@ -42,7 +39,7 @@ def after_save(record_type, document: dict, before: dict | None, changed: set, a
         fresh = section.after_save(record_type, parsed(record_type, section.key), document, before, changed, actor)
         stored = fresh if fresh is not None else stored
     if stored is None:
-        stored = get_database()[RECORDS].find_one({"_id": document["_id"]})
+        stored = get_record(record_type.key, document["_id"])
     _alert_soon(stored)
     return stored
 
@@ -51,7 +48,7 @@ def _alert_soon(document: dict | None) -> None:
     """An alert due already: have it swept now, not at the next tick (with no sweeper connected, or Redis down,
     the tick catches up)."""
     due = (document or {}).get("sla_next")
-    if due is None or (due if due.tzinfo else due.replace(tzinfo=timezone.utc)) > utcnow():
+    if due is None or aware(due) > utcnow():
         return
     alerts_due.send([str(document["_id"])])
 

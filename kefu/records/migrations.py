@@ -1,4 +1,5 @@
-"""Rewriting stored values in batches when a definition changes (a field converted to another type), after checking which records would not convert."""
+"""Rewriting stored values in batches when a definition changes (a field converted to another type), after checking
+which records would not convert."""
 from __future__ import annotations
 
 from pymongo import UpdateOne
@@ -11,7 +12,8 @@ from kefu.records.store import RECORDS
 
 
 def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 500) -> int:
-    """``$set`` ``changes_of(document)`` on every record matching ``query``, in bulk batches; return how many changed."""
+    """``$set`` ``changes_of(document)`` on every record matching ``query``, in bulk batches; return how many
+    changed."""
     collection = get_database()[RECORDS]
     operations, changed = [], 0
     for document in collection.find(query, projection):

@@ -1,4 +1,5 @@
-"""Finding records: filters as ``[field, op, value]`` conditions checked against the definition, search, the SLA views, sort and paging."""
+"""Finding records: filters as ``[field, op, value]`` conditions checked against the definition, search, the SLA views,
+sort and paging."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
-"""Chinese search: character grams of the searched fields (a search needs no word segmentation), kept on each record, and rebuilding them."""
+"""Chinese search: character grams of the searched fields (a search needs no word segmentation), kept on each record,
+and rebuilding them."""
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo

@@ -16,30 +16,17 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from kefu.core.db import get_database
-from kefu.core.errors import Conflict, NotFound
+from kefu.core.errors import NotFound
 from kefu.core.i18n import _l
 
 RECORDS = "records"
-
-
 EVENTS = "record_events"
-
-
 AUDIT = "audit_log"
-
-
 COUNTERS = "counters"
 
 
-def set_path(document: dict, path: str, value) -> None:
-    head, _, rest = path.partition(".")
-    if rest:
-        document.setdefault(head, {})[rest] = value
-    else:
-        document[head] = value
-
-
 def object_id(record_id) -> ObjectId:
+    """``record_id`` (str or ObjectId) as an ObjectId; ``NotFound`` when it cannot be one."""
     try:
         return record_id if isinstance(record_id, ObjectId) else ObjectId(str(record_id))
     except (InvalidId, TypeError) as exc:
@@ -53,9 +40,3 @@ def get_record(type_key: str, record_id) -> dict:
         raise NotFound(_l("记录不存在"))
     return document
 
-
-def stale_conflict(current: dict) -> Conflict:
-    conflict = Conflict(_l("已被他人修改（当前版本 %(v)s），请查看最新内容后再保存", v=current["version"]),
-                        {"version": _l("已被他人修改")})
-    conflict.current = current
-    return conflict

@@ -177,8 +177,8 @@ def no_such_type(key: str) -> NotFound:
 def type_summaries() -> tuple[Mapping, ...]:
     """The active record types as menus and pick lists name them, in menu order: ``{key, name, name_en, pack}``
     and what each section adds (``Section.summary``: the levels section adds ``level_field``, ``levels`` — its
-    choices — and ``level_order``). No query: as this process holds them (``kefu.core.versioned_cache``: an edit made in another process shows
-    within about 2 seconds)."""
+    choices — and ``level_order``). No query: as this process holds them (``kefu.core.versioned_cache``: an edit
+    made in another process shows within about 2 seconds)."""
     return _type_summaries.get()
 
 

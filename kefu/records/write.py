@@ -23,13 +23,29 @@ from kefu.records import lifecycle
 from kefu.records.actor import Actor
 from kefu.records.attachments import attach_to_record
 from kefu.records.search import search_index
-from kefu.records.store import COUNTERS, RECORDS, get_record, object_id, set_path, stale_conflict
+from kefu.records.sections import workflow_of
+from kefu.records.store import COUNTERS, RECORDS, get_record, object_id
 from kefu.records.timeline import audit, record_event
 from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import (
     attachment_ids, clean_values, core_values, display_values, label_of, read_values, storage_of,
 )
-from kefu.records.sections import workflow_of
+
+
+def _set_path(document: dict, path: str, value) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        document.setdefault(head, {})[rest] = value
+    else:
+        document[head] = value
+
+
+def _stale(current: dict) -> Conflict:
+    """The refusal of a write that started from an older version, carrying the record as it is now."""
+    conflict = Conflict(_l("已被他人修改（当前版本 %(v)s），请查看最新内容后再保存", v=current["version"]),
+                        {"version": _l("已被他人修改")})
+    conflict.current = current
+    return conflict
 
 
 def next_number(record_type: RecordType, moment: datetime, tz: ZoneInfo) -> str:
@@ -60,7 +76,7 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
     number = next_number(record_type, now, actor.tz)
     document = {"_id": ObjectId(), "type": record_type.key, "number": number, "data": {}, "pii": {}, "bidx": {}}
     for path, value in storage_of(record_type, core, data, actor).items():
-        set_path(document, path, value)
+        _set_path(document, path, value)
     document.update({
         **search_index(record_type, number, data, actor.tz), "version": 1,
         "created_at": now, "created_by": actor.user_id, "updated_at": now, "updated_by": actor.user_id,
@@ -79,7 +95,7 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
                if v is not None]
     audit("create", record_type, document, actor, changes)
     record_event(record_type.key, document["_id"], "created", actor, text=str(_l("登记 %(number)s", number=number)),
-           attachments=attachments, at=now)
+                 attachments=attachments, at=now)
     return lifecycle.after_save(record_type, document, None, {*core, *data}, actor)
 
 
@@ -100,7 +116,7 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(_l("缺少版本号 version"), {"version": _l("缺少版本号")}) from exc
     if current["version"] != version:
-        raise stale_conflict(current)
+        raise _stale(current)
     before = {**core_values(current), **read_values(record_type, current, actor)}
     core, data = clean_values(record_type, values, actor, creating=False, current=before)
     changed = [k for k, v in {**core, **data}.items() if before.get(k) != v]
@@ -123,7 +139,7 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
         return_document=ReturnDocument.AFTER,
     )
     if result is None:  # someone saved between our read and our write
-        raise stale_conflict(get_record(type_key, record_id))
+        raise _stale(get_record(type_key, record_id))
     old_shown = display_values(record_type, before, actor, changed)
     new_shown = display_values(record_type, after, actor, changed)
     changes = [{"field": k, "label": label_of(record_type, k), "before": old_shown[k], "after": new_shown[k]}
@@ -132,7 +148,7 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     attach_to_record(attachments, result["_id"])
     if "status" in changed:
         record_event(record_type.key, result["_id"], "status", actor,
-               text=f"{old_shown['status'] or '-'} → {new_shown['status']}", at=now)
+                     text=f"{old_shown['status'] or '-'} → {new_shown['status']}", at=now)
     return lifecycle.after_save(record_type, result, before, set(changed), actor)
 
 
@@ -196,7 +212,7 @@ def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = N
             version = -1  # an unreadable version is a stale one
         try:
             if version != current["version"]:
-                raise stale_conflict(current)
+                raise _stale(current)
             if current.get("assignee") == assignee.pk:
                 done.append(current["number"])
                 continue
@@ -207,6 +223,6 @@ def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = N
             refused.append((current["number"], str(exc)))
             continue
         record_event(current["type"], oid, "assign", actor,
-               text=str(_l("转派：%(before)s → %(after)s", before=before or "-", after=str(assignee))))
+                     text=str(_l("转派：%(before)s → %(after)s", before=before or "-", after=str(assignee))))
         done.append(current["number"])
     return done, refused

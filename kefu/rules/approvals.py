@@ -286,7 +286,7 @@ def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | 
         parts.append(band.note)
     record_event(record_type.key, document["_id"], "approval", actor, text="；".join(parts),
                  data={"action": "open", "request": request["id"], "amount": str(amount), "band": index,
-                       "band_text": band.text(), "approver": band.approver, "reviewers": list(band.reviewers)})
+                 "band_text": band.text(), "approver": band.approver, "reviewers": list(band.reviewers)})
     return request
 
 
@@ -378,7 +378,7 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
     record_event(type_key, document["_id"], "approval", actor,
                  text=f"{text}；{_('意见')}：{comment}" if comment else str(text),
                  data={"action": action, "request": request["id"], "titles": titles, "amount": str(amount),
-                       "band": request["band"], "band_text": request["band_text"], "comment": comment})
+                 "band": request["band"], "band_text": request["band_text"], "comment": comment})
     rules = rules_of(record_type)
     target = {Action.APPROVE.value: rules.approved_status, Action.REJECT.value: rules.rejected_status}.get(action)
     if target:

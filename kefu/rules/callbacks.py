@@ -211,8 +211,8 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
     if _link(document, created):
         record_event(record_type.key, document["_id"], "callback", system,
                      text=str(_l("已生成回访 %(number)s，回访期限 %(due)s（%(within)s）", number=created["number"],
-                                 due=due.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M"),
-                                 within=rules.within_text())))
+                     due=due.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M"),
+                     within=rules.within_text())))
     return created
 
 

@@ -74,8 +74,8 @@ GUESSED_ISSUE_FIELDS = ("project", "category")  # the top issues: these fields t
 
 def _guessed_report(record_type) -> dict:
     """The report settings the monthly report used to guess for ``record_type``, written out in full."""
-    name_field = next((f.key for f in record_type.active_fields if f.type in NAME_TYPES and GUESSED_NAME_WORD in f.label),
-                      None)
+    name_field = next((f.key for f in record_type.active_fields
+                       if f.type in NAME_TYPES and GUESSED_NAME_WORD in f.label), None)
     has_issue_fields = all(record_type.field(key) is not None for key in GUESSED_ISSUE_FIELDS)
     return {"name_field": name_field, "issue_fields": list(GUESSED_ISSUE_FIELDS) if has_issue_fields else []}
 

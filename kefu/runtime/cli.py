@@ -121,7 +121,8 @@ def load_calendar_command(path):
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True,
               help="WARNING: only problems, not every job.")
 def worker_command(queues, burst, with_scheduler, log_level):
-    """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""    # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
+    """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""
+    # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
     worker = SimpleWorker(list(queues), connection=current_app.extensions["kefu_redis"])
     worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=log_level)
 
