@@ -26,13 +26,8 @@ from kefu.records.types import FieldDefinition, RecordType, no_such_type, summar
 TYPE_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 # Type keys a route under /api/v1/types/ takes for itself (GET /api/v1/types/schema would hide a type so keyed).
 RESERVED_TYPE_KEYS = frozenset({"schema"})
-
-
 NUMBER_PREFIX_PATTERN = re.compile(r"^[A-Z]{1,6}$")
-
-
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-
 
 # Keys every record has besides its configured fields; a configured field may not take them.
 RESERVED_FIELD_KEYS = frozenset({
@@ -41,12 +36,11 @@ RESERVED_FIELD_KEYS = frozenset({
     "per_page", "events",
 })
 
-
 # A definition's own keys; its sections (workflow, sla …) are the registered ones (kefu.records.sections).
 DEFINITION_KEYS = ("key", "name", "name_en", "number_prefix", "description", "fields")
 
 
-def editable_record_type(key: str) -> RecordType:
+def _editable_record_type(key: str) -> RecordType:
     """A RecordType of this process's own, to change and save."""
     record_type = RecordType.objects(key=key).first()
     if record_type is None:
@@ -54,7 +48,8 @@ def editable_record_type(key: str) -> RecordType:
     return record_type
 
 
-def definition_problems_of(data: dict, existing: RecordType | None) -> dict[str, str]:
+def _definition_problems(data: dict, existing: RecordType | None) -> dict[str, str]:
+    """Everything wrong with ``data`` (field key, ``fields.<n>``, section key or ``definition`` → message)."""
     problems: dict[str, str] = {}
     unknown = sorted(set(data) - set(DEFINITION_KEYS) - set(sections.section_keys())
                      - {"active", "version", "sort_order", "pack"})
@@ -122,12 +117,12 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     type key, and a field type change whose stored values would not convert
     (listing those records). Convertible values are converted in place.
     """
-    existing = editable_record_type(key) if key else None
+    existing = _editable_record_type(key) if key else None
     searched_before = existing.searched_keys() if existing else ()
     if existing and data.get("key", key) != key:
         raise ValidationFailed(_l("类型键不能修改"), {"key": _l("类型键不能修改")})
     data = {**data, "key": key or data.get("key")}
-    problems = definition_problems_of(data, existing)
+    problems = _definition_problems(data, existing)
     if problems:
         raise ValidationFailed(_l("记录类型定义有误"), problems)
 
@@ -182,7 +177,7 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
 
 def set_type_active(key: str, active: bool, *, by: str | None = None) -> RecordType:
     """Enable or disable a record type (records are kept either way)."""
-    record_type = editable_record_type(key)
+    record_type = _editable_record_type(key)
     RecordType.objects(pk=record_type.pk).update_one(
         set__active=active, inc__version=1, set__updated_at=utcnow(), set__updated_by=by)
     summaries_changed()

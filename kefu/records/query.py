@@ -23,11 +23,7 @@ from kefu.records.values import blind_index_text
 
 # Lists and exports never show the search index: leaving it out halves what MongoDB sends and Python decodes.
 READ_PROJECTION = {"grams": 0, "search_text": 0}
-
-
 MAX_PER_PAGE = 200
-
-
 SLA_SORT = "sla_due"  # sort key: by the earliest running deadline, i.e. the most overdue first
 
 

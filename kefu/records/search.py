@@ -13,8 +13,6 @@ from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import read_values
 
 MAX_GRAMS = 4000
-
-
 SEARCH_SEPARATOR = "\x1f"  # between fields in search_text; never part of a query (str.split() drops it)
 
 

@@ -24,8 +24,6 @@ EVENT_KINDS = {
     "callback": _l("回访"), "status": _l("状态变更"), "level": _l("等级变更"), "attachment": _l("附件"),
     "assign": _l("转派"),
 }
-
-
 # Kinds a person may add by hand; the others are written by the engine.
 MANUAL_EVENT_KINDS = ("comment", "call", "visit", "forward", "plan", "approval", "callback", "attachment")
 
