@@ -116,10 +116,11 @@ def archived_monthly(month: str) -> dict | None:
     """The archived report of ``month`` (None when there is none). An analysis archived before its top issues
     named their columns gets ``issue_fields`` from its rows, labelled as the type's fields are now."""
     report = get_database()[REPORTS].find_one({"_id": f"monthly:{month}"})
-    for analysis in (report or {}).get("analyses", {}).values():
-        if "issue_fields" not in analysis:
-            keys = [key for key in (analysis["top_issues"] or [{}])[0] if key != "count"]
-            analysis["issue_fields"] = _issue_fields(RecordType.objects(key=analysis["type"]).first(), keys)
+    older = [analysis for analysis in (report or {}).get("analyses", {}).values() if "issue_fields" not in analysis]
+    types = {t.key: t for t in RecordType.objects(key__in=[analysis["type"] for analysis in older])}
+    for analysis in older:
+        keys = [key for key in (analysis["top_issues"] or [{}])[0] if key != "count"]
+        analysis["issue_fields"] = _issue_fields(types.get(analysis["type"]), keys)
     return report
 
 

@@ -10,7 +10,6 @@ from kefu.records.fields import FieldSpec
 from kefu.records.sections import WORKFLOW, workflow_of
 from kefu.records.types import RecordType
 
-
 CORE_FIELDS = (
     FieldSpec.core_field("number", _l("编号"), "text", editable=False),
     FieldSpec.core_field("status", _l("状态"), "choice"),  # its choices: the type's workflow (core_fields)
@@ -23,8 +22,6 @@ CORE_FIELDS = (
 )
 """The fields every record has, described like configured ones (``core``: stored at the top of the record) so
 the same field types validate, filter and show them."""
-
-
 CORE_BY_KEY = {f.key: f for f in CORE_FIELDS}
 
 
@@ -42,7 +39,7 @@ def core_field(record_type: RecordType, key: str) -> FieldSpec | None:
     """The core field ``key`` as this type has it (None for a configured field's key)."""
     if key not in CORE_BY_KEY:
         return None
-    return replace(CORE_BY_KEY[key], choices=workflow_of(record_type).statuses) if key == "status" else CORE_BY_KEY[key]
+    return next(f for f in core_fields(record_type) if f.key == key)
 
 
 def field_for(record_type: RecordType, key: str, *, include_inactive: bool = True):
