@@ -1,12 +1,9 @@
-"""Sign-in, sign-out, lock-out, CSRF and role checks, through the real HTTP routes."""
+"""Sign-in, sign-out, CSRF and role checks, through the real HTTP routes (rate limits, server-side sessions and
+security headers: test_signin_hardening)."""
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pytest
 
-from kefu.core.clock import utcnow
-from kefu.org.users import LOCKOUT_FAILURES, User
 from tests.conftest import csrf_token
 
 
@@ -53,47 +50,20 @@ def test_session_cookie_is_httponly_and_samesite_lax(client, make_user, sign_in)
     assert cookie.http_only and cookie.same_site == "Lax"
 
 
-def test_wrong_password_says_so_and_counts_down(client, make_user, sign_in, db):
+def test_wrong_password_says_so_without_a_count_down(client, make_user, sign_in, db):
     make_user("agent1")
     response = sign_in("agent1", "wrong-password")
     assert response.status_code == 401
     page = response.get_data(as_text=True)
-    assert "用户名或密码错误" in page and "再错 4 次" in page
-    assert len(db.users.find_one({"username": "agent1"})["failed_logins"]) == 1
+    assert "用户名或密码错误" in page and "再错" not in page and "锁定" not in page
+    stored = db.users.find_one({"username": "agent1"})
+    assert not {"failed_logins", "locked_until"} & set(stored)  # nothing about failures is kept on the account
 
 
 def test_unknown_user_gets_the_same_message(client, sign_in):
     response = sign_in("nobody", "whatever1")
     assert response.status_code == 401
     assert "用户名或密码错误" in response.get_data(as_text=True)
-
-
-def test_five_wrong_passwords_lock_the_account_for_15_minutes(client, make_user, sign_in, db):
-    make_user("agent1")
-    for _ in range(LOCKOUT_FAILURES):
-        response = sign_in("agent1", "wrong-password")
-    assert "账号已锁定" in response.get_data(as_text=True)
-    stored = db.users.find_one({"username": "agent1"})
-    assert stored["locked_until"] is not None
-
-    # The right password does not open a locked account.
-    response = sign_in("agent1", "correct-horse")
-    assert response.status_code == 401 and "账号已锁定" in response.get_data(as_text=True)
-    assert client.get("/admin/").status_code == 302
-
-    # After the lock has run out the right password works again.
-    User.objects(username="agent1").update_one(set__locked_until=utcnow() - timedelta(seconds=1))
-    assert sign_in("agent1", "correct-horse").status_code == 302
-    assert db.users.find_one({"username": "agent1"})["failed_logins"] == []
-
-
-def test_failures_older_than_the_window_do_not_count(client, make_user, sign_in, db):
-    make_user("agent1")
-    old = utcnow() - timedelta(minutes=16)
-    User.objects(username="agent1").update_one(set__failed_logins=[old] * 4)
-    response = sign_in("agent1", "wrong-password")
-    assert "账号已锁定" not in response.get_data(as_text=True)
-    assert db.users.find_one({"username": "agent1"}).get("locked_until") is None
 
 
 def test_login_without_csrf_token_is_refused(client, make_user, db):
@@ -121,7 +91,7 @@ def test_role_without_access_gets_a_403_page_that_says_so(client, make_user, sig
     response = client.get("/admin/users/")
     assert response.status_code == 403
     page = response.get_data(as_text=True)
-    assert "系统管理员" in page and "客服专员" in page
+    assert "系统设置（用户、角色、部门、记录类型、日历、通知）" in page and "客服专员" in page  # what it needs, who they are
     # The agent's own screens open.
     assert client.get("/admin/customers/").status_code == 200
 

@@ -1,13 +1,14 @@
-"""HTTP endpoints outside Flask-Admin: sign-in, language, health, the JSON API, error pages."""
+"""HTTP endpoints outside Flask-Admin: sign-in, language, health, the JSON API, error pages; the security every
+response and sign-in goes through."""
 from __future__ import annotations
 
 from flask import Flask
 
-from web import api, attachments, auth, errors, health, i18n
+from web import api, attachments, auth, errors, health, i18n, security
 
 
 def init_web(app: Flask) -> None:
-    """Wire i18n, sign-in, blueprints and error pages into ``app``."""
+    """Wire i18n, sign-in, blueprints, error pages and the security of every response into ``app``."""
     app.json.ensure_ascii = False  # Chinese stays readable in API responses
     i18n.init_app(app)
     auth.init_app(app)
@@ -16,3 +17,4 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(attachments.blueprint)
     errors.init_app(app)
+    security.init_app(app)

@@ -118,6 +118,14 @@ def _whole_number(name: str, value, example: int) -> int:
     return number
 
 
+def _count(name: str, value, example: int) -> int:
+    """``value`` as an int of 1 or more; ``ConfigError`` naming ``name`` otherwise."""
+    number = _whole_number(name, value, example)
+    if number < 1:
+        raise ConfigError(f"{name}={value!r} should be at least 1, e.g. {example}")
+    return number
+
+
 def _switch(value) -> bool:
     """The ``1`` of a switch variable (``KEFU_DEMO=1``); overrides may pass ``True``."""
     return value is True or value == "1"
@@ -146,6 +154,7 @@ class Settings:
     secret_key: str                       # SECRET_KEY
     mongodb_db: str | None = None         # MONGODB_DB (the tests give each test its own)
     data_key: str | None = None           # KEFU_DATA_KEY, checked when the cipher is built (kefu.core.crypto)
+    data_key_old: str | None = None       # KEFU_DATA_KEY_OLD: the old keys of a rotation, separated by commas
     timezone: str = DEFAULT_TIMEZONE      # KEFU_TIMEZONE
     locale: str = DEFAULT_LOCALE          # KEFU_LOCALE
     demo: bool = False                    # KEFU_DEMO
@@ -161,7 +170,10 @@ class Settings:
     retry_intervals: tuple[int, ...] = (30, 120, 600)        # KEFU_RETRY_INTERVALS
     export_async_rows: int = DEFAULT_EXPORT_ASYNC_ROWS       # KEFU_EXPORT_ASYNC_ROWS
     mongodb_timeout_ms: int = DEFAULT_MONGODB_TIMEOUT_MS     # MONGODB_TIMEOUT_MS
-    session_cookie_secure: bool = False                      # SESSION_COOKIE_SECURE
+    session_cookie_secure: bool = False                      # SESSION_COOKIE_SECURE (on anyway for an https base URL)
+    trusted_proxies: int = 0                                 # KEFU_TRUSTED_PROXIES
+    sign_in_limit_per_address: int = 50                      # KEFU_SIGN_IN_LIMIT_PER_ADDRESS
+    sign_in_limit_per_name: int = 5                          # KEFU_SIGN_IN_LIMIT_PER_NAME
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH     # MAX_CONTENT_LENGTH
     extra: Mapping = field(default_factory=dict)  # overrides that are not settings (TESTING …), kept as given
 
@@ -196,7 +208,7 @@ class Settings:
         smtp_port = setting("KEFU_SMTP_PORT")
         settings = cls(
             mongodb_uri=mongodb_uri, redis_url=redis_url, secret_key=secret_key, mongodb_db=setting("MONGODB_DB"),
-            data_key=setting("KEFU_DATA_KEY"),
+            data_key=setting("KEFU_DATA_KEY"), data_key_old=setting("KEFU_DATA_KEY_OLD"),
             timezone=_timezone(setting("KEFU_TIMEZONE", DEFAULT_TIMEZONE)),
             locale=_locale(setting("KEFU_LOCALE", DEFAULT_LOCALE)),
             demo=_switch(setting("KEFU_DEMO")), embedded=embedded_mode,
@@ -212,6 +224,10 @@ class Settings:
             mongodb_timeout_ms=_whole_number("MONGODB_TIMEOUT_MS",
                                              setting("MONGODB_TIMEOUT_MS", DEFAULT_MONGODB_TIMEOUT_MS), 10000),
             session_cookie_secure=_switch(setting("SESSION_COOKIE_SECURE")),
+            trusted_proxies=_whole_number("KEFU_TRUSTED_PROXIES", setting("KEFU_TRUSTED_PROXIES", 0), 1),
+            sign_in_limit_per_address=_count("KEFU_SIGN_IN_LIMIT_PER_ADDRESS",
+                                             setting("KEFU_SIGN_IN_LIMIT_PER_ADDRESS", 50), 50),
+            sign_in_limit_per_name=_count("KEFU_SIGN_IN_LIMIT_PER_NAME", setting("KEFU_SIGN_IN_LIMIT_PER_NAME", 5), 5),
             max_content_length=_whole_number("MAX_CONTENT_LENGTH",
                                              setting("MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH),
                                              DEFAULT_MAX_CONTENT_LENGTH),
@@ -231,6 +247,7 @@ class Settings:
             "KEFU_DEMO": self.demo,
             "KEFU_EMBEDDED": self.embedded,
             "KEFU_DATA_KEY": self.data_key,
+            "KEFU_DATA_KEY_OLD": self.data_key_old,
             "MONGODB_TIMEOUT_MS": self.mongodb_timeout_ms,
             # Background work: seconds between scheduler ticks; links in messages; retry backoff of deliveries;
             # exports with more rows than this are built by a worker.
@@ -246,7 +263,14 @@ class Settings:
             "KEFU_SMTP_SECURITY": self.smtp_security,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
-            "SESSION_COOKIE_SECURE": self.session_cookie_secure,
+            # A browser that reached us over https never sends the session over plain http.
+            "SESSION_COOKIE_SECURE": self.session_cookie_secure or self.base_url.startswith("https://"),
+            # How many reverse proxies stand in front: their X-Forwarded-For names the client (sign-in limits count
+            # per client address); 0 trusts no such header.
+            "KEFU_TRUSTED_PROXIES": self.trusted_proxies,
+            # Failed sign-ins allowed in 15 minutes from one address, and for one login name from one address.
+            "KEFU_SIGN_IN_LIMIT_PER_ADDRESS": self.sign_in_limit_per_address,
+            "KEFU_SIGN_IN_LIMIT_PER_NAME": self.sign_in_limit_per_name,
             "REMEMBER_COOKIE_HTTPONLY": True,
             "REMEMBER_COOKIE_SAMESITE": "Lax",
             "MAX_CONTENT_LENGTH": self.max_content_length,

@@ -36,7 +36,3 @@ class PermissionDenied(DomainError):
 
 class LoginFailed(DomainError):
     code = "login_failed"
-
-
-class AccountLocked(LoginFailed):
-    code = "account_locked"

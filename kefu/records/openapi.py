@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 description of the API, generated from the current record-type definitions."""
 from __future__ import annotations
 
-from kefu.records.fields import get_field_type
 from kefu.records.core_fields import core_fields
+from kefu.records.fields import get_field_type
 from kefu.records.types import RecordType
 
 ERROR_SCHEMA = {
@@ -66,6 +66,11 @@ def openapi_document(types: list[RecordType]) -> dict:
             "patch": _operation(f"{record_type.name}：修改（需 version）", ref),
         }
     paths["/api/v1/auth/token"] = {"post": _operation("签发令牌", status="201")}
+    paths["/api/v1/auth/tokens"] = {"get": _operation("我的令牌")}
+    paths["/api/v1/auth/tokens/{id}"] = {
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "delete": _operation("吊销我的令牌"),
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "kefu 客服管理 API", "version": "1"},
