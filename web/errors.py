@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _
+from kefu.core.validation import InvalidValue, check_typable
 from web.api.base import error_response, status_of
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,70 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def _unreadable_args() -> tuple[str, dict] | None:
+    """``(message, {parameter: message})`` for the first query parameter holding a control character other than tab
+    and line breaks (NUL ends up in search patterns, which MongoDB refuses), else None."""
+    for name, value in request.args.items(multi=True):
+        try:
+            check_typable(name)
+            check_typable(value)
+        except InvalidValue as exc:
+            field = _printable(name)
+            return _("查询参数“%(name)s”：%(problem)s", name=field, problem=str(exc)), {field: str(exc)}
+    return None
+
+
+def _unreadable_json() -> tuple[str, dict] | None:
+    """``(message, {field: message})`` when the request's JSON body cannot be taken in at all, else None.
+
+    Two kinds: nesting so deep that the parser gives up (``[`` × 20 000 raises ``RecursionError``, which Werkzeug
+    does not treat as a parse error), and text that is not Unicode — a lone surrogate (``"\\ud800"``) that
+    neither MongoDB nor a UTF-8 answer can hold; the field named is the top-level key it is under. (Query strings
+    and forms never hold one: Werkzeug leaves a percent-escape that is not UTF-8 as it was typed.) Control
+    characters in JSON text are the fields' business: each type says what it accepts.
+    """
+    if not request.is_json:
+        return None
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        return _("请求体的 JSON 嵌套层数过多"), {}
+    if not isinstance(body, (dict, list)):
+        return None
+    for top_key, value in (body.items() if isinstance(body, dict) else enumerate(body)):
+        pending = [top_key, value]
+        while pending:  # a stack, not recursion: the parser allows nesting close to the interpreter's limit
+            item = pending.pop()
+            if isinstance(item, dict):
+                pending.extend(item.keys())
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
+            elif isinstance(item, str) and _printable(item) != item:
+                field = _printable(str(top_key))
+                return (_("“%(field)s”含有无效字符（不成对的代理项），请检查文本编码", field=field),
+                        {field: _("含有无效字符（不成对的代理项）")})
+    return None
+
+
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udxxx`` escapes, so that it can be shown and answered."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def refuse_unreadable_input():
+        """Answer 400 to a query parameter or JSON body that cannot be taken in, before any view, sign-in limit or
+        service reads it."""
+        problem = _unreadable_args() or _unreadable_json()
+        if problem is None:
+            return None
+        message, fields = problem
+        if _wants_json():
+            return error_response(400, "bad_request", message, fields)
+        return render_template("error.html", code=400, message=_("请求有误"), detail=message), 400
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {

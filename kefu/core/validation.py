@@ -4,7 +4,8 @@ Every ``normalize_*`` function takes what a person typed and returns the
 canonical form that is stored, or raises :class:`InvalidValue` with a short
 Simplified Chinese sentence that can be shown next to the field as it is.
 Every ``mask_*`` function turns a stored value into what a user without the
-right to see personal data may read.
+right to see personal data may read. :func:`check_typable` refuses text holding
+characters nobody types (control characters, lone surrogates).
 """
 from __future__ import annotations
 
@@ -13,10 +14,39 @@ import unicodedata
 from datetime import date, timedelta
 
 from kefu.core.clock import utcnow
+from kefu.core.i18n import _
 
 
 class InvalidValue(ValueError):
     """A value a person entered is not acceptable; ``str(exc)`` says why, in Chinese."""
+
+
+# --- characters nobody types ----------------------------------------------------
+
+# C0 and C1 control characters (NUL, BEL, ESC …) come from broken imports or probing, never from a keyboard; tab and
+# line breaks are typed in multi-line text. Lone UTF-16 surrogates ("\ud800" in JSON) are not text at all: neither
+# MongoDB nor a UTF-8 response can hold them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_TAB_AND_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def check_typable(text: str, *, multiline: bool = True) -> str:
+    """``text`` unchanged when a person could have typed it; :class:`InvalidValue` otherwise.
+
+    Refused: lone surrogates, and control characters other than tab and line
+    breaks (those too when ``multiline`` is false). The message names the
+    position and code point of the first such character.
+    """
+    surrogate = _SURROGATE.search(text)
+    if surrogate:
+        raise InvalidValue(_("第 %(n)s 个字符无效（不成对的代理项 U+%(code)04X），请检查文本编码",
+                             n=surrogate.start() + 1, code=ord(surrogate.group())))
+    control = (_CONTROL_BUT_TAB_AND_LINE_BREAKS if multiline else _CONTROL).search(text)
+    if control:
+        raise InvalidValue(_("不能含有控制字符（第 %(n)s 个字符为 U+%(code)04X），请删除后再提交",
+                             n=control.start() + 1, code=ord(control.group())))
+    return text
 
 
 def _typed_text(text) -> str:

@@ -6,6 +6,7 @@ from flask_login import current_user
 
 from kefu.core.errors import Conflict, DomainError, LoginFailed, NotFound, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _
+from kefu.org.customers import LookupLimited
 from kefu.records.sections import SectionInvalid
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
@@ -15,7 +16,11 @@ PUBLIC_ENDPOINTS = {"api.issue_token"}
 
 # A stored definition the section models refuse is the server's fault, not the request's (its message says so).
 STATUS_OF = ((LoginFailed, 401), (PermissionDenied, 403), (NotFound, 404), (Conflict, 409), (ValidationFailed, 422),
-             (SectionInvalid, 500))
+             (LookupLimited, 429), (SectionInvalid, 500))
+
+MAX_PAGE = 100_000
+"""The deepest page a list answers: no person pages further, and a page of 30 digits would overflow the database's
+skip."""
 
 
 class BadRequest(ValidationFailed):
@@ -52,8 +57,23 @@ def domain_error(exc: DomainError):
 
 
 def json_body() -> dict:
-    """The request's JSON object; ``BadRequest`` when it is missing or not an object."""
+    """The request's JSON object; ``BadRequest`` when it is missing or not an object. (A body nested too deep to
+    parse or holding a lone surrogate never gets here: ``web.errors`` answers it with 400 before any view runs.)"""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest(_("请求体应为 JSON 对象（Content-Type: application/json）"))
     return body
+
+
+def page_args(args, *, max_per_page: int, default_per_page: int = 50) -> tuple[int, int]:
+    """``(page, per_page)`` of a list from the query string ``args``; ``BadRequest`` naming the parameter when it is
+    not a whole number from 1 to :data:`MAX_PAGE` (``page``) or ``max_per_page`` (``per_page``)."""
+    numbers = []
+    for name, default, highest in (("page", 1, MAX_PAGE), ("per_page", default_per_page, max_per_page)):
+        text = (args.get(name) or str(default)).strip()
+        number = int(text) if text.isascii() and text.isdigit() and len(text) <= len(str(highest)) else 0
+        if not 1 <= number <= highest:
+            message = _("%(name)s 应为 1–%(max)s 之间的整数", name=name, max=highest)
+            raise BadRequest(message, {name: message})
+        numbers.append(number)
+    return numbers[0], numbers[1]

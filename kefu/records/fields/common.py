@@ -12,7 +12,7 @@ from bson import ObjectId
 
 from kefu.core.config import DEFAULT_TIMEZONE
 from kefu.core.i18n import _
-from kefu.core.validation import InvalidValue
+from kefu.core.validation import InvalidValue, check_typable
 
 DEFAULT_NOW = "now"
 DEFAULT_CURRENT_USER = "current_user"
@@ -101,11 +101,13 @@ def scalar_text(raw) -> str:
     """``raw`` as stripped text: strings as typed, numbers written out; anything else is refused.
 
     Dicts, lists, booleans, bytes and other objects raise :class:`InvalidValue`
-    (so a value such as ``{"$gt": ""}`` never reaches a query). A float that
-    is a whole number (spreadsheets give 13812345678.0) loses its ".0".
+    (so a value such as ``{"$gt": ""}`` never reaches a query), and so does text
+    with control characters other than tab and line breaks, or lone surrogates
+    (``check_typable``). A float that is a whole number (spreadsheets give
+    13812345678.0) loses its ".0".
     """
     if isinstance(raw, str):
-        return raw.strip()
+        return check_typable(raw.strip())
     if isinstance(raw, bool):
         raise single_value_error()
     if isinstance(raw, int):

@@ -11,6 +11,11 @@ from kefu.records.fields.base import OrderedType
 from kefu.records.fields.common import DEFAULT_NOW, context_or_default, fold, is_blank, scalar_text
 from kefu.records.fields.forms import TypedDateField, TypedDateTimeLocalField
 
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+"""Dates and moments are accepted in these years only: none outside is real for a customer-service case,
+spreadsheets cannot hold dates before 1900, and at either end of Python's range (years 1 and 9999) a moment cannot be
+moved to UTC nor a day be followed by the next."""
+
 _DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{4})(\d{2})(\d{2})")
 _DATETIME = re.compile(
     r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
@@ -18,6 +23,14 @@ _DATETIME = re.compile(
     r"\s*(Z|[+-]\d{2}:?\d{2})?",
     re.IGNORECASE,
 )
+
+
+def _check_year(day: date) -> None:
+    """Raise :class:`InvalidValue` for a (local) date outside :data:`EARLIEST_YEAR`–:data:`LATEST_YEAR`."""
+    if day.year < EARLIEST_YEAR:
+        raise InvalidValue(_("日期应在 %(year)s 年之后，当前为 %(day)s", year=EARLIEST_YEAR, day=day.isoformat()))
+    if day.year > LATEST_YEAR:
+        raise InvalidValue(_("日期应在 %(year)s 年之前，当前为 %(day)s", year=LATEST_YEAR + 1, day=day.isoformat()))
 
 
 class CalendarType(OrderedType):
@@ -33,7 +46,7 @@ class CalendarType(OrderedType):
 
 
 class DateType(CalendarType):
-    """Calendar date. Accepts 2026-11-22, 2026/11/22, 2026年11月22日, 20261122 and ``date`` objects.
+    """Calendar date from 1900 to 2999. Accepts 2026-11-22, 2026/11/22, 2026年11月22日, 20261122 and ``date`` objects.
 
     A ``datetime`` is read in the context's zone. Stored as the UTC midnight of
     that date; JSON "2026-11-22". Default "now" means today in the context's zone.
@@ -46,6 +59,11 @@ class DateType(CalendarType):
     form_class = TypedDateField
 
     def parse(self, raw, definition, context):
+        day = self._day(raw, context)
+        _check_year(day)
+        return day
+
+    def _day(self, raw, context) -> date:
         if isinstance(raw, datetime):
             return (raw.astimezone(context.tz) if raw.tzinfo else raw).date()
         if isinstance(raw, date):
@@ -98,7 +116,7 @@ class DateType(CalendarType):
 
 
 class DateTimeType(CalendarType):
-    """Moment in time: ISO 8601 with or without offset, "2026-11-22 14:05", or ``datetime`` objects.
+    """Moment in time from 1900 to 2999: ISO 8601 with or without offset, "2026-11-22 14:05", or ``datetime`` objects.
 
     Text or a naive ``datetime`` without an offset is local time of the
     context's zone. Kept as an aware UTC ``datetime`` truncated to
@@ -118,7 +136,8 @@ class DateTimeType(CalendarType):
         return self._moment(raw, context)[0]
 
     def _moment(self, raw, context) -> tuple[datetime, bool]:
-        """``(aware UTC datetime, whether only a date was given)``."""
+        """``(aware UTC datetime, whether only a date was given)``; the year is checked before the moment is moved
+        to UTC (year 1 cannot be)."""
         if isinstance(raw, datetime):
             moment, date_only = raw, False
         elif isinstance(raw, date):
@@ -138,6 +157,7 @@ class DateTimeType(CalendarType):
                 )
             except ValueError:
                 raise InvalidValue(_("“%(text)s”不是有效时间", text=text)) from None
+        _check_year(moment.date())
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=context.tz)
         moment = moment.astimezone(timezone.utc)

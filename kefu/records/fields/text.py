@@ -6,7 +6,7 @@ from typing import Callable
 
 from kefu.core.i18n import _, _l
 from kefu.core.validation import (
-    InvalidValue, mask_id_number, mask_phone, normalize_email, normalize_id_number, normalize_phone,
+    InvalidValue, check_typable, mask_id_number, mask_phone, normalize_email, normalize_id_number, normalize_phone,
 )
 from kefu.records.fields.base import FieldType
 from kefu.records.fields.common import fold, option_value, scalar_text
@@ -14,7 +14,8 @@ from kefu.records.fields.forms import TypedTextAreaField
 
 
 class TextType(FieldType):
-    """Single-line text: stripped; ``max_length`` (default 200) and an optional full-match ``pattern``."""
+    """Single-line text: stripped, without tabs or line breaks inside; ``max_length`` (default 200) and an optional
+    full-match ``pattern``."""
 
     name = "text"
     label = _l("单行文本")
@@ -25,7 +26,7 @@ class TextType(FieldType):
     default_max_length = 200
 
     def parse(self, raw, definition, context):
-        return scalar_text(raw) or None
+        return check_typable(scalar_text(raw), multiline=False) or None
 
     def _max_length(self, definition) -> int:
         max_length = option_value(definition, "max_length")
