@@ -1,32 +1,161 @@
-"""Admin screens for the customer archive (客户档案)."""
+"""Admin screens for the customer archive (客户档案).
+
+Phone, ID number and address are shown masked — in the list, the details and the edit form — to whoever lacks
+``view_customer_pii``; their edit inputs start empty, and an empty input keeps the stored value. Every save goes
+through ``kefu.org.customers`` (which encrypts). The search box finds names, and a phone number only exactly, through
+the blind index (counted like every phone lookup). Customers are never deleted: ``归档`` (with
+``archive_customers``) hides them from pick lists and from the list unless its 档案状态 filter asks for them.
+"""
 from __future__ import annotations
 
-from flask_login import current_user
+from bson import ObjectId
+from flask import flash, request
+from flask_admin.actions import action
+from flask_admin.contrib.mongoengine.filters import BaseMongoEngineFilter
+from wtforms import StringField
+from wtforms.validators import Length, Optional
 
 from admin_views.base import SecureModelView
-from kefu.core.validation import mask_id_number, mask_phone
-from kefu.org.roles import VIEW_PII, Role
+from kefu.core.errors import DomainError
+from kefu.core.i18n import _, _l
+from kefu.org import customers
+from kefu.org.roles import Capability
+from web.actor import current_actor
 
 
-def _masked(mask):
-    """A column formatter that masks personal data for users without ``view_pii``."""
-    def format_value(view, context, model, name):
-        value = getattr(model, name)
-        if not value or current_user.can(VIEW_PII):
-            return value
-        return mask(value)
-    return format_value
+class ArchiveStateFilter(BaseMongoEngineFilter):
+    """档案状态: in the archive (what the list shows without this filter) or archived."""
+
+    IN_ARCHIVE, ARCHIVED = "in_archive", "archived"
+
+    def __init__(self):
+        super().__init__(customers.Customer.archived, _l("档案状态"),
+                         options=((self.IN_ARCHIVE, _l("在档")), (self.ARCHIVED, _l("已归档"))))
+
+    def apply(self, query, value):
+        return query.filter(archived=True) if value == self.ARCHIVED else query.filter(archived__ne=True)
+
+    def operation(self):
+        return _l("为")
+
+
+def _personal(view, context, model, name) -> str:
+    """A personal field as the signed-in user may read it."""
+    return customers.shown(model, name, customers.sees_personal_data(current_actor().access))
+
+
+def _personal_input(label, max_length: int):
+    return StringField(label, validators=[Optional(), Length(max=max_length)])
 
 
 class CustomerView(SecureModelView):
-    allowed_roles = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.AGENT.value)
+    required_capability = Capability.MANAGE_CUSTOMERS.value
+    can_delete = False  # archived, never deleted: records keep pointing at their customer
     column_list = ("name", "gender", "phone", "id_number", "project", "unit", "grade", "created_at")
     column_details_list = ("name", "gender", "phone", "id_number", "address", "project", "unit", "grade",
-                           "notes", "created_at", "updated_at")
-    column_searchable_list = ("name", "phone")
-    column_filters = ("grade", "gender", "project", "created_at")
+                           "notes", "archived", "archived_at", "created_at", "updated_at")
+    column_labels = dict(customers.PERSONAL_LABELS)
+    column_searchable_list = ("name",)  # and a whole phone number, exactly: see _search
+    column_filters = ("grade", "gender", "project", "created_at", ArchiveStateFilter())
     form_columns = ("name", "gender", "phone", "id_number", "address", "project", "unit", "grade", "notes")
-    column_formatters = {"phone": _masked(mask_phone), "id_number": _masked(mask_id_number)}
+    form_extra_fields = {
+        "phone": _personal_input(customers.PERSONAL_LABELS["phone"], 40),
+        "id_number": _personal_input(customers.PERSONAL_LABELS["id_number"], 40),
+        "address": _personal_input(customers.PERSONAL_LABELS["address"], customers.MAX_ADDRESS_LENGTH),
+    }
+    column_formatters = {name: _personal for name in customers.PERSONAL_FIELDS}
     column_formatters_detail = column_formatters
     column_default_sort = ("created_at", True)
     form_ajax_refs = {"unit": {"fields": ("label",), "page_size": 20}}
+
+    @staticmethod
+    def _unmasked() -> bool:
+        return customers.sees_personal_data(current_actor().access)
+
+    # -- the list: archived customers only through the filter, phone numbers only exactly ------------------
+
+    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+        filters = list(filters or ())
+        if not any(isinstance(self._filters[index], ArchiveStateFilter) for index, _name, _value in filters):
+            index = next(i for i, flt in enumerate(self._filters) if isinstance(flt, ArchiveStateFilter))
+            filters.append((index, "", ArchiveStateFilter.IN_ARCHIVE))
+        return super().get_list(page, sort_column, sort_desc, search, filters, execute, page_size)
+
+    def _search(self, query, search_term):
+        if not customers.looks_like_phone(search_term):
+            return super()._search(query, search_term)
+        actor = current_actor()
+        try:
+            found = customers.find_by_phone(search_term, actor.access, actor.user_id, archived=True, limit=100)
+        except DomainError as exc:
+            flash(str(exc), "error")
+            found = []
+        return query.filter(pk__in=[customer.pk for customer in found])
+
+    # -- forms: personal data masked, written through the services -----------------------------------------
+
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        if self._unmasked():
+            return form
+        for name in customers.PERSONAL_FIELDS:
+            field = form[name]
+            if request.method != "POST":
+                field.data = ""  # the stored value never reaches this user's browser
+            shown = customers.shown(obj, name, False) if obj is not None else ""
+            field.render_kw = {**(field.render_kw or {}),
+                               "placeholder": _("%(masked)s（留空则不修改）", masked=shown or "-")}
+        return form
+
+    def _values(self, form, creating: bool) -> dict:
+        values = {name: form[name].data for name in customers.PLAIN_FIELDS}
+        for name in customers.PERSONAL_FIELDS:
+            if creating or form[name].data or self._unmasked():  # a masked input left empty keeps the value
+                values[name] = form[name].data
+        return values
+
+    def create_model(self, form):
+        try:
+            return customers.create_customer(self._values(form, creating=True))
+        except Exception as exc:
+            if not self.handle_view_exception(exc):
+                raise
+            return False
+
+    def update_model(self, form, model):
+        try:
+            customers.update_customer(model, self._values(form, creating=False))
+        except Exception as exc:
+            if not self.handle_view_exception(exc):
+                raise
+            return False
+        return True
+
+    # -- archiving ----------------------------------------------------------------------------------------------
+
+    def is_action_allowed(self, name):
+        if name in ("archive", "restore"):
+            return current_actor().access.has(Capability.ARCHIVE_CUSTOMERS.value)
+        return super().is_action_allowed(name)
+
+    def _each_selected(self, ids, change) -> int:
+        done = 0
+        for customer in customers.Customer.objects(pk__in=[ObjectId(i) for i in ids if ObjectId.is_valid(i)]):
+            try:
+                change(customer, current_actor().access)
+            except DomainError as exc:
+                flash(str(exc), "error")
+            else:
+                done += 1
+        return done
+
+    @action("archive", _l("归档"), _l("归档所选客户？归档后不再出现在客户选择和默认列表中，已有记录仍关联该客户"))
+    def action_archive(self, ids):
+        user_id = current_actor().user_id
+        done = self._each_selected(ids, lambda customer, access: customers.archive_customer(customer, access, user_id))
+        flash(_("已归档 %(n)s 位客户", n=done), "success")
+
+    @action("restore", _l("恢复"), _l("恢复所选的已归档客户？"))
+    def action_restore(self, ids):
+        done = self._each_selected(ids, customers.restore_customer)
+        flash(_("已恢复 %(n)s 位客户", n=done), "success")

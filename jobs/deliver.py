@@ -8,7 +8,9 @@ from rq import Queue
 from jobs import NOTIFY_QUEUE, get_queue, retry_policy
 from kefu.core.clock import utcnow
 from kefu.notify.channels import ChannelError, get_settings, post_webhook, send_email, smtp_settings
-from kefu.notify.notifications import MAX_ATTEMPTS, claim, due_deliveries, mark_enqueued, record_failure, record_sent
+from kefu.notify.notifications import (
+    MAX_ATTEMPTS, claim, due_deliveries, mark_enqueued, outgoing_payload, record_failure, record_sent,
+)
 
 
 def dispatch(limit: int = 1000) -> int:
@@ -44,7 +46,7 @@ def deliver(delivery_id: str) -> str:
             smtp = smtp_settings(get_settings(), current_app.extensions["kefu_cipher"])
             answer = send_email(smtp, delivery["target"], delivery["subject"], delivery["body"])
         else:
-            answer = post_webhook(delivery["target"], delivery["payload"])
+            answer = post_webhook(delivery["target"], outgoing_payload(delivery))
     except ChannelError as exc:
         record_failure(delivery, str(exc))
         raise

@@ -7,12 +7,13 @@ import random
 from datetime import datetime, timezone
 
 from kefu.notify.messages import ensure_templates
-from kefu.org.customers import Customer
+from kefu.org.customers import PHONE, Customer, create_customer
+from kefu.org.personal import lookup_keys
 from kefu.org.roles import Role
 from kefu.org.structure import Building, Department, Project, Unit, unit_label
 from kefu.org.users import User, create_user
-from kefu.records.types import RecordType
 from kefu.records.definitions import load_shipped_types
+from kefu.records.types import RecordType
 from seed.people import make_people
 
 DEMO_PASSWORD = "kefu-demo"
@@ -115,13 +116,13 @@ def seed_users() -> list[User]:
 def seed_customers(projects: list[Project]) -> None:
     rng = random.Random(2026)
     units_by_project = {project.id: list(Unit.objects(project=project).only("id", "project")) for project in projects}
-    known_phones = set(Customer.objects.scalar("phone"))
+    known_phones = set(Customer.objects.scalar("phone_bidx"))  # blind indexes: phones are stored encrypted
     for person in make_people(CUSTOMER_COUNT, seed=2026):
         project = rng.choice(projects)
         unit = rng.choice(units_by_project[project.id])
-        if person["phone"] in known_phones:
+        if known_phones.intersection(lookup_keys(person["phone"], PHONE)):
             continue
-        Customer(project=project, unit=unit, **person).save()
+        create_customer({**person, "project": project, "unit": unit})
 
 
 def seed_demo() -> dict[str, int]:

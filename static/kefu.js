@@ -1,7 +1,26 @@
 // Autocomplete for reference fields (项目、户位、客户、用户、部门): inputs marked data-ref-kind
-// get a <datalist> filled from GET /api/v1/refs/<kind>?q=… as the person types.
+// get a <datalist> filled from GET /api/v1/refs/<kind>?q=… as the person types. Customers are
+// looked up with POST (JSON body, CSRF token from <meta name="csrf-token">): what is typed may be
+// a phone number, which must never appear in a URL (access logs keep URLs).
 (function () {
   "use strict";
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+  function suggestions(kind, text) {
+    var project = projectId();
+    if (kind === "customer") {
+      return fetch("/api/v1/refs/customer", {
+        method: "POST", credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+        body: JSON.stringify({q: text, project: project || null})
+      });
+    }
+    var url = "/api/v1/refs/" + kind + "?q=" + encodeURIComponent(text);
+    if (project) { url += "&project=" + project; }
+    return fetch(url, {credentials: "same-origin"});
+  }
   function projectId() {
     var project = document.getElementById("project");
     return project && /^[0-9a-f]{24}$/i.test(project.value) ? project.value : "";
@@ -14,9 +33,8 @@
     input.addEventListener("input", function () {
       clearTimeout(timer);
       timer = setTimeout(function () {
-        var url = "/api/v1/refs/" + input.dataset.refKind + "?q=" + encodeURIComponent(input.value);
-        if (projectId()) { url += "&project=" + projectId(); }
-        fetch(url, {credentials: "same-origin"}).then(function (r) { return r.ok ? r.json() : {items: []}; })
+        suggestions(input.dataset.refKind, input.value)
+          .then(function (r) { return r.ok ? r.json() : {items: []}; })
           .then(function (body) {
             list.innerHTML = "";
             body.items.forEach(function (item) {

@@ -6,9 +6,14 @@ import os
 import stat
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kefu.core.config import ConfigError
-from kefu.core.crypto import DecryptionFailed, FieldCipher, data_key_from_config, generate_data_key
+from kefu.core.crypto import (
+    DecryptionFailed, FieldCipher, data_key_from_config, generate_data_key, old_data_keys_from_config,
+)
 from kefu.core.errors import DomainError
 
 KEY = bytes(range(32))
@@ -33,9 +38,10 @@ def test_ciphertext_reveals_no_plaintext_and_is_randomised(cipher):
     plain = text.encode("utf-8")
     for start in range(0, len(plain) - 3):
         assert plain[start:start + 4] not in blob
-    assert blob[0] == 1 and len(blob) == 1 + 12 + len(plain) + 16
+    assert blob[0] == 2 and len(blob) == 1 + 8 + 12 + len(plain) + 16
+    assert blob[1:9].hex() == cipher.key_id  # every ciphertext names its key
     again = cipher.encrypt(text, context="customer.notes")
-    assert again != blob and again[1:13] != blob[1:13]  # fresh nonce every time
+    assert again != blob and again[9:21] != blob[9:21]  # fresh nonce every time
 
 
 def test_wrong_context_wrong_key_and_tampering_fail(cipher):
@@ -44,7 +50,7 @@ def test_wrong_context_wrong_key_and_tampering_fail(cipher):
         cipher.decrypt(blob, context="complaint.id_number")
     with pytest.raises(DecryptionFailed):
         FieldCipher(OTHER_KEY).decrypt(blob, context="complaint.phone")
-    for position in (0, 1, 12, 13, len(blob) - 1):
+    for position in (0, 1, 8, 9, 20, 21, len(blob) - 1):  # version, key id, nonce, ciphertext, tag
         tampered = bytearray(blob)
         tampered[position] ^= 0x01
         with pytest.raises(DecryptionFailed):
@@ -95,6 +101,68 @@ def test_bad_arguments_are_programming_errors(cipher):
         cipher.encrypt(b"bytes", context="complaint.phone")
 
 
+
+# --- the keyring ------------------------------------------------------------------------
+
+
+def legacy_blob(master_key: bytes, text: str, context: str) -> bytes:
+    """A value as format 1 stored it (before key ids): version byte 1, nonce, AES-GCM of the text."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"kefu field encryption v1").derive(master_key)
+    nonce = os.urandom(12)
+    return b"\x01" + nonce + AESGCM(key).encrypt(nonce, text.encode(), b"\x01" + context.encode())
+
+
+def test_key_id_names_the_key_without_revealing_it(cipher):
+    assert len(cipher.key_id) == 16 and int(cipher.key_id, 16) >= 0
+    assert cipher.key_id == FieldCipher(KEY).key_id != FieldCipher(OTHER_KEY).key_id
+    assert cipher.key_id not in KEY.hex()
+    assert FieldCipher(OTHER_KEY, [KEY]).key_ids == (FieldCipher(OTHER_KEY).key_id, cipher.key_id)
+    assert FieldCipher(KEY, [KEY]).key_ids == (cipher.key_id,)  # the same key twice is one key
+
+
+def test_old_keys_decrypt_new_values_use_the_primary_key(cipher):
+    old_blob = cipher.encrypt("13812345678", context="complaint.phone")
+    ring = FieldCipher(OTHER_KEY, [KEY])
+    assert ring.decrypt(old_blob, context="complaint.phone") == "13812345678"
+    assert ring.opening_key_id(old_blob, context="complaint.phone") == cipher.key_id
+    new_blob = ring.encrypt("13900001111", context="complaint.phone")
+    assert new_blob[1:9].hex() == ring.key_id == FieldCipher(OTHER_KEY).key_id
+    assert FieldCipher(OTHER_KEY).decrypt(new_blob, context="complaint.phone") == "13900001111"
+    with pytest.raises(DecryptionFailed):
+        cipher.decrypt(new_blob, context="complaint.phone")  # the old key alone cannot read what the new one wrote
+
+
+def test_reencrypt_moves_a_value_to_the_primary_key_once(cipher):
+    ring = FieldCipher(OTHER_KEY, [KEY])
+    old_blob = cipher.encrypt("张三", context="customer.name")
+    assert not ring.under_primary_key(old_blob)
+    moved = ring.reencrypt(old_blob, context="customer.name")
+    assert ring.under_primary_key(moved) and FieldCipher(OTHER_KEY).decrypt(moved, context="customer.name") == "张三"
+    assert ring.reencrypt(moved, context="customer.name") == moved  # already under the primary key: unchanged
+    with pytest.raises(DecryptionFailed):
+        FieldCipher(OTHER_KEY).reencrypt(old_blob, context="customer.name")  # the old key is not in this ring
+
+
+def test_version_1_values_still_decrypt_with_any_key_of_the_ring(cipher):
+    blob = legacy_blob(KEY, "13812345678", "complaint.phone")
+    assert cipher.decrypt(blob, context="complaint.phone") == "13812345678"
+    ring = FieldCipher(OTHER_KEY, [KEY])
+    assert ring.decrypt(blob, context="complaint.phone") == "13812345678"
+    assert ring.opening_key_id(blob, context="complaint.phone") == cipher.key_id
+    assert ring.under_primary_key(ring.reencrypt(blob, context="complaint.phone"))
+    with pytest.raises(DecryptionFailed):
+        FieldCipher(OTHER_KEY).decrypt(blob, context="complaint.phone")
+    with pytest.raises(DecryptionFailed):
+        cipher.decrypt(blob, context="complaint.id_number")
+
+
+def test_blind_indexes_cover_every_key_of_the_ring_primary_first(cipher):
+    ring = FieldCipher(OTHER_KEY, [KEY])
+    indexes = ring.blind_indexes("13812345678", context="complaint.phone")
+    assert indexes == [FieldCipher(OTHER_KEY).blind_index("13812345678", context="complaint.phone"),
+                       cipher.blind_index("13812345678", context="complaint.phone")]
+    assert ring.blind_index("13812345678", context="complaint.phone") == indexes[0]
+
 def test_stored_in_mongodb_found_by_blind_index(db, cipher):
     people = [("张三", "13812345678"), ("李四", "13900001111"), ("王五", "0571-87654321")]
     db.complaints.insert_many([
@@ -143,6 +211,19 @@ def test_key_from_config_and_environment(clean_env, monkeypatch):
     assert data_key_from_config({"KEFU_DATA_KEY": key}) == base64.b64decode(key)  # config wins
     assert FieldCipher.from_config({}).blind_index("x", context="c") == FieldCipher(KEY).blind_index("x", context="c")
 
+
+
+def test_old_keys_from_config_comma_separated(clean_env, monkeypatch):
+    assert old_data_keys_from_config({}) == [] and old_data_keys_from_config({"KEFU_DATA_KEY_OLD": None}) == []
+    both = f"{base64.b64encode(KEY).decode()}, {base64.b64encode(OTHER_KEY).decode()}"
+    assert old_data_keys_from_config({"KEFU_DATA_KEY_OLD": both}) == [KEY, OTHER_KEY]
+    monkeypatch.setenv("KEFU_DATA_KEY_OLD", base64.b64encode(KEY).decode())
+    monkeypatch.setenv("KEFU_DATA_KEY", base64.b64encode(OTHER_KEY).decode())
+    assert FieldCipher.from_config({}).key_ids == (FieldCipher(OTHER_KEY).key_id, FieldCipher(KEY).key_id)
+    with pytest.raises(ConfigError) as caught:
+        old_data_keys_from_config({"KEFU_DATA_KEY_OLD": f"{base64.b64encode(KEY).decode()},short"})
+    message = str(caught.value)
+    assert message.startswith("KEFU_DATA_KEY_OLD (key 2) ") and "\n" not in message and "short" not in message
 
 def test_missing_key_outside_embedded_mode_is_one_readable_line(clean_env):
     with pytest.raises(ConfigError) as caught:

@@ -414,9 +414,15 @@ def test_sensitive_values_mask():
 # --- references ---------------------------------------------------------------------------------
 
 @pytest.fixture
-def org(db):
-    """Two projects with the same unit label, two customers called 张伟, two users, the departments."""
-    from kefu.org.customers import Customer
+def org(app, db):
+    """Two projects with the same unit label, two customers called 张伟, two users, the departments (inside an app
+    context: customers' phones are encrypted with the app's key)."""
+    with app.app_context():
+        yield _org()
+
+
+def _org() -> dict:
+    from kefu.org.customers import create_customer
     from kefu.org.structure import Building, Project, Unit
     from kefu.org.users import create_user, set_active
     from seed.demo import seed_departments
@@ -429,9 +435,9 @@ def org(db):
         places[code] = project
         for room in ("1201", "1202"):
             places[f"{code} {room}"] = Unit(project=project, building=building, entrance="2单元", room=room).save()
-    places["zhang_a"] = Customer(name="张伟", phone="13812345678", project=places["YQJNF"]).save()
-    places["zhang_b"] = Customer(name="张伟", phone="13987654321").save()
-    places["li"] = Customer(name="李娜", phone="0571-87654321").save()
+    places["zhang_a"] = create_customer({"name": "张伟", "phone": "13812345678", "project": places["YQJNF"]})
+    places["zhang_b"] = create_customer({"name": "张伟", "phone": "13987654321"})
+    places["li"] = create_customer({"name": "李娜", "phone": "0571-87654321"})
     places["lin"] = create_user("lin", "correct-horse", ["agent"], department="客服中心", display_name="林晓雯")
     places["wang"] = create_user("wang", "correct-horse", ["handler"], department="工程部", display_name="王志刚")
     places["old"] = create_user("old", "correct-horse", ["agent"], department="客服中心", display_name="离职员工")
@@ -494,13 +500,14 @@ def test_user_and_department(org):
     assert rejection("department", "采购部") == "找不到部门“采购部”"
 
 
-def test_ambiguous_names_list_at_most_ten_candidates(db):
-    from kefu.org.customers import Customer
+def test_ambiguous_names_list_at_most_ten_candidates(app, db):
+    from kefu.org.customers import create_customer
 
-    for number in range(12):
-        Customer(name="王芳", phone=f"1380000{number:04d}").save()
-    with pytest.raises(AmbiguousReference) as caught:
-        clean("customer", "王芳")
+    with app.app_context():
+        for number in range(12):
+            create_customer({"name": "王芳", "phone": f"1380000{number:04d}"})
+        with pytest.raises(AmbiguousReference) as caught:
+            clean("customer", "王芳")
     assert len(caught.value.candidates) == 10
     assert str(caught.value).endswith("等，请写得更具体些或直接选择")
 
@@ -518,7 +525,8 @@ def test_references_store_json_display_and_edit(org, db):
     # The form shows a name that finds the same target again, else the id.
     assert unit_type.form_data(unit.pk) == "云栖·江南府 3幢2单元1201"
     assert get_field_type("user").form_data(org["lin"].pk) == "lin"
-    assert get_field_type("customer").form_data(org["li"].pk) == "0571-87654321"
+    assert get_field_type("customer").form_data(org["li"].pk) == "李娜"  # a name, never the phone
+    assert get_field_type("customer").form_data(org["zhang_a"].pk) == str(org["zhang_a"].pk)  # a shared name
     assert get_field_type("user").display(org["lin"].pk) == "林晓雯（lin）"
 
 

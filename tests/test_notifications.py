@@ -150,7 +150,7 @@ def test_edited_template_is_used_by_the_next_sweep(app, client, admin, probe, us
 def test_deliveries_log_lists_and_retries_failed_ones(app, client, seeded, db):
     web_sign_in(client, "admin")
     db.deliveries.insert_one({"key": "k1", "channel": "webhook", "target": "https://robot/send?key=secret",
-                              "kind": "overdue", "subject": "【已逾期】投诉 TS-1", "body": "b", "payload": {},
+                              "kind": "overdue", "subject": "【已逾期】投诉 TS-1", "body": "b",
                               "status": "failed", "attempts": 4, "error": "webhook answered HTTP 503",
                               "not_before": datetime.now(timezone.utc), "created_at": datetime.now(timezone.utc)})
     page = client.get("/admin/deliveries/").get_data(as_text=True)

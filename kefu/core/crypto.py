@@ -1,9 +1,13 @@
-"""Personal data encrypted at rest (AES-256-GCM), with blind indexes for exact search.
+"""Personal data encrypted at rest (AES-256-GCM), with blind indexes for exact search, under a keyring.
 
-A :class:`FieldCipher` is built from one 32-byte master key (``KEFU_DATA_KEY``).
-Two keys are derived from it with HKDF-SHA256 under different ``info`` labels:
-one encrypts values, the other computes blind indexes, so an index never
-reveals anything about the encryption key and vice versa.
+A :class:`FieldCipher` holds a keyring: the primary master key (``KEFU_DATA_KEY``)
+and, while a rotation runs, the old ones (``KEFU_DATA_KEY_OLD``). From each
+32-byte master key three values are derived with HKDF-SHA256 under different
+``info`` labels: the key that encrypts values, the key that computes blind
+indexes, and an 8-byte key id that names the key in every ciphertext (it
+reveals nothing about the key). New values are always encrypted and indexed
+with the primary key; a stored value is decrypted with whichever key of the
+ring its key id names.
 
 Every call names a ``context`` — the field the value belongs to, such as
 ``"complaint.phone"``. It is bound into the ciphertext as associated data, so a
@@ -11,8 +15,11 @@ value copied into another field (or another record type) no longer decrypts,
 and it is mixed into the blind index, so the same phone number indexes
 differently in different fields.
 
-Stored layout of a ciphertext: one version byte, the 12-byte random nonce, then
-the AES-GCM ciphertext with its 16-byte tag.
+Stored layout of a ciphertext (format 2): the version byte 2, the 8-byte key
+id, the 12-byte random nonce, then the AES-GCM ciphertext with its 16-byte tag;
+the version byte and the key id are authenticated with the context. Format 1
+(written before key ids existed: version byte 1, nonce, ciphertext) is still
+read, by trying the keys of the ring.
 
 Losing the master key loses every encrypted value: in embedded mode it lives in
 ``var/data_key``; back that file up together with the database.
@@ -36,12 +43,16 @@ from kefu.core.errors import DomainError
 from kefu.core.i18n import _l
 
 KEY_SIZE = 32
+KEY_ID_SIZE = 8
 NONCE_SIZE = 12
 TAG_SIZE = 16
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1  # no key id: written before keyrings existed, still read
 _VERSION_BYTE = bytes([FORMAT_VERSION])
+_LEGACY_VERSION_BYTE = bytes([LEGACY_FORMAT_VERSION])
 _ENCRYPTION_INFO = b"kefu field encryption v1"
 _INDEX_INFO = b"kefu blind index v1"
+_KEY_ID_INFO = b"kefu key id v1"
 
 DATA_KEY_FILE_NAME = "data_key"
 GENERATE_KEY_HINT = (
@@ -140,8 +151,25 @@ def data_key_from_config(config: dict) -> bytes:
     )
 
 
-def _derive(master_key: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(master_key)
+
+
+def old_data_keys_from_config(config: dict) -> list[bytes]:
+    """The old master keys of a rotation: ``KEFU_DATA_KEY_OLD``, base64 keys separated by commas; raises
+    ``ConfigError``.
+
+    Looked up like :func:`data_key_from_config` (``config``, then for a bare ``config`` the environment); none is
+    the usual case.
+    """
+    value = config.get("KEFU_DATA_KEY_OLD") or environment_value("KEFU_DATA_KEY_OLD")
+    parts = [part.strip() for part in str(value or "").split(",") if part.strip()]
+    if len(parts) == 1:
+        return [parse_data_key(parts[0], source="KEFU_DATA_KEY_OLD")]
+    return [parse_data_key(part, source=f"KEFU_DATA_KEY_OLD (key {number})")
+            for number, part in enumerate(parts, start=1)]
+
+
+def _derive(master_key: bytes, info: bytes, length: int = KEY_SIZE) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(master_key)
 
 
 def _context_bytes(context: str) -> bytes:
@@ -150,57 +178,132 @@ def _context_bytes(context: str) -> bytes:
     return context.encode("utf-8")
 
 
-class FieldCipher:
-    """Encrypts, decrypts and blind-indexes field values with keys derived from one master key."""
+def _blob_bytes(blob) -> bytes | None:
+    return bytes(blob) if isinstance(blob, (bytes, bytearray, memoryview)) else None
+
+
+def key_id_of(blob) -> str | None:
+    """The key id a ciphertext names (16 hex digits), None for a format 1 one (which names none) or other bytes."""
+    data = _blob_bytes(blob)
+    if data is None or data[:1] != _VERSION_BYTE or len(data) < 1 + KEY_ID_SIZE + NONCE_SIZE + TAG_SIZE:
+        return None
+    return data[1:1 + KEY_ID_SIZE].hex()
+
+
+class _RingKey:
+    """What one master key gives: its key id, its encryption key and its blind-index key."""
+
+    __slots__ = ("key_id", "aead", "index_key")
 
     def __init__(self, master_key: bytes):
-        if not isinstance(master_key, (bytes, bytearray)) or len(master_key) != KEY_SIZE:
-            raise ValueError(f"FieldCipher needs a {KEY_SIZE}-byte master key")
-        self._aead = AESGCM(_derive(bytes(master_key), _ENCRYPTION_INFO))
-        self._index_key = _derive(bytes(master_key), _INDEX_INFO)
+        self.key_id = _derive(master_key, _KEY_ID_INFO, KEY_ID_SIZE)
+        self.aead = AESGCM(_derive(master_key, _ENCRYPTION_INFO))
+        self.index_key = _derive(master_key, _INDEX_INFO)
+
+    def index(self, normalised_value: str, context_bytes: bytes) -> str:
+        message = len(context_bytes).to_bytes(4, "big") + context_bytes + normalised_value.encode("utf-8")
+        return hmac.new(self.index_key, message, hashlib.sha256).hexdigest()
+
+
+class FieldCipher:
+    """Encrypts, decrypts and blind-indexes field values with a keyring: the primary master key, which every new
+    value is encrypted and indexed with, and the old keys of a rotation, which still decrypt what they encrypted."""
+
+    def __init__(self, master_key: bytes, old_keys=()):
+        ring: list[_RingKey] = []
+        for key in (master_key, *old_keys):
+            if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
+                raise ValueError(f"FieldCipher needs {KEY_SIZE}-byte master keys")
+            derived = _RingKey(bytes(key))
+            if all(derived.key_id != known.key_id for known in ring):
+                ring.append(derived)
+        self._ring = tuple(ring)
+        self._by_id = {key.key_id: key for key in ring}
 
     @classmethod
     def from_config(cls, config: dict) -> "FieldCipher":
-        """A cipher with the key :func:`data_key_from_config` finds; raises ``ConfigError``."""
-        return cls(data_key_from_config(config))
+        """A cipher with the key :func:`data_key_from_config` finds and the old keys of
+        :func:`old_data_keys_from_config`; raises ``ConfigError``."""
+        return cls(data_key_from_config(config), old_data_keys_from_config(config))
 
-    def __repr__(self) -> str:  # never show key material
-        return "<FieldCipher>"
+    def __repr__(self) -> str:  # never show key material (a key id reveals nothing about its key)
+        return f"<FieldCipher key_id={self.key_id} old={len(self._ring) - 1}>"
+
+    @property
+    def key_id(self) -> str:
+        """The primary key's id (16 hex digits): every new ciphertext names it."""
+        return self._ring[0].key_id.hex()
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of every key of the ring, the primary first."""
+        return tuple(key.key_id.hex() for key in self._ring)
 
     def encrypt(self, plaintext: str, *, context: str) -> bytes:
-        """``plaintext`` encrypted under a fresh random nonce, bound to ``context``."""
+        """``plaintext`` encrypted with the primary key under a fresh random nonce, bound to ``context``."""
         if not isinstance(plaintext, str):
             raise TypeError("FieldCipher.encrypt takes a str")
+        key = self._ring[0]
+        header = _VERSION_BYTE + key.key_id
         nonce = os.urandom(NONCE_SIZE)
-        associated = _VERSION_BYTE + _context_bytes(context)
-        return _VERSION_BYTE + nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), associated)
+        return header + nonce + key.aead.encrypt(nonce, plaintext.encode("utf-8"), header + _context_bytes(context))
 
     def decrypt(self, blob, *, context: str) -> str:
         """The text ``encrypt`` was given; raises :class:`DecryptionFailed`.
 
-        It fails when the key differs, ``context`` is not the one used to
-        encrypt, or any byte of ``blob`` was changed.
+        It fails when no key of the ring is the one that encrypted it, ``context``
+        is not the one used to encrypt, or any byte of ``blob`` was changed.
         """
-        associated = _VERSION_BYTE + _context_bytes(context)
-        data = bytes(blob) if isinstance(blob, (bytes, bytearray, memoryview)) else None
-        if data is None or len(data) < 1 + NONCE_SIZE + TAG_SIZE or data[:1] != _VERSION_BYTE:
+        return self._open(blob, context)[1]
+
+    def opening_key_id(self, blob, *, context: str) -> str:
+        """The id of the ring's key that decrypts ``blob`` (checked by decrypting it); raises
+        :class:`DecryptionFailed`."""
+        return self._open(blob, context)[0].key_id.hex()
+
+    def under_primary_key(self, blob) -> bool:
+        """Whether ``blob`` names the primary key (format 2); says nothing about whether it decrypts."""
+        return key_id_of(blob) == self.key_id
+
+    def reencrypt(self, blob, *, context: str) -> bytes:
+        """``blob``'s text encrypted with the primary key; ``blob`` itself when it is so already. Raises
+        :class:`DecryptionFailed` like :meth:`decrypt`."""
+        if self.under_primary_key(blob):
+            return bytes(blob)
+        return self.encrypt(self.decrypt(blob, context=context), context=context)
+
+    def _open(self, blob, context: str) -> tuple[_RingKey, str]:
+        context_bytes = _context_bytes(context)
+        data = _blob_bytes(blob) or b""
+        if data[:1] == _VERSION_BYTE and len(data) >= 1 + KEY_ID_SIZE + NONCE_SIZE + TAG_SIZE:
+            header = data[:1 + KEY_ID_SIZE]
+            named = self._by_id.get(data[1:1 + KEY_ID_SIZE])
+            candidates: tuple[_RingKey, ...] = (named,) if named is not None else ()
+        elif data[:1] == _LEGACY_VERSION_BYTE and len(data) >= 1 + NONCE_SIZE + TAG_SIZE:
+            header, candidates = _LEGACY_VERSION_BYTE, self._ring
+        else:
             raise DecryptionFailed(_l("加密数据“%(context)s”格式不正确，无法解密", context=context))
-        nonce, sealed = data[1:1 + NONCE_SIZE], data[1 + NONCE_SIZE:]
-        try:
-            return self._aead.decrypt(nonce, sealed, associated).decode("utf-8")
-        except InvalidTag:
-            raise DecryptionFailed(
-                _l("加密数据“%(context)s”无法解密：密钥不符或数据已被改动", context=context)
-            ) from None
+        nonce, sealed = data[len(header):len(header) + NONCE_SIZE], data[len(header) + NONCE_SIZE:]
+        for key in candidates:
+            try:
+                return key, key.aead.decrypt(nonce, sealed, header + context_bytes).decode("utf-8")
+            except InvalidTag:
+                continue
+        raise DecryptionFailed(_l("加密数据“%(context)s”无法解密：密钥不符或数据已被改动", context=context))
 
     def blind_index(self, normalised_value: str, *, context: str) -> str:
-        """A deterministic keyed hash (HMAC-SHA256, 64 hex digits) of ``normalised_value`` for exact search.
+        """A deterministic keyed hash (HMAC-SHA256, 64 hex digits) of ``normalised_value`` under the primary key,
+        for exact search; stored next to the ciphertext.
 
         Pass the canonical form (e.g. from ``kefu.core.validation.normalize_phone``):
         values that differ in any character index differently.
         """
+        return self.blind_indexes(normalised_value, context=context)[0]
+
+    def blind_indexes(self, normalised_value: str, *, context: str) -> list[str]:
+        """:meth:`blind_index` under every key of the ring, the primary first: what a lookup matches (``$in``)
+        while a rotation runs, since a record not yet re-encrypted keeps its index under an old key."""
         if not isinstance(normalised_value, str):
             raise TypeError("FieldCipher.blind_index takes a str")
         context_bytes = _context_bytes(context)
-        message = len(context_bytes).to_bytes(4, "big") + context_bytes + normalised_value.encode("utf-8")
-        return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+        return [key.index(normalised_value, context_bytes) for key in self._ring]

@@ -6,8 +6,9 @@ query, in its order. The XLSX has real date and money cells, a frozen header,
 an autofilter, widths by field type, the sheet named after the type and a
 second sheet 导出说明 (filters, who, when, how many rows).
 Sensitive values are masked unless the actor may see personal data, cells
-that a spreadsheet would run as a formula are neutralised, and every export
-is written to the audit log.
+and headers that a spreadsheet would run as a formula are neutralised, and every
+export is written to the audit log — its filters with the values of sensitive
+fields and the digits of a search masked (``describe_query``, ``query_text``).
 """
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ from urllib.parse import quote
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.i18n import _, _l
+from kefu.insight.export_notes import DIGIT_RUN, describe_query, export_label, mask_digits, query_text
+from kefu.org.roles import Action
 from kefu.records.actor import Actor
-from kefu.records.core_fields import core_field, core_fields, field_for
-from kefu.records.fields import OPERATORS, get_field_type
-from kefu.records.query import SLA_SORT, RecordQuery, build_filter, iter_records
-from kefu.records.store import RECORDS
+from kefu.records.core_fields import core_field, core_fields
+from kefu.records.fields import get_field_type
+from kefu.records.query import RecordQuery, build_filter, iter_records
+from kefu.records.store import AUDIT, RECORDS
 from kefu.records.timeline import audit
 from kefu.records.types import RecordType
 from kefu.records.values import core_values, read_stored, read_values
@@ -40,11 +43,12 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_CORE_COLUMNS = ("number", "status", "assignee", "department", "customer", "created_at", "updated_at")
 SLA_COLUMN = "sla"  # the list's 时限 column
 PROGRESS_EVERY = 1000
+DIGIT_RUN_PATTERN = {"$regex": DIGIT_RUN.pattern}
 
 
-def _shown(definition, value, actor: Actor):
+def _shown(definition, value, actor: Actor, unmasked: bool):
     field_type = get_field_type(definition.type)
-    if definition.sensitive and not actor.can_view_pii:
+    if definition.sensitive and not unmasked:
         return field_type.mask(value)
     return field_type.to_json(value, actor.tz)
 
@@ -58,10 +62,11 @@ def record_json(record_type: RecordType, document: dict, actor: Actor, *, explai
         value = core.get(definition.key)
         body[definition.key] = get_field_type(definition.type).to_json(value, actor.tz) if value is not None else None
     values = read_values(record_type, document, actor)
+    unmasked = actor.sees_pii(record_type.key)
     for definition in record_type.specs:
         value = values.get(definition.key)
         if definition.active or value is not None:
-            body[definition.key] = _shown(definition, value, actor) if value not in (None, "", []) else None
+            body[definition.key] = _shown(definition, value, actor, unmasked) if value not in (None, "", []) else None
     body["sla"] = clocks_json(document, actor.tz, explained=explained)
     return body
 
@@ -82,11 +87,10 @@ def neutralise(cell):
 
 
 def _cell(definition, value, actor: Actor, *, text_only: bool):
+    """The export cell of a value of a non-sensitive field with a finite set of values."""
     if value in (None, "", []):
         return None
     field_type = get_field_type(definition.type)
-    if definition.sensitive and not actor.can_view_pii:
-        return field_type.mask(value)
     cell = field_type.export_cell(value, actor.tz)
     return neutralise(_as_text(cell) if text_only else cell)
 
@@ -147,7 +151,7 @@ def sla_text(document: dict, tz, now: datetime) -> str | None:
 LABEL_BATCH = 1000  # rows whose references (project, unit, user …) are named with one query per kind
 
 
-def _column_cells(columns, actor: Actor, now: datetime, *, text_only: bool) -> list:
+def _column_cells(columns, actor: Actor, now: datetime, *, text_only: bool, unmasked: bool) -> list:
     """Per column, how a row's value becomes its cell: ``cell(document, values, labels)``. Decided once per
     export, not per cell; the shown form of a choice or yes/no is remembered per column."""
     deleted = _("（已删除）")
@@ -158,7 +162,7 @@ def _column_cells(columns, actor: Actor, now: datetime, *, text_only: bool) -> l
             continue
         field_type = get_field_type(column.type)
         key = column.key
-        if hasattr(field_type, "labels") and not (column.sensitive and not actor.can_view_pii):
+        if hasattr(field_type, "labels") and not (column.sensitive and not unmasked):
             def reference(document, values, labels, key=key):
                 value = values.get(key)
                 return None if value is None else neutralise(labels[key].get(value, deleted))
@@ -166,14 +170,14 @@ def _column_cells(columns, actor: Actor, now: datetime, *, text_only: bool) -> l
         elif field_type.finite_values and not column.sensitive:
             cells.append(_remembered(column, actor, text_only))
         else:
-            cells.append(_plain(column, field_type, actor, text_only))
+            cells.append(_plain(column, field_type, actor, text_only, unmasked))
     return cells
 
 
-def _plain(column, field_type, actor: Actor, text_only: bool):
+def _plain(column, field_type, actor: Actor, text_only: bool, unmasked: bool):
     """A column's cell with its type's export (masked for a sensitive field the actor may not see)."""
     key, tz = column.key, actor.tz
-    masked = column.sensitive and not actor.can_view_pii
+    masked = column.sensitive and not unmasked
 
     def cell(document, values, labels):
         value = values.get(key)
@@ -236,10 +240,11 @@ def stored_paths(columns) -> list[str]:
 def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *, text_only: bool):
     """The export's rows, in the query's order. Only the exported columns are read; references are named a batch
     of rows at a time (one query per reference column and batch), never one query per cell."""
-    cells = _column_cells(columns, actor, utcnow(), text_only=text_only)
+    unmasked = actor.sees_pii(record_type.key)
+    cells = _column_cells(columns, actor, utcnow(), text_only=text_only, unmasked=unmasked)
     readers = _readers(record_type, columns, actor)
     references = [c for c in columns if c.key != SLA_COLUMN and hasattr(get_field_type(c.type), "labels")
-                  and not (c.sensitive and not actor.can_view_pii)]
+                  and not (c.sensitive and not unmasked)]
     batch = []
 
     def flush():
@@ -248,70 +253,13 @@ def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *,
             yield [cell(document, values, labels) for cell in cells]
         batch.clear()
 
-    for document in iter_records(record_type.key, query, actor, fields=stored_paths(columns)):
+    for document in iter_records(record_type.key, query, actor, fields=stored_paths(columns),
+                                 action=Action.EXPORT.value):
         data, pii = document.get("data") or {}, document.get("pii") or {}
         batch.append((document, {key: read(document, data, pii) for key, read in readers}))
         if len(batch) >= LABEL_BATCH:
             yield from flush()
     yield from flush()
-
-
-# -- what was exported ------------------------------------------------------------------------------------
-
-def _filter_value_text(record_type: RecordType, condition, actor: Actor) -> str:
-    if condition.op in ("empty", "not_empty"):
-        return ""
-    definition = field_for(record_type, condition.field)
-    field_type = get_field_type(definition.type)
-    raw = condition.value
-    if hasattr(field_type, "labels") and not definition.sensitive:
-        try:
-            ids = raw if isinstance(raw, list) else str(raw).split(",")
-            labels = field_type.labels(field_type.clean(i, definition, actor.field_context()) for i in ids)
-            return "、".join(labels.values()) or str(raw)
-        except Exception:  # a name typed by hand: shown as typed
-            return str(raw)
-    return "、".join(map(str, raw)) if isinstance(raw, list) else str(raw)
-
-
-def describe_query(record_type: RecordType, query: RecordQuery, actor: Actor, view=None) -> list[str]:
-    """The filters, search and sort of ``query`` as lines a person reads (the 导出说明 sheet, the audit log)."""
-    lines = []
-    if view is not None:
-        lines.append(f"{_('视图')}：{view.name}")
-    for condition in query.conditions:
-        label = str(field_for(record_type, condition.field).label)
-        value = _filter_value_text(record_type, condition, actor)
-        reads = OPERATORS[condition.op].reads if condition.op in OPERATORS else condition.op
-        lines.append(f"{label} {reads} {value}".rstrip())
-    if query.overdue:
-        lines.append(_("逾期：是"))
-    if query.due_soon:
-        lines.append(_("即将到期：是"))
-    if query.due_within is not None:
-        lines.append(_("%(hours)s 小时内到期", hours=round(query.due_within.total_seconds() / 3600, 1)))
-    if query.q:
-        lines.append(f"{_('搜索')}：{query.q}")
-    if query.sort:
-        key = query.sort.lstrip("-")
-        label = _("时限") if key == SLA_SORT else str(field_for(record_type, key).label)
-        lines.append(f"{_('排序')}：{label}（{_('降序') if query.sort.startswith('-') else _('升序')}）")
-    for dropped in getattr(view, "dropped", None) or []:
-        lines.append(dropped)
-    return lines or [_("全部记录（无筛选）")]
-
-
-def export_label(query: RecordQuery, view=None) -> str | None:
-    """What the file name says about the rows: the view's name, 逾期, 即将到期, 筛选 — or nothing for all."""
-    if view is not None:
-        return view.name
-    if query.overdue:
-        return _("逾期")
-    if query.due_soon:
-        return _("即将到期")
-    if query.conditions or query.q:
-        return _("筛选")
-    return None
 
 
 @dataclass
@@ -344,16 +292,30 @@ def export_filename(record_type: RecordType, fmt: str, moment: datetime, actor: 
 
 
 def count_rows(record_type: RecordType, query: RecordQuery, actor: Actor) -> int:
-    return get_database()[RECORDS].count_documents(build_filter(record_type, query, actor))
+    return get_database()[RECORDS].count_documents(build_filter(record_type, query, actor, Action.EXPORT.value))
 
 
-def export_records(record_type: RecordType, query: RecordQuery, actor: Actor, fmt: str, *, filters_text: str = "",
-                   columns=None, view=None, include_inactive: bool = False, progress=None) -> Export:
+def mask_earlier_export_audits() -> int:
+    """Mask the phone and ID numbers that export entries of the audit log written before filters were masked keep
+    in clear (the raw query string, the search in the description): every long digit run; idempotent. Return how
+    many entries were changed."""
+    collection, changed = get_database()[AUDIT], 0
+    for entry in collection.find({"action": "export", "$or": [{"filters": DIGIT_RUN_PATTERN},
+                                                              {"description": DIGIT_RUN_PATTERN}]}):
+        description = [mask_digits(line) for line in entry.get("description") or []]
+        collection.update_one({"_id": entry["_id"]}, {"$set": {"filters": mask_digits(entry.get("filters") or ""),
+                                                               "description": description}})
+        changed += 1
+    return changed
+
+
+def export_records(record_type: RecordType, query: RecordQuery, actor: Actor, fmt: str, *, columns=None, view=None,
+                   include_inactive: bool = False, progress=None) -> Export:
     """A streamed export of every record matching ``query`` (all pages, in its order), audited when the last
-    row is written. ``columns``: the keys on screen (default: every field). ``progress(rows)`` is called every
-    ``PROGRESS_EVERY`` rows (background exports)."""
+    row is written (its filters masked: ``query_text``, ``describe_query``). ``columns``: the keys on screen
+    (default: every field). ``progress(rows)`` is called every ``PROGRESS_EVERY`` rows (background exports)."""
     columns = export_columns(record_type, columns, include_inactive)
-    headers = [str(c.label) for c in columns]
+    headers = [neutralise(str(c.label)) for c in columns]
     now = utcnow()
     counter = {"rows": 0}
     description = describe_query(record_type, query, actor, view)
@@ -365,7 +327,7 @@ def export_records(record_type: RecordType, query: RecordQuery, actor: Actor, fm
                 progress(counter["rows"])
             yield row
         audit("export", record_type, None, actor, extra={
-            "at": now, "format": fmt, "filters": filters_text, "description": description,
+            "at": now, "format": fmt, "filters": query_text(record_type, query), "description": description,
             "view": getattr(view, "key", None), "columns": [c.key for c in columns], "rows": counter["rows"]})
 
     rows = counted(_rows(record_type, columns, query, actor, text_only=(fmt == "csv")))

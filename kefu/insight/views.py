@@ -13,6 +13,11 @@ that no longer exist are left out. Built-in views (``BUILTIN``) exist for every
 type; the one named after the type's top level (重大投诉 in the shipped packs: ``kefu.rules.levels.top_level``) only
 where the type has a top level and its level field offers it. Each user may pick
 one default view per type. Sharing needs supervisor, manager or admin.
+
+The value of a filter on a sensitive field (a phone number) is stored encrypted with the data key under the
+context ``view.<type>.<field>``, as ``{"sealed": "<hex of the ciphertext>"}`` (a typed value is never an object;
+``SealedFilters`` finds them for a key rotation); it is decrypted when the view is applied, and shown masked to
+whoever may not see the type's personal data.
 """
 from __future__ import annotations
 
@@ -20,23 +25,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from bson import ObjectId
+from flask import current_app
 from mongoengine import BooleanField, DateTimeField, Document, ListField, ObjectIdField, StringField
 
 from kefu.core.clock import utcnow
+from kefu.core.crypto import DecryptionFailed
+from kefu.core.encrypted_stores import unreadable
 from kefu.core.errors import NotFound, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _l
-from kefu.org.roles import Role
+from kefu.org.access import policy_for
+from kefu.org.roles import CAPABILITY_LABELS, Capability
 from kefu.records.core_fields import CORE_BY_KEY, core_field
 from kefu.records.fields import get_field_type
 from kefu.records.query import SLA_SORT, Condition, RecordQuery, build_filter
 from kefu.records.sections import workflow_of
+from kefu.records.types import get_record_type
 from kefu.rules.levels import level_field, top_level
 
 SLA_FIELD = "sla"
 LEVEL_FIELD = "$level"  # in a built-in's filters: whichever field holds the type's level (``kefu.rules.levels``)
 TOP_LEVEL = "$top_level"  # in a built-in's filters: the type's highest level (``kefu.rules.levels.top_level``)
 SLA_OPS = ("overdue", "due_soon", "due_within", "due_today")
-SHARING_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 MAX_NAME = 40
 BUILTIN_PREFIX = "builtin:"
 
@@ -94,6 +103,104 @@ class SavedView(Document):
     updated_at = DateTimeField(default=utcnow)
 
     meta = {"collection": "saved_views", "indexes": [("record_type", "owner"), ("record_type", "shared")]}
+
+
+def _context(type_key: str, field_key: str) -> str:
+    return f"view.{type_key}.{field_key}"
+
+
+def _sensitive(record_type, key) -> bool:
+    definition = record_type.field(key) if isinstance(key, str) and key not in CORE_BY_KEY else None
+    return definition is not None and definition.sensitive
+
+
+def _sealed(value) -> bytes | None:
+    """The ciphertext of a stored filter value that is encrypted, else None."""
+    return bytes.fromhex(value["sealed"]) if isinstance(value, dict) and "sealed" in value else None
+
+
+def _seal_filters(record_type, filters: list) -> list:
+    """``filters`` as stored: the value of a filter on a sensitive field encrypted (``{"sealed": hex}``)."""
+    cipher = current_app.extensions["kefu_cipher"]
+    def sealed(key: str, value) -> dict:
+        return {"sealed": cipher.encrypt(str(value), context=_context(record_type.key, key)).hex()}
+
+    return [[item[0], item[1], sealed(item[0], item[2])]
+            if len(item) == 3 and _sensitive(record_type, item[0]) and item[2] not in (None, "")
+            and _sealed(item[2]) is None else item for item in filters]
+
+
+def _opened(type_key: str, key: str, value):
+    """A stored filter value as typed: decrypted when it was stored encrypted."""
+    blob = _sealed(value)
+    if blob is None:
+        return value
+    return current_app.extensions["kefu_cipher"].decrypt(blob, context=_context(type_key, key))
+
+
+class SealedFilters:
+    """The encrypted filter values of saved views, for a key rotation (``kefu.core.encrypted_stores``): the context
+    of each depends on the view's type and the filter's field. Saved views are few: they are read whole."""
+
+    name = "saved_views"
+    HOLDING = {"filters": {"$elemMatch": {"$elemMatch": {"sealed": {"$exists": True}}}}}
+
+    @staticmethod
+    def _collection():
+        return SavedView._get_collection()
+
+    def _sealed(self):
+        """``(view document, [(field key, ciphertext)])`` of every view holding an encrypted value."""
+        for document in self._collection().find(self.HOLDING, ["record_type", "filters"]):
+            yield document, [(item[0], _sealed(item[2])) for item in document["filters"]
+                             if len(item) == 3 and _sealed(item[2]) is not None]
+
+    def sample(self):
+        for document, sealed in self._sealed():
+            key, blob = sealed[0]
+            return blob, _context(document["record_type"], key)
+        return None
+
+    def count_pending(self, cipher) -> int:
+        return sum(1 for _document, sealed in self._sealed()
+                   if any(not cipher.under_primary_key(blob) for _key, blob in sealed))
+
+    def reencrypt_batch(self, cipher, batch_size: int) -> int:
+        moved = 0
+        for document, sealed in self._sealed():
+            if moved >= batch_size:
+                break
+            if all(cipher.under_primary_key(blob) for _key, blob in sealed):
+                continue
+            try:
+                filters = [[item[0], item[1], {"sealed": cipher.reencrypt(
+                    _sealed(item[2]), context=_context(document["record_type"], item[0])).hex()}]
+                    if len(item) == 3 and _sealed(item[2]) is not None else item for item in document["filters"]]
+            except DecryptionFailed as exc:
+                raise unreadable(self.name, document["_id"], "filters", exc) from exc
+            moved += self._collection().update_one({"_id": document["_id"], "filters": document["filters"]},
+                                                   {"$set": {"filters": filters}}).matched_count
+        return moved
+
+
+ENCRYPTED_STORES = [SealedFilters()]
+
+
+def seal_earlier_views() -> int:
+    """Encrypt the values of filters on sensitive fields that saved views keep in clear (saved before values were
+    encrypted, or before the field was marked sensitive); idempotent. Return how many views were sealed."""
+    sealed = 0
+    for type_key in SavedView.objects.distinct("record_type"):
+        try:
+            record_type = get_record_type(type_key, active_only=False)
+        except NotFound:  # the type is gone: its views open nothing
+            continue
+        for view in SavedView.objects(record_type=type_key):
+            filters = _seal_filters(record_type, [list(item) for item in view.filters])
+            if filters != [list(item) for item in view.filters]:
+                view.update(set__filters=filters)
+                sealed += 1
+    return sealed
 
 
 class DefaultView(Document):
@@ -205,6 +312,7 @@ def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolv
             else:
                 setattr(resolved, op, True)
             continue
+        value = _opened(record_type.key, field_key, value)
         condition = Condition(field_key, op, _value(record_type, value, actor, now))
         if condition.value is None and op not in ("empty", "not_empty"):
             resolved.dropped.append(str(_l("已忽略筛选 %(item)s：当前用户没有所属部门", item=_describe(item))))
@@ -225,7 +333,7 @@ def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolv
 def _describe(item) -> str:
     try:
         key, op, value = item
-        return f"[{key}, {op}, {value}]"
+        return f"[{key}, {op}, {'******' if _sealed(value) is not None else value}]"
     except (TypeError, ValueError):
         return str(item)
 
@@ -269,11 +377,26 @@ def views_for(record_type, user) -> list[dict]:
              for b in BUILTIN if _offered(record_type, b)]
     saved = SavedView.objects(record_type=record_type.key).filter(
         __raw__={"$or": [{"owner": user.pk}, {"shared": True}]}).order_by("name")
+    unmasked = policy_for(user).sees_pii(record_type.key)
     items += [{"id": str(v.pk), "name": v.name, "builtin": False, "shared": v.shared, "mine": v.owner == user.pk,
-               "filters": list(v.filters), "columns": list(v.columns), "sort": v.sort} for v in saved]
+               "filters": [_shown_filter(record_type, item, unmasked) for item in v.filters],
+               "columns": list(v.columns), "sort": v.sort} for v in saved]
     for item in items:
         item["default"] = item["id"] == default
     return items
+
+
+def _shown_filter(record_type, item, unmasked: bool) -> list:
+    """A stored filter as a person sees it: an encrypted value decrypted, masked unless they see personal data."""
+    key, op, value = item
+    if _sealed(value) is None:
+        return [key, op, value]
+    try:
+        value = _opened(record_type.key, key, value)
+    except DecryptionFailed:
+        return [key, op, "******"]
+    definition = record_type.field(key)
+    return [key, op, value if unmasked or definition is None else get_field_type(definition.type).mask(value)]
 
 
 def save_view(record_type, user, name: str, filters, columns=(), sort: str | None = None, shared: bool = False,
@@ -301,13 +424,15 @@ def save_view(record_type, user, name: str, filters, columns=(), sort: str | Non
         errors["sort"] = str(_l("不能按“%(key)s”排序", key=sort))
     if errors:
         raise ValidationFailed("；".join(errors.values()), errors)
-    if shared and not user.has_role(*SHARING_ROLES):
-        raise PermissionDenied(_l("只有客服主管、客服经理或系统管理员可以共享视图"))
+    if shared and not policy_for(user).has(Capability.SHARE_VIEWS.value):
+        raise PermissionDenied(_l("您没有共享视图的权限（%(capability)s）",
+                                  capability=CAPABILITY_LABELS[Capability.SHARE_VIEWS]))
     if view_id is not None:
         view = _own_view(record_type.key, view_id, user)
     else:
         view = SavedView(record_type=record_type.key, owner=user.pk)
-    view.name, view.filters, view.columns, view.sort, view.shared = name, filters, columns, sort or None, bool(shared)
+    view.name, view.columns, view.sort, view.shared = name, columns, sort or None, bool(shared)
+    view.filters = _seal_filters(record_type, filters)
     view.updated_at = utcnow()
     view.save()
     return view
@@ -320,7 +445,7 @@ def _own_view(type_key: str, view_id: str, user) -> SavedView:
         view = None
     if view is None:
         raise NotFound(_l("没有这个视图：%(key)s", key=view_id))
-    if view.owner != user.pk and not user.has_role(Role.ADMIN.value):
+    if view.owner != user.pk and not policy_for(user).has(Capability.MANAGE_SYSTEM.value):
         raise PermissionDenied(_l("只能修改自己创建的视图"))
     return view
 

@@ -30,6 +30,7 @@ from mongoengine import DateTimeField, Document, NotUniqueError, StringField, Va
 from kefu.core.clock import utcnow
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
+from kefu.org.access import MASKED_SYSTEM_POLICY
 from kefu.records.actor import Actor
 from kefu.records.fields import get_field_type
 from kefu.records.values import read_values
@@ -190,7 +191,7 @@ def save_template(kind: str, subject: str, body: str, *, by: str | None = None) 
 def record_values(record_type, documents: list[dict], tz) -> dict:
     """``{record id: {field key: text}}`` for message templates: every configured field shown as text,
     references named (one query per reference kind for all ``documents``), sensitive values masked."""
-    actor = Actor(user=None, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=False)
+    actor = Actor(user=None, tz=tz, cipher=current_app.extensions["kefu_cipher"], access=MASKED_SYSTEM_POLICY)
     values = {document["_id"]: read_values(record_type, document, actor) for document in documents}
     labels = {}
     for definition in record_type.specs:

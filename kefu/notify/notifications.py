@@ -15,9 +15,14 @@ hands them to workers; ``deliver`` claims one (pending, or a claim whose
 worker died: older than ``CLAIM_LEASE``), sends it and records the outcome.
 A failed send stays pending for the next attempt (rq ``Retry`` with backoff)
 until ``MAX_ATTEMPTS``, then it is ``failed`` and shown on the queue page.
+
+Texts carry record values masked (``kefu.notify.messages.record_values``); the only personal data a delivery holds
+is the phone numbers a robot mentions, so a webhook's JSON is stored encrypted with the data key
+(``sealed_payload``) and opened when it is sent (``outgoing_payload``).
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -26,16 +31,17 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from flask import current_app
-from mongoengine import BooleanField, DateTimeField, DictField, Document, IntField, ObjectIdField, StringField
+from mongoengine import BinaryField, BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
 from pymongo import InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import utcnow
+from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _l
 from kefu.notify.channels import get_settings, next_send_time, smtp_settings, webhook_payload
-from kefu.org.users import User
+from kefu.org.users import User, stored_phone
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +100,7 @@ class Delivery(Document):
     kind = StringField(verbose_name=_l("类型"))
     subject = StringField(verbose_name=_l("标题"))
     body = StringField(verbose_name=_l("内容"))
-    payload = DictField()
+    sealed_payload = BinaryField()  # a webhook's JSON (it names phone numbers), encrypted (PAYLOAD_CONTEXT)
     record_id = ObjectIdField()
     record_number = StringField(verbose_name=_l("编号"))
     urgent = BooleanField(default=False)
@@ -111,6 +117,37 @@ class Delivery(Document):
 
     meta = {"collection": "deliveries", "ordering": ["-created_at"],
             "indexes": [{"fields": ["status", "not_before"]}, {"fields": ["-created_at"]}]}
+
+
+PAYLOAD_CONTEXT = "delivery.payload"
+ENCRYPTED_STORES = [EncryptedFields(Delivery._get_collection_name(), (
+    EncryptedField("sealed_payload", PAYLOAD_CONTEXT),))]
+
+
+def _seal_payload(payload: dict) -> bytes:
+    return current_app.extensions["kefu_cipher"].encrypt(json.dumps(payload, ensure_ascii=False),
+                                                         context=PAYLOAD_CONTEXT)
+
+
+def outgoing_payload(delivery) -> dict:
+    """The JSON a webhook delivery (a stored document) posts, decrypted."""
+    sealed = delivery.get("sealed_payload")
+    if not sealed:
+        return {}
+    return json.loads(current_app.extensions["kefu_cipher"].decrypt(sealed, context=PAYLOAD_CONTEXT))
+
+
+def seal_earlier_payloads() -> int:
+    """Encrypt the webhook JSON that deliveries written before kept in clear (``payload``: the mentioned phone
+    numbers); idempotent. Return how many deliveries were sealed."""
+    collection, sealed = Delivery._get_collection(), 0
+    for stored in collection.find({"payload": {"$exists": True}}, ["payload"]):
+        change = {"$unset": {"payload": ""}}
+        if stored["payload"]:
+            change["$set"] = {"sealed_payload": _seal_payload(stored["payload"])}
+        collection.update_one({"_id": stored["_id"]}, change)
+        sealed += 1
+    return sealed
 
 
 class Task(Document):
@@ -139,7 +176,7 @@ class People:
 
     def __init__(self):
         self.users = {u["_id"]: u for u in User.objects(active=True).only(
-            "id", "display_name", "email", "phone", "roles", "department").as_pymongo()}
+            "id", "display_name", "email", "phone_enc", "roles", "department").as_pymongo()}
         self._by_role: dict[str, dict] = {}
 
     def _role_index(self, role: str) -> dict:
@@ -230,7 +267,7 @@ class Outbox:
                     deliveries.append(self._delivery(f"{key}:email", "email", email, alert))
             url = getattr(self.settings, alert.webhook) if alert.webhook else None
             if url and self.settings.webhook_enabled and (recipients or alert.mobiles):
-                mobiles = alert.mobiles or [self.people.users[r].get("phone") for r in recipients]
+                mobiles = alert.mobiles or [stored_phone(self.people.users[r]) for r in recipients]
                 text = f"{alert.subject}\n{alert.body}"
                 payload = webhook_payload(self.settings.webhook_format or "wecom", text, [m for m in mobiles if m])
                 deliveries.append(self._delivery(f"{alert.key}:webhook", "webhook", url, alert, payload))
@@ -243,7 +280,8 @@ class Outbox:
         record = alert.record or {}
         return InsertOne({
             "key": key, "channel": channel, "target": target, "kind": alert.kind, "subject": alert.subject,
-            "body": alert.body, "payload": payload or {}, "record_id": record.get("id"), "record_number": record.get("number"),
+            "body": alert.body, "sealed_payload": _seal_payload(payload) if payload else None,
+            "record_id": record.get("id"), "record_number": record.get("number"),
             "urgent": alert.urgent, "status": DeliveryStatus.PENDING.value, "attempts": 0, "error": None,
             "not_before": self.send_time(alert.urgent), "created_at": self.now, "enqueued_at": None,
             "claimed_at": None, "sent_at": None})

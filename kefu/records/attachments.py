@@ -6,13 +6,19 @@ its bytes by ``kefu.records.file_types``; this module stores, finds, links and
 deletes the files and names the reasons an upload is refused.
 
 A stored file starts without a record (``record_id`` is ``None``); the record
-engine calls :func:`attach_to_record` once the record is saved.
+engine calls :func:`attach_to_record` once the record is saved. A save that fails
+after its files were stored removes them (:func:`removes_uploads_on_failure`).
+A file is stored under a name whose extension says what its bytes are
+(``evil.html`` that is a PNG is kept as ``evil.png``).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import posixpath
 import re
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +31,9 @@ from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from kefu.core.i18n import _l
-from kefu.records.file_types import SNIFF_BYTES, AttachmentKind, allowed_kinds_text, container_content_type, sniff
+from kefu.records.file_types import (
+    SNIFF_BYTES, AttachmentKind, allowed_kinds_text, container_content_type, extensions_for, sniff,
+)
 
 BUCKET_NAME = "attachments"
 COPY_CHUNK_BYTES = 1024 * 1024
@@ -81,6 +89,17 @@ def sanitize_filename(name) -> str:
         else:
             text = text[:MAX_FILENAME_LENGTH].rstrip(" .")
     return text
+
+
+def named_as(filename: str, content_type: str) -> str:
+    """``filename`` (sanitised) with an extension of ``content_type``: kept when it is one already (``.JPEG`` for a
+    JPEG), else the type's usual one replaces it (``evil.html`` → ``evil.png``) or is added."""
+    extensions = extensions_for(content_type)
+    stem, extension = posixpath.splitext(filename)
+    if extension.lower() in extensions:
+        return filename
+    stem = (stem if 1 < len(extension) <= 16 else filename).rstrip(" .") or DEFAULT_FILENAME
+    return stem[:MAX_FILENAME_LENGTH - len(extensions[0])].rstrip(" .") + extensions[0]
 
 
 def format_size(size: int) -> str:
@@ -237,8 +256,10 @@ def store_upload(file_storage, *, max_bytes: int, uploaded_by=None, record_type:
         if content_type is None:
             bucket.delete(file_id)
             raise _refuse_type(filename)
+    filename = named_as(filename, content_type)
     _files().update_one(
-        {"_id": file_id}, {"$set": {"metadata.size": size, "metadata.content_type": content_type}},
+        {"_id": file_id},
+        {"$set": {"filename": filename, "metadata.size": size, "metadata.content_type": content_type}},
     )
     return AttachmentInfo(
         id=str(file_id), filename=filename, content_type=content_type, size=size, kind=sniffed.kind,
@@ -333,8 +354,42 @@ class AttachmentStore:
     def __init__(self, uploaded_by=None, record_type: str | None = None):
         self.uploaded_by = uploaded_by
         self.record_type = record_type
+        self.stored: list[str] = []  # ids of the files stored through this store, in order
 
     def store(self, file_storage, max_bytes: int) -> AttachmentInfo:
         """Check and store one upload; raises :class:`UploadRefused` (see :func:`store_upload`)."""
-        return store_upload(file_storage, max_bytes=max_bytes, uploaded_by=self.uploaded_by,
+        info = store_upload(file_storage, max_bytes=max_bytes, uploaded_by=self.uploaded_by,
                             record_type=self.record_type)
+        self.stored.append(info.id)
+        return info
+
+
+@contextmanager
+def uploads_removed_on_failure(store: AttachmentStore | None):
+    """Files ``store`` stores inside the block are deleted when the block raises: the save they were uploaded
+    for failed (a required field was missing, a value was refused, the record changed meanwhile), and nothing
+    will ever link them."""
+    if store is None:
+        yield
+        return
+    before = len(store.stored)
+    try:
+        yield
+    except BaseException:
+        delete_attachments(store.stored[before:])
+        del store.stored[before:]
+        raise
+
+
+def removes_uploads_on_failure(save):
+    """Decorates a save that takes an ``actor`` (``kefu.records.actor.Actor``) parameter: the files stored through
+    ``actor.attachments`` during the save are deleted when it raises (:func:`uploads_removed_on_failure`)."""
+    signature = inspect.signature(save)
+
+    @functools.wraps(save)
+    def guarded(*args, **kwargs):
+        actor = signature.bind(*args, **kwargs).arguments["actor"]
+        with uploads_removed_on_failure(getattr(actor, "attachments", None)):
+            return save(*args, **kwargs)
+
+    return guarded

@@ -44,8 +44,10 @@ class AttachmentKind(str, Enum):
 
     @property
     def opens_in_browser(self) -> bool:
-        """True when a browser shows files of this kind itself (served inline, not as a download)."""
-        return self in (AttachmentKind.IMAGE, AttachmentKind.VIDEO, AttachmentKind.PDF, AttachmentKind.AUDIO)
+        """True for the kind served inline (images); every other kind is served as a download, since a PDF or an
+        Office file opened by the browser or a plug-in can run scripts of its own (a page's ``<video>`` or
+        ``<audio>`` still plays a download)."""
+        return self is AttachmentKind.IMAGE
 
 
 KIND_LABELS = {
@@ -79,6 +81,28 @@ _ACCEPTED_MIMES = {
     "audio/amr": (AttachmentKind.AUDIO, "audio/amr"),
     "audio/x-wav": (AttachmentKind.AUDIO, "audio/wav"),
 }
+# The file name extension of each accepted type (the first one) and the others that mean the same type; a stored
+# file is named with one of them whatever the name it was uploaded with.
+EXTENSIONS = {
+    "image/jpeg": (".jpg", ".jpeg", ".jpe"), "image/png": (".png",), "image/gif": (".gif",),
+    "image/webp": (".webp",), "image/bmp": (".bmp",), "image/heic": (".heic", ".heif"),
+    "video/webm": (".webm",), "video/x-msvideo": (".avi",), "video/quicktime": (".mov", ".qt"),
+    "video/3gpp": (".3gp",), "video/3gpp2": (".3g2",), "video/mp4": (".mp4", ".m4v"),
+    "application/pdf": (".pdf",),
+    "audio/mpeg": (".mp3",), "audio/amr": (".amr",), "audio/wav": (".wav",), "audio/mp4": (".m4a",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (".docx",),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (".xlsx",),
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": (".pptx",),
+    "application/msword": (".doc", ".wps"), "application/vnd.ms-excel": (".xls", ".et"),
+    "application/vnd.ms-powerpoint": (".ppt", ".dps"),
+}
+
+
+def extensions_for(content_type: str) -> tuple[str, ...]:
+    """The extensions a file of ``content_type`` may be named with, the usual one first (``.bin`` if unknown)."""
+    return EXTENSIONS.get(content_type, (".bin",))
+
+
 # ``filetype`` results that are zip containers: decided by their [Content_Types].xml.
 _ZIP_MIMES = {
     "application/zip",

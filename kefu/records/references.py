@@ -1,4 +1,5 @@
-"""Reference look-ups for autocomplete and integrations (``GET /api/v1/refs/<kind>?q=``)."""
+"""Reference look-ups for autocomplete and integrations (``GET /api/v1/refs/<kind>?q=``; customers by phone through
+``POST``: a phone number is never put into a URL)."""
 from __future__ import annotations
 
 import re
@@ -6,20 +7,32 @@ import re
 from bson import ObjectId
 from mongoengine.queryset.visitor import Q
 
+from kefu.org.access import SYSTEM_POLICY
+from kefu.org.customers import customer_label, search_customers, sees_personal_data
+from kefu.records.actor import Actor
 from kefu.records.fields import REFERENCE_KINDS as _KINDS
 
 REFERENCE_KINDS = tuple(_KINDS)
+CUSTOMER = "customer"
 MAX_SUGGESTIONS = 20
 
 
-def search_references(kind: str, text: str, project: str | None = None, limit: int = MAX_SUGGESTIONS) -> list[dict]:
-    """Up to ``limit`` targets of ``kind`` whose naming fields contain ``text`` (all when empty).
+def search_references(kind: str, text: str, project: str | None = None, limit: int = MAX_SUGGESTIONS,
+                      actor: Actor | None = None) -> list[dict]:
+    """Up to ``limit`` targets of ``kind`` whose naming fields contain ``text`` (all when empty), as ``actor`` (None:
+    the system) may find them.
 
     Each item is ``{"id", "label", "value"}``: the label the field type uses
     for candidates, and the text to put into a form field (a customer's is
     the id: their usual handle, the phone, is personal data). Units and
-    customers can be restricted to one ``project`` (its id).
+    customers can be restricted to one ``project`` (its id). Customers are
+    found by name, or by exact phone number (``kefu.org.customers.search_customers``:
+    only for roles with ``lookup_customers``, counted per user; raises
+    ``PermissionDenied`` / ``LookupLimited``); their labels show the phone
+    masked unless the actor has ``view_customer_pii``.
     """
+    if kind == CUSTOMER:
+        return _customers(text, project, limit, actor)
     reference = _KINDS[kind]
     query = Q()
     text = (text or "").strip()
@@ -27,11 +40,16 @@ def search_references(kind: str, text: str, project: str | None = None, limit: i
         pattern = re.compile(re.escape(text), re.IGNORECASE)
         for field_name, _normalise in reference.match:
             query |= Q(**{field_name: pattern})
-    documents = reference.document.objects(query)
-    if reference.active_only:
-        documents = documents.filter(active__ne=False)
+    documents = reference.document.objects(query).filter(**reference.visible)
     if project and reference.in_project and ObjectId.is_valid(project):
         documents = documents.filter(project=ObjectId(project))
     return [{"id": str(d.pk), "label": reference.describe(d),
              "value": str(d.pk) if reference.personal_handle else (reference.handle(d) or str(d.pk))}
             for d in documents.limit(limit)]
+
+
+def _customers(text: str, project: str | None, limit: int, actor: Actor | None) -> list[dict]:
+    access = actor.access if actor is not None else SYSTEM_POLICY
+    unmasked = actor is not None and actor.user is not None and sees_personal_data(access)
+    found = search_customers(text, access, actor.user_id if actor is not None else None, project=project, limit=limit)
+    return [{"id": str(c.pk), "label": customer_label(c, unmasked), "value": str(c.pk)} for c in found]

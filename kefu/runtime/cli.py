@@ -19,6 +19,7 @@ from kefu.core.errors import DomainError
 from kefu.notify.reminders import sweep
 from kefu.org.users import create_user
 from kefu.records.definitions import load_shipped_types
+from kefu.runtime.keys import DEFAULT_BATCH_SIZE, rotate_data_key
 from kefu.runtime.prepare import prepare_database
 from seed.demo import seed_demo
 from seed.records import seed_demo_records
@@ -111,6 +112,22 @@ def load_calendar_command(path):
     except DomainError as exc:
         _fail(exc)
     click.echo(f"calendar days written: {written}")
+
+
+@kefu_cli.command("rotate-key")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="每批重新加密的文档数 / documents re-encrypted per write")
+def rotate_key_command(batch_size):
+    """Re-encrypt every stored personal value with KEFU_DATA_KEY (the new key; the old one in KEFU_DATA_KEY_OLD),
+    recomputing blind indexes, in batches with progress. Idempotent: run it again after a stop to finish."""
+    cipher = current_app.extensions["kefu_cipher"]
+    try:
+        left = rotate_data_key(cipher, click.echo, batch_size)
+    except DomainError as exc:
+        _fail(exc)
+    if left:
+        _fail(f"{left} documents changed while they were re-encrypted; run the command again")
+    click.echo(f"every encrypted value is under key id {cipher.key_id}; KEFU_DATA_KEY_OLD can be removed now")
 
 
 @kefu_cli.command("worker")

@@ -19,7 +19,9 @@ from kefu.core import db
 from kefu.core.config import (
     PROJECT_ROOT, ConfigError, Settings, embedded_secret_key, uri_hosts, var_dir, write_embedded_addresses,
 )
+from kefu.core.crypto import FieldCipher
 from kefu.runtime.embedded import EmbeddedMongo, EmbeddedRedis, EmbeddedServerError, free_port, port_is_free
+from kefu.runtime.keys import check_data_key
 from seed.demo import DEMO_PASSWORD, DEMO_USERS
 
 # The app's factory as gunicorn and ``flask --app`` are given it: the launcher only starts processes that build it.
@@ -27,6 +29,9 @@ APP_FACTORY = "app:create_app"
 DEFAULT_WEB_PORT = 5000
 PREFERRED_MONGO_PORT = 27117
 PREFERRED_REDIS_PORT = 6479
+# gunicorn's access log without the query string and the referrer (``%(r)s`` and ``%(f)s`` hold them): a list
+# filtered or searched by phone number carries the number in its URL, and the log must not keep it.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 
 
 def say(message: str) -> None:
@@ -70,10 +75,14 @@ class Launcher:
     def prepare_database(self) -> None:
         """Run ``flask kefu prepare`` (shipped types, calendar, templates, demo data on the first start …) and wait
         for it: the web app and the workers start on a prepared database. ``ConfigError`` in one line when the
-        settings cannot work (MongoDB not answering within ``MONGODB_TIMEOUT_MS`` …) or the preparation failed."""
+        settings cannot work (MongoDB not answering within ``MONGODB_TIMEOUT_MS``, a ``KEFU_DATA_KEY`` that does not
+        read this database …) or the preparation failed."""
         settings = Settings.load(self.env)
         db.connect(settings.mongodb_uri, settings.mongodb_db, settings.mongodb_timeout_ms)
-        db.disconnect()
+        try:
+            check_data_key(FieldCipher.from_config(settings.flask_config()))
+        finally:
+            db.disconnect()
         prepared = subprocess.run([*self.flask_command(), "prepare"], env=self.env, cwd=PROJECT_ROOT)
         if prepared.returncode != 0:
             raise ConfigError("preparing the database failed; see the messages above")
@@ -92,8 +101,8 @@ class Launcher:
     def start_web(self, port: int) -> None:
         workers = self.env.get("WEB_CONCURRENCY", "2")
         self.spawn("web", [sys.executable, "-m", "gunicorn", "--workers", workers, "--bind", f"127.0.0.1:{port}",
-                           "--access-logfile", "-", "--graceful-timeout", "10", "--no-control-socket",
-                           f"{APP_FACTORY}()"])
+                           "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT, "--graceful-timeout", "10",
+                           "--no-control-socket", f"{APP_FACTORY}()"])
 
     def start_worker(self) -> None:
         self.spawn("worker", [*self.flask_command(), "worker", "--log-level", "WARNING"])

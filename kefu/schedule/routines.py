@@ -16,7 +16,7 @@ from kefu.insight.reports import archive_monthly, previous_month, week_numbers
 from kefu.notify.messages import record_values
 from kefu.notify.notifications import Alert, Outbox, add_tasks, task_day
 from kefu.notify.reminders import SweepContext, sweep
-from kefu.org.customers import Customer
+from kefu.org.customers import Customer, stored_phone
 from kefu.org.roles import Role
 from kefu.org.structure import Project
 from kefu.records.sections import usable, workflow_of
@@ -144,18 +144,20 @@ def care_messages(now: datetime) -> str:
         start = datetime(target.year, target.month, target.day, tzinfo=timezone.utc)
         for project in Project.objects(active=True, handover_date__gte=start, handover_date__lt=start + timedelta(1)):
             handing_over[project.pk] = (project, days, target)
-    customers = Customer.objects(project__in=list(handing_over)).only("id", "name", "phone", "project")
+    # An archived customer (kefu.org.customers.archive_customers) gets no care messages.
+    customers = Customer.objects(project__in=list(handing_over), archived__ne=True).only(
+        "id", "name", "phone_enc", "project")
     for customer in customers.as_pymongo() if handing_over else ():
         project, days, target = handing_over[customer["project"]]
         subject, body = context.renderer.render("care_handover", {
             "customer": customer["name"], "project": project.name, "handover_date": target.isoformat(), "days": days})
         outbox.add(Alert(key=f"care:handover:{project.pk}:{days}:{customer['_id']}", kind="care_handover",
-                         subject=subject, body=body, webhook="care_webhook_url", mobiles=[customer.get("phone")]))
+                         subject=subject, body=body, webhook="care_webhook_url", mobiles=[stored_phone(customer)]))
         handover_count += 1
     holiday = holiday_ahead(today, context.calendar)
     if holiday is not None:
         name, first_day = holiday
-        for customer in Customer.objects().only("id", "name", "phone", "project"):
+        for customer in Customer.objects(archived__ne=True).only("id", "name", "phone_enc", "project"):
             subject, body = context.renderer.render("care_holiday", {"customer": customer.name, "holiday": name,
                                                                      "project": ""})
             outbox.add(Alert(key=f"care:holiday:{first_day.isoformat()}:{customer.pk}", kind="care_holiday",

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from markupsafe import escape
 from wtforms.validators import InputRequired
 
 from kefu.core.errors import ValidationFailed
@@ -236,7 +237,8 @@ class FieldType:
             render_kw["readonly"] = True
         return self.form_class(
             label=label_of(definition),
-            description=str(option_value(definition, "help") or ""),
+            # Escaped here: Flask-Admin renders a description as markup (``field.description|safe``).
+            description=escape(str(option_value(definition, "help") or "")),
             validators=[*self._presence_validators(definition), CleanValue(self, definition, context)],
             render_kw=render_kw or None,
             default=lambda: self._form_default(definition, context),

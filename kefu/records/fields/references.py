@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from bson import DBRef, ObjectId
 from mongoengine import Document
 
+from kefu.core.errors import DomainError
 from kefu.core.i18n import _, _l
-from kefu.core.validation import InvalidValue, mask_phone, normalize_phone
-from kefu.org.customers import Customer
+from kefu.core.validation import InvalidValue
+from kefu.org.access import SYSTEM_POLICY, AccessPolicy, policy_for
+from kefu.org.customers import Customer, customer_label, find_by_phone, looks_like_phone, sees_personal_data
 from kefu.org.structure import Department, Project, Unit
 from kefu.org.users import User
 from kefu.records.fields.base import FieldType
@@ -27,11 +30,6 @@ class AmbiguousReference(InvalidValue):
         self.candidates = candidates
 
 
-def _describe_customer(customer: Customer) -> str:
-    detail = mask_phone(customer.phone) if customer.phone else _("编号 %(id)s", id=str(customer.pk)[-6:])
-    return f"{customer.name}（{detail}）"
-
-
 def _unit_handle(unit: Unit) -> str:
     return f"{unit.project.name} {unit.label}" if unit.project else unit.label
 
@@ -42,13 +40,14 @@ class ReferenceKind:
 
     ``match``: ``(field, normaliser)`` pairs tried in order; the first field
     with any match decides (a normaliser raising ``InvalidValue`` skips its
-    field). ``describe``: a candidate's label. ``handle``: the text a form shows
-    for a target (checked to find that target again, else the id is shown).
-    ``active_only``: names match only documents whose ``active`` is not False
-    (ids still resolve, so records keep pointing at disabled targets).
-    ``in_project``: the documents belong to a project, so suggestions can be
-    limited to one. ``personal_handle``: the handle is personal data (a
-    customer's phone), so suggestions fill in the id instead.
+    field). ``describe``: a candidate's label (personal data masked).
+    ``handle``: the text a form shows for a target (checked to find that
+    target again, else the id is shown); never personal data.
+    ``visible``: the conditions a document meets to be found by name or
+    suggested (disabled and archived ones are not; ids still resolve, so
+    records keep pointing at them). ``in_project``: the documents belong to a
+    project, so suggestions can be limited to one. ``personal_handle``:
+    suggestions fill in the id (the customer's own handles are personal data).
     """
 
     document: type[Document]
@@ -56,20 +55,20 @@ class ReferenceKind:
     match: tuple[tuple[str, Callable[[str], str] | None], ...]
     describe: Callable[[Any], str] = str
     handle: Callable[[Any], str | None] = str
-    active_only: bool = False
+    visible: Mapping[str, Any] = field(default_factory=dict)
     in_project: bool = False
     personal_handle: bool = False
 
 
 REFERENCE_KINDS: dict[str, ReferenceKind] = {
     "customer": ReferenceKind(
-        Customer, _l("客户"), (("phone", normalize_phone), ("name", None)),
-        describe=_describe_customer, handle=lambda customer: customer.phone, in_project=True, personal_handle=True,
+        Customer, _l("客户"), (("name", None),), describe=customer_label, handle=lambda customer: customer.name,
+        visible={"archived__ne": True}, in_project=True, personal_handle=True,
     ),
     "project": ReferenceKind(
         Project, _l("项目"), (("name", None), ("code", lambda text: fold(text).upper())),
         describe=lambda project: f"{project.name}（{project.code}）", handle=lambda project: project.name,
-        active_only=True,
+        visible={"active__ne": False},
     ),
     "unit": ReferenceKind(
         Unit, _l("户位"), (("label", lambda text: re.sub(r"\s+", "", fold(text))),),
@@ -77,10 +76,11 @@ REFERENCE_KINDS: dict[str, ReferenceKind] = {
     ),
     "user": ReferenceKind(
         User, _l("用户"), (("username", None), ("display_name", None)),
-        describe=str, handle=lambda user: user.username, active_only=True,
+        describe=str, handle=lambda user: user.username, visible={"active__ne": False},
     ),
     "department": ReferenceKind(
-        Department, _l("部门"), (("name", None),), handle=lambda department: department.name, active_only=True,
+        Department, _l("部门"), (("name", None),), handle=lambda department: department.name,
+        visible={"active__ne": False},
     ),
 }
 """Reference kind → document class and how its records are named; the one lookup table for references."""
@@ -121,14 +121,19 @@ class ReferenceType(FieldType):
         if not found:
             raise self._not_found(text)
         if len(found) > 1:
-            raise self._ambiguous(text, found)
+            raise self._ambiguous(text, found, context)
         return found[0].pk
 
     def _not_found(self, text) -> InvalidValue:
         return InvalidValue(_("找不到%(noun)s“%(text)s”", noun=self.kind.noun, text=text))
 
-    def _ambiguous(self, text, found) -> AmbiguousReference:
-        candidates = [{"id": str(target.pk), "label": self.kind.describe(target)} for target in found[:MAX_CANDIDATES]]
+    def _label(self, target, context) -> str:
+        """A candidate's label as the acting user may read it."""
+        return self.kind.describe(target)
+
+    def _ambiguous(self, text, found, context) -> AmbiguousReference:
+        candidates = [{"id": str(target.pk), "label": self._label(target, context)}
+                      for target in found[:MAX_CANDIDATES]]
         listed = list_text(candidate["label"] for candidate in candidates)
         if len(found) > MAX_CANDIDATES:
             listed += _("等")
@@ -144,19 +149,19 @@ class ReferenceType(FieldType):
 
     def _scope(self, context) -> dict:
         """Extra conditions for name lookups."""
-        return {"active__ne": False} if self.kind.active_only else {}
+        return dict(self.kind.visible)
 
     def _find(self, text: str, context) -> list:
         """The targets called ``text`` (at most MAX_CANDIDATES + 1)."""
         return self._match(text, self._scope(context))
 
     def _match(self, text: str, scope: dict) -> list:
-        for field, normalise in self.kind.match:
+        for field_name, normalise in self.kind.match:
             try:
                 needle = normalise(text) if normalise else text
             except InvalidValue:
                 continue
-            found = list(self.kind.document.objects(**{field: needle}, **scope).limit(MAX_CANDIDATES + 1))
+            found = list(self.kind.document.objects(**{field_name: needle}, **scope).limit(MAX_CANDIDATES + 1))
             if found:
                 return found
         return []
@@ -208,13 +213,37 @@ class ReferenceType(FieldType):
         return {"type": "string", "pattern": "^[0-9a-f]{24}$", "x-kefu-reference": self.kind_name}
 
 
+def _acting_policy(context) -> AccessPolicy:
+    """The access policy of the user a field context acts for (the system's when none)."""
+    user = getattr(context, "user", None)
+    if user is None:
+        return SYSTEM_POLICY
+    if isinstance(user, User):
+        return policy_for(user)
+    return policy_for(User.objects(pk=getattr(user, "pk", user)).first())
+
+
 class CustomerType(ReferenceType):
-    """A customer: id, phone number (any typed form, compared canonical) or name."""
+    """A customer: id, phone number (any typed form: an exact lookup through the blind index, for roles with
+    ``lookup_customers`` and counted like every phone lookup) or name. Archived customers are found by id only."""
 
     name = kind_name = "customer"
     label = _l("客户")
     identifies_customer = True
     export_width = 16
+
+    def _find(self, text: str, context) -> list:
+        context = context_or_default(context)
+        if not looks_like_phone(text):
+            return super()._find(text, context)
+        try:
+            return find_by_phone(text, _acting_policy(context), context.user_id, limit=MAX_CANDIDATES + 1)
+        except DomainError as exc:  # no right to look customers up, or too many lookups: said next to the field
+            raise InvalidValue(str(exc)) from None
+
+    def _label(self, target, context) -> str:
+        context = context_or_default(context)  # with nobody acting (an import's message): masked
+        return customer_label(target, context.user is not None and sees_personal_data(_acting_policy(context)))
 
 
 class ProjectType(ReferenceType):
