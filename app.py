@@ -14,6 +14,7 @@ from kefu.core.crypto import FieldCipher
 from kefu.rules import register_sections
 from kefu.runtime import storage
 from kefu.runtime.cli import kefu_cli
+from kefu.runtime.keys import check_data_key
 from web import init_web
 
 
@@ -29,8 +30,10 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(settings.flask_config())
     db.connect(settings.mongodb_uri, settings.mongodb_db, settings.mongodb_timeout_ms)
+    cipher = FieldCipher.from_config(app.config)
+    check_data_key(cipher)  # before anything writes: a wrong KEFU_DATA_KEY must leave the database untouched
     storage.ensure_collections()
-    app.extensions["kefu_cipher"] = FieldCipher.from_config(app.config)
+    app.extensions["kefu_cipher"] = cipher
     app.extensions["kefu_redis"] = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     # A calendar edit moves the deadlines of every record whose clocks still run: a worker recomputes them.
     workcalendar.on_change(queue_recompute)

@@ -19,6 +19,7 @@ from admin_views.queue import QueueView
 from admin_views.record_types import RecordTypeView
 from admin_views.records import RecordView
 from admin_views.reports import ReportView
+from admin_views.roles import RoleView
 from admin_views.tokens import ApiTokenView
 from admin_views.users import UserView
 from kefu.calendar.days import CalendarDay
@@ -31,6 +32,7 @@ from kefu.org.tokens import ApiToken
 from kefu.org.users import User
 from kefu.records.types import RecordType
 from web.i18n import TRANSLATIONS_DIR
+from web.security import csp_nonce
 
 
 def init_admin(app: Flask) -> Admin:
@@ -39,7 +41,7 @@ def init_admin(app: Flask) -> Admin:
         app, name=_l("客服管理系统"),
         index_view=HomeView(name=_l("首页"), url="/admin"),
         theme=Bootstrap4Theme(base_template="admin/kefu_base.html", fluid=True),
-        translations_path=str(TRANSLATIONS_DIR),
+        translations_path=str(TRANSLATIONS_DIR), csp_nonce_generator=csp_nonce,
     )
     organisation = _l("组织与项目")
     settings = _l("系统设置")
@@ -56,6 +58,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(DepartmentView(Department, name=_l("部门"), category=organisation, endpoint="departments"))
     admin.add_view(UserView(User, name=_l("用户"), category=organisation, endpoint="users"))
     admin.add_view(RecordTypeView(RecordType, name=_l("记录类型"), category=settings, endpoint="record_types"))
+    admin.add_view(RoleView(name=_l("角色权限"), category=settings, endpoint="roles", url="/admin/roles"))
     admin.add_view(CalendarDayView(CalendarDay, name=_l("工作日历"), category=settings, endpoint="calendar"))
     admin.add_view(ApiTokenView(ApiToken, name=_l("API 令牌"), category=settings, endpoint="api_tokens"))
     admin.add_view(NotificationSettingsView(name=_l("通知设置"), category=settings, endpoint="notify_settings",

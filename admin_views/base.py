@@ -8,37 +8,50 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.mongoengine import ModelView
+from flask_admin.contrib.mongoengine.ajax import QueryAjaxModelLoader
 from flask_admin.form import SecureForm
 from flask_admin.model import typefmt
 from flask_login import current_user
-from mongoengine import NotUniqueError, ValidationError
+from markupsafe import Markup
+from mongoengine import NotUniqueError, Q, ValidationError
 
 from kefu.calendar import workcalendar
 from kefu.core.clock import utcnow
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _
+from kefu.core.validation import InvalidValue, check_typable
 from kefu.insight import dashboard
-from kefu.org.roles import Role, role_label
+from kefu.insight.scope import allowed_somewhere
+from kefu.org.roles import CAPABILITY_LABELS, Action, Capability, role_label
+from web.actor import current_actor
+from web.api.base import MAX_PAGE
+
+
+class AdminForm(SecureForm):
+    """Flask-Admin's session-CSRF form that renders its own hidden fields itself: without ``hidden_tag`` Flask-Admin's
+    form macro adds Flask-WTF's ``csrf_token()`` (CSRFProtect guards the API) before the form's own token, and the
+    form would read that one."""
+
+    def hidden_tag(self) -> Markup:
+        return Markup("".join(str(field) for field in self if getattr(field.widget, "input_type", None) == "hidden"))
 
 
 class AccessControlled:
-    """Mixin: signed-out → login page; signed in without one of ``allowed_roles`` → 403 naming them.
+    """Mixin: signed-out → login page; signed in without ``required_capability`` (``kefu.org.roles.Capability``,
+    granted by a role) → 403 naming it. ``required_capability`` None means any signed-in user."""
 
-    ``allowed_roles`` empty means any signed-in user.
-    """
-
-    allowed_roles: tuple[str, ...] = ()
+    required_capability: str | None = None
 
     def is_accessible(self) -> bool:
         if not current_user.is_authenticated:
             return False
-        return not self.allowed_roles or current_user.has_role(*self.allowed_roles)
+        return self.required_capability is None or current_actor().access.has(self.required_capability)
 
     def inaccessible_callback(self, name, **kwargs):
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
-        abort(403, _("此页面仅限以下角色访问：%(roles)s。您的角色：%(mine)s",
-                     roles="、".join(role_label(r) for r in self.allowed_roles),
+        abort(403, _("此页面需要“%(capability)s”权限。您的角色：%(mine)s",
+                     capability=CAPABILITY_LABELS[Capability(self.required_capability)],
                      mine="、".join(role_label(r) for r in current_user.roles) or "-"))
 
 
@@ -51,14 +64,59 @@ LOCAL_TIME_FORMATTERS = {**typefmt.BASE_FORMATTERS, datetime: local_time}
 LOCAL_TIME_DETAIL_FORMATTERS = {**typefmt.DETAIL_FORMATTERS, datetime: local_time}
 
 
-class SecureModelView(AccessControlled, ModelView):
+def page_number(raw) -> int:
+    """A list's page (from 1) from ``?page=``: 1 when it is not a whole number, at most :data:`MAX_PAGE` (past the
+    last page a list is empty; a page of 30 digits would overflow the database's skip)."""
+    try:
+        return min(max(int(raw), 1), MAX_PAGE)
+    except (TypeError, ValueError):
+        return 1
+
+
+class BoundedPaging:
+    """Mixin for Flask-Admin list views: ``?page=`` is kept within 1–:data:`MAX_PAGE` (Flask-Admin counts from 0)."""
+
+    def _get_list_extra_args(self):
+        view_args = super()._get_list_extra_args()
+        view_args.page = page_number(view_args.page + 1) - 1
+        return view_args
+
+
+class TextLookup(QueryAjaxModelLoader):
+    """The loader behind a form's ajax pick list (``form_ajax_refs``): documents whose ``fields`` contain the typed
+    text, case-insensitively and as text (regex characters escaped), at most ``page_size`` of them. Flask-Admin's
+    own MongoEngine loader fails on any text typed; text no person types (control characters) finds nothing."""
+
+    def get_list(self, query, offset=0, limit=None):
+        page_size = self.options.get("page_size", 10)
+        documents = self.model.objects
+        text = (query or "").strip()
+        if text:
+            try:
+                check_typable(text)
+            except InvalidValue:
+                return []
+            criteria = Q()
+            for field in self._cached_fields:
+                criteria |= Q(**{f"{field.name}__icontains": text})
+            documents = documents.filter(criteria)
+        offset, limit = min(max(offset or 0, 0), MAX_PAGE), min(max(limit or page_size, 1), page_size)
+        return list(documents.skip(offset).limit(limit))
+
+
+class SecureModelView(AccessControlled, BoundedPaging, ModelView):
     """A MongoEngine model view with CSRF on every form, role-based access and local times."""
 
-    form_base_class = SecureForm
+    form_base_class = AdminForm
     column_type_formatters = LOCAL_TIME_FORMATTERS
     column_type_formatters_detail = LOCAL_TIME_DETAIL_FORMATTERS
     page_size = 50
     can_view_details = True
+
+    def _create_ajax_loader(self, name, options):
+        reference = getattr(self.model, name)
+        reference = getattr(reference, "field", reference)  # a list of references: the reference its items are
+        return TextLookup(name, reference.document_type, **options)
 
     def handle_view_exception(self, exc: Exception) -> bool:
         """Flash a person-readable message for the errors a user can cause; True when handled."""
@@ -83,21 +141,23 @@ class SecureModelView(AccessControlled, ModelView):
 
 
 class HomeView(AccessControlled, AdminIndexView):
-    """The admin home (dashboard comes with the reporting issue); warns when the working-day calendar
-    lacks this year's or next year's holidays (deadlines there use the fixed-date fallback)."""
+    """The admin home: the dashboard's figures over the records the user may read (``kefu.insight.dashboard``);
+    warns when the working-day calendar lacks this year's or next year's holidays (deadlines there use the
+    fixed-date fallback)."""
 
     @expose("/")
     def index(self):
         tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
         now = utcnow()
         missing_years = workcalendar.get_calendar().missing_years(now.astimezone(tz).date())
-        figures = dashboard.build(current_user, now, tz)
+        access = current_actor().access
+        figures = dashboard.build(current_user, access, now, tz)
         charts = {"trend": {**figures.trend, "legend": [_("新增"), _("关闭")]},
                   "overdue_by_department": {
                       "names": [name or _("未指定部门") for _id, name, _n in reversed(figures.overdue_by_department)],
                       "counts": [n for _id, _name, n in reversed(figures.overdue_by_department)]}}
         return self.render("admin/kefu_index.html", calendar_missing_years=missing_years, figures=figures,
-                           per_type=dashboard.by_type(current_user, now, tz),
-                           supervises=current_user.has_role(Role.ADMIN.value, Role.MANAGER.value,
-                                                            Role.SUPERVISOR.value),
+                           per_type=dashboard.by_type(current_user, access, now, tz),
+                           follows_up=allowed_somewhere(access, Action.READ.value),
+                           manages_system=access.has(Capability.MANAGE_SYSTEM.value),
                            charts_json=json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"))

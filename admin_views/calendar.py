@@ -17,7 +17,7 @@ from kefu.calendar.days import KIND_LABELS, SEED_SOURCE, CalendarDay, DayKind, k
 from kefu.core.clock import aware, utcnow
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _, _l
-from kefu.org.roles import Role
+from kefu.org.roles import Capability
 
 NAME_HELP = _l("如 国庆节、春节、公司年会；同一假期的每一天用同一个名称")
 
@@ -101,7 +101,7 @@ def _day_with_weekday(view, context, model, name):
 
 
 class CalendarDayView(SecureModelView):
-    allowed_roles = (Role.ADMIN.value,)
+    required_capability = Capability.MANAGE_SYSTEM.value
     form = CalendarDayForm
     list_template = "admin/calendar_list.html"
     column_list = ("day", "kind", "name", "source", "updated_at", "updated_by")

@@ -1,6 +1,8 @@
 """消息 (the in-app inbox) and 我的任务 (today's tasks): every signed-in user's own, nothing more.
 
-Thin views over ``kefu.notify.notifications``; the bell on every page shows the unread count.
+Thin views over ``kefu.notify.notifications``; the bell on every page shows the unread count. A message or task
+about a record the user may no longer read (reassigned elsewhere, a role changed) keeps its place in the list but
+not the record's contents; its link answers 404 like any record out of scope.
 """
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ from flask_admin import BaseView, expose
 from flask_admin.form import SecureForm
 from flask_login import current_user
 
-from admin_views.base import AccessControlled
+from admin_views.base import AccessControlled, page_number
 from kefu.calendar.workcalendar import today_in
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _
+from kefu.insight.scope import readable_ids
 from kefu.notify import notifications
+from web.actor import current_actor
 from web.auth import safe_next_url
 
 
@@ -25,6 +29,13 @@ class ActionForm(SecureForm):
 
 def _tz() -> ZoneInfo:
     return ZoneInfo(current_app.config["KEFU_TIMEZONE"])
+
+
+def _withheld(items) -> set:
+    """The ids of the items (messages, tasks) whose record the user may not read: their text is not shown."""
+    linked = {item.pk: item.record_id for item in items if item.record_id is not None}
+    readable = readable_ids(current_actor().access, linked.values())
+    return {pk for pk, record_id in linked.items() if record_id not in readable}
 
 
 class InboxView(AccessControlled, BaseView):
@@ -37,14 +48,12 @@ class InboxView(AccessControlled, BaseView):
 
     @expose("/")
     def index(self):
-        try:
-            page = max(1, int(request.args.get("page", 1)))
-        except ValueError:
-            page = 1
+        page = page_number(request.args.get("page"))
         unread_only = request.args.get("unread") == "1"
         total, items = notifications.inbox(current_user.pk, page, self.page_size, unread_only=unread_only)
         pages = max(1, (total + self.page_size - 1) // self.page_size)
-        return self.render("admin/inbox.html", items=items, total=total, page=page, pages=pages, tz=_tz(),
+        return self.render("admin/inbox.html", items=items, withheld=_withheld(items), total=total, page=page,
+                           pages=pages, tz=_tz(),
                            unread_only=unread_only, kinds=notifications.KIND_LABELS, form=ActionForm(),
                            page_url=lambda p: self.get_url(".index", page=p + 1, unread="1" if unread_only else None))
 
@@ -59,7 +68,9 @@ class InboxView(AccessControlled, BaseView):
             flash(str(exc), "error")
             return redirect(self.get_url(".index"))
         target = notification.url or ""
-        if notification.record_id and notification.record_type:
+        if notification.record_id is not None and _withheld([notification]):
+            target = ""  # the record is no longer the user's to read: back to the inbox rather than a 404
+        elif notification.record_id and notification.record_type:
             target = f"/admin/records/{notification.record_type}/details/?id={notification.record_id}"
         return redirect(safe_next_url(target, self.get_url(".index")))
 
@@ -78,7 +89,8 @@ class TasksView(AccessControlled, BaseView):
     def index(self):
         tz = _tz()
         items = notifications.open_tasks(current_user.pk, today_in(tz), tz)
-        return self.render("admin/tasks.html", items=items, tz=tz, kinds=notifications.KIND_LABELS,
+        return self.render("admin/tasks.html", items=items, withheld=_withheld(items), tz=tz,
+                           kinds=notifications.KIND_LABELS,
                            form=ActionForm(), today=today_in(tz))
 
     @expose("/done/<task_id>/", methods=("POST",))

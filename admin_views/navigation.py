@@ -1,8 +1,10 @@
-"""The navigation bar's menus: Flask-Admin's screens the user may open, and the record types by industry pack.
+"""The navigation bar's menus: Flask-Admin's screens the user may open, and the record types they may read, by
+industry pack.
 
-Rendering them is most of the cost of the page layout (a macro per item), yet they depend only on the
-user's roles, the language, the page shown (its item is marked active), the URL prefix and the active
-record types; so ``main_menu`` renders them once per such combination and reuses the HTML.
+Rendering them is most of the cost of the page layout (a macro per item), yet they depend only on what the
+user's roles allow (their capabilities, which record types they read — roles are data, so an edited role shows
+at once), the language, the page shown (its item is marked active), the URL prefix and the active record types;
+so ``main_menu`` renders them once per such combination and reuses the HTML.
 """
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ from jinja2 import pass_context
 from markupsafe import Markup
 
 from kefu.core.i18n import _
-from kefu.records.types import type_name, type_summaries
+from kefu.insight.scope import allowed_somewhere
+from kefu.org.access import AccessPolicy
+from kefu.org.roles import ALL_CAPABILITIES, Action
 from kefu.records.definitions import pack_names
+from kefu.records.types import type_name, type_summaries
+from web.actor import current_actor
 
 MENU_TEMPLATE = "admin/_main_menu.html"
-MAX_RENDERED = 512  # role sets × languages × pages: a few hundred at most; past that, start again
+MAX_RENDERED = 512  # permission sets × languages × pages: a few hundred at most; past that, start again
 
 _rendered: dict[tuple, Markup] = {}
 
@@ -34,12 +40,21 @@ def record_menu(summaries, locale: str) -> list[tuple[str, list[tuple[str, str]]
     return [(packs.get(pack) or _("记录"), types) for pack, types in groups.items()]
 
 
+def permissions_key(access: AccessPolicy) -> tuple:
+    """What of ``access`` decides which screens open (``required_capability``, 逾期督办 for whoever reads
+    records); the record types it may read are the menu's own key."""
+    return tuple(c for c in ALL_CAPABILITIES if access.has(c)), allowed_somewhere(access, Action.READ.value)
+
+
 @pass_context
 def main_menu(context) -> Markup:
-    """``admin/_main_menu.html`` rendered in the page's context, or the HTML rendered for the same roles,
+    """``admin/_main_menu.html`` rendered in the page's context, or the HTML rendered for the same permissions,
     language, page, URL prefix and record types before."""
     admin_view, locale, summaries = context.get("admin_view"), str(get_locale()), type_summaries()
-    key = (tuple(sorted(current_user.roles)) if current_user.is_authenticated else None, locale,
+    access = current_actor().access if current_user.is_authenticated else None
+    if access is not None:
+        summaries = tuple(s for s in summaries if access.may_read_type(s["key"]))
+    key = (permissions_key(access) if access is not None else None, locale,
            getattr(admin_view, "endpoint", None), request.script_root,
            tuple((s["key"], s["name"], s["name_en"], s["pack"]) for s in summaries))
     html = _rendered.get(key)

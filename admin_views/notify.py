@@ -18,9 +18,7 @@ from jobs.deliver import dispatch
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _, _l
 from kefu.notify import channels, messages, notifications
-from kefu.org.roles import Role
-
-ADMIN_ONLY = (Role.ADMIN.value,)
+from kefu.org.roles import Capability
 
 
 class SettingsForm(SecureForm):
@@ -49,7 +47,7 @@ class SettingsForm(SecureForm):
 class NotificationSettingsView(AccessControlled, BaseView):
     """``/admin/notify-settings/``: one form for the channels and quiet hours."""
 
-    allowed_roles = ADMIN_ONLY
+    required_capability = Capability.MANAGE_SYSTEM.value
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
@@ -87,7 +85,7 @@ class NotificationSettingsView(AccessControlled, BaseView):
 class MessageTemplateView(SecureModelView):
     """消息模板: one per kind, edited in place (validated in a sandbox with sample values)."""
 
-    allowed_roles = ADMIN_ONLY
+    required_capability = Capability.MANAGE_SYSTEM.value
     can_create = False
     can_delete = False
     can_view_details = False
@@ -121,7 +119,7 @@ class MessageTemplateView(SecureModelView):
 class DeliveryView(SecureModelView):
     """发送记录: every email and webhook delivery with its status, attempts and error; failed ones can be retried."""
 
-    allowed_roles = ADMIN_ONLY
+    required_capability = Capability.MANAGE_SYSTEM.value
     can_create = False
     can_edit = False
     can_delete = False
@@ -137,7 +135,7 @@ class DeliveryView(SecureModelView):
         "target": lambda v, c, m, n: channels.redact_url(m.target) if m.channel == "webhook" else m.target,
         "error": lambda v, c, m, n: (m.error or "")[:200],
     }
-    column_details_exclude_list = ("payload",)
+    column_details_exclude_list = ("sealed_payload",)
 
     @action("retry", _l("重新发送"), _l("重新发送所选的发送失败记录？"))
     def action_retry(self, ids):

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from admin_views.base import SecureModelView
 from kefu.core.i18n import _l
-from kefu.org.roles import Role
-
-ORGANISATION_ROLES = (Role.ADMIN.value,)
+from kefu.org.roles import Capability
 
 
 class DepartmentView(SecureModelView):
-    allowed_roles = ORGANISATION_ROLES
+    required_capability = Capability.MANAGE_SYSTEM.value
     column_list = ("name", "description", "sort_order", "active")
     column_searchable_list = ("name",)
     form_columns = ("name", "description", "sort_order", "active")
@@ -17,7 +15,7 @@ class DepartmentView(SecureModelView):
 
 
 class ProjectView(SecureModelView):
-    allowed_roles = ORGANISATION_ROLES
+    required_capability = Capability.MANAGE_SYSTEM.value
     column_list = ("name", "code", "city", "district", "address", "handover_date", "active")
     column_searchable_list = ("name", "code", "address")
     column_filters = ("city", "district", "active", "handover_date")
@@ -26,14 +24,14 @@ class ProjectView(SecureModelView):
 
 
 class BuildingView(SecureModelView):
-    allowed_roles = ORGANISATION_ROLES
+    required_capability = Capability.MANAGE_SYSTEM.value
     column_list = ("project", "name", "floors", "sort_order")
     column_filters = ("project", "name")
     form_columns = ("project", "name", "floors", "sort_order")
 
 
 class UnitView(SecureModelView):
-    allowed_roles = ORGANISATION_ROLES
+    required_capability = Capability.MANAGE_SYSTEM.value
     column_list = ("project", "label", "building", "entrance", "room", "area", "layout")
     column_searchable_list = ("label",)
     column_filters = ("project", "building", "layout")

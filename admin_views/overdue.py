@@ -1,4 +1,7 @@
-"""逾期督办: overdue and due-soon records of every type, their counts, and bulk reassign (supervisors and up).
+"""逾期督办: overdue and due-soon records of every type, their counts, and bulk reassign.
+
+Everyone whose roles read records opens it and sees the records they may read (``kefu.insight.scope``); bulk
+reassign is offered to those whose roles allow ``reassign``, and each record is checked again when written.
 
 The page is thin: ``kefu.insight.overdue`` finds and counts the records (index-backed,
 most overdue first), ``kefu.records.write.reassign`` writes. The page itself reads
@@ -20,16 +23,18 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_admin import BaseView, expose
 from flask_admin.form import SecureForm
 from flask_babel import get_locale
+from flask_login import current_user
 from wtforms import SelectField
 from wtforms.validators import InputRequired
 
-from admin_views.base import AccessControlled
+from admin_views.base import AccessControlled, page_number
 from kefu.core.clock import utcnow
-from kefu.core.errors import PermissionDenied, ValidationFailed
 from kefu.core.durations import DurationWords
+from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.insight import overdue
-from kefu.org.roles import Role
+from kefu.insight.scope import allowed_somewhere, readable_filter
+from kefu.org.roles import ACTION_LABELS, Action
 from kefu.org.structure import active_department_names
 from kefu.org.users import active_user_labels, load_active_user_labels
 from kefu.records.fields import get_field_type
@@ -38,7 +43,6 @@ from kefu.records.write import reassign
 from web.actor import current_actor
 from web.auth import safe_next_url
 
-SUPERVISOR_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
 ENDPOINTS = {overdue.OVERDUE: ".index", overdue.DUE_SOON: ".due_soon_view", overdue.DUE_TODAY: ".due_today_view"}
 
 
@@ -67,8 +71,15 @@ class ListedRow(NamedTuple):
 class OverdueView(AccessControlled, BaseView):
     """``/admin/overdue/`` (overdue) and ``/admin/overdue/due-soon/``; ``POST /admin/overdue/reassign/``."""
 
-    allowed_roles = SUPERVISOR_ROLES
     page_size = 50
+
+    def is_accessible(self) -> bool:
+        return current_user.is_authenticated and allowed_somewhere(current_actor().access, Action.READ.value)
+
+    def inaccessible_callback(self, name, **kwargs):
+        if current_user.is_authenticated:
+            abort(403, _("此页面需要“%(action)s”记录的权限", action=ACTION_LABELS[Action.READ]))
+        return super().inaccessible_callback(name, **kwargs)
 
     # -- reading -----------------------------------------------------------------------------------------
     @expose("/")
@@ -114,12 +125,14 @@ class OverdueView(AccessControlled, BaseView):
         pages = max(1, (total + query.per_page - 1) // query.per_page)
         filters = query.filters()
         url = self._list_url(kind, filters)
+        access = current_actor().access
         return self.render(
             "admin/overdue.html", kind=kind, kinds=overdue.KIND_LABELS, endpoints=ENDPOINTS, query=query,
             filters=filters, total=total, page=query.page, pages=pages,
-            rows=self._rows(rows, names),
+            rows=self._rows(rows, names), can_reassign=allowed_somewhere(access, Action.REASSIGN.value),
             counts_url=self.get_url(".counts_view", kind=kind, **{k: str(v) for k, v in filters.items()}),
-            type_options=[(key, type_name(t, str(get_locale()))) for key, t in types.items()],
+            type_options=[(key, type_name(t, str(get_locale()))) for key, t in types.items()
+                          if access.allows(key, Action.READ.value)],
             department_options=[(str(pk), name) for pk, name in departments.items()],
             user_options=[(str(pk), label) for pk, label in users.items()],
             level_options=self._levels(types.values()), unset=overdue.NONE, form=form,
@@ -139,9 +152,11 @@ class OverdueView(AccessControlled, BaseView):
         return url
 
     def _query(self, kind: str, types: dict) -> tuple[overdue.SlaListQuery, list[str]]:
-        """The page's query from the URL, and a message for each filter value that names nothing (dropped)."""
+        """The page's query from the URL within the records the user may read, and a message for each filter
+        value that names nothing (dropped)."""
         args = request.args
-        query = overdue.SlaListQuery(kind=kind, per_page=self.page_size)
+        query = overdue.SlaListQuery(kind=kind, per_page=self.page_size,
+                                     scope=readable_filter(current_actor().access))
         problems = []
         if kind == overdue.DUE_TODAY:
             tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
@@ -165,10 +180,7 @@ class OverdueView(AccessControlled, BaseView):
             except (InvalidId, TypeError):
                 problems.append(_("筛选条件“%(value)s”无效，已忽略", value=raw))
         query.level = args.get("level", "").strip() or None
-        try:
-            query.page = max(1, int(args.get("page", 1)))
-        except ValueError:
-            query.page = 1
+        query.page = page_number(args.get("page"))
         return query, problems
 
     @staticmethod
@@ -214,7 +226,10 @@ class OverdueView(AccessControlled, BaseView):
     # -- writing -------------------------------------------------------------------------------------------
     @expose("/reassign/", methods=("POST",))
     def reassign_view(self):
-        """Reassign the checked records to the chosen user, each through ``kefu.records.write.reassign``."""
+        """Reassign the checked records to the chosen user, each through ``kefu.records.write.reassign`` (which
+        refuses a record out of the user's reassign scope); 403 for a user whose roles never reassign."""
+        if not allowed_somewhere(current_actor().access, Action.REASSIGN.value):
+            abort(403, _("您没有“%(action)s”记录的权限", action=ACTION_LABELS[Action.REASSIGN]))
         target = request.form.get("next", "")
         target = safe_next_url(target if target.startswith(self.url) else None, self.get_url(".index"))
         form = ReassignForm(request.form)
@@ -234,8 +249,6 @@ class OverdueView(AccessControlled, BaseView):
             done, refused = reassign(
                 list(versions), form.assignee.data, current_actor(),
                 versions={k: v for k, v in versions.items() if v is not None})
-        except PermissionDenied as exc:
-            abort(403, str(exc.message))
         except ValidationFailed as exc:
             flash(str(exc), "error")
             return redirect(target)

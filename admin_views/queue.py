@@ -11,14 +11,14 @@ from admin_views.inbox import ActionForm
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _
 from kefu.notify import notifications
-from kefu.org.roles import Role
+from kefu.org.roles import Capability
 from kefu.schedule import duties, queues
 
 
 class QueueView(AccessControlled, BaseView):
     """``/admin/queue/`` (administrators)."""
 
-    allowed_roles = (Role.ADMIN.value,)
+    required_capability = Capability.MANAGE_SYSTEM.value
 
     @expose("/")
     def index(self):

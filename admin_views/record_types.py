@@ -17,7 +17,7 @@ from wtforms.validators import InputRequired, Optional
 from admin_views.base import SecureModelView
 from kefu.core.errors import DomainError, ValidationFailed
 from kefu.core.i18n import _, _l
-from kefu.org.roles import Role
+from kefu.org.roles import Capability
 from kefu.records.definitions import save_definition, set_type_active
 from kefu.records.fields import FIELD_FLAGS, FIELD_TYPES
 from kefu.records.sections import section_keys
@@ -157,7 +157,7 @@ def _rules_text(record_type) -> str:
 
 
 class RecordTypeView(SecureModelView):
-    allowed_roles = (Role.ADMIN.value,)
+    required_capability = Capability.MANAGE_SYSTEM.value
     can_delete = False  # records keep pointing at their type: disable instead
     form = RecordTypeForm
     column_list = ("name", "key", "number_prefix", "pack", "active", "version", "updated_at", "updated_by")

@@ -9,7 +9,7 @@ import json
 import re
 from zoneinfo import ZoneInfo
 
-from flask import Response, current_app, flash, request
+from flask import Response, abort, current_app, flash, request
 from flask_admin import BaseView, expose
 
 from admin_views.base import AccessControlled
@@ -17,15 +17,17 @@ from kefu.calendar.workcalendar import today_in
 from kefu.core.i18n import _
 from kefu.insight import reports
 from kefu.insight.exports import content_disposition
-from kefu.org.roles import Role
+from kefu.org.roles import Capability
+from web.actor import current_actor
 
 MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 
 
 class ReportView(AccessControlled, BaseView):
-    """``/admin/reports/`` (supervisors, managers, administrators)."""
+    """``/admin/reports/``: for a role that reads the reports (``view_reports``); the records the report names are
+    shown as far as the user may read them."""
 
-    allowed_roles = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value)
+    required_capability = Capability.VIEW_REPORTS.value
 
     def _tz(self) -> ZoneInfo:
         return ZoneInfo(current_app.config["KEFU_TIMEZONE"])
@@ -46,10 +48,12 @@ class ReportView(AccessControlled, BaseView):
         return month, record_type, types
 
     def _analysis(self, month: str, record_type) -> tuple[dict, bool]:
+        """The month's analysis of the type (archived, else computed) as the user may see it."""
+        access = current_actor().access
         archived = None if request.args.get("fresh") else reports.archived_monthly(month)
         if archived and record_type.key in (archived.get("analyses") or {}):
-            return archived["analyses"][record_type.key], True
-        return reports.complaint_analysis(record_type, month), False
+            return reports.as_seen_by(archived["analyses"][record_type.key], access), True
+        return reports.as_seen_by(reports.complaint_analysis(record_type, month), access), False
 
     @expose("/")
     def index(self):
@@ -78,6 +82,8 @@ class ReportView(AccessControlled, BaseView):
     @expose("/monthly.xlsx")
     def monthly_xlsx_view(self):
         month, record_type, _types = self._choice()
+        if record_type is None:
+            abort(404)  # no type to analyse: the page says so
         analysis, _archived = self._analysis(month, record_type)
         body = reports.analysis_xlsx(analysis, self._tz())
         filename = f"{record_type.name}_月度分析_{month.replace('-', '')}.xlsx"

@@ -9,14 +9,14 @@ from admin_views.base import SecureModelView
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _l
 from kefu.org import users
-from kefu.org.roles import ALL_ROLES, Role, role_label
+from kefu.org.roles import Capability, role_keys, role_label
 
 
 class RolesField(SelectMultipleField):
     """Roles with their Chinese names; choices are built per request so the language follows the user."""
 
     def __init__(self, label=None, validators=None, **kwargs):
-        super().__init__(label, validators, choices=lambda: [(r, role_label(r)) for r in ALL_ROLES], **kwargs)
+        super().__init__(label, validators, choices=lambda: [(r, role_label(r)) for r in role_keys()], **kwargs)
 
 
 class ApprovalTitlesField(StringField):
@@ -34,13 +34,13 @@ class ApprovalTitlesField(StringField):
 
 
 class UserView(SecureModelView):
-    allowed_roles = (Role.ADMIN.value,)
+    required_capability = Capability.MANAGE_SYSTEM.value
     can_delete = False  # accounts are disabled, never deleted: records keep pointing at them
     column_list = ("username", "display_name", "roles", "approval_titles", "department", "active", "last_login_at")
     column_searchable_list = ("username", "display_name")
     column_filters = ("department", "active",
-                      FilterEqual(users.User.roles, _l("角色"), options=lambda: [(r, role_label(r)) for r in ALL_ROLES]))
-    column_details_exclude_list = ("password_hash", "failed_logins", "session_version")
+                      FilterEqual(users.User.roles, _l("角色"), options=lambda: [(r, role_label(r)) for r in role_keys()]))
+    column_details_exclude_list = ("password_hash", "phone_enc")
     column_formatters = {"roles": lambda view, context, model, name: "、".join(role_label(r) for r in model.roles),
                          "approval_titles": lambda view, context, model, name: "、".join(model.approval_titles or [])}
     form_columns = ("username", "display_name", "new_password", "roles", "approval_titles", "department", "email",
@@ -51,6 +51,7 @@ class UserView(SecureModelView):
     form_extra_fields = {
         "new_password": PasswordField(_l("新密码"), validators=[Optional()],
                                       description=_l("新建账号时必填；编辑时留空表示不修改")),
+        "phone": StringField(_l("电话"), validators=[Optional()]),  # stored encrypted by kefu.org.users
     }
     form_widget_args = {"username": {"autocomplete": "off"}}
 

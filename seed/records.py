@@ -18,6 +18,7 @@ from flask import current_app
 from kefu.core import clock
 from kefu.core.db import get_database
 from kefu.core.errors import DomainError
+from kefu.org.access import SYSTEM_POLICY
 from kefu.org.customers import Customer
 from kefu.org.users import User
 from kefu.records.actor import Actor
@@ -64,7 +65,7 @@ class DemoScene:
 
 
 def _actor(user, tz):
-    return Actor(user=user, tz=tz, cipher=current_app.extensions["kefu_cipher"], can_view_pii=True)
+    return Actor(user=user, tz=tz, cipher=current_app.extensions["kefu_cipher"], access=SYSTEM_POLICY)
 
 
 def _local(moment: datetime, tz) -> str:

@@ -151,8 +151,10 @@ def seed_snapshot(mongo_server, redis_server):
 
 @pytest.fixture
 def seeded(app, db, seed_snapshot):
-    """This test's database holds exactly what ``kefu seed`` writes."""
+    """This test's database holds exactly what ``kefu seed`` writes (replacing what the app wrote at start: the
+    shipped roles)."""
     for collection, documents in seed_snapshot.items():
+        db[collection].delete_many({})
         db[collection].insert_many([dict(document) for document in documents])
 
 

@@ -146,15 +146,14 @@ def test_the_approver_must_wait_for_every_reviewer(client, people, db):
 
 
 @pytest.mark.parametrize("who, action, words", [
-    ("agent", "approve", ["审批人", "客服专员"]),           # no approver role
-    ("titled_handler", "approve", ["审批人", "部门处理人"]),  # the title, but not the role
-    ("approver", "approve", ["区域总经理", "项目总监"]),      # the demo approver: the role, another band's title
+    ("agent", "approve", ["审批“投诉”的权限", "客服专员"]),           # reads the record, no approve on the type
+    ("titled_handler", "approve", ["审批“投诉”的权限", "部门处理人"]),  # the title, but not approve on the type
+    ("approver", "approve", ["区域总经理", "项目总监"]),      # the demo approver: a reviewer's title, not the band's
     ("xiangmu", "approve", ["区域总经理", "项目总监"]),        # another band's title
     ("caiwu", "reject", ["区域总经理", "财务总监"]),           # a reviewer cannot decide
-    ("zongjingli", "review", ["财务总监", "项目总监"]),        # not a reviewer of this band
 ])
-def test_without_the_role_or_the_title_it_is_403_with_the_reason_and_nothing_is_stored(client, people, db, who,
-                                                                                     action, words):
+def test_without_the_permission_or_the_title_it_is_403_with_the_reason_and_nothing_is_stored(client, people, db, who,
+                                                                                           action, words):
     record_id = pending_complaint(client, people, "8000")
     before = stored(db, record_id)
 
@@ -163,6 +162,21 @@ def test_without_the_role_or_the_title_it_is_403_with_the_reason_and_nothing_is_
     error = assert_error(response, 403, "forbidden")
     for word in words:
         assert word in error["message"], error
+    after = stored(db, record_id)
+    assert after["approval"] == before["approval"] and after["status"] == "待审批"
+    assert after["version"] == before["version"]
+    assert len(approval_events(db, record_id)) == 1  # only the opening
+
+
+def test_an_approver_whose_title_is_not_asked_does_not_see_the_record(client, people, db):
+    """总经理 reviews only from 20,000: an 8,000 request is not theirs to see (404, as a missing record)."""
+    record_id = pending_complaint(client, people, "8000")
+    before = stored(db, record_id)
+
+    for response in (act(client, people["zongjingli"], record_id, "review", comment="试图操作"),
+                     client.get(f"/api/v1/records/complaint/{record_id}", headers=people["zongjingli"]),
+                     client.get(f"/api/v1/records/complaint/{record_id}/approval", headers=people["zongjingli"])):
+        assert assert_error(response, 404, "not_found")["message"] == "记录不存在"
     after = stored(db, record_id)
     assert after["approval"] == before["approval"] and after["status"] == "待审批"
     assert after["version"] == before["version"]
@@ -181,10 +195,13 @@ def test_rejecting_needs_a_reason_and_sends_the_plan_back(client, people, db):
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["approval"]["state"] == "rejected"
     document = stored(db, record_id)
+    # The decision's own move into 处理中 (past the approval point by default) is not held back.
     assert document["status"] == "处理中" and document["approval"]["state"] == "rejected"
     decision = approval_events(db, record_id)[-1]
     assert decision["data"]["action"] == "reject" and "赔付金额偏高" in decision["text"]
-    assert_error(act(client, people["xiangmu"], record_id, "approve"), 409)  # nothing pending any more
+    # Nothing pending any more: the record is no longer the approver's to see; its registrar's side gets 409.
+    assert_error(act(client, people["xiangmu"], record_id, "approve"), 404)
+    assert "没有待审批的申请" in assert_error(act(client, people["supervisor"], record_id, "approve"), 409)["message"]
 
     # The revised plan goes back to approval: a fresh request for the new amount.
     reopened = patch(client, people["supervisor"], record_id, status="待审批", compensation_amount="2500")
@@ -225,6 +242,113 @@ def test_a_pending_request_is_left_only_by_a_decision_and_a_new_amount_reopens_i
     assert_error(act(client, people["xiangmu"], record_id, "approve"), 403)  # the old band's title no longer fits
 
 
+# -- approval cannot be skipped ---------------------------------------------------------------------------------
+
+def unchanged(db, record_id, before: dict) -> None:
+    """The refused save wrote nothing: same version, status, amount and request."""
+    after = stored(db, record_id)
+    for key in ("version", "status", "approval", "data", "updated_at"):
+        assert after.get(key) == before.get(key), key
+
+
+def in_progress_with_amount(client, people, db, amount="3000") -> str:
+    """A complaint in 处理中 whose compensation was filled in there (no request: it never went to 待审批)."""
+    created = client.post("/api/v1/records/complaint", json=complaint(), headers=people["supervisor"])
+    record_id = created.get_json()["id"]
+    assert patch(client, people["supervisor"], record_id, status="处理中").status_code == 200
+    response = patch(client, people["supervisor"], record_id, compensation_amount=amount)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "approval" not in stored(db, record_id)
+    return record_id
+
+
+def test_a_record_with_an_amount_cannot_close_without_approval(client, people, db):
+    record_id = in_progress_with_amount(client, people, db)
+    before = stored(db, record_id)
+
+    response = patch(client, people["supervisor"], record_id, status="已关闭", result="已赔付，业主认可")
+
+    error = assert_error(response, 422, "validation_failed")
+    assert set(error["fields"]) == {"status"}
+    for words in ("赔付/整改金额", "3,000", "已关闭", "待审批"):
+        assert words in error["fields"]["status"], error
+    unchanged(db, record_id, before)
+    # Through a status before the approval point, the close is refused all the same.
+    assert patch(client, people["supervisor"], record_id, status="待回访").status_code == 200
+    late = patch(client, people["supervisor"], record_id, status="已关闭", result="已赔付，业主认可")
+    assert "status" in assert_error(late, 422)["fields"]
+    assert stored(db, record_id)["status"] == "待回访"
+
+
+def test_without_an_amount_nothing_waits_for_approval(client, people, db):
+    created = client.post("/api/v1/records/complaint", json=complaint(), headers=people["supervisor"]).get_json()
+    assert patch(client, people["supervisor"], created["id"], status="处理中").status_code == 200
+
+    response = patch(client, people["supervisor"], created["id"], status="已关闭", result="解释清楚，业主认可")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert stored(db, created["id"])["status"] == "已关闭" and "approval" not in stored(db, created["id"])
+
+
+def test_the_amount_cannot_be_raised_on_the_way_past_the_approval_point(client, people, db):
+    """Approved for 3,000, then 30,000 and 已关闭 in one save: refused, the 3,000 approval does not cover it."""
+    record_id = pending_complaint(client, people, "3000")
+    assert act(client, people["xiangmu"], record_id, "approve").status_code == 200
+    before = stored(db, record_id)
+
+    response = patch(client, people["supervisor"], record_id, status="已关闭", result="已赔付",
+                     compensation_amount="30000")
+
+    assert "30,000" in assert_error(response, 422)["fields"]["status"]
+    unchanged(db, record_id, before)
+
+
+def test_an_approved_amount_passes_and_a_changed_one_must_be_approved_again(client, people, db):
+    record_id = pending_complaint(client, people, "3000")
+    assert act(client, people["xiangmu"], record_id, "approve").status_code == 200
+    assert patch(client, people["supervisor"], record_id, status="待回访").status_code == 200
+    first = stored(db, record_id)["approval"]
+
+    changed = patch(client, people["supervisor"], record_id, compensation_amount="4000")
+
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    request = stored(db, record_id)["approval"]
+    assert request["state"] == "pending" and request["id"] != first["id"]
+    assert request["amount"].to_decimal() == Decimal("4000") and request["approver"] == "项目总监"
+    assert "重新发起审批" in approval_events(db, record_id)[-1]["text"]
+    before = stored(db, record_id)
+    refused = patch(client, people["supervisor"], record_id, status="已关闭", result="已赔付")
+    message = assert_error(refused, 422)["fields"]["status"]
+    assert "尚未通过" in message and "项目总监" in message
+    unchanged(db, record_id, before)
+
+    # The approver decides where the record stands: it stays in 待回访, and may now close.
+    decided = act(client, people["xiangmu"], record_id, "approve", comment="同意 4000")
+    assert decided.status_code == 200, decided.get_data(as_text=True)
+    assert stored(db, record_id)["status"] == "待回访"
+    assert stored(db, record_id)["approval"]["state"] == "approved"
+    closed = patch(client, people["supervisor"], record_id, status="已关闭", result="已赔付 4000 元")
+    assert closed.status_code == 200, closed.get_data(as_text=True)
+    assert stored(db, record_id)["status"] == "已关闭"
+
+
+def test_the_statuses_past_the_approval_point_are_data(client, people, db):
+    admin = token_headers(client, "admin")
+    definition = client.get("/api/v1/types/complaint", headers=admin).get_json()
+    definition["approvals"]["requires_approval"] = ["待回访", "已关闭"]
+    assert client.put("/api/v1/types/complaint", headers=admin, json=definition).status_code == 200
+    created = client.post("/api/v1/records/complaint", json=complaint(), headers=people["supervisor"]).get_json()
+    forwarded = patch(client, people["supervisor"], created["id"], status="已转办", compensation_amount="800")
+    assert forwarded.status_code == 200, forwarded.get_data(as_text=True)
+
+    # 处理中 (the approved_status) is no longer held back; 待回访 now is.
+    assert patch(client, people["supervisor"], created["id"], status="处理中").status_code == 200
+    refused = patch(client, people["supervisor"], created["id"], status="待回访")
+
+    assert "待回访" in assert_error(refused, 422)["fields"]["status"]
+    assert stored(db, created["id"])["status"] == "处理中"
+
+
 def test_get_tells_each_caller_what_they_may_do(client, people, db):
     record_id = pending_complaint(client, people, "8000")
 
@@ -253,6 +377,8 @@ def test_unknown_action_is_422(client, people, db):
     (lambda s: s.update({"amount_field": "no_such"}), ["no_such", "不存在"]),
     (lambda s: s.update({"approver": "总经理"}), ["不认识"]),
     (lambda s: s.update({"bands": []}), ["bands"]),
+    (lambda s: s.update({"requires_approval": ["已结案"]}), ["requires_approval", "已结案", "不在流程状态中"]),
+    (lambda s: s.update({"requires_approval": ["待审批", "已关闭"]}), ["requires_approval", "on_status"]),
 ])
 def test_a_bad_approvals_section_is_refused_with_a_chinese_message(client, seeded, db, change, words):
     admin = token_headers(client, "admin")
@@ -296,7 +422,7 @@ def test_details_page_panel_and_its_buttons(app, client, people, db):
     record_id = pending_complaint(client, people, "3000")
     details = f"/admin/records/complaint/details/?id={record_id}"
     approver = signed_in(app, "xiangmu")
-    outsider = signed_in(app, "caiwu")
+    outsider = signed_in(app, "agent", _demo_password())  # reads the department's records, may not approve
 
     page = approver.get(details).get_data(as_text=True)
     assert "kefu-approval" in page and "项目总监" in page and 'value="approve"' in page
@@ -305,8 +431,9 @@ def test_details_page_panel_and_its_buttons(app, client, people, db):
     refused = outsider.post(f"/admin/records/complaint/approval/?id={record_id}",
                             data={"csrf_token": csrf_token(outsider, details), "action": "approve"})
     assert refused.status_code == 403
-    assert "项目总监" in refused.get_data(as_text=True) and "财务总监" in refused.get_data(as_text=True)
+    assert "审批“投诉”的权限" in refused.get_data(as_text=True) and "客服专员" in refused.get_data(as_text=True)
     assert stored(db, record_id)["approval"]["state"] == "pending"
+    assert signed_in(app, "caiwu").get(details).status_code == 404  # not a title this request asks
 
     response = approver.post(f"/admin/records/complaint/approval/?id={record_id}",
                              data={"csrf_token": token, "action": "approve", "comment": "同意",

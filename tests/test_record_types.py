@@ -28,9 +28,9 @@ import pytest
 import yaml
 from bson import Decimal128, ObjectId
 
+from kefu.records.definitions import shipped_definitions
 from kefu.records.fields import FIELD_FLAGS
 from kefu.records.sections import section_keys
-from kefu.records.definitions import shipped_definitions
 from kefu.runtime.embedded import free_port
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import CSRF_PATTERN, csrf_token
@@ -970,8 +970,8 @@ def test_a_loaded_definition_is_shared_until_the_stored_one_changes(app, seeded,
     """``get_record_type`` builds a RecordType once per stored version: the same object while nothing changed,
     a new one as soon as the document differs — saved here or written by any other process."""
     from kefu.core.errors import NotFound
-    from kefu.records.types import get_record_type
     from kefu.records.definitions import save_definition
+    from kefu.records.types import get_record_type
 
     with app.test_request_context():
         first = get_record_type("consultation")

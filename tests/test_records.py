@@ -89,11 +89,13 @@ def signed_in_client(app, username):
 
 
 def actor_for(app, username, can_view_pii=True):
+    """An actor for ``username`` the access rules do not restrict (the system acting on their behalf)."""
+    from kefu.org.access import MASKED_SYSTEM_POLICY, SYSTEM_POLICY
     from kefu.org.users import User
     from kefu.records.actor import Actor
 
-    return Actor(user=User.objects(username=username).first(), tz=SHANGHAI,
-                 cipher=app.extensions["kefu_cipher"], can_view_pii=can_view_pii)
+    return Actor(user=User.objects(username=username).first(), tz=SHANGHAI, cipher=app.extensions["kefu_cipher"],
+                 access=SYSTEM_POLICY if can_view_pii else MASKED_SYSTEM_POLICY)
 
 
 def python_complaint(db, **overrides) -> dict:
@@ -138,8 +140,8 @@ def test_phone_is_encrypted_at_rest_yet_searchable(client, agent, supervisor, db
 @pytest.fixture
 def phone_listed(app, seeded):
     """The complaint type edited by an admin so that the phone is a list column."""
-    from kefu.records.types import get_record_type
     from kefu.records.definitions import save_definition
+    from kefu.records.types import get_record_type
 
     with app.app_context():
         definition = get_record_type("complaint").to_dict()
@@ -475,8 +477,8 @@ def _stages(plan) -> list[str]:
 
 def test_list_queries_never_scan_the_whole_collection(app, seeded, db):
     from kefu.records.query import Condition, RecordQuery, build_filter, sort_spec
-    from kefu.records.write import create_record
     from kefu.records.types import get_record_type
+    from kefu.records.write import create_record
 
     with app.app_context():
         actor = actor_for(app, "supervisor")
@@ -521,8 +523,8 @@ def test_list_queries_never_scan_the_whole_collection(app, seeded, db):
 def test_default_list_order_is_served_by_an_index(app, seeded, db):
     """The screens' default order (newest first) comes from an index, not an in-memory sort of every record."""
     from kefu.records.query import Condition, RecordQuery, build_filter, sort_spec
-    from kefu.records.write import create_record
     from kefu.records.types import get_record_type
+    from kefu.records.write import create_record
 
     with app.app_context():
         actor = actor_for(app, "supervisor")

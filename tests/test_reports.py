@@ -32,6 +32,7 @@ def month_of_complaints(app, seeded, db):
     one customer complaining twice."""
     from kefu.calendar.workcalendar import seed_calendar
     from kefu.core import clock
+    from kefu.org.access import SYSTEM_POLICY
     from kefu.org.users import User
     from kefu.records.actor import Actor
     from kefu.records.store import get_record
@@ -40,7 +41,7 @@ def month_of_complaints(app, seeded, db):
     with app.test_request_context():
         seed_calendar()
         agent = User.objects(username="agent").first()
-        actor = Actor(user=agent, tz=SHANGHAI, cipher=app.extensions["kefu_cipher"], can_view_pii=True)
+        actor = Actor(user=agent, tz=SHANGHAI, cipher=app.extensions["kefu_cipher"], access=SYSTEM_POLICY)
         projects = {p["code"]: str(p["_id"]) for p in db.projects.find()}
         made = {}
 
@@ -129,6 +130,38 @@ def test_report_page_charts_and_xlsx(app, client, month_of_complaints, db):
     categories = {row[0]: row[1] for row in book["按类别"].iter_rows(min_row=2, values_only=True)}
     assert categories == {"工程质量": 3, "销售承诺": 1}
     assert client.get("/admin/reports/monthly/?month=2026-13").status_code == 200  # falls back with a message
+
+
+def repeats_table(page: str) -> list[list[str]]:
+    """The rows of the report page's 重复投诉客户 table, as text."""
+    body = re.search(r'<table class="table table-sm mb-0 kefu-report-repeats">.*?<tbody>(.*?)</tbody>', page, re.S)
+    return [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body.group(1))]
+
+
+def test_the_report_names_only_the_records_the_reader_may_read(app, client, month_of_complaints, db):
+    """The supervisor reads the reports: the figures cover every record, but of a repeat complainant the page
+    lists only the records the supervisor may read (their department's), and no name for one none of whose
+    records they may read; the manager reads every record."""
+    url = "/admin/reports/monthly/?month=2026-10&type=complaint"
+    oct1, oct2 = (month_of_complaints[name] for name in ("oct1", "oct2"))
+    elsewhere = {"created_by": None, "created_department": db.departments.find_one({"name": "法务部"})["_id"]}
+    web_sign_in(client, "supervisor")
+    assert repeats_table(client.get(url).get_data(as_text=True)) == [["李四", "2", f"{oct1['number']}、{oct2['number']}"]]
+
+    db.records.update_one({"_id": oct2["_id"]}, {"$set": elsewhere})  # as registered by the legal department
+    page = client.get(url).get_data(as_text=True)
+    assert re.search(r'data-figure="total">4<', page) and re.search(r'data-figure="repeats">1<', page)
+    assert repeats_table(page) == [["李四", "2", oct1["number"]]]
+    db.records.update_one({"_id": oct1["_id"]}, {"$set": elsewhere})
+    assert repeats_table(client.get(url).get_data(as_text=True)) == [["（不在您的查看范围内）", "2", ""]]
+    sheet = xlsx_sheet(client, "/admin/reports/monthly.xlsx?month=2026-10&type=complaint", "重复投诉")
+    assert sheet == [("客户", "次数", "编号"), ("（不在您的查看范围内）", 2, None)]
+
+    manager = app.test_client()
+    web_sign_in(manager, "manager")
+    assert repeats_table(manager.get(url).get_data(as_text=True)) == [
+        ["李四", "2", f"{oct1['number']}、{oct2['number']}"]]
+    assert db.records.count_documents({"_id": {"$in": [oct1["_id"], oct2["_id"]]}, **elsewhere}) == 2
 
 
 def top_issues_table(page: str) -> tuple[str, list[list[str]]]:
@@ -225,8 +258,11 @@ def test_dashboard_numbers_match_the_records_and_link_to_the_lists(app, client, 
     agent_id = db.users.find_one({"username": "agent"})["_id"]
     now = datetime.now(timezone.utc)
     overdue_mine = db.records.count_documents({"assignee": agent_id, "sla_due": {"$lte": now}})
-    figure = re.search(r'data-figure="overdue_mine">.*?<div class="h2[^"]*">(\d+)<.*?</div></div></div>', page, re.S)
-    assert int(figure.group(1)) == overdue_mine > 0
+    figure = re.search(r'data-figure="overdue_mine">.*?<a class="h2[^"]*" href="([^"]+)">(\d+)<.*?</div></div></div>',
+                       page, re.S)
+    assert int(figure.group(2)) == overdue_mine > 0
+    # Every role that reads records follows up on 逾期督办: the figure opens it with the same records.
+    assert f"共 {overdue_mine} 条" in client.get(figure.group(1).replace("&amp;", "&")).get_data(as_text=True)
     # Per type, the number links to that type's list in its 我的逾期 view, which lists exactly those records.
     links = re.findall(r'<a href="(/admin/records/(\w+)/\?view=builtin:my_overdue)" data-type="\w+">[^<]* (\d+)</a>',
                        figure.group(0))
@@ -239,7 +275,7 @@ def test_dashboard_numbers_match_the_records_and_link_to_the_lists(app, client, 
     assert listed["total"] == int(n)
     assert f"{listed['total']} 条" in client.get(url).get_data(as_text=True) or listed["total"] <= 50
     today = now.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
-    new_today = re.search(r'data-figure="new_today_team">.*?<div class="h2[^"]*">(\d+)<', page, re.S)
+    new_today = re.search(r'data-figure="new_today_team">.*?class="h2[^"]*"[^>]*>(\d+)<', page, re.S)
     department = db.users.find_one({"username": "agent"})["department"]
     assert int(new_today.group(1)) == db.records.count_documents({"created_at": {"$gte": today},
                                                                   "department": department})

@@ -1,4 +1,5 @@
-"""``GET /attachments/<id>``: files from GridFS, for signed-in staff only."""
+"""``GET /attachments/<id>``: files from GridFS, for signed-in staff who may read the file's record (or, before it is
+attached to one, for whoever uploaded it); 404 for anyone else, as for a missing file."""
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -7,7 +8,9 @@ from flask import Blueprint, Response, abort
 from flask_login import login_required
 
 from kefu.core.errors import NotFound
-from kefu.records.attachments import get_attachment, open_attachment
+from kefu.records.attachments import open_attachment
+from kefu.records.timeline import attachment_for
+from web.actor import current_actor
 
 blueprint = Blueprint("attachments", __name__)
 
@@ -16,7 +19,7 @@ blueprint = Blueprint("attachments", __name__)
 @login_required
 def download(attachment_id):
     try:
-        info = get_attachment(attachment_id)
+        info = attachment_for(attachment_id, current_actor())
         stream = open_attachment(attachment_id)
     except NotFound:
         abort(404)

@@ -12,7 +12,8 @@ The view (``view``) is assembled from one part per concern: the list with its
 columns, filters and export (``listing``, ``filters``), saved views
 (``saved_views``), the create and edit forms (``forms``) and the details page
 with its timeline and actions (``details``); ``rows`` is how a record reads on
-every screen.
+every screen, ``guard`` how every screen refuses what the user's roles do not
+allow (``kefu.org.access``: 404 out of scope, 403 with the reason otherwise).
 """
 from admin_views.records.view import RecordView
 

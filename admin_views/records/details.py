@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request
 from flask_admin import expose
-from flask_admin.babel import gettext as admin_gettext
 from flask_admin.form import SecureForm
 from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
 from wtforms import FileField, HiddenField, SelectField, TextAreaField
 from wtforms.validators import InputRequired
 
+from admin_views.records.guard import record_or_abort
 from admin_views.records.rows import field_label
 from kefu.core.errors import DomainError, PermissionDenied
 from kefu.core.i18n import _, _l
+from kefu.org.roles import Action
 from kefu.records.core_fields import core_field
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, add_event, record_audit, record_events
 from kefu.rules import approvals, callbacks, levels, sla
@@ -42,15 +43,15 @@ class EventForm(SecureForm):
 
 class RecordDetails:
     """The details page of ``RecordView`` (which provides ``record_type``, ``get_one``, ``display_value`` and
-    ``_actor``)."""
+    ``_actor``): a record the user may not read is not found (404); the forms that change it are offered when
+    they may edit it."""
 
     @expose("/details/")
     def details_view(self):
         return_url = get_redirect_target() or self.get_url(".index_view")
         row = self.get_one(request.args.get("id", ""))
         if row is None:
-            flash(admin_gettext("Record does not exist."), "error")
-            return redirect(return_url)
+            abort(404)
         stored_only = [f for f in self.record_type.specs if not f.active and f.key in row.values]
         return self.render(
             self.details_template, model=row, record_type=self.record_type, return_url=return_url,
@@ -59,16 +60,20 @@ class RecordDetails:
             events=record_events(row.id), audit=record_audit(row.id),
             event_form=EventForm(), event_kinds=EVENT_KINDS, display=self.display_value,
             approval=approvals.panel(self.record_type, row.document, current_user, self._actor().tz),
-            approval_form=ApprovalForm(), links=callbacks.links_of(row.document, self._actor().tz),
+            approval_form=ApprovalForm(),
+            links=callbacks.links_of(row.document, self._actor().tz, self._actor().access),
             clocks=sla.clocks_json(row.document, self._actor().tz), sla_states=sla.STATE_LABELS,
             rejection=levels.rejection_preview(self.record_type, row.document), reject_form=RejectForm(),
+            may_edit=self._actor().access.permits(row.document, Action.EDIT.value),
         )
 
-    def _record_action(self, form, act, done: str):
+    def _record_action(self, form, act, done: str, needs: str = Action.EDIT.value):
         """A POST from the details page: validate ``form``, run ``act(record_id)``, say how it went, go back.
-        A refusal for lack of rights is the 403 page; any other refusal a message."""
+        The user must be allowed ``needs`` on the record (``act`` may check more): one they may not read is the
+        404 page, a refusal for lack of rights the 403 page; any other refusal a message."""
         record_id = request.args.get("id", "")
         target = self.get_url(".details_view", id=record_id)
+        record_or_abort(self.record_type, record_id, needs)
         if not form.validate():
             flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
             return redirect(target)
@@ -105,4 +110,5 @@ class RecordDetails:
         return self._record_action(form, lambda record_id: approvals.act(
             self.record_type.key, record_id, form.action.data, self._actor(), comment=form.comment.data,
             request_id=form.request_id.data or None),
-            _("已%(action)s", action=approvals.ACTION_LABELS.get(form.action.data, form.action.data or "")))
+            _("已%(action)s", action=approvals.ACTION_LABELS.get(form.action.data, form.action.data or "")),
+            needs=Action.READ.value)

@@ -8,6 +8,9 @@ from kefu.records.fields import OPERATORS
 from kefu.records.query import Condition, RecordQuery
 
 FILTER_WIDGETS = {"date": "datepicker", "datetime": "datetimepicker"}
+# Flask-Admin's filter script inserts a filter's name as HTML (``bs4_filters.js``: ``.append(name)``): the angle
+# brackets of an admin-written label are shown as their full-width forms, so no label becomes a tag.
+MARKUP_FREE = str.maketrans({"<": "＜", ">": "＞"})
 
 
 class FieldFilter(BaseFilter):
@@ -17,7 +20,8 @@ class FieldFilter(BaseFilter):
         field_type = definition.type
         if op in ("empty", "not_empty"):
             options = (("1", _("是")), ("0", _("否")))
-        super().__init__(label, options=options, data_type=None if options else FILTER_WIDGETS.get(field_type))
+        super().__init__(str(label).translate(MARKUP_FREE), options=options,
+                         data_type=None if options else FILTER_WIDGETS.get(field_type))
         self.field_key = definition.key
         self.op = op
 

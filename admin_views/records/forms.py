@@ -1,16 +1,18 @@
 """The create and edit forms of a record, built from the type's definition for each request, and saving them
-through the records write path."""
+through the records write path. What the user may not see never reaches their browser (sensitive values, a
+customer's phone), and what they may not change is not offered (the form itself, the assignee)."""
 from __future__ import annotations
 
 from flask import flash, request
-from flask_login import current_user
+from flask_admin import expose
 from wtforms import HiddenField
 from wtforms.validators import InputRequired, Optional
 
+from admin_views.records.guard import record_or_abort, require_type
 from admin_views.records.rows import RecordRow, field_label
 from kefu.core.errors import Conflict, DomainError
 from kefu.core.i18n import _
-from kefu.org.roles import VIEW_PII
+from kefu.org.roles import Action, Capability
 from kefu.records.fields import get_field_type
 from kefu.records.sections import workflow_of
 from kefu.records.values import project_id_for
@@ -20,6 +22,19 @@ from kefu.records.write import create_record, update_record
 class RecordForms:
     """Forms for ``RecordView`` (which provides ``record_type``, ``_definition``, ``_editable_core``, ``_actor``
     and ``display_value``)."""
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """The create form; the 403 page for a user whose roles do not create records of the type."""
+        require_type(self.record_type, Action.CREATE.value)
+        return super().create_view()
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        """The edit form: 404 for a record the user may not read, the 403 page with the reason for one they may
+        read but not edit."""
+        record_or_abort(self.record_type, request.args.get("id", ""), Action.EDIT.value)
+        return super().edit_view()
 
     def scaffold_form(self, context=None):
         """The form class for the type; per request (``_form_class``) it is built with that request's context."""
@@ -59,21 +74,41 @@ class RecordForms:
 
     def _masked_keys(self) -> set[str]:
         """Sensitive fields this user may not read: their edit inputs start empty and empty means "unchanged"."""
-        if current_user.can(VIEW_PII):
+        if self._actor().sees_pii(self.record_type.key):
             return set()
         return {d.key for d in self.record_type.active_fields if d.sensitive}
+
+    def _fixed_keys(self, row: RecordRow) -> set[str]:
+        """Fields of ``row`` this user may not change: the assignee unless they may reassign the record (the input
+        is disabled and whatever arrives is ignored; the write path checks again)."""
+        if self._actor().access.permits(row.document, Action.REASSIGN.value):
+            return set()
+        return {"assignee"}
+
+    def _form_data(self, definition, value):
+        """The stored ``value`` as the edit form shows it. A reference named by personal data (a customer by
+        phone) is shown by its id to a user who may not see customers' personal data."""
+        field_type = get_field_type(definition.type)
+        kind = getattr(field_type, "kind", None)
+        if kind is not None and kind.personal_handle and not self._actor().access.has(
+                Capability.VIEW_CUSTOMER_PII.value):
+            return str(value)
+        return field_type.form_data(value, self._actor().tz)
 
     def edit_form(self, obj=None):
         form = self._form_class()(request.form if request.method == "POST" else None)
         masked = self._masked_keys()
         if obj is not None and request.method != "POST":
             form.version.data = obj.version
-            tz = self._actor().tz
             for definition in [*self._editable_core(), *self.record_type.active_fields]:
                 if definition.key in form and definition.key not in masked:
                     value = obj.values.get(definition.key)
-                    form[definition.key].data = None if value is None else get_field_type(
-                        definition.type).form_data(value, tz)
+                    form[definition.key].data = None if value is None else self._form_data(definition, value)
+        for key in self._fixed_keys(obj) if obj is not None else ():
+            if key in form:
+                form[key].render_kw = {**(form[key].render_kw or {}), "disabled": True}
+                form[key].validators = [Optional()]
+                form[key].flags.required = False
         for definition in self.record_type.active_fields:
             field = form[definition.key] if definition.key in form else None
             if field is None:
@@ -92,8 +127,9 @@ class RecordForms:
     def _values_from(self, form, row: RecordRow | None = None) -> dict:
         """The validated form's values; on edit only those that differ from the stored record."""
         values = {}
+        fixed = self._fixed_keys(row) if row is not None else set()
         for definition in [*self._editable_core(), *self.record_type.active_fields]:
-            if definition.key not in form:
+            if definition.key not in form or definition.key in fixed:
                 continue
             data = form[definition.key].data
             if row is not None and definition.key in self._masked_keys() and data in (None, "", []):

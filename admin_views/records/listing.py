@@ -8,23 +8,26 @@ from flask_admin import expose
 from flask_login import current_user
 from markupsafe import Markup
 
+from admin_views.base import BoundedPaging
 from admin_views.records.filters import FieldFilter, SlaFilter
+from admin_views.records.guard import require_type
 from admin_views.records.rows import SLA_COLUMN, SORT_FIELDS, RecordRow, field_label
 from admin_views.records.saved_views import ViewForm
 from kefu.core.clock import utcnow
 from kefu.core.errors import NotFound, ValidationFailed
 from kefu.core.i18n import _
 from kefu.insight import export_jobs, exports, views
-from kefu.org.roles import VIEW_PII
+from kefu.org.roles import Action, Capability
 from kefu.records.core_fields import core_field
 from kefu.records.fields import get_field_type
 from kefu.records.query import SLA_SORT, RecordQuery, find_records
-from kefu.records.store import get_record
+from kefu.records.store import get_record_for
 from kefu.rules import sla
 
 
-class RecordListing:
-    """The list screen of ``RecordView`` (which provides ``record_type``, ``_definition`` and ``_actor``)."""
+class RecordListing(BoundedPaging):
+    """The list screen of ``RecordView`` (which provides ``record_type``, ``_definition``, ``_actor`` and
+    ``_allows``)."""
 
     def scaffold_list_columns(self):
         if self.record_type is None:
@@ -124,11 +127,13 @@ class RecordListing:
         return total, [RecordRow(self.record_type, d, actor) for d in documents]
 
     def get_one(self, id):
+        """The record when the user may read it, else None (whether it exists or not: no existence leak)."""
+        actor = self._actor()
         try:
-            document = get_record(self.record_type.key, id)
+            document = get_record_for(self.record_type.key, id, actor.access)
         except NotFound:
             return None
-        return RecordRow(self.record_type, document, self._actor())
+        return RecordRow(self.record_type, document, actor)
 
     def _get_list_value(self, context, model, name, column_formatters, column_type_formatters):
         if name == SLA_COLUMN:
@@ -157,7 +162,7 @@ class RecordListing:
         if value in (None, "", []):
             return ""
         field_type = get_field_type(definition.type)
-        if definition.sensitive and not current_user.can(VIEW_PII):
+        if definition.sensitive and not self._actor().sees_pii(self.record_type.key):
             return field_type.mask(value)
         return field_type.display(value, self._actor().tz)
 
@@ -169,14 +174,17 @@ class RecordListing:
             kwargs["active_view"] = self._active_view()
             kwargs["view_state"] = json.dumps(self._view_state(), ensure_ascii=False)
             kwargs["view_columns"] = [(key, self.get_column_name(key)) for key in self._column_choices()]
-            kwargs["can_share_views"] = current_user.has_role(*views.SHARING_ROLES)
+            kwargs["can_share_views"] = self._actor().access.has(Capability.SHARE_VIEWS.value)
+            kwargs["can_export_records"] = self._allows(Action.EXPORT.value)
             kwargs["view_form"] = ViewForm()
         return super().render(template, **kwargs)
 
     @expose("/export/")
     def export_view(self):
         """The list as it is on screen — filters, view, search, sort, columns — as XLSX or CSV; a large one is
-        built in the background and lands in the user's inbox."""
+        built in the background and lands in the user's inbox. Only the records the user may export; a 403
+        page for a user whose roles do not export the type."""
+        require_type(self.record_type, Action.EXPORT.value)
         fmt = request.args.get("fmt", "xlsx")
         if fmt not in exports.FORMATS:
             flash(_("导出格式应为 csv 或 xlsx"), "error")
@@ -194,13 +202,13 @@ class RecordListing:
             return redirect(self.get_url(".index_view", **{k: v for k, v in request.args.items() if k != "fmt"}))
         if total > export_jobs.async_threshold():
             job = export_jobs.start(self.record_type, query, actor, fmt, total=total, columns=columns,
-                                    view=self._active_view(), filters_text=request.query_string.decode())
+                                    view=self._active_view())
             if job.status == "failed":
                 flash(job.error, "error")
             else:
                 flash(_("共 %(n)s 行，导出已在后台进行；完成后会通知您，也可在“我的导出”查看进度", n=total), "info")
             return redirect(url_for("exports.index"))
-        export = exports.export_records(self.record_type, query, actor, fmt, filters_text=request.query_string.decode(),
-                                        columns=columns, view=self._active_view())
+        export = exports.export_records(self.record_type, query, actor, fmt, columns=columns,
+                                        view=self._active_view())
         return Response(stream_with_context(export.chunks), mimetype=export.mimetype,
                         headers={"Content-Disposition": export.content_disposition})

@@ -5,18 +5,19 @@ import threading
 from collections import OrderedDict
 
 from flask import abort, g, url_for
-from flask_admin.form import SecureForm
 from flask_admin.helpers import set_current_view
 from flask_admin.model import BaseModelView
+from flask_admin.model.template import EditRowAction
 from flask_babel import get_locale
 
-from admin_views.base import AccessControlled
+from admin_views.base import AccessControlled, AdminForm
 from admin_views.records.details import RecordDetails
 from admin_views.records.forms import RecordForms
+from admin_views.records.guard import require_type
 from admin_views.records.listing import RecordListing
 from admin_views.records.saved_views import SavedViews
 from kefu.core.errors import NotFound
-from kefu.org.roles import Role
+from kefu.org.roles import Action
 from kefu.records.actor import Actor
 from kefu.records.core_fields import core_field, core_fields
 from kefu.records.types import RecordType, get_record_type
@@ -24,15 +25,25 @@ from web.actor import current_actor
 
 SCREEN_CACHE_SIZE = 64
 
-RECORD_ROLES = (Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.AGENT.value,
-                Role.HANDLER.value, Role.APPROVER.value)
+
+class EditRecordAction(EditRowAction):
+    """A row's edit icon, only on the records the user may edit (their roles' edit scope)."""
+
+    def render(self, context, row_id, row):
+        if not current_actor().access.permits(row.document, Action.EDIT.value):
+            return ""
+        return super().render(context, row_id, row)
 
 
 class RecordView(RecordListing, SavedViews, RecordForms, RecordDetails, AccessControlled, BaseModelView):
-    """CRUD for the records of one record type; see the package docstring for the routing."""
+    """CRUD for the records of one record type; see the package docstring for the routing.
 
-    allowed_roles = RECORD_ROLES
-    form_base_class = SecureForm
+    What a user may do is their roles' (``kefu.org.access``): a type they may not read at all is a 403 page naming
+    it; its list shows the records in their scope; a record out of it is not found (404) on every screen; the
+    create and edit buttons and forms need ``create`` and ``edit`` (within the scope) — a record the user may read
+    but not edit is a 403 page with the reason."""
+
+    form_base_class = AdminForm
     can_view_details = True
     can_delete = False  # records are closed, never deleted: the handbooks keep every case
     can_export = False  # exports go through /records/<type>/export (streamed, audited)
@@ -69,6 +80,7 @@ class RecordView(RecordListing, SavedViews, RecordForms, RecordDetails, AccessCo
         except NotFound:
             abort(404)
         g.kefu_record_type = record_type.key
+        require_type(record_type, Action.READ.value)
         screen = self._screen_for(record_type)
         set_current_view(screen)
         return fn(screen, *args, **kwargs)
@@ -89,6 +101,23 @@ class RecordView(RecordListing, SavedViews, RecordForms, RecordDetails, AccessCo
             while len(self._screens) > SCREEN_CACHE_SIZE:
                 self._screens.popitem(last=False)
         return screen
+
+    # -- what this user may do, per request (a screen is shared by every user) ----
+    @property
+    def can_create(self) -> bool:
+        return self._allows(Action.CREATE.value)
+
+    @property
+    def can_edit(self) -> bool:
+        return self._allows(Action.EDIT.value)
+
+    def _allows(self, action: str) -> bool:
+        """Whether the user's roles allow ``action`` on some records of the type."""
+        return self.record_type is not None and self._actor().access.allows(self.record_type.key, action)
+
+    def get_list_row_actions(self):
+        return [action if not isinstance(action, EditRowAction) else EditRecordAction()
+                for action in super().get_list_row_actions()]
 
     # -- the type's definition, shared by every part -------------------------
     def _editable_core(self):

@@ -3,7 +3,9 @@
 Every count is one indexed query across record types: overdue and due today
 read the ``sla_due`` index (whose keys include assignee and department), new
 and closed per day read ``created`` and ``closed``, unread notifications the
-inbox's ``unread`` index.
+inbox's ``unread`` index. The numbers count the records the user may read
+(``kefu.insight.scope``); a role that reads the reports (``view_reports``)
+sees them over every record.
 """
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from kefu.core.db import get_database
+from kefu.insight.scope import readable_filter
 from kefu.notify.notifications import unread_count
+from kefu.org.access import AccessPolicy
+from kefu.org.roles import Capability
 from kefu.org.structure import Department
 from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
@@ -47,6 +52,16 @@ def _start_of(day: date, tz) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(timezone.utc)
 
 
+def counted_scope(access: AccessPolicy) -> dict | None:
+    """The records the home page counts for ``access``: every one (None) for a role that reads the reports,
+    else those the user may read."""
+    return None if access.has(Capability.VIEW_REPORTS.value) else readable_filter(access)
+
+
+def _within(match: dict, scope: dict | None) -> dict:
+    return match if scope is None else {**match, "$and": [scope]}
+
+
 def _per_day(path: str, since: datetime, team: dict, tz) -> dict[str, int]:
     pipeline = [{"$match": {path: {"$gte": since, "$type": "date"}, **team}},
                 {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${path}", "timezone": str(tz)}},
@@ -54,20 +69,23 @@ def _per_day(path: str, since: datetime, team: dict, tz) -> dict[str, int]:
     return {row["_id"]: row["n"] for row in get_database()[RECORDS].aggregate(pipeline)}
 
 
-def build(user, now: datetime, tz) -> Dashboard:
-    """The numbers of ``user``'s home page at ``now``; the team is the user's department (everyone without one)."""
+def build(user, access: AccessPolicy, now: datetime, tz) -> Dashboard:
+    """The numbers of ``user``'s home page at ``now`` over the records ``counted_scope(access)`` selects; the
+    team is the user's department (everyone without one)."""
     collection = get_database()[RECORDS]
+    scope = counted_scope(access)
     department = user.department.pk if user.department else None
-    team = {"department": department} if department else {}
+    team = _within({"department": department} if department else {}, scope)
     today = now.astimezone(tz).date()
     end_of_today = _start_of(today + timedelta(days=1), tz)
-    overdue = {"sla_due": {"$lte": now, "$type": "date"}}
-    due_today = {"sla_due": {"$gt": now, "$lte": end_of_today, "$type": "date"}}
+    overdue = _within({"sla_due": {"$lte": now, "$type": "date"}}, scope)
+    due_today = _within({"sla_due": {"$gt": now, "$lte": end_of_today, "$type": "date"}}, scope)
     first_day = today - timedelta(days=TREND_DAYS - 1)
     since = _start_of(first_day, tz)
     created, closed = _per_day("created_at", since, team, tz), _per_day("closed_at", since, team, tz)
     days = [(first_day + timedelta(days=n)).isoformat() for n in range(TREND_DAYS)]
-    by_department = list(collection.aggregate([{"$match": overdue}, {"$group": {"_id": "$department", "n": {"$sum": 1}}},
+    by_department = list(collection.aggregate([{"$match": overdue},
+                                               {"$group": {"_id": "$department", "n": {"$sum": 1}}},
                                                {"$sort": {"n": -1}}]))
     names = {d.pk: d.name for d in Department.objects(pk__in=[r["_id"] for r in by_department if r["_id"]])}
     return Dashboard(
@@ -83,9 +101,11 @@ def build(user, now: datetime, tz) -> Dashboard:
     )
 
 
-def by_type(user, now: datetime, tz) -> dict[str, list[tuple[str, str, int]]]:
+def by_type(user, access: AccessPolicy, now: datetime, tz) -> dict[str, list[tuple[str, str, int]]]:
     """Per figure, ``(type key, type name, count)`` largest first — the links to each type's list (its built-in
-    view of the same records): the user's overdue and due today, the team's new today."""
+    view of the same records): the user's overdue and due today, the team's new today (counted as ``build``
+    counts)."""
+    scope = counted_scope(access)
     department = user.department.pk if user.department else None
     end_of_today = _start_of(now.astimezone(tz).date() + timedelta(days=1), tz)
     matches = {
@@ -95,7 +115,8 @@ def by_type(user, now: datetime, tz) -> dict[str, list[tuple[str, str, int]]]:
                            **({"department": department} if department else {})},
     }
     counted = {name: {r["_id"]: r["n"] for r in get_database()[RECORDS].aggregate(
-        [{"$match": match}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}])} for name, match in matches.items()}
+        [{"$match": _within(match, scope)}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}])}
+        for name, match in matches.items()}
     keys = {key for counts in counted.values() for key in counts}
     names = {t.key: t.name for t in RecordType.objects(key__in=list(keys)).only("key", "name")}
     return {name: sorted(((key, names.get(key, key), n) for key, n in counts.items()), key=lambda item: -item[2])

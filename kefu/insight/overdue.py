@@ -9,7 +9,9 @@ from ``kefu.records.query.sla_clauses``, the same ones the per-type lists use.
 Every query here starts with that condition, so MongoDB reads the ``sla_due``
 (overdue) or ``sla_warn`` (due soon) index and only the matching records —
 never the whole collection — and the lists sort by ``sla_due``: the most
-overdue first. Writes (bulk reassign) go through ``kefu.records.write.reassign``.
+overdue first. A person's query is limited to the records they may read
+(``SlaListQuery.scope``, from ``kefu.insight.scope.readable_filter``).
+Writes (bulk reassign) go through ``kefu.records.write.reassign``.
 """
 from __future__ import annotations
 
@@ -49,10 +51,12 @@ LIST_FIELDS = {"type": 1, "number": 1, "status": 1, "assignee": 1, "department":
 
 # The records collection's indexes behind 逾期督办 across types (created by kefu.runtime.storage). The keys after
 # _id let the page count per type, department, assignee and level from the index alone (``counts``) and filter on
-# them before reading a document; the due-soon one scans only clocks past their warning time.
+# them before reading a document — with who registered the record and from which department, the keys of the
+# own and department scopes (kefu.org.access); the due-soon one scans only clocks past their warning time.
 RECORD_INDEXES = [
     IndexModel([("sla_due", ASCENDING), ("_id", ASCENDING), ("type", ASCENDING), ("department", ASCENDING),
-                ("assignee", ASCENDING), ("data.level", ASCENDING)], name="sla_due",
+                ("assignee", ASCENDING), ("data.level", ASCENDING), ("created_department", ASCENDING),
+                ("created_by", ASCENDING)], name="sla_due",
                partialFilterExpression={"sla_due": {"$type": "date"}}),
     IndexModel([("sla_open.warn_at", ASCENDING), ("sla_open.due_at", ASCENDING)], name="sla_warn"),
 ]
@@ -69,7 +73,8 @@ class SlaListQuery:
 
     ``department`` and ``assignee`` are ObjectIds or ``NONE``; ``level`` a level value or ``NONE``.
     ``level_fields``: ``{type key: field key}`` of the types whose level is not in the field ``level``
-    (by default as the types are defined: ``stored_level_fields``).
+    (by default as the types are defined: ``stored_level_fields``). ``scope``: the records the person may read
+    (``kefu.insight.scope.readable_filter``); None: every record.
     """
 
     kind: str = OVERDUE
@@ -81,6 +86,7 @@ class SlaListQuery:
     page: int = 1
     per_page: int = 50
     level_fields: dict[str, str] = field(default_factory=stored_level_fields)
+    scope: dict | None = None
 
     def filters(self) -> dict:
         """The set filters as ``{group: value}`` (for links and forms)."""
@@ -135,7 +141,7 @@ def _level_expression(query: SlaListQuery):
 
 
 def list_filter(query: SlaListQuery, now: datetime) -> dict:
-    """The MongoDB filter: the SLA condition first (it picks the index), then the page's filters."""
+    """The MongoDB filter: the SLA condition first (it picks the index), then the page's filters and the scope."""
     if query.kind not in KINDS:
         raise ValueError(query.kind)
     window = (query.until - now) if query.kind == DUE_TODAY and query.until is not None else None
@@ -152,6 +158,8 @@ def list_filter(query: SlaListQuery, now: datetime) -> dict:
             mongo_filter.update(_level_clause(query, value))
         else:
             mongo_filter[GROUP_PATHS[group]] = value
+    if query.scope is not None:  # its own $and: the level clause may be an $or of its own
+        mongo_filter["$and"] = [query.scope]
     return mongo_filter
 
 

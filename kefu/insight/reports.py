@@ -4,6 +4,9 @@ Numbers come from MongoDB aggregation pipelines that start with an indexed
 ``$match`` on ``type`` and ``created_at`` (``records`` indexes ``type_created``).
 The monthly report of a month is stored once in ``reports`` (``_id`` =
 ``monthly:YYYY-MM``); generating it again replaces it with fresh numbers.
+The figures cover every record (they are for a role with ``view_reports``);
+the records a report names are shown to a person only as far as they may
+read them (``as_seen_by``).
 """
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from flask import current_app
 
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
+from kefu.core.i18n import _l
 from kefu.insight.exports import neutralise, sheet_title
+from kefu.org.access import AccessPolicy
 from kefu.records.core_fields import core_field
 from kefu.records.fields import FIELD_TYPES, get_field_type
 from kefu.records.sections import usable, workflow_of
@@ -210,6 +215,23 @@ def _repeats(record_type, match: dict) -> list[dict]:
                 {"$match": {"n": {"$gte": 2}}}, {"$sort": {"n": -1, "_id": 1}}]
     return [{"name": row.get("name") or "", "count": row["n"], "numbers": sorted(row["numbers"])}
             for row in get_database()[RECORDS].aggregate(pipeline)]
+
+
+def as_seen_by(analysis: dict, access: AccessPolicy) -> dict:
+    """``analysis`` as ``access`` may see it: the figures whole, but in the repeat complainants only the numbers
+    of the records the user may read, and no name for a complainant none of whose records they may read."""
+    allowed = access.record_filter(analysis["type"])
+    top = analysis["repeats"]["top"]
+    numbers = [number for row in top for number in row["numbers"]]
+    if allowed is None or not numbers:
+        return analysis
+    readable = {document["number"] for document in get_database()[RECORDS].find(
+        {"type": analysis["type"], "number": {"$in": numbers}, "$and": [allowed]}, {"number": 1})}
+    shown = []
+    for row in top:
+        mine = [number for number in row["numbers"] if number in readable]
+        shown.append({**row, "numbers": mine, "name": row["name"] if mine else str(_l("（不在您的查看范围内）"))})
+    return {**analysis, "repeats": {**analysis["repeats"], "top": shown}}
 
 
 def _change(now_value, before_value):

@@ -1,31 +1,35 @@
-"""Users: accounts, password checks with lock-out, and the services that change them."""
+"""Users: accounts, password checks, and the services that change them (a password change or a disabled account
+ends every session and API token of the user)."""
 from __future__ import annotations
 
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
 from types import MappingProxyType
 
 from bson import ObjectId
-from mongoengine import NULLIFY, BooleanField, DateTimeField, Document, IntField, ListField, ReferenceField, StringField
+from mongoengine import (
+    NULLIFY, BinaryField, BooleanField, DateTimeField, Document, ListField, ReferenceField, StringField,
+)
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kefu.core.clock import aware, utcnow
+from kefu.core.clock import utcnow
 from kefu.core.config import SUPPORTED_LOCALES
-from kefu.core.errors import AccountLocked, LoginFailed, NotFound, ValidationFailed
+from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
+from kefu.core.errors import LoginFailed, NotFound, ValidationFailed
 from kefu.core.i18n import _l
+from kefu.core.validation import InvalidValue, normalize_phone
 from kefu.core.versioned_cache import NamedCache
-from kefu.org.roles import ALL_ROLES, permissions_of
+from kefu.org import sessions, tokens
+from kefu.org.personal import seal, unseal
+from kefu.org.roles import role_keys
 from kefu.org.structure import Department
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{2,31}$")
 MIN_PASSWORD_LENGTH = 8
-LOCKOUT_FAILURES = 5
-LOCKOUT_WINDOW = timedelta(minutes=15)
-LOCKOUT_DURATION = timedelta(minutes=15)
 MAX_TITLE_LENGTH = 40
 TITLE_SEPARATORS = re.compile(r"[,，、;；\n]+")
+PHONE = "user.phone"  # the encryption context of users' phones
 
 # Checked against when the username is unknown so that a wrong username takes
 # as long as a wrong password (no account enumeration by timing).
@@ -38,19 +42,14 @@ class User(Document):
     username = StringField(required=True, unique=True, regex=USERNAME_PATTERN.pattern, verbose_name=_l("登录名"))
     password_hash = StringField(required=True)
     display_name = StringField(required=True, max_length=40, verbose_name=_l("姓名"))
-    roles = ListField(StringField(choices=ALL_ROLES), verbose_name=_l("角色"))
+    roles = ListField(StringField(max_length=32), verbose_name=_l("角色"))  # kefu.org.roles keys
     # Approval titles (审批职务) named by the record types' approval bands: 项目总监, 财务总监 …
     approval_titles = ListField(StringField(max_length=MAX_TITLE_LENGTH), verbose_name=_l("审批职务"))
     department = ReferenceField(Department, reverse_delete_rule=NULLIFY, verbose_name=_l("部门"))
     email = StringField(max_length=120, verbose_name=_l("邮箱"))
-    phone = StringField(max_length=20, verbose_name=_l("电话"))
+    phone_enc = BinaryField()  # the phone, encrypted (context "user.phone"): read ``phone``
     locale = StringField(choices=SUPPORTED_LOCALES, verbose_name=_l("界面语言"))
     active = BooleanField(default=True, verbose_name=_l("启用"))
-    # Bumped when the password changes or the account is disabled: sessions
-    # signed with an older value stop working.
-    session_version = IntField(default=1)
-    failed_logins = ListField(DateTimeField())
-    locked_until = DateTimeField()
     last_login_at = DateTimeField(verbose_name=_l("最近登录"))
     created_at = DateTimeField(default=utcnow, verbose_name=_l("创建时间"))
 
@@ -58,6 +57,10 @@ class User(Document):
 
     def __str__(self) -> str:
         return user_label(self.display_name, self.username)
+
+    @property
+    def phone(self) -> str | None:
+        return unseal(self.phone_enc, PHONE)
 
     def save(self, *args, **kwargs):
         saved = super().save(*args, **kwargs)
@@ -78,17 +81,14 @@ class User(Document):
         return False
 
     def get_id(self) -> str:
-        return f"{self.pk}:{self.session_version}"
-
-    @property
-    def permissions(self) -> frozenset[str]:
-        return permissions_of(self.roles)
+        return str(self.pk)
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
 
-    def can(self, permission: str) -> bool:
-        return permission in self.permissions
+
+ENCRYPTED_STORES = [EncryptedFields(User._get_collection_name(), (EncryptedField("phone_enc", PHONE),))]
+"""Where the users' ciphertexts are, for ``flask kefu rotate-key`` (``kefu.core.encrypted_stores``)."""
 
 
 def user_label(display_name: str, username: str) -> str:
@@ -114,26 +114,37 @@ def active_user_labels() -> Mapping[ObjectId, str]:
     return _active_user_labels.get()
 
 
-def active_user(user_id, session_version: str | None = None) -> User | None:
-    """The active user with this id (and, when given, this ``session_version``), else None.
+def active_user(user_id) -> User | None:
+    """The active user with this id, else None.
 
     Runs on every request (the session's or the API token's user): pymongo's ``find_one`` and MongoEngine's
     own loader, without the cost of building a queryset.
     """
+    if user_id is None:
+        return None
     stored = User._get_collection().find_one({"_id": user_id})
     if stored is None or not stored.get("active", True):
-        return None
-    if session_version is not None and str(stored.get("session_version", 1)) != session_version:
         return None
     return User._from_son(stored)
 
 
-def load_user_by_session_id(session_id: str) -> User | None:
-    """The active user a session id from ``User.get_id`` names, or None when stale."""
-    user_id, _, version = (session_id or "").partition(":")
-    if not ObjectId.is_valid(user_id):  # a forged or old cookie
-        return None
-    return active_user(ObjectId(user_id), version)
+def session_user(session_key: str | None) -> User | None:
+    """The active user whose open session ``session_key`` names (``kefu.org.sessions``), else None."""
+    return active_user(sessions.session_user_id(session_key))
+
+
+def token_user(token: str | None) -> User | None:
+    """The active user a valid API token belongs to (``kefu.org.tokens``), else None."""
+    return active_user(tokens.token_user_id(token))
+
+
+def forget_lockout_state() -> int:
+    """Remove what the per-account lock-out and the session version stored on users (sign-in is now limited per
+    address by the web tier and sessions live in ``kefu.org.sessions``); returns how many users changed.
+    Idempotent: a start runs it before the first request."""
+    retired = ("failed_logins", "locked_until", "session_version")
+    return User._get_collection().update_many({"$or": [{name: {"$exists": True}} for name in retired]},
+                                              {"$unset": {name: "" for name in retired}}).modified_count
 
 
 def _password_problem(password: str | None):
@@ -142,10 +153,27 @@ def _password_problem(password: str | None):
     return None
 
 
+def stored_phone(stored: Mapping) -> str | None:
+    """The phone of a user document read with pymongo (``phone_enc`` in its projection)."""
+    return unseal(stored.get("phone_enc"), PHONE)
+
+
+def _sealed_phone(phone: str | None) -> bytes | None:
+    """The stored form of a user's phone (canonical, encrypted); ``ValidationFailed`` for a malformed number."""
+    if not (phone or "").strip():
+        return None
+    try:
+        return seal(normalize_phone(phone), PHONE)
+    except InvalidValue as exc:
+        message = _l("电话：%(problem)s", problem=str(exc))
+        raise ValidationFailed(message, {"phone": message}) from None
+
+
 def _roles_problem(roles: list[str]):
-    unknown = [role for role in roles if role not in ALL_ROLES]
+    known = role_keys()
+    unknown = [role for role in roles if role not in known]
     if not roles or unknown:
-        return _l("角色无效：%(roles)s；可选：%(allowed)s", roles=", ".join(unknown) or "-", allowed=", ".join(ALL_ROLES))
+        return _l("角色无效：%(roles)s；可选：%(allowed)s", roles=", ".join(unknown) or "-", allowed=", ".join(known))
     return None
 
 
@@ -202,7 +230,8 @@ def create_user(username: str, password: str, roles, department=None, display_na
         username=username, password_hash=generate_password_hash(password),
         display_name=display_name or username, roles=roles,
         department=find_department(department) if department else None,
-        email=email, phone=phone, locale=locale, approval_titles=clean_approval_titles(approval_titles),
+        email=email, phone_enc=_sealed_phone(phone), locale=locale,
+        approval_titles=clean_approval_titles(approval_titles),
     )
     user.save()
     return user
@@ -213,12 +242,13 @@ def update_user(user: User, display_name: str, roles, department=None, email: st
     """Change an account's profile and roles (not its login name or password); ``approval_titles``
     None keeps them."""
     roles = list(roles or [])
+    phone_enc = _sealed_phone(phone)
     _raise_if({"roles": _roles_problem(roles),
                "display_name": None if display_name else _l("请填写姓名")})
     user.display_name = display_name
     user.roles = roles
     user.department = find_department(department) if department else None
-    user.email, user.phone, user.locale = email, phone, locale
+    user.email, user.phone_enc, user.locale = email, phone_enc, locale
     if approval_titles is not None:
         user.approval_titles = clean_approval_titles(approval_titles)
     user.save()
@@ -226,22 +256,22 @@ def update_user(user: User, display_name: str, roles, department=None, email: st
 
 
 def set_password(user: User, password: str) -> User:
-    """Replace the password and end the user's other sessions."""
+    """Replace the password; every session and API token of the user ends (a stolen one stops working)."""
     _raise_if({"password": _password_problem(password)})
     user.password_hash = generate_password_hash(password)
-    user.session_version = (user.session_version or 0) + 1
-    user.failed_logins = []
-    user.locked_until = None
     user.save()
+    sessions.end_sessions_of(user.pk)
+    tokens.revoke_tokens_of(user.pk)
     return user
 
 
 def set_active(user: User, active: bool) -> User:
-    """Enable or disable an account; disabling ends its sessions."""
-    if user.active and not active:
-        user.session_version = (user.session_version or 0) + 1
+    """Enable or disable an account; disabling ends every session and API token of the user."""
     user.active = active
     user.save()
+    if not active:
+        sessions.end_sessions_of(user.pk)
+        tokens.revoke_tokens_of(user.pk)
     return user
 
 
@@ -255,52 +285,28 @@ def set_locale(user: User, locale: str) -> User:
 
 
 def authenticate(username: str, password: str, now=None) -> User:
-    """The user whose credentials these are; raises ``LoginFailed`` / ``AccountLocked``.
+    """The user whose credentials these are; raises ``LoginFailed``.
 
-    Five wrong passwords for one account within 15 minutes lock it for 15
-    minutes. Failures are recorded with atomic updates, so concurrent web
-    processes count every attempt.
+    A wrong password and an unknown username get the same message and take as long (a password is checked either
+    way): nobody learns which login names exist. Repeated failures are limited per address and per login name and
+    address by the web tier (``web.security``), not by locking the account: nobody can lock someone else out.
     """
     now = now or utcnow()
-    user = User.objects(username=(username or "").strip()).first()
+    username, password = (username or "").strip(), _encodable(password or "")
+    user = User.objects(username=username).first() if USERNAME_PATTERN.match(username) else None
     if user is None:
-        check_password_hash(_UNKNOWN_USER_HASH, password or "")
+        check_password_hash(_UNKNOWN_USER_HASH, password)
         raise LoginFailed(_l("用户名或密码错误"))
-    if user.locked_until and user.locked_until > now:
-        raise AccountLocked(_locked_message(user.locked_until, now))
-    if not check_password_hash(user.password_hash, password or ""):
-        _record_failure(user, now)
-        raise _failure_error(user, now)
+    if not check_password_hash(user.password_hash, password):
+        raise LoginFailed(_l("用户名或密码错误"))
     if not user.active:
         raise LoginFailed(_l("该账号已停用，请联系系统管理员"))
-    User.objects(pk=user.pk).update_one(set__failed_logins=[], unset__locked_until=True, set__last_login_at=now)
-    user.reload()
+    User.objects(pk=user.pk).update_one(set__last_login_at=now)
+    user.last_login_at = now
     return user
 
 
-def _record_failure(user: User, now) -> None:
-    collection = User._get_collection()
-    updated = collection.find_one_and_update(
-        {"_id": user.pk},
-        {"$push": {"failed_logins": {"$each": [now], "$slice": -LOCKOUT_FAILURES}}},
-        return_document=True,
-    )
-    recent = [at for at in updated.get("failed_logins", []) if aware(at) > now - LOCKOUT_WINDOW]
-    if len(recent) >= LOCKOUT_FAILURES:
-        collection.update_one(
-            {"_id": user.pk}, {"$set": {"locked_until": now + LOCKOUT_DURATION, "failed_logins": []}},
-        )
-    user.reload()
-
-
-def _failure_error(user: User, now) -> LoginFailed:
-    if user.locked_until and user.locked_until > now:
-        return AccountLocked(_locked_message(user.locked_until, now))
-    recent = [at for at in user.failed_logins if at > now - LOCKOUT_WINDOW]
-    left = LOCKOUT_FAILURES - len(recent)
-    return LoginFailed(_l("用户名或密码错误，再错 %(n)s 次账号将被锁定 15 分钟", n=left))
-
-
-def _locked_message(locked_until, now):
-    minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
-    return _l("密码错误次数过多，账号已锁定，请 %(n)s 分钟后再试", n=minutes)
+def _encodable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot carry (a lone surrogate from JSON) replaced: such a password is wrong,
+    not an error."""
+    return text.encode("utf-8", "replace").decode("utf-8")

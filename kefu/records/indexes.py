@@ -29,6 +29,11 @@ def record_indexes() -> list[IndexModel]:
         IndexModel([("type", ASCENDING), ("department", ASCENDING), *newest], name="type_department"),
         IndexModel([("type", ASCENDING), ("customer", ASCENDING)], name="type_customer"),
         IndexModel([("type", ASCENDING), ("created_by", ASCENDING)], name="type_created_by"),
+        # The department scope of kefu.org.access: records registered by the user's department.
+        IndexModel([("type", ASCENDING), ("created_department", ASCENDING), *newest], name="type_created_department"),
+        IndexModel([("type", ASCENDING), ("departments", ASCENDING), *newest], name="type_departments"),
+        # The approvals waiting on a title (kefu.org.access: what an approver may read).
+        IndexModel([("approval.approver", ASCENDING), ("approval.state", ASCENDING)], name="approval_approver"),
         IndexModel([("type", ASCENDING), ("grams", ASCENDING)], name="type_grams"),
         # Configured fields: one wildcard index serves an equality or range
         # filter on any data field and any blind index, whatever the admin adds.

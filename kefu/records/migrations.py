@@ -1,14 +1,17 @@
-"""Rewriting stored values in batches when a definition changes (a field converted to another type), after checking
-which records would not convert."""
+"""Rewriting stored values in batches: when a definition changes (a field converted to another type, after checking
+which records would not convert), and once for records stored before a key the engine now reads existed."""
 from __future__ import annotations
 
 from pymongo import UpdateOne
 
 from kefu.core.db import get_database
 from kefu.core.validation import InvalidValue
+from kefu.org.users import User
 from kefu.records.actor import system_actor
 from kefu.records.fields import FieldContext, FieldSpec, get_field_type
+from kefu.records.fields.references import DepartmentType
 from kefu.records.store import RECORDS
+from kefu.records.types import get_record_type
 
 
 def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 500) -> int:
@@ -56,3 +59,33 @@ def convert_field_values(type_key: str, old: FieldSpec, new: FieldSpec, batch: i
 
     return rewrite_records({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},
                            {f"data.{old.key}": 1}, converted, batch=batch)
+
+
+def backfill_created_department(batch: int = 500) -> int:
+    """Give records stored before the department scope existed (``kefu.org.access``) their ``created_department``:
+    the department of whoever registered them (None for the system's own). Idempotent; returns how many changed."""
+    department_of = {user["_id"]: user.get("department")
+                     for user in User._get_collection().find({}, {"department": 1})}
+    return rewrite_records({"created_department": {"$exists": False}}, {"created_by": 1},
+                           lambda document: {"created_department": department_of.get(document.get("created_by"))},
+                           batch=batch)
+
+
+def backfill_departments(batch: int = 500) -> int:
+    """Give records stored before the department scope existed their ``departments`` (``write.departments_of``:
+    the core department and every department field's value). Idempotent; returns how many changed."""
+    collection = get_database()[RECORDS]
+    changed = 0
+    for type_key in collection.distinct("type", {"departments": {"$exists": False}}):
+        record_type = get_record_type(type_key, active_only=False)
+        keys = [definition.key for definition in record_type.specs
+                if definition.type == DepartmentType.name and not definition.sensitive]
+
+        def departments(document, keys=keys):
+            data = document.get("data") or {}
+            found = [document.get("department"), *(data.get(key) for key in keys)]
+            return {"departments": list(dict.fromkeys(d for d in found if d is not None))}
+
+        changed += rewrite_records({"type": type_key, "departments": {"$exists": False}},
+                                   {"department": 1, **{f"data.{key}": 1 for key in keys}}, departments, batch=batch)
+    return changed

@@ -13,6 +13,7 @@ from kefu.core.db import get_database
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
 from kefu.core.validation import InvalidValue
+from kefu.org.roles import Action
 from kefu.records.actor import Actor
 from kefu.records.core_fields import field_for
 from kefu.records.fields import get_field_type
@@ -48,9 +49,15 @@ class RecordQuery:
     due_within: timedelta | None = None  # the next running deadline falls within this time from now
 
 
-def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor) -> dict:
-    """The MongoDB filter for ``query``; ``ValidationFailed`` for unknown fields or operators."""
+def build_filter(record_type: RecordType, query: RecordQuery, actor: Actor, action: str = Action.READ.value) -> dict:
+    """The MongoDB filter for ``query`` within what the actor may ``action`` (``kefu.org.access``);
+    ``ValidationFailed`` for unknown fields or operators, ``PermissionDenied`` when the actor may not ``action``
+    any record of the type."""
+    actor.access.require(record_type.key, action, record_type.name)
     clauses: list[dict] = [{"type": record_type.key}]
+    allowed = actor.access.record_filter(record_type.key, action)
+    if allowed is not None:
+        clauses.append(allowed)
     context = actor.field_context()
     for condition in query.conditions:
         definition = field_for(record_type, condition.field)
@@ -96,7 +103,13 @@ def _sensitive_clause(record_type: RecordType, definition, condition: Condition,
         value = get_field_type(definition.type).clean(condition.value, definition, actor.field_context())
     except InvalidValue as exc:
         raise ValidationFailed(str(exc), {definition.key: str(exc)}) from exc
-    return {path: actor.cipher.blind_index(blind_index_text(value), context=f"{record_type.key}.{definition.key}")}
+    return {path: _blind_index_match(record_type, definition, value, actor)}
+
+
+def _blind_index_match(record_type: RecordType, definition, value, actor: Actor) -> dict:
+    """Matches the stored blind index of ``value`` under any key of the ring: while a key rotation runs, records not
+    re-encrypted yet keep the index under the old key."""
+    return {"$in": actor.cipher.blind_indexes(blind_index_text(value), context=f"{record_type.key}.{definition.key}")}
 
 
 def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
@@ -113,8 +126,7 @@ def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
             except InvalidValue:
                 continue
             if value not in (None, ""):
-                options.append({f"bidx.{definition.key}": actor.cipher.blind_index(
-                    blind_index_text(value), context=f"{record_type.key}.{definition.key}")})
+                options.append({f"bidx.{definition.key}": _blind_index_match(record_type, definition, value, actor)})
     return {"$or": options}
 
 
@@ -150,12 +162,14 @@ def find_records(type_key: str, query: RecordQuery, actor: Actor, *,
     return total, list(cursor)
 
 
-def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000, fields=None):
-    """Every matching document in the query's order, streamed (for exports). ``fields``: the stored paths to
-    read (``data.<key>``, ``pii.<key>``, core keys …), else everything lists read."""
+def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000, fields=None,
+                 action: str = Action.READ.value):
+    """Every matching document the actor may ``action``, in the query's order, streamed (for exports).
+    ``fields``: the stored paths to read (``data.<key>``, ``pii.<key>``, core keys …), else everything lists
+    read."""
     record_type = get_record_type(type_key, active_only=False)
     projection = dict.fromkeys(fields, 1) if fields else READ_PROJECTION
     cursor = get_database()[RECORDS].find(
-        build_filter(record_type, query, actor), projection, sort=sort_spec(record_type, query.sort),
+        build_filter(record_type, query, actor, action), projection, sort=sort_spec(record_type, query.sort),
         batch_size=batch_size)
     yield from cursor

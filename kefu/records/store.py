@@ -18,6 +18,8 @@ from bson.errors import InvalidId
 from kefu.core.db import get_database
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _l
+from kefu.org.access import ACCESS_PROJECTION, AccessPolicy
+from kefu.org.roles import Action
 
 RECORDS = "records"
 EVENTS = "record_events"
@@ -39,4 +41,21 @@ def get_record(type_key: str, record_id) -> dict:
     if document is None:
         raise NotFound(_l("记录不存在"))
     return document
+
+
+def get_record_for(type_key: str, record_id, access: AccessPolicy, action: str = Action.READ.value) -> dict:
+    """The stored document when ``access`` allows ``action`` on it: ``NotFound`` when it does not exist or the
+    user may not read it (no existence leak), ``PermissionDenied`` when they may read it but not ``action`` it."""
+    document = get_record(type_key, record_id)
+    access.check(document, action)
+    return document
+
+
+def readable_ids(record_ids, access: AccessPolicy) -> set[str]:
+    """Which of ``record_ids`` (of any types) name records ``access`` may read, as strings (one query)."""
+    wanted = [object_id(record_id) for record_id in record_ids]
+    if not wanted:
+        return set()
+    found = get_database()[RECORDS].find({"_id": {"$in": wanted}}, ACCESS_PROJECTION)
+    return {str(document["_id"]) for document in found if access.permits(document, Action.READ.value)}
 

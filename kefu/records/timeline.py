@@ -1,7 +1,8 @@
-"""A record's timeline: events (登记, 备注, 电话沟通, 状态变更 …) people see, and the audit log of every change.
+"""A record's timeline: events (登记, 备注, 电话沟通, 状态变更 …) people see, their attachments, and the audit log of
+every change.
 
 ``record_event`` and ``audit`` are the public way for any area to add to them; ``add_event`` is what a person adds
-by hand (a call, a visit, a comment, attachments)."""
+by hand (a call, a visit, a comment, attachments); ``attachment_for`` is who may open a stored file."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,12 +11,13 @@ from pymongo import ASCENDING
 
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
-from kefu.core.errors import ValidationFailed
+from kefu.core.errors import NotFound, ValidationFailed
 from kefu.core.i18n import _l
+from kefu.org.roles import Action
 from kefu.records import lifecycle
 from kefu.records.actor import Actor
-from kefu.records.attachments import attach_to_record
-from kefu.records.store import AUDIT, EVENTS, get_record, object_id
+from kefu.records.attachments import AttachmentInfo, attach_to_record, get_attachment, removes_uploads_on_failure
+from kefu.records.store import AUDIT, EVENTS, get_record_for, object_id, readable_ids
 from kefu.records.types import RecordType
 
 EVENT_KINDS = {
@@ -55,6 +57,7 @@ def record_event(record_type_key: str, record_id, kind: str, actor: Actor, text:
     return event
 
 
+@removes_uploads_on_failure
 def add_event(type_key: str, record_id, kind: str, text: str, actor: Actor, files=()) -> dict:
     """Append a process record (comment, phone call, visit …) with attachments to the timeline."""
     if kind not in MANUAL_EVENT_KINDS:
@@ -64,7 +67,7 @@ def add_event(type_key: str, record_id, kind: str, text: str, actor: Actor, file
     text = (text or "").strip()
     if not text and not files:
         raise ValidationFailed(_l("请填写内容或上传附件"), {"text": _l("请填写内容或上传附件")})
-    document = get_record(type_key, record_id)
+    document = get_record_for(type_key, record_id, actor.access, Action.EDIT.value)
     attachments = []
     for upload in files:
         if actor.attachments is None:
@@ -84,3 +87,16 @@ def record_events(record_id) -> list[dict]:
 
 def record_audit(record_id) -> list[dict]:
     return list(get_database()[AUDIT].find({"record_id": object_id(record_id)}).sort("at", ASCENDING))
+
+
+def attachment_for(attachment_id, actor: Actor) -> AttachmentInfo:
+    """The stored file if ``actor`` may open it: a file of a record they may read, or their own upload not attached
+    to a record yet (a save in progress); ``NotFound`` otherwise, as for a file that does not exist."""
+    info = get_attachment(attachment_id)
+    if info.record_id is not None:
+        allowed = info.record_id in readable_ids([info.record_id], actor.access)
+    else:
+        allowed = actor.user_id is not None and info.uploaded_by == str(actor.user_id)
+    if not allowed:
+        raise NotFound(_l("附件“%(id)s”不存在", id=attachment_id))
+    return info

@@ -72,6 +72,8 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
             target[key] = get_field_type(definition.type).clean(raw, definition, context)
         except InvalidValue as exc:
             errors[key] = str(exc)
+    if "status" in core and core["status"] is None:  # a record is always in one of its workflow's statuses
+        errors["status"] = _l("请选择“%(label)s”", label=CORE_BY_KEY["status"].label)
     if creating:
         for definition in record_type.active_fields:
             if definition.key not in data and definition.default not in (None, ""):
@@ -138,8 +140,11 @@ def read_stored(record_type: RecordType, definition, field_type, data: dict, pii
     key = definition.key
     blob = pii.get(key)
     if blob is not None:
-        text = actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}")
-        return field_type.clean(json.loads(text), definition, actor.field_context())
+        loaded = json.loads(actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}"))
+        try:
+            return field_type.clean(loaded, definition, actor.field_context())
+        except InvalidValue:
+            return loaded  # stored before a stricter check (a control character in old text): shown as it was
     stored = data.get(key)
     return None if stored is None else field_type.from_storage(stored)
 

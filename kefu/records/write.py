@@ -15,16 +15,20 @@ from pymongo import ReturnDocument
 
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
-from kefu.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from kefu.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from kefu.core.i18n import _l
-from kefu.org.roles import REASSIGN_RECORDS
+from kefu.org.access import ACCESS_PROJECTION
+from kefu.org.roles import Action
 from kefu.org.users import User
 from kefu.records import lifecycle
 from kefu.records.actor import Actor
-from kefu.records.attachments import attach_to_record
+from kefu.records.attachments import attach_to_record, removes_uploads_on_failure
+from kefu.records.core_fields import CORE_BY_KEY
+from kefu.records.fields import get_field_type
+from kefu.records.fields.references import DepartmentType
 from kefu.records.search import search_index
 from kefu.records.sections import workflow_of
-from kefu.records.store import COUNTERS, RECORDS, get_record, object_id
+from kefu.records.store import COUNTERS, RECORDS, get_record, get_record_for, object_id
 from kefu.records.timeline import audit, record_event
 from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import (
@@ -48,6 +52,20 @@ def _stale(current: dict) -> Conflict:
     return conflict
 
 
+def departments_of(record_type: RecordType, values: dict) -> list:
+    """The departments a record concerns, as stored ids: its core department and the value of every department
+    field (the department it was forwarded to, the one following it up …). The department scope of
+    ``kefu.org.access`` reads them from the record's ``departments``."""
+    found = []
+    for key, value in values.items():
+        definition = record_type.field(key) or CORE_BY_KEY.get(key)
+        if value is not None and definition is not None and definition.type == DepartmentType.name:
+            stored = get_field_type(DepartmentType.name).to_storage(value)
+            if stored not in found:
+                found.append(stored)
+    return found
+
+
 def next_number(record_type: RecordType, moment: datetime, tz: ZoneInfo) -> str:
     """``TS-202611-0001``: prefix, local year and month, a per-month sequence.
 
@@ -62,6 +80,7 @@ def next_number(record_type: RecordType, moment: datetime, tz: ZoneInfo) -> str:
     return f"{counter_id}-{counter['seq']:04d}"
 
 
+@removes_uploads_on_failure
 def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | None = None) -> dict:
     """Validate and store a new record; return the stored document.
 
@@ -70,6 +89,7 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
     in the same insert (a callback's ``source`` link), never field values.
     """
     record_type = get_record_type(type_key)
+    actor.access.require(record_type.key, Action.CREATE.value, record_type.name)
     core, data = clean_values(record_type, values, actor, creating=True)
     lifecycle.before_save(record_type, None, {**core, **data}, {*core, *data})
     now = utcnow()
@@ -79,7 +99,9 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
         _set_path(document, path, value)
     document.update({
         **search_index(record_type, number, data, actor.tz), "version": 1,
-        "created_at": now, "created_by": actor.user_id, "updated_at": now, "updated_by": actor.user_id,
+        "created_at": now, "created_by": actor.user_id, "created_department": actor.department_id,
+        "departments": departments_of(record_type, {**core, **data}),
+        "updated_at": now, "updated_by": actor.user_id,
         "status_at": {core["status"]: now},
         "closed_at": now if workflow_of(record_type).is_closed(core["status"]) else None,
     })
@@ -99,6 +121,7 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
     return lifecycle.after_save(record_type, document, None, {*core, *data}, actor)
 
 
+@removes_uploads_on_failure
 def update_record(type_key: str, record_id, values: dict, actor: Actor, *, version: int,
                   enforce_workflow: bool = True) -> dict:
     """Apply ``values`` to the record if it is still at ``version``; return the new document.
@@ -110,7 +133,7 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     for the rules engine's own moves, such as back to rework).
     """
     record_type = get_record_type(type_key, active_only=False)
-    current = get_record(type_key, record_id)
+    current = get_record_for(type_key, record_id, actor.access, Action.EDIT.value)
     try:
         version = int(version)
     except (TypeError, ValueError) as exc:
@@ -122,6 +145,8 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     changed = [k for k, v in {**core, **data}.items() if before.get(k) != v]
     if not changed:
         return current
+    if "assignee" in changed:
+        actor.access.check(current, Action.REASSIGN.value)
     attachments = attachment_ids(record_type, {k: data[k] for k in data if k in changed}, current["_id"])
     now = utcnow()
     update = storage_of(record_type, {k: core[k] for k in core if k in changed},
@@ -133,13 +158,13 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
         update["closed_at"] = now if workflow_of(record_type).is_closed(after["status"]) else None
     lifecycle.before_save(record_type, current, after, set(changed), system=not enforce_workflow)
     update.update({**search_index(record_type, current["number"], after, actor.tz),
-                   "updated_at": now, "updated_by": actor.user_id})
+                   "departments": departments_of(record_type, after), "updated_at": now, "updated_by": actor.user_id})
     result = get_database()[RECORDS].find_one_and_update(
         {"_id": current["_id"], "version": version}, {"$set": update, "$inc": {"version": 1}},
         return_document=ReturnDocument.AFTER,
     )
-    if result is None:  # someone saved between our read and our write
-        raise _stale(get_record(type_key, record_id))
+    if result is None:  # someone saved between our read and our write (and may have moved it out of our scope)
+        raise _stale(get_record_for(type_key, record_id, actor.access))
     old_shown = display_values(record_type, before, actor, changed)
     new_shown = display_values(record_type, after, actor, changed)
     changes = [{"field": k, "label": label_of(record_type, k), "before": old_shown[k], "after": new_shown[k]}
@@ -181,12 +206,9 @@ def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = N
     to the version the person saw: a record changed since then is not
     overwritten but reported. ``done`` lists the numbers of the records now
     assigned to the user; ``refused`` lists ``(number or id, reason)``.
-    ``PermissionDenied`` unless the actor may reassign (supervisors, managers,
-    administrators, the system); ``ValidationFailed`` for a missing or
-    disabled user.
+    A record the actor may not reassign (``kefu.org.access``: their roles' scope) is refused like one that does
+    not exist. ``ValidationFailed`` for a missing or disabled user.
     """
-    if actor.user is not None and not actor.user.can(REASSIGN_RECORDS):
-        raise PermissionDenied(_l("只有客服主管、客服经理或系统管理员可以转派记录"))
     try:
         assignee = User.objects(pk=object_id(assignee_id), active=True).first()
     except NotFound:
@@ -202,8 +224,8 @@ def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = N
         except NotFound as exc:
             refused.append((str(record_id), str(exc)))
             continue
-        current = collection.find_one({"_id": oid}, {"type": 1, "number": 1, "version": 1, "assignee": 1})
-        if current is None:
+        current = collection.find_one({"_id": oid}, ACCESS_PROJECTION)
+        if current is None or not actor.access.permits(current, Action.REASSIGN.value):
             refused.append((str(record_id), str(_l("记录不存在"))))
             continue
         try:

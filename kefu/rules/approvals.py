@@ -6,19 +6,23 @@ approvals:
   on_status: 待审批                    # entering it opens an approval request for the amount at that moment
   approved_status: 处理中              # optional: where approving moves the record
   rejected_status: 处理中              # optional: where rejecting moves it
+  requires_approval: [待回访, 已关闭]   # optional: entered only when approved for the amount (default below)
   bands:                               # from 0 up, each starting at the previous one's ``below``
     - {below: 5000, approver: 项目总监, note: 抄送总经理}
     - {from: 5000, below: 20000, approver: 区域总经理, reviewers: [财务总监, 项目总监]}
     - {from: 20000, approver: 集团赔付委员会, reviewers: [财务总监, 项目总监, 总经理]}
 ```
 
-A band covers ``from`` ≤ amount < ``below`` (the last one has no ``below``).
-``approver`` and ``reviewers`` are approval titles (审批职务) that users hold
-(``kefu.org.users.User.approval_titles``). Acting needs the approver role (or
-admin) *and* the title: every reviewer title reviews first, then the approver
-approves or rejects. Entering ``on_status`` without an amount is refused;
-while a request is pending the record leaves ``on_status`` only by a decision,
-and a changed amount opens a fresh request (its band may differ).
+A band covers ``from`` ≤ amount < ``below`` (the last one has no ``below``). ``approver`` and ``reviewers`` are
+approval titles (审批职务) that users hold (``kefu.org.users.User.approval_titles``). Acting needs ``approve`` on the
+type (``kefu.org.roles``) *and* the title: every reviewer title reviews first, then the approver approves or rejects.
+Entering ``on_status`` without an amount is refused; while a request is pending the record leaves ``on_status`` only
+by a decision, and a changed amount opens a fresh request (its band may differ).
+
+Approval cannot be skipped: while the amount has a value, a person's save may not enter a status past the approval
+point (``requires_approval``; default: ``approved_status`` and the workflow's closed statuses) unless the request is
+approved for that very amount. Changing an approved amount, wherever the record is, opens a new pending request that
+its approvers decide there. The engine's own moves (a decision moving the status, a rework) are not held back.
 
 The request lives on the record as ``approval`` = {id, key, state
 (pending/approved/rejected), amount, band, band_text, approver, reviewers,
@@ -39,17 +43,18 @@ from pydantic import BeforeValidator, Field, StrictStr, model_validator
 from kefu.core.clock import utcnow
 from kefu.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _, _l
-from kefu.org.roles import Role, role_label
+from kefu.org.access import policy_for
+from kefu.org.roles import Action as AccessAction
+from kefu.org.roles import role_label
+from kefu.records.actor import system_actor
 from kefu.records.engine_state import add_approval_reviews, decide_approval, set_approval
 from kefu.records.fields import get_field_type
-from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse
-from kefu.records.store import get_record
+from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse, workflow_of
+from kefu.records.store import get_record, get_record_for
 from kefu.records.timeline import record_event
 from kefu.records.types import get_record_type
 from kefu.records.write import update_record
 from kefu.rules.shapes import NUMBERS, Name
-
-ACTING_ROLES = (Role.APPROVER.value, Role.ADMIN.value)
 
 
 class State(str, Enum):
@@ -132,6 +137,8 @@ class Approvals(SectionModel):
     on_status: Name = Field(description="进入该状态时按金额发起审批")
     approved_status: Name | None = Field(None, description="通过后转到的状态")
     rejected_status: Name | None = Field(None, description="驳回后转到的状态")
+    requires_approval: tuple[Name, ...] | None = Field(
+        None, min_length=1, description="金额有值时须审批通过才能进入的状态（默认：approved_status 与流程的关闭状态）")
     bands: tuple[Band, ...] = Field(min_length=1, description="金额档位")
 
     @model_validator(mode="after")
@@ -139,6 +146,8 @@ class Approvals(SectionModel):
         for key in ("approved_status", "rejected_status"):
             if getattr(self, key) == self.on_status:
                 raise refuse(_l(".%(key)s 不能与 on_status 相同", key=key))
+        if self.on_status in (self.requires_approval or ()):
+            raise refuse(_l(".requires_approval 不能包含 on_status“%(status)s”（进入它才发起审批）", status=self.on_status))
         expected = Decimal(0)
         for n, band in enumerate(self.bands, start=1):
             if band.lower != expected:
@@ -160,6 +169,13 @@ class Approvals(SectionModel):
             if band.covers(amount):
                 return index, band
         raise ValidationFailed(_l("金额 %(amount)s 不在任何审批档位内", amount=_amount_text(amount)))
+
+    def past_approval(self, workflow) -> frozenset[str]:
+        """The statuses past the approval point: entered, while the amount has a value, only with the request
+        approved for that amount (``requires_approval``, else ``approved_status`` and ``workflow``'s closed ones)."""
+        if self.requires_approval is not None:
+            return frozenset(self.requires_approval)
+        return frozenset((*workflow.closed, *((self.approved_status,) if self.approved_status else ())))
 
 
 def rules_of(record_type) -> Approvals | None:
@@ -187,8 +203,9 @@ class ApprovalsSection(Section):
         elif field.get("sensitive"):
             problems.append(_l("approvals.amount_field 不能是敏感字段“%(field)s”", field=model.amount_field))
         workflow = draft.section(WORKFLOW)
-        for key in ("on_status", "approved_status", "rejected_status"):
-            value = getattr(model, key)
+        named = [(key, getattr(model, key)) for key in ("on_status", "approved_status", "rejected_status")]
+        named += [("requires_approval", status) for status in model.requires_approval or ()]
+        for key, value in named:
             if value is not None and workflow is not None and value not in workflow.statuses:
                 problems.append(_l("approvals.%(key)s“%(status)s”不在流程状态中；可选：%(statuses)s", key=key,
                                    status=value, statuses="、".join(workflow.statuses)))
@@ -197,6 +214,8 @@ class ApprovalsSection(Section):
     def before_save(self, record_type, model, current, after, changed, *, system):
         if model is not None:
             _refuse_without_decision(record_type, model, current, after, changed)
+            if not system:  # the engine's own moves: a decision moving the record, a rework
+                _refuse_skipping(record_type, model, current, after, changed)
 
     def after_save(self, record_type, model, document, before, changed, actor):
         if model is not None:
@@ -238,16 +257,40 @@ def _refuse_without_decision(record_type, rules: Approvals, current: dict | None
         raise ValidationFailed(message, {rules.amount_field: message})
 
 
-def _open_on_entry(record_type, rules: Approvals, document: dict, changed, actor) -> None:
-    """Open an approval request when the record enters ``on_status``, or when its amount changes there."""
-    if document.get("status") != rules.on_status:
+def _refuse_skipping(record_type, rules: Approvals, current: dict | None, after: dict, changed) -> None:
+    """Refuse entering a status past the approval point (``Approvals.past_approval``) while the amount has a
+    value, unless the request is approved for that amount."""
+    status = after.get("status")
+    if "status" not in changed or status not in rules.past_approval(workflow_of(record_type)):
         return
+    amount = _number(after.get(rules.amount_field))
+    request = (current or {}).get("approval") or {}
+    if amount is None or (request.get("state") == State.APPROVED.value and request["amount"].to_decimal() == amount):
+        return
+    values = {"label": _amount_label(record_type, rules), "amount": _amount_text(amount), "status": status}
+    if request.get("state") == State.PENDING.value and request["amount"].to_decimal() == amount:
+        message = _l("“%(label)s” %(amount)s 元的审批尚未通过（待“%(approver)s”审批），不能改为“%(status)s”",
+                     approver=request["approver"], **values)
+    else:
+        message = _l("“%(label)s”为 %(amount)s 元，须审批通过后才能改为“%(status)s”：请先转到“%(on_status)s”发起审批",
+                     on_status=rules.on_status, **values)
+    raise ValidationFailed(message, {"status": message})
+
+
+def _open_on_entry(record_type, rules: Approvals, document: dict, changed, actor) -> None:
+    """Open an approval request when the record enters ``on_status`` or its amount changes there, and when the
+    amount of an approved request changes anywhere (the record does not pass the approval point again until the
+    new amount is approved)."""
     if "status" not in changed and rules.amount_field not in changed:
         return
     amount = _stored_amount(record_type, rules, document)
     if amount is None:
-        return  # before_save refuses this; a record stored before the rule existed just has no request
-    open_request(record_type, document, amount, actor)
+        return  # before_save refuses this in on_status; a record stored before the rule existed has no request
+    request = document.get("approval") or {}
+    if document.get("status") == rules.on_status or (
+            rules.amount_field in changed and request.get("state") == State.APPROVED.value
+            and request["amount"].to_decimal() != amount):
+        open_request(record_type, document, amount, actor)
 
 
 def _request_key(document: dict, rules: Approvals, amount: Decimal) -> str:
@@ -274,12 +317,12 @@ def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | 
     }
     if not set_approval(document["_id"], existing.get("key"), request):
         return None  # another run opened it first
-    replaced = existing.get("state") == State.PENDING.value
-    text = _l("重新发起审批：%(label)s %(amount)s 元（%(band)s），由“%(approver)s”审批", label=_amount_label(
-        record_type, rules), amount=_amount_text(amount), band=band.text(), approver=band.approver) if replaced else \
-        _l("发起审批：%(label)s %(amount)s 元（%(band)s），由“%(approver)s”审批", label=_amount_label(
-            record_type, rules), amount=_amount_text(amount), band=band.text(), approver=band.approver)
-    parts = [str(text)]
+    said = {"label": _amount_label(record_type, rules), "amount": _amount_text(amount), "band": band.text(),
+            "approver": band.approver}
+    if existing.get("state") in (State.PENDING.value, State.APPROVED.value):  # a new amount replaces it
+        parts = [str(_l("重新发起审批：%(label)s %(amount)s 元（%(band)s），由“%(approver)s”审批", **said))]
+    else:
+        parts = [str(_l("发起审批：%(label)s %(amount)s 元（%(band)s），由“%(approver)s”审批", **said))]
     if band.reviewers:
         parts.append(str(_l("须先由 %(titles)s 审核", titles="、".join(band.reviewers))))
     if band.note:
@@ -310,12 +353,12 @@ def refusal(record_type, document: dict, action: str, user) -> DomainError | Non
     if rules is None:
         return ValidationFailed(_l("“%(type)s”没有审批规则", type=record_type.name))
     request = document.get("approval") or {}
-    if request.get("state") != State.PENDING.value or document.get("status") != rules.on_status:
+    if request.get("state") != State.PENDING.value:  # wherever the record is: an approved amount may be changed
         return Conflict(_l("此记录没有待审批的申请（当前状态：%(status)s）", status=document.get("status") or "-"))
-    if user is None or not user.has_role(*ACTING_ROLES):
+    if user is None or not policy_for(user).allows(record_type.key, AccessAction.APPROVE.value):
         roles = "、".join(role_label(r) for r in getattr(user, "roles", None) or []) or "-"
-        return PermissionDenied(_l("您没有审批权限：需要“%(role)s”角色（您的角色：%(mine)s）",
-                                   role=role_label(Role.APPROVER.value), mine=roles))
+        return PermissionDenied(_l("您没有审批“%(type)s”的权限（您的角色：%(mine)s）", type=record_type.name,
+                                   mine=roles))
     titles = set(_titles(user))
     done = {review["title"] for review in request.get("reviews") or []}
     outstanding = [title for title in request.get("reviewers") or [] if title not in done]
@@ -341,12 +384,13 @@ def refusal(record_type, document: dict, action: str, user) -> DomainError | Non
 def act(type_key: str, record_id, action: str, actor, comment: str = "", request_id: str | None = None) -> dict:
     """Review, approve or reject the record's pending request as ``actor``; return the record as stored.
 
-    Raises ``PermissionDenied`` (no approver role, or not the band's title), ``Conflict`` (no pending request,
-    reviewers not done, or the request changed since ``request_id`` was read) and ``ValidationFailed`` (an
-    unknown action, a rejection without a reason). Nothing is written when it raises.
+    Raises ``NotFound`` (a record the actor may not read), ``PermissionDenied`` (no ``approve`` on the type, or not
+    the band's title), ``Conflict`` (no pending request, reviewers not done, or the request changed since
+    ``request_id`` was read) and ``ValidationFailed`` (an unknown action, a rejection without a reason). Nothing is
+    written when it raises.
     """
     record_type = get_record_type(type_key, active_only=False)
-    document = get_record(type_key, record_id)
+    document = get_record_for(type_key, record_id, actor.access)
     comment = (comment or "").strip()
     problem = refusal(record_type, document, action, actor.user)
     if problem is not None:
@@ -382,7 +426,8 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
     rules = rules_of(record_type)
     target = {Action.APPROVE.value: rules.approved_status, Action.REJECT.value: rules.rejected_status}.get(action)
     if target:
-        _move_status(type_key, document["_id"], rules.on_status, target, actor)
+        # The decision moves the record, not the approver's own edit right (an approver acts only by deciding).
+        _move_status(type_key, document["_id"], rules.on_status, target, system_actor(actor.user))
     return get_record(type_key, document["_id"])
 
 

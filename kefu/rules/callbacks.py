@@ -44,7 +44,7 @@ from kefu.records.definitions import TYPE_KEY_PATTERN
 from kefu.records.engine_state import claim_outcome, link_callback, release_outcome, set_callback_result
 from kefu.records.fields import get_field_type
 from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse, workflow_of
-from kefu.records.store import RECORDS
+from kefu.records.store import RECORDS, readable_ids
 from kefu.records.timeline import record_event
 from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import core_values, read_values
@@ -253,7 +253,8 @@ def record_result(record_type, document: dict, changed, actor) -> None:
         return  # acted on already
     if rejected:
         try:
-            customer_rejected(source["type"], str(source["id"]), actor,
+            # The rule sends the original back, whoever answered the callback: the engine acts for them.
+            customer_rejected(source["type"], str(source["id"]), system_actor(actor.user),
                               str(_l("回访 %(number)s：客户%(result)s", number=document["number"], result=result)))
         except Exception:
             release_outcome(document["_id"])  # acted on at the callback's next save
@@ -275,9 +276,10 @@ def record_result(record_type, document: dict, changed, actor) -> None:
 
 # -- reading ------------------------------------------------------------------------------------------
 
-def links_of(document: dict, tz) -> list[dict]:
-    """The records linked to ``document``: its original (for a callback) and its callbacks, with their
-    current status, for the details pages (one query for the statuses, one for the type names)."""
+def links_of(document: dict, tz, access) -> list[dict]:
+    """The records linked to ``document`` that ``access`` may read: its original (for a callback) and its
+    callbacks, with their current status, for the details pages (one query for the statuses, one for the type
+    names). A linked record out of the reader's scope stays unseen."""
     links = []
     source = document.get("source")
     if source:
@@ -286,6 +288,8 @@ def links_of(document: dict, tz) -> list[dict]:
     for entry in document.get("callbacks") or []:
         links.append({"role": "callback", "type": entry["type"], "id": entry["id"], "number": entry["number"],
                       "due_at": entry.get("due_at"), "result": entry.get("result")})
+    shown = readable_ids([link["id"] for link in links], access)
+    links = [link for link in links if str(link["id"]) in shown]
     if not links:
         return []
     stored = {d["_id"]: d for d in get_database()[RECORDS].find({"_id": {"$in": [link["id"] for link in links]}},

@@ -49,11 +49,12 @@ from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
+from kefu.org.roles import Action
 from kefu.records.actor import system_actor
 from kefu.records.engine_state import claim_level_rules, release_level_rules
 from kefu.records.fields import get_field_type
 from kefu.records.sections import Section, SectionModel, parsed, refuse, usable, workflow_of
-from kefu.records.store import RECORDS, get_record
+from kefu.records.store import RECORDS, get_record, get_record_for
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, record_event
 from kefu.records.types import RecordType, get_record_type
 from kefu.records.write import system_update
@@ -399,13 +400,15 @@ def rejection_preview(record_type, document: dict) -> dict:
 def customer_rejected(type_key: str, record_id, actor, note: str) -> dict:
     """The customer does not accept the result (004 投诉处理 2; a 回访 不满意): ``on_rejected.steps`` levels up
     (capped at the top of ``order``) and back to the workflow's ``rework`` status, with one timeline event
-    (kind ``level``) giving ``note``. A person's act, so it applies to closed records too. Returns the record."""
+    (kind ``level``) giving ``note``. A person's act, so it applies to closed records too, and only to records
+    ``actor`` may edit (``NotFound`` out of their scope, ``PermissionDenied`` when they may only read it). Returns
+    the record."""
     note = (note or "").strip()
     if not note:
         message = _l("请填写客户不接受处理结果的原因")
         raise ValidationFailed(message, {"note": message})
     record_type = get_record_type(type_key, active_only=False)
-    document = get_record(type_key, record_id)
+    document = get_record_for(type_key, record_id, actor.access, Action.EDIT.value)
     preview = rejection_preview(record_type, document)
     values = {}
     if preview["new_level"] != preview["level"]:

@@ -47,9 +47,7 @@ from kefu.core.db import get_database
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l
 from kefu.records.engine_state import set_sla_state
-from kefu.records.sections import (
-    WORKFLOW, Section, SectionInvalid, SectionModel, parsed, refuse, usable, workflow_of,
-)
+from kefu.records.sections import WORKFLOW, Section, SectionInvalid, SectionModel, parsed, refuse, usable, workflow_of
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 from kefu.records.values import core_values, read_plain_values

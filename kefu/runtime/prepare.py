@@ -7,10 +7,14 @@ import time
 from typing import Callable
 
 from kefu.calendar.workcalendar import seed_calendar
+from kefu.insight import export_jobs, exports, views
+from kefu.notify import notifications
 from kefu.notify.messages import ensure_templates
-from kefu.org.users import User
-from kefu.records.search import index_unindexed_records
+from kefu.org.migrations import encrypt_plaintext_personal_data
+from kefu.org.users import User, forget_lockout_state
 from kefu.records.definitions import load_shipped_types, unparsable_types
+from kefu.records.migrations import backfill_created_department, backfill_departments
+from kefu.records.search import index_unindexed_records
 from kefu.rules import sla
 from kefu.rules.report import backfill_report_settings
 from seed.demo import seed_demo
@@ -34,9 +38,23 @@ def prepare_database(demo: bool, say: Callable[[str], None]) -> dict[str, int] |
         say(f"working-day calendar: {seeded_days} holidays and make-up workdays entered "
             f"from chinesecalendar ({time.monotonic() - started:.2f} s)")
     ensure_templates()
+    encrypted = encrypt_plaintext_personal_data(say=say)
+    if encrypted:
+        say(f"personal data of {encrypted} earlier customers and users encrypted (plaintext removed)")
+    sealed = {"saved views": views.seal_earlier_views(), "background exports": export_jobs.seal_earlier_jobs(),
+              "export audit entries": exports.mask_earlier_export_audits(),
+              "webhook deliveries": notifications.seal_earlier_payloads()}
+    if any(sealed.values()):
+        say("phone and ID numbers no longer kept in clear: " + ", ".join(f"{n} {what}" for what, n in sealed.items()))
+    forgotten = forget_lockout_state()
+    if forgotten:
+        say(f"per-account lock-out state removed from {forgotten} users (sign-in is limited per address now)")
     backfilled = sla.backfill_next()
     if backfilled:
         say(f"reminder schedule computed for {backfilled} earlier records")
+    stamped = backfill_created_department() + backfill_departments()
+    if stamped:
+        say(f"departments noted on {stamped} earlier records (the department scope reads them)")
     indexed = index_unindexed_records()
     if indexed:
         say(f"search index built for {indexed} earlier records")

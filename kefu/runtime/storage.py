@@ -10,6 +10,7 @@ from __future__ import annotations
 from kefu.insight import dashboard, overdue
 from kefu.notify import reminders
 from kefu.notify.notifications import Delivery, Notification, Task
+from kefu.org.roles import AccessRole, ensure_shipped_roles
 from kefu.records.attachments import ensure_attachment_indexes
 from kefu.records.indexes import ensure_record_indexes
 from kefu.rules import callbacks, sla
@@ -22,8 +23,10 @@ DECLARED_RECORD_INDEXES = (*sla.RECORD_INDEXES, *callbacks.RECORD_INDEXES, *remi
 
 def ensure_collections() -> None:
     """Create the indexes of the collections written with pymongo and of the MongoEngine documents whose unique
-    keys make work happen once (the other MongoEngine documents create their own on first use)."""
+    keys make work happen once (the other MongoEngine documents create their own on first use); write the shipped
+    roles a database lacks (every permission check reads them)."""
     ensure_record_indexes(list(DECLARED_RECORD_INDEXES))
     ensure_attachment_indexes()
-    for document in (Notification, Delivery, Task, DutyRun):
+    for document in (Notification, Delivery, Task, DutyRun, AccessRole):
         document.ensure_indexes()
+    ensure_shipped_roles()

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from kefu.insight import exports
 from kefu.records import types as record_types
-from kefu.records.store import get_record
+from kefu.records.store import get_record_for
 from kefu.rules import approvals
 from kefu.rules.callbacks import links_of
 from web.actor import current_actor
@@ -15,27 +15,29 @@ from web.api.base import blueprint, json_body
 
 def _body(record_type, document, actor) -> dict:
     panel = approvals.panel(record_type, document, current_user, actor.tz) or {}
+    links = links_of(document, actor.tz, actor.access)
     return {
         "approval": approvals.request_json(document, actor.tz),
         "actions": panel.get("actions") or {},
-        "links": [{k: v for k, v in link.items() if k != "due_at"} for link in links_of(document, actor.tz)],
+        "links": [{k: v for k, v in link.items() if k != "due_at"} for link in links],
         "record": exports.record_json(record_type, document, actor),
     }
 
 
 @blueprint.get("/v1/records/<type_key>/<record_id>/approval")
 def get_approval(type_key, record_id):
-    """The request, and for each action ``null`` (you may) or why you may not."""
+    """The request, and for each action ``null`` (you may) or why you may not; 404 for a record you may not read."""
     record_type = record_types.get_record_type(type_key, active_only=False)
     actor = current_actor()
-    return jsonify(_body(record_type, get_record(type_key, record_id), actor))
+    return jsonify(_body(record_type, get_record_for(type_key, record_id, actor.access), actor))
 
 
 @blueprint.post("/v1/records/<type_key>/<record_id>/approval")
 def act_on_approval(type_key, record_id):
     """``{"action": "approve" | "reject" | "review", "comment": "…", "request": "<id>"}``: 200 with the request
-    and the record; 403 without the approver role or the band's title; 409 when there is nothing pending,
-    reviewers are still to review, or ``request`` is no longer the current one."""
+    and the record; 404 for a record you may not read (an approver reads those awaiting their title); 403 without
+    ``approve`` on the type or the band's title; 409 when there is nothing pending, reviewers are still to review,
+    or ``request`` is no longer the current one."""
     record_type = record_types.get_record_type(type_key, active_only=False)
     body = json_body()
     actor = current_actor()

@@ -4,7 +4,9 @@ from __future__ import annotations
 from flask import jsonify
 
 from kefu.insight import exports
+from kefu.org.roles import Action
 from kefu.records import types as record_types
+from kefu.records.store import get_record_for
 from kefu.records.timeline import record_events
 from kefu.rules import levels
 from web.actor import current_actor
@@ -15,10 +17,11 @@ from web.api.base import blueprint, json_body
 def reject_result(type_key, record_id):
     """``{"note": "…"}`` (required: what the customer does not accept): 200 with the record and its timeline,
     the level raised by the type's ``levels.on_rejected.steps`` and the status back to its workflow's ``rework``;
-    422 without a note."""
+    422 without a note; 404 for a record the caller may not read, 403 for one they may read but not edit."""
     record_type = record_types.get_record_type(type_key, active_only=False)
     body = json_body()
     actor = current_actor()
+    get_record_for(type_key, record_id, actor.access, Action.EDIT.value)  # before anything is written
     document = levels.customer_rejected(type_key, record_id, actor, str(body.get("note") or ""))
     result = exports.record_json(record_type, document, actor)
     result["events"] = [exports.event_json(e, actor) for e in record_events(document["_id"])]

@@ -9,7 +9,7 @@ from flask_login import current_user
 from kefu.calendar.workcalendar import today_in
 from kefu.core.i18n import _
 from kefu.notify import notifications
-from web.api.base import BadRequest, blueprint
+from web.api.base import BadRequest, blueprint, page_args
 
 
 def _tz() -> ZoneInfo:
@@ -27,12 +27,7 @@ def _flag(name: str) -> bool:
 def list_notifications():
     """The caller's notifications, newest first: ``{"items": [...], "total", "unread"}``; ``unread=true`` for the
     unread ones only; ``page``, ``per_page`` (≤ 200)."""
-    try:
-        page, per_page = int(request.args.get("page", 1)), int(request.args.get("per_page", 50))
-    except ValueError as exc:
-        raise BadRequest(_("page 和 per_page 应为整数")) from exc
-    if page < 1 or not 1 <= per_page <= 200:
-        raise BadRequest(_("per_page 应在 1–%(max)s 之间，page 从 1 开始", max=200))
+    page, per_page = page_args(request.args, max_per_page=200)
     total, items = notifications.inbox(current_user.pk, page, per_page, unread_only=_flag("unread"))
     tz = _tz()
     return jsonify({"items": [notifications.notification_json(n, tz) for n in items], "total": total,

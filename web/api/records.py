@@ -1,4 +1,4 @@
-"""API routes: tokens, record types, records, timeline events, references, OpenAPI, exports."""
+"""API routes: record types, records, timeline events, references, OpenAPI, exports."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from flask_login import current_user
 from kefu.core.errors import Conflict, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _
 from kefu.insight import export_jobs, exports, views
-from kefu.org import tokens
-from kefu.org.roles import Role
+from kefu.org.customers import looks_like_phone
+from kefu.org.roles import ALL_CAPABILITIES, Capability
 from kefu.records import definitions, store, timeline
 from kefu.records import types as record_types
 from kefu.records import write
@@ -18,27 +18,20 @@ from kefu.records.core_fields import field_for
 from kefu.records.fields import get_field_type
 from kefu.records.openapi import openapi_document
 from kefu.records.query import MAX_PER_PAGE, SLA_SORT, Condition, RecordQuery, find_records
-from kefu.records.references import REFERENCE_KINDS, search_references
+from kefu.records.references import CUSTOMER, REFERENCE_KINDS, search_references
 from web.actor import current_actor
-from web.api.base import BadRequest, blueprint, error_response, json_body
+from web.api.base import BadRequest, blueprint, error_response, json_body, page_args
 
 LIST_PARAMETERS = {"q", "sort", "page", "per_page", "view", "columns"}
 
 
-def _require_admin() -> None:
-    if not current_user.has_role(Role.ADMIN.value):
-        raise PermissionDenied(_("只有系统管理员可以修改记录类型"))
+def _require_system_settings() -> None:
+    """Record types are system settings: only a role with ``manage_system`` changes them."""
+    if not current_actor().access.has(Capability.MANAGE_SYSTEM.value):
+        raise PermissionDenied(_("只有具备“系统设置”权限的角色（如系统管理员）可以修改记录类型"))
 
 
-# -- tokens -------------------------------------------------------------------
-
-@blueprint.post("/v1/auth/token")
-def issue_token():
-    body = json_body()
-    token, record = tokens.issue_token(str(body.get("username") or ""), str(body.get("password") or ""),
-                                       name=body.get("name"))
-    return jsonify({"token": token, "expires_at": record.expires_at.isoformat()}), 201
-
+# -- the caller ------------------------------------------------------------------
 
 @blueprint.get("/v1/me")
 def me():
@@ -46,7 +39,7 @@ def me():
     return jsonify({
         "id": str(user.pk), "username": user.username, "display_name": user.display_name,
         "roles": list(user.roles), "department": user.department.name if user.department else None,
-        "permissions": sorted(user.permissions),
+        "capabilities": sorted(c for c in ALL_CAPABILITIES if current_actor().access.has(c)),
     })
 
 
@@ -64,14 +57,14 @@ def get_type(key):
 
 @blueprint.post("/v1/types")
 def create_type():
-    _require_admin()
+    _require_system_settings()
     saved = definitions.save_definition(json_body(), by=current_user.username)
     return jsonify(saved.to_dict()), 201
 
 
 @blueprint.put("/v1/types/<key>")
 def replace_type(key):
-    _require_admin()
+    _require_system_settings()
     saved = definitions.save_definition(json_body(), by=current_user.username, key=key)
     return jsonify(saved.to_dict())
 
@@ -97,13 +90,7 @@ def list_query(args, record_type) -> RecordQuery:
             raise BadRequest(_("字段“%(key)s”不支持运算“%(op)s”；可用：%(allowed)s", key=key, op=op, allowed=allowed),
                              {key: _("不支持的运算")})
         conditions.append(Condition(key, op, value.split(",") if op == "in" else value))
-    try:
-        page = int(args.get("page", 1))
-        per_page = int(args.get("per_page", 50))
-    except ValueError as exc:
-        raise BadRequest(_("page 和 per_page 应为整数")) from exc
-    if per_page > MAX_PER_PAGE or per_page < 1 or page < 1:
-        raise BadRequest(_("per_page 应在 1–%(max)s 之间，page 从 1 开始", max=MAX_PER_PAGE))
+    page, per_page = page_args(args, max_per_page=MAX_PER_PAGE)
     sort = args.get("sort") or None
     if sort and sort.lstrip("-") != SLA_SORT:
         try:
@@ -176,7 +163,7 @@ def create_record(type_key):
 def get_record(type_key, record_id):
     record_type = record_types.get_record_type(type_key, active_only=False)
     actor = current_actor()
-    document = store.get_record(type_key, record_id)
+    document = store.get_record_for(type_key, record_id, actor.access)
     body = exports.record_json(record_type, document, actor)
     body["events"] = [exports.event_json(e, actor) for e in timeline.record_events(document["_id"])]
     return jsonify(body)
@@ -193,7 +180,9 @@ def update_record(type_key, record_id):
     try:
         document = write.update_record(type_key, record_id, values, actor, version=version)
     except Conflict as exc:
-        body = {"error": {"code": exc.code, "message": str(exc.message), "fields": {"version": str(exc.fields["version"])},
+        # ``current`` as this user may see it: masked as their roles say (they may edit it, so they may read it).
+        body = {"error": {"code": exc.code, "message": str(exc.message),
+                          "fields": {"version": str(exc.fields["version"])},
                           "current": exports.record_json(record_type, exc.current, actor)}}
         return jsonify(body), 409
     return jsonify(exports.record_json(record_type, document, actor))
@@ -227,15 +216,12 @@ def export_records(type_key, fmt):
         total = exports.count_rows(record_type, query, actor)
     except ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
-    filters_text = request.query_string.decode()
     if total > export_jobs.async_threshold():
-        job = export_jobs.start(record_type, query, actor, fmt, total=total, columns=columns, view=resolved,
-                                filters_text=filters_text)
+        job = export_jobs.start(record_type, query, actor, fmt, total=total, columns=columns, view=resolved)
         if job.status == "failed":
             return error_response(503, "queue_unavailable", job.error)
         return jsonify({"export": export_jobs.job_json(job, actor.tz), "status_url": f"/api/v1/exports/{job.pk}"}), 202
-    export = exports.export_records(record_type, query, actor, fmt, filters_text=filters_text, columns=columns,
-                                    view=resolved)
+    export = exports.export_records(record_type, query, actor, fmt, columns=columns, view=resolved)
     return Response(stream_with_context(export.chunks), mimetype=export.mimetype,
                     headers={"Content-Disposition": export.content_disposition})
 
@@ -256,11 +242,22 @@ def export_download(job_id):
 
 # -- references and schema ----------------------------------------------------------
 
-@blueprint.get("/v1/refs/<kind>")
+@blueprint.route("/v1/refs/<kind>", methods=["GET", "POST"])
 def references(kind):
+    """Suggestions: ``GET ?q=&project=``, or ``POST {"q", "project"}`` — the only way to look a customer up by phone
+    (a number in a URL would be written to access logs)."""
     if kind not in REFERENCE_KINDS:
         raise BadRequest(_("引用类型应为：%(kinds)s", kinds="、".join(REFERENCE_KINDS)))
-    return jsonify({"items": search_references(kind, request.args.get("q", ""), project=request.args.get("project"))})
+    if request.method == "POST":
+        body = json_body()
+        text, project = str(body.get("q") or ""), body.get("project")
+    else:
+        text, project = request.args.get("q", ""), request.args.get("project")
+        if kind == CUSTOMER and looks_like_phone(text):
+            raise BadRequest(_("按电话查找客户请用 POST 提交（JSON 正文 {\"q\": \"电话号码\"}），不要把电话号码放在网址里"),
+                             {"q": _("电话号码不能放在网址里")})
+    project = str(project) if project is not None else None
+    return jsonify({"items": search_references(kind, text, project=project, actor=current_actor())})
 
 
 @blueprint.get("/v1/openapi.json")

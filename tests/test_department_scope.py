@@ -1,0 +1,62 @@
+"""Records stored before the department scope existed get the department of whoever registered them, once."""
+from __future__ import annotations
+
+from bson import ObjectId
+
+
+def test_backfill_stamps_the_registering_department_once(app, db, make_user):
+    from kefu.records.migrations import backfill_created_department
+
+    agent = make_user("agent1", "agent", department="客服中心")
+    centre = db.departments.find_one({"name": "客服中心"})["_id"]
+    by_agent, by_system, stamped = ObjectId(), ObjectId(), ObjectId()
+    db.records.insert_many([
+        {"_id": by_agent, "type": "complaint", "number": "TS-1", "created_by": agent.pk},
+        {"_id": by_system, "type": "complaint", "number": "TS-2", "created_by": None},
+        {"_id": stamped, "type": "complaint", "number": "TS-3", "created_by": agent.pk, "created_department": None},
+    ])
+
+    with app.app_context():
+        assert backfill_created_department() == 2
+        assert backfill_created_department() == 0
+
+    assert db.records.find_one({"_id": by_agent})["created_department"] == centre
+    assert db.records.find_one({"_id": by_system})["created_department"] is None
+    assert db.records.find_one({"_id": stamped})["created_department"] is None  # stamped before: left alone
+
+
+def test_backfill_notes_the_departments_of_earlier_records(app, db, seeded):
+    from kefu.records.migrations import backfill_departments
+
+    engineering = db.departments.find_one({"name": "工程部"})["_id"]
+    sales = db.departments.find_one({"name": "营销部"})["_id"]
+    old = ObjectId()
+    db.records.insert_one({"_id": old, "type": "complaint", "number": "TS-OLD", "department": sales,
+                           "data": {"responsible_department": engineering}})
+
+    with app.app_context():
+        assert backfill_departments() >= 1
+        assert backfill_departments() == 0
+
+    assert db.records.find_one({"_id": old})["departments"] == [sales, engineering]
+
+
+def test_a_handler_reads_and_edits_what_is_forwarded_to_the_department_and_nothing_else(client, db, seeded):
+    from tests.conftest import token_headers
+    from tests.test_records_api import complaint
+
+    agent, handler = token_headers(client, "agent"), token_headers(client, "handler")
+    engineering = str(db.departments.find_one({"name": "工程部"})["_id"])
+    kept = client.post("/api/v1/records/complaint", headers=agent, json=complaint()).get_json()
+    forwarded = client.post("/api/v1/records/complaint", headers=agent,
+                            json=complaint(responsible_department=engineering)).get_json()
+    assert db.records.find_one({"number": forwarded["number"]})["departments"] == [ObjectId(engineering)]
+
+    listed = client.get("/api/v1/records/complaint?per_page=200", headers=handler).get_json()["items"]
+    numbers = {item["number"] for item in listed}
+    assert forwarded["number"] in numbers and kept["number"] not in numbers
+    assert client.get(f"/api/v1/records/complaint/{kept['id']}", headers=handler).status_code == 404
+    changed = client.patch(f"/api/v1/records/complaint/{forwarded['id']}", headers=handler,
+                           json={"version": forwarded["version"], "content": "工程部已到现场核实"})
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert db.records.find_one({"_id": ObjectId(forwarded["id"])})["data"]["content"] == "工程部已到现场核实"
