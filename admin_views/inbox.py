@@ -17,7 +17,6 @@ from admin_views.base import AccessControlled, page_number
 from kefu.calendar.workcalendar import today_in
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _
-from kefu.insight.scope import readable_ids
 from kefu.notify import notifications
 from web.actor import current_actor
 from web.auth import safe_next_url
@@ -33,9 +32,7 @@ def _tz() -> ZoneInfo:
 
 def _withheld(items) -> set:
     """The ids of the items (messages, tasks) whose record the user may not read: their text is not shown."""
-    linked = {item.pk: item.record_id for item in items if item.record_id is not None}
-    readable = readable_ids(current_actor().access, linked.values())
-    return {pk for pk, record_id in linked.items() if record_id not in readable}
+    return notifications.withheld(items, current_actor().access)
 
 
 class InboxView(AccessControlled, BaseView):

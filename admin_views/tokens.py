@@ -1,4 +1,5 @@
-"""Admin screen for API tokens: everyone sees and revokes their own; an admin sees and revokes everyone's."""
+"""Admin screen for API tokens: everyone sees and revokes their own; whoever keeps the system (``manage_system``)
+sees and revokes everyone's."""
 from __future__ import annotations
 
 from flask import flash
@@ -9,7 +10,8 @@ from admin_views.base import SecureModelView
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l
 from kefu.org import tokens
-from kefu.org.roles import Role
+from kefu.org.roles import Capability
+from web.actor import current_actor
 
 
 class ApiTokenView(SecureModelView):
@@ -21,7 +23,7 @@ class ApiTokenView(SecureModelView):
     column_filters = ("revoked", "expires_at")
 
     def _sees_everyone(self) -> bool:
-        return current_user.has_role(Role.ADMIN.value)
+        return current_actor().access.has(Capability.MANAGE_SYSTEM.value)
 
     def get_query(self):
         query = super().get_query()

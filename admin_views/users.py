@@ -1,15 +1,21 @@
-"""Admin screen for user accounts; every change goes through ``kefu.org.users``."""
+"""Admin screen for user accounts; every change goes through ``kefu.org.users``.
+
+A user's phone is personal data like a customer's: to an editor without ``view_customer_pii`` the edit input starts
+empty with the number masked as its placeholder, and an empty input keeps the stored number."""
 from __future__ import annotations
 
+from flask import request
 from flask_admin.contrib.mongoengine.filters import FilterEqual
 from wtforms import PasswordField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 
 from admin_views.base import SecureModelView
 from kefu.core.errors import DomainError
-from kefu.core.i18n import _l
+from kefu.core.i18n import _, _l
+from kefu.core.validation import mask_phone
 from kefu.org import users
 from kefu.org.roles import Capability, role_keys, role_label
+from web.actor import current_actor
 
 
 class RolesField(SelectMultipleField):
@@ -58,6 +64,27 @@ class UserView(SecureModelView):
     def on_form_prefill(self, form, id):
         form.username.render_kw = {"readonly": True}
 
+    @staticmethod
+    def _unmasked() -> bool:
+        return current_actor().access.has(Capability.VIEW_CUSTOMER_PII.value)
+
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        if self._unmasked():
+            return form
+        if request.method != "POST":
+            form.phone.data = ""  # the stored number never reaches this editor's browser
+        masked = mask_phone(obj.phone) if obj is not None else ""
+        form.phone.render_kw = {**(form.phone.render_kw or {}),
+                                "placeholder": _("%(masked)s（留空则不修改）", masked=masked or "-")}
+        return form
+
+    def _phone(self, form, model) -> str | None:
+        """The phone to store: what was typed; a masked input left empty keeps the stored number."""
+        if form.phone.data or self._unmasked():
+            return form.phone.data or None
+        return model.phone
+
     def create_model(self, form):
         try:
             user = users.create_user(
@@ -79,7 +106,7 @@ class UserView(SecureModelView):
             users.update_user(
                 model, display_name=form.display_name.data, roles=form.roles.data,
                 department=form.department.data, email=form.email.data or None,
-                phone=form.phone.data or None, locale=form.locale.data or None,
+                phone=self._phone(form, model), locale=form.locale.data or None,
                 approval_titles=form.approval_titles.data or [],
             )
             users.set_active(model, bool(form.active.data))

@@ -97,10 +97,10 @@ def make_templates(app):
     """Per record type with clocks: its clocks, level choices, open/closed statuses and a data template."""
     from kefu.org.structure import Project
     from kefu.records.actor import system_actor
-    from kefu.records.write import create_record
-    from kefu.records.types import RecordType
-    from kefu.rules import sla
     from kefu.records.sections import workflow_of
+    from kefu.records.types import RecordType
+    from kefu.records.write import create_record
+    from kefu.rules import sla
 
     with app.test_request_context():
         actor = system_actor()
@@ -152,6 +152,8 @@ def generate(templates, users, departments, count: int, overdue: int, rng: rando
             document["data"].pop("level", None)
         document["assignee"] = rng.choice(users) if rng.random() < 0.9 else None
         document["department"] = rng.choice(departments)
+        document["departments"] = [document["department"]]  # what the department scope reads (kefu.org.access)
+        document["created_department"] = rng.choice(departments)
         clocks = rng.sample(template["clocks"], k=min(len(template["clocks"]), rng.choice((1, 2))))
         states, open_clocks = {}, []
         if kind == "closed":
@@ -307,7 +309,9 @@ def run(args, rng, mongo, redis) -> int:
 
     from kefu.core.db import get_database
     from kefu.insight import overdue
-    from kefu.records.actor import system_actor
+    from kefu.insight.scope import readable_filter
+    from kefu.org.users import User
+    from kefu.records.actor import user_actor
     from kefu.records.query import READ_PROJECTION, RecordQuery, build_filter, sort_spec
     from kefu.records.store import RECORDS
     from kefu.records.types import get_record_type
@@ -347,8 +351,13 @@ def run(args, rng, mongo, redis) -> int:
 
     collection = database[RECORDS]
 
+    # The raw baselines query what the supervisor may read: the same scope clause, built once.
+    with app.test_request_context():
+        supervisor = user_actor(User.objects(username="supervisor").first())
+        scope = readable_filter(supervisor.access)
+
     def raw_page():
-        query = overdue.SlaListQuery()
+        query = overdue.SlaListQuery(scope=scope)
         mongo_filter = overdue.list_filter(query, datetime.now(timezone.utc))
         total = collection.count_documents(mongo_filter)
         rows = list(collection.find(mongo_filter, overdue.LIST_FIELDS, sort=overdue.SORT, limit=50))
@@ -361,18 +370,17 @@ def run(args, rng, mongo, redis) -> int:
 
     def raw_counts():
         """The counts panel's aggregation; its buckets sum to the total."""
-        query = overdue.SlaListQuery()
+        query = overdue.SlaListQuery(scope=scope)
         buckets = list(collection.aggregate(overdue.counts_pipeline(query, datetime.now(timezone.utc))))
         return sum(b["n"] for b in buckets)
 
     with app.test_request_context():
         record_type = get_record_type("complaint")
-        actor = system_actor()
 
     def raw_api():
         with app.test_request_context():
             query = RecordQuery(sort="sla_due", overdue=True, per_page=50)
-            mongo_filter = build_filter(record_type, query, actor)
+            mongo_filter = build_filter(record_type, query, supervisor)
         total = collection.count_documents(mongo_filter)
         rows = list(collection.find(mongo_filter, READ_PROJECTION, sort=sort_spec(record_type, query.sort), limit=50))
         return total, rows

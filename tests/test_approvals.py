@@ -467,3 +467,17 @@ def test_admin_gives_users_their_approval_titles(app, seeded, db):
     assert user["approval_titles"] == ["项目总监"]  # the demo approver's, from the seed
     assert db.users.find_one({"_id": user["_id"]})["approval_titles"] == ["财务总监", "项目总监"]
     assert "财务总监、项目总监" in admin.get(edit).get_data(as_text=True)
+
+
+def test_an_amount_given_after_the_approval_point_must_be_approved_first(client, people, db):
+    """Closed without an amount, then given one: refused at the amount, nothing stored (no way around approval)."""
+    created = client.post("/api/v1/records/complaint", json=complaint(), headers=people["supervisor"]).get_json()
+    assert patch(client, people["supervisor"], created["id"], status="处理中").status_code == 200
+    assert patch(client, people["supervisor"], created["id"], status="已关闭", result="解释清楚").status_code == 200
+    before = stored(db, created["id"])
+
+    response = patch(client, people["supervisor"], created["id"], compensation_amount="90000")
+
+    error = assert_error(response, 422, "validation_failed")
+    assert "已关闭" in error["fields"]["compensation_amount"] and "待审批" in error["fields"]["compensation_amount"]
+    unchanged(db, created["id"], before)

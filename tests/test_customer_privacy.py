@@ -125,6 +125,48 @@ def test_agent_edit_with_empty_personal_inputs_keeps_the_stored_values(app, clie
         "id_number"]
 
 
+def test_a_users_phone_is_masked_on_the_user_screens_to_a_system_keeper_without_view_customer_pii(
+        app, client, db, seeded, sign_in, make_user):
+    """Keeping the system (manage_system) is not seeing personal data: the edit form starts empty with the number
+    masked, and a save with the input left empty keeps the number; typing one replaces it."""
+    from kefu.org.roles import save_role
+    from kefu.org.users import User
+
+    with app.app_context():
+        save_role({"key": "it_keeper", "name": "运维", "capabilities": ["manage_system"]}, set())
+        make_user("keeper1", role="it_keeper")
+    agent = db.users.find_one({"username": "agent"})
+    phone = DEMO_PHONES["agent"]
+    sign_in("keeper1")
+    path = f"/admin/users/edit/?id={agent['_id']}"
+    form = client.get(path).get_data(as_text=True)
+    details = client.get(f"/admin/users/details/?id={agent['_id']}").get_data(as_text=True)
+    assert phone not in form and phone not in details
+    assert f'placeholder="{masked(phone)}（留空则不修改）"' in form
+    department = str(agent["department"])
+
+    def save(phone_input: str):
+        return client.post(path, data={
+            "csrf_token": csrf_token(client, path), "username": "agent", "display_name": agent["display_name"],
+            "roles": agent["roles"], "department": department, "email": agent.get("email") or "",
+            "phone": phone_input, "active": "y"})
+
+    assert save("").status_code == 302
+    with app.app_context():
+        kept = User.objects(username="agent").first()
+        assert kept.phone == phone and kept.display_name == agent["display_name"]
+    assert save("139-0000-2222").status_code == 302
+    with app.app_context():
+        assert User.objects(username="agent").first().phone == "13900002222"
+
+    # Who may see personal data (the shipped admin role) gets the number in the input, as before.
+    with app.app_context():
+        make_user("root1", role="admin")
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+    sign_in("root1")
+    assert 'value="13900002222"' in client.get(path).get_data(as_text=True)
+
+
 def test_a_bad_phone_is_refused_naming_the_field(client, db, seeded, sign_in):
     sign_in("agent", DEMO_PASSWORD)
     response = client.post("/admin/customers/new/", data={
@@ -225,11 +267,21 @@ def test_phone_lookups_are_limited_per_user(client, agent, supervisor, customer)
     assert lookup(client, supervisor, customer["phone"]).status_code == 200  # counted per user
 
 
-def test_a_role_without_lookup_customers_gets_403(client, seeded, customer):
-    handler = token_headers(client, "handler")
-    response = lookup(client, handler, customer["phone"])
+def test_a_role_without_lookup_customers_gets_403(app, client, seeded, customer):
+    from kefu.org.roles import AccessRole
+    from kefu.org.users import create_user
+
+    with app.app_context():  # keeps the archive, may not look customers up by phone
+        AccessRole(key="archivist", name="档案员", capabilities=["manage_customers"]).save()
+        create_user("archivist1", "correct-horse", ["archivist"], department="客服中心")
+    archivist = token_headers(client, "archivist1", "correct-horse")
+    response = lookup(client, archivist, customer["phone"])
     assert response.status_code == 403 and "按电话查找客户" in response.get_json()["error"]["message"]
-    assert client.get("/api/v1/refs/customer?q=" + customer["name"], headers=handler).status_code == 200
+    assert client.get("/api/v1/refs/customer?q=" + customer["name"], headers=archivist).status_code == 200
+    # A handler neither keeps nor looks up the archive: not even by name.
+    handler = token_headers(client, "handler")
+    assert lookup(client, handler, customer["phone"]).status_code == 403
+    assert client.get("/api/v1/refs/customer?q=" + customer["name"], headers=handler).status_code == 403
 
 
 def test_admin_search_box_finds_a_whole_phone_only(client, seeded, sign_in, customer):

@@ -60,3 +60,31 @@ def test_a_handler_reads_and_edits_what_is_forwarded_to_the_department_and_nothi
                            json={"version": forwarded["version"], "content": "工程部已到现场核实"})
     assert changed.status_code == 200, changed.get_data(as_text=True)
     assert db.records.find_one({"_id": ObjectId(forwarded["id"])})["data"]["content"] == "工程部已到现场核实"
+
+
+def test_personal_data_is_unmasked_only_within_the_view_pii_scope(client, db, seeded):
+    """A handler who may also see personal data of their own records (a second role, scope own) reads the phone of
+    a record assigned to them, and only masked in one merely forwarded to their department."""
+    from kefu.org.roles import AccessRole
+    from kefu.org.users import create_user
+    from tests.conftest import token_headers
+    from tests.test_records_api import PHONE, complaint
+
+    with client.application.app_context():
+        AccessRole(key="pii_own", name="本人明文", grants=[{"record_type": "*", "actions": ["view_pii"],
+                                                          "scope": "own"}]).save()
+        worker = create_user("gongcheng2", "correct-horse", ["handler", "pii_own"], department="工程部")
+    agent, mine = token_headers(client, "agent"), token_headers(client, "gongcheng2", "correct-horse")
+    engineering = str(db.departments.find_one({"name": "工程部"})["_id"])
+    forwarded = client.post("/api/v1/records/complaint", headers=agent,
+                            json=complaint(responsible_department=engineering)).get_json()
+    assigned = client.post("/api/v1/records/complaint", headers=agent,
+                           json=complaint(responsible_department=engineering, assignee=str(worker.pk))).get_json()
+
+    shown = {record["id"]: client.get(f"/api/v1/records/complaint/{record['id']}", headers=mine).get_json()["phone"]
+             for record in (forwarded, assigned)}
+    assert shown[assigned["id"]] == PHONE
+    assert shown[forwarded["id"]] != PHONE and "****" in shown[forwarded["id"]]
+    listed = {item["id"]: item["phone"] for item in
+              client.get("/api/v1/records/complaint?per_page=200", headers=mine).get_json()["items"]}
+    assert listed[assigned["id"]] == PHONE and "****" in listed[forwarded["id"]]

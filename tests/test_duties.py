@@ -171,16 +171,35 @@ def test_the_working_day_before_a_holiday_counts_make_up_days(app, calendar):
 
 # -- summaries ------------------------------------------------------------------------------------------------
 
-def test_weekly_summary_to_supervisors_and_managers(app, client, agent, calendar, users, db):
+def test_weekly_summary_to_whoever_may_read_the_reports(app, client, agent, calendar, users, db):
     new_complaint(client, agent)
     moment = datetime.now(timezone.utc) + timedelta(hours=1)
     result = run(app, "weekly_summary", moment)
-    assert "notifications created: 2" in result
+    assert "notifications created: 3" in result
     notes = list(db.notifications.find({"kind": "weekly_summary"}))
-    assert {n["user"] for n in notes} == {users["supervisor"], users["manager"]}
+    # view_reports: the shipped supervisor, manager and admin roles grant it, the agent's does not
+    assert {n["user"] for n in notes} == {users["supervisor"], users["manager"], users["admin"]}
     assert "投诉：新增 1，关闭 0" in notes[0]["body"] and "合计：新增 1" in notes[0]["body"]
     # A minute later, not an hour: an hour can cross into the next week (Sunday night, local time).
     assert "notifications created: 0" in run(app, "weekly_summary", moment + timedelta(minutes=1))
+
+
+def test_a_company_role_with_view_reports_gets_the_weekly_summary_and_the_monthly_report(app, client, agent,
+                                                                                         calendar, users, db,
+                                                                                         make_user):
+    """Recipients come from the roles' capabilities, not their names: a role a company added is told too."""
+    from kefu.org.roles import save_role
+
+    with app.app_context():
+        save_role({"key": "analyst", "name": "数据分析", "capabilities": ["view_reports"]}, set())
+        analyst = make_user("analyst1", role="analyst").pk
+    new_complaint(client, agent)
+    now = datetime.now(timezone.utc)
+    assert "notifications created: 4" in run(app, "weekly_summary", now + timedelta(hours=1))
+    assert analyst in {n["user"] for n in db.notifications.find({"kind": "weekly_summary"})}
+    run(app, "monthly_report", now)
+    told = {n["user"] for n in db.notifications.find({"kind": "monthly_report"})}
+    assert told == {analyst, users["supervisor"], users["manager"], users["admin"]}
 
 
 def test_monthly_report_is_archived_on_the_fifth_and_managers_told(app, client, agent, supervisor, calendar, users,
@@ -246,7 +265,9 @@ def test_tick_runs_the_due_duties_through_rq(app, client, agent, calendar, db):
     stored = db.records.find_one({"type": "complaint"})
     late_clocks = [key for key, clock in stored["sla"].items() if clock["alerts"].get("overdue")]
     assert len(late_clocks) == 4  # forward, verify, plan, resolve: all long past
-    assert db.notifications.count_documents({"kind": "overdue"}) == 2 * len(late_clocks)  # agent + supervisor
+    # No assignee: the supervisors, and (long past the ladder's manager step) whoever may reassign it anywhere —
+    # the shipped manager and admin roles both may.
+    assert db.notifications.count_documents({"kind": "overdue"}) == 3 * len(late_clocks)
     assert Queue("default", connection=app.extensions["kefu_redis"]).count == 0
 
 

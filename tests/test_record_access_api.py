@@ -308,6 +308,9 @@ def test_notifications_are_each_users_own_and_their_links_do_not_open_records_ou
     theirs = client.get("/api/v1/notifications", headers=wuye).get_json()["items"]
 
     assert [n["kind"] for n in mine] == ["assigned"] and mine[0]["id"] != theirs[0]["id"]
+    # The agent may not read that record: the notification says so instead of showing it.
+    assert mine[0]["withheld"] and other["number"] not in str(mine[0]) and mine[0]["record_number"] is None
+    assert not theirs[0]["withheld"] and theirs[0]["title"] == f"{other['number']} 已转派"
     assert_error(client.post(f"/api/v1/notifications/{theirs[0]['id']}/read", headers=agent), 404)
     assert db.notifications.find_one({"_id": ObjectId(theirs[0]["id"])}).get("read_at") is None
     assert_error(client.get(f"/api/v1/records/complaint/{mine[0]['record_id']}", headers=agent), 404)
@@ -361,3 +364,13 @@ def test_an_upload_not_attached_yet_opens_only_for_its_uploader(app, client, wor
     assert signed_in(app, "agent", DEMO_PASSWORD).get(f"/attachments/{info.id}").status_code == 200
     for username in ("supervisor", "admin"):
         assert signed_in(app, username, DEMO_PASSWORD).get(f"/attachments/{info.id}").status_code == 404
+
+
+def test_roles_that_neither_keep_nor_look_up_customers_cannot_list_the_archive(client, seeded):
+    from tests.conftest import token_headers
+
+    for username in ("handler", "approver"):
+        error = assert_error(client.get("/api/v1/refs/customer?q=", headers=token_headers(client, username)), 403)
+        assert "客户档案" in error["message"]
+    listed = client.get("/api/v1/refs/customer?q=", headers=token_headers(client, "agent"))
+    assert listed.status_code == 200 and listed.get_json()["items"]

@@ -115,7 +115,8 @@ def test_overdue_ladder_every_working_day_at_nine_and_the_manager_from_day_two(a
     result = sweep_at(app, local("2025-10-10T09:00"))
     assert result.alerts == {"ladder": 1}
     second = [n for n in notes(db, record["id"], kind="ladder") if "第 2 个工作日" in n["title"]]
-    assert {n["user"] for n in second} == {users["agent"], users["manager"]}
+    # The next level: whoever may reassign the record anywhere (the shipped manager and admin roles).
+    assert {n["user"] for n in second} == {users["agent"], users["manager"], users["admin"]}
     # Saturday 10-11 is a make-up workday (调休上班): the ladder goes on.
     assert sweep_at(app, local("2025-10-11T09:00")).alerts == {"ladder": 1}
     assert sweep_at(app, local("2025-10-12T09:00")).alerts == {}  # Sunday
@@ -127,7 +128,7 @@ def test_after_an_outage_only_the_latest_step_is_sent(app, client, admin, probe,
     result = sweep_at(app, local("2026-11-09T12:00"))  # the sweep was down for a week
     assert result.alerts == {"overdue": 1}
     # Four working days have passed the deadline already: the manager hears of it at once, once.
-    assert recipients(notes(db, record["id"]), users) == {"overdue": {"agent", "supervisor", "manager"}}
+    assert recipients(notes(db, record["id"]), users) == {"overdue": {"agent", "supervisor", "manager", "admin"}}
     assert sweep_at(app, local("2026-11-09T13:00")).alerts == {}
     assert sweep_at(app, local("2026-11-10T09:00")).alerts == {"ladder": 1}
 
@@ -177,6 +178,26 @@ def test_no_assignee_tells_the_supervisors(app, client, admin, probe, users, db)
     record = response.get_json()
     sweep_at(app, local("2026-11-17T06:00"))
     assert recipients(notes(db, record["id"]), users) == {"due_soon": {"supervisor"}}
+
+
+def test_a_company_role_that_may_reassign_across_the_department_is_told_like_the_supervisor(app, client, admin,
+                                                                                           probe, users, db,
+                                                                                           make_user):
+    """Who supervises a record is read from the roles' permissions: a company's 组长 allowed to reassign the type
+    within the department hears of it as the shipped supervisor does; a role that may only edit it does not."""
+    from kefu.org.roles import save_role
+
+    with app.app_context():
+        save_role({"key": "team_lead", "name": "组长", "grants": [
+            {"record_type": "remind_probe", "actions": ["read", "edit", "reassign"], "scope": "department"}]},
+            {"remind_probe"})
+        save_role({"key": "clerk", "name": "文员", "grants": [
+            {"record_type": "remind_probe", "actions": ["read", "edit"], "scope": "department"}]}, {"remind_probe"})
+        lead, clerk = make_user("lead1", role="team_lead").pk, make_user("clerk1", role="clerk").pk
+    record = new_record(client, admin, local("2026-11-16T10:00"), users)
+    assert sweep_at(app, local("2026-11-17T10:05")).alerts == {"overdue": 1}
+    told = {n["user"] for n in notes(db, record["id"], kind="overdue")}
+    assert told == {users["agent"], users["supervisor"], lead} and clerk not in told
 
 
 def test_two_sweeps_at_once_write_each_alert_once(app, client, admin, probe, users, db):

@@ -191,7 +191,8 @@ def test_adding_editing_and_deleting_a_role_through_the_screen(app, client, db, 
                                                           grants={"complaint": (["read"], "")}))
     assert bad.status_code == 200
     html = bad.get_data(as_text=True)
-    assert "角色代码须以小写字母开头" in html and "请选择范围" in html
+    assert "角色代码须以小写字母开头" in html
+    assert "记录权限“complaint”：勾选了操作时请选择范围" in html and "不单独设置时请不要勾选操作" in html
     assert db.roles.find_one({"name": "财务"}) is None
 
     saved = client.post("/admin/roles/new/", data=grid_form(

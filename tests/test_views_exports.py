@@ -258,6 +258,34 @@ def test_a_large_export_runs_in_the_background_and_lands_in_the_inbox(app, clien
     assert "排队中" in page and "已完成" in page
 
 
+def test_a_background_export_of_an_account_disabled_or_removed_meanwhile_fails_saying_why(app, client, agent,
+                                                                                          supervisor, cases, db):
+    """The worker reads with the roles of the owner as they are when it runs: nothing is written for an account
+    disabled (or removed) since it asked."""
+    from rq import SimpleWorker
+
+    from kefu.org.users import User, set_active
+
+    app.config["KEFU_EXPORT_ASYNC_ROWS"] = 2
+    disabled = client.get("/api/v1/records/complaint/export.csv", headers=agent).get_json()["export"]
+    removed = client.get("/api/v1/records/complaint/export.xlsx", headers=supervisor).get_json()["export"]
+    with app.app_context():
+        set_active(User.objects(username="agent").first(), False)
+        db.users.delete_one({"username": "supervisor"})
+        SimpleWorker(["default"], connection=app.extensions["kefu_redis"]).work(burst=True, with_scheduler=False)
+    reason = "发起导出的账号已停用或已删除，导出已取消"
+    for job in (disabled, removed):
+        stored = db.export_jobs.find_one({"_id": ObjectId(job["id"])})
+        assert stored["status"] == "failed" and stored["error"] == reason and stored["finished_at"] is not None
+        assert stored.get("file_id") is None and stored["rows_done"] == 0
+    assert db["exports.files"].count_documents({}) == 0 and db["exports.chunks"].count_documents({}) == 0
+    assert db.notifications.count_documents({"kind": "export_ready"}) == 0
+    with app.app_context():
+        set_active(User.objects(username="agent").first(), True)
+    shown = client.get(f"/api/v1/exports/{disabled['id']}", headers=token_headers(client, "agent")).get_json()
+    assert shown["status"] == "failed" and shown["error"] == reason and shown["download_url"] is None
+
+
 def test_background_exports_are_removed_after_seven_days(app, client, agent, cases, db):
     from rq import SimpleWorker
 

@@ -17,7 +17,7 @@ from kefu.core.i18n import _, _l
 from kefu.org.roles import Action
 from kefu.records.core_fields import core_field
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, add_event, record_audit, record_events
-from kefu.rules import approvals, callbacks, levels, sla
+from kefu.rules import approval_panel, approvals, callbacks, levels, sla
 
 DETAILS_CORE_FIELDS = ("number", "status", "assignee", "department", "customer", "created_by", "created_at",
                        "updated_at")
@@ -59,7 +59,7 @@ class RecordDetails:
             fields=self.record_type.active_fields, stored_only=stored_only, label=field_label,
             events=record_events(row.id), audit=record_audit(row.id),
             event_form=EventForm(), event_kinds=EVENT_KINDS, display=self.display_value,
-            approval=approvals.panel(self.record_type, row.document, current_user, self._actor().tz),
+            approval=approval_panel.panel(self.record_type, row.document, current_user, self._actor().tz),
             approval_form=ApprovalForm(),
             links=callbacks.links_of(row.document, self._actor().tz, self._actor().access),
             clocks=sla.clocks_json(row.document, self._actor().tz), sla_states=sla.STATE_LABELS,

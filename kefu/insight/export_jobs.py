@@ -31,7 +31,7 @@ from kefu.core.i18n import _l
 from kefu.core.sealed_files import SealedReader, new_file_key, seal
 from kefu.insight import exports, views
 from kefu.notify.notifications import Alert, Outbox
-from kefu.org.users import User
+from kefu.org.users import active_user
 from kefu.records.actor import user_actor
 from kefu.records.query import Condition, RecordQuery
 from kefu.records.types import get_record_type
@@ -127,11 +127,15 @@ def _store_sealed(filename: str, metadata: dict, chunks) -> tuple[object, bytes]
 
 def run(job_id: str) -> ExportJob:
     """Write the export into GridFS (sealed), noting progress; then tell its owner. Idempotent: a finished job is
-    left."""
+    left. The export reads with its owner's roles as they are now: an owner disabled (or removed) since asking
+    gets no file, the job fails saying why."""
     job = ExportJob.objects(pk=ObjectId(job_id)).first()
     if job is None or job.status == "done":
         return job
-    user = User.objects(pk=job.user).first()
+    user = active_user(job.user)
+    if user is None:
+        fail(job_id, str(_l("发起导出的账号已停用或已删除，导出已取消")))
+        return job.reload()
     actor = user_actor(user)
     record_type = get_record_type(job.record_type, active_only=False)
     query = open_query(job.sealed_query)
@@ -150,7 +154,8 @@ def run(job_id: str) -> ExportJob:
                set__rows_done=done_rows, set__finished_at=utcnow())
     base = (current_app.config.get("KEFU_BASE_URL") or "").rstrip("/")
     outbox = Outbox(utcnow())
-    outbox.add(Alert(key=f"export:{job.pk}", kind="export_ready", subject=str(_l("导出完成：%(name)s", name=export.filename)),
+    outbox.add(Alert(key=f"export:{job.pk}", kind="export_ready",
+                     subject=str(_l("导出完成：%(name)s", name=export.filename)),
                      body=str(_l("共 %(n)s 行，可在“我的导出”下载（保留 7 天）。", n=done_rows)), recipients=[job.user],
                      url=f"{base}/admin/exports/", webhook=None))
     outbox.flush()

@@ -62,7 +62,7 @@ def record_json(record_type: RecordType, document: dict, actor: Actor, *, explai
         value = core.get(definition.key)
         body[definition.key] = get_field_type(definition.type).to_json(value, actor.tz) if value is not None else None
     values = read_values(record_type, document, actor)
-    unmasked = actor.sees_pii(record_type.key)
+    unmasked = actor.sees_pii(record_type.key, document)
     for definition in record_type.specs:
         value = values.get(definition.key)
         if definition.active or value is not None:

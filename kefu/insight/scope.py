@@ -1,19 +1,13 @@
 """Which records of any type a user may read, as one MongoDB clause: for the pages that read across record types
-(逾期督办, the dashboard, the inbox and tasks), as ``kefu.records.query.build_filter`` scopes the list of one type.
+(逾期督办, the dashboard), as ``kefu.records.query.build_filter`` scopes the list of one type.
 
 The roles grant per type, with ``*`` for every type without a grant of its own (``kefu.org.roles``); so the clause
 is one branch per type some role names, and one for every other type — a handful of branches, not one per type.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from bson import ObjectId
-
-from kefu.core.db import get_database
 from kefu.org.access import NOTHING, AccessPolicy
 from kefu.org.roles import ANY_TYPE, Action, roles
-from kefu.records.store import RECORDS
 from kefu.records.types import type_summaries
 
 
@@ -50,13 +44,3 @@ def allowed_somewhere(access: AccessPolicy, action: str) -> bool:
     not count: an approver sees only what waits on them, on the record screens)."""
     return access.allows(ANY_TYPE, action) or any(access.allows(summary["key"], action)
                                                   for summary in type_summaries())
-
-
-def readable_ids(access: AccessPolicy, record_ids: Iterable) -> set[ObjectId]:
-    """Those of ``record_ids`` that ``access`` may read (one query; ids that are not ObjectIds are left out)."""
-    ids = list({record_id for record_id in record_ids if isinstance(record_id, ObjectId)})
-    if not ids:
-        return set()
-    allowed = readable_filter(access)
-    match = {"_id": {"$in": ids}, **({"$and": [allowed]} if allowed is not None else {})}
-    return {document["_id"] for document in get_database()[RECORDS].find(match, {"_id": 1})}

@@ -41,7 +41,10 @@ from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _l
 from kefu.notify.channels import get_settings, next_send_time, smtp_settings, webhook_payload
+from kefu.org.access import AccessPolicy
+from kefu.org.roles import Action, Scope
 from kefu.org.users import User, stored_phone
+from kefu.records.store import readable_ids
 
 log = logging.getLogger(__name__)
 
@@ -172,27 +175,46 @@ class Task(Document):
 # -- recipients ---------------------------------------------------------------------------------------------
 
 class People:
-    """Active users by id and who supervises or manages each department, read once (one sweep, one job)."""
+    """Active users by id, and who among them answers for which records — read from their roles' permissions
+    (``kefu.org.roles``, as a company set them), never from role names; read once (one sweep, one job).
+
+    Who supervises a record is whoever may reassign it across its department: the users whose widest scope for
+    ``reassign`` on its type is ``department`` (the shipped 客服主管, a company's 组长); the next level up is whoever
+    may reassign it anywhere (scope ``all``: the shipped 客服经理 and 系统管理员)."""
 
     def __init__(self):
         self.users = {u["_id"]: u for u in User.objects(active=True).only(
             "id", "display_name", "email", "phone_enc", "roles", "department").as_pymongo()}
-        self._by_role: dict[str, dict] = {}
+        self._reaching: dict[tuple[str, str, str], dict] = {}
 
-    def _role_index(self, role: str) -> dict:
-        if role not in self._by_role:
+    def _policy(self, user: dict) -> AccessPolicy:
+        return AccessPolicy(role_keys=tuple(user.get("roles") or ()))
+
+    def reaching(self, type_key: str, action: str, scope: str, department=None) -> list:
+        """Users whose widest scope for ``action`` on records of ``type_key`` is ``scope`` (``kefu.org.roles.Scope``),
+        those of ``department`` first: every such user when the department has none (or ``department`` is None)."""
+        key = (type_key, action, scope)
+        if key not in self._reaching:
             index: dict = {None: []}
             for user in self.users.values():
-                if role in (user.get("roles") or []):
+                if self._policy(user).scope(type_key, action) == scope:
                     index.setdefault(user.get("department"), []).append(user["_id"])
                     index[None].append(user["_id"])
-            self._by_role[role] = index
-        return self._by_role[role]
-
-    def with_role(self, role: str, department=None) -> list:
-        """Users with ``role`` in ``department``; every such user when the department has none."""
-        index = self._role_index(role)
+            self._reaching[key] = index
+        index = self._reaching[key]
         return list(index.get(department) or index[None])
+
+    def supervisors(self, type_key: str, department=None) -> list:
+        """Who supervises the records of ``type_key`` handled by ``department`` (see the class docstring)."""
+        return self.reaching(type_key, Action.REASSIGN.value, Scope.DEPARTMENT.value, department)
+
+    def managers(self, type_key: str, department=None) -> list:
+        """The level above the supervisors: who may reassign the records of ``type_key`` anywhere."""
+        return self.reaching(type_key, Action.REASSIGN.value, Scope.ALL.value, department)
+
+    def with_capability(self, capability: str) -> list:
+        """Users whose roles grant ``capability`` (``kefu.org.roles.Capability``)."""
+        return [user_id for user_id, user in self.users.items() if self._policy(user).has(capability)]
 
     def name(self, user_id) -> str:
         user = self.users.get(user_id)
@@ -337,11 +359,25 @@ def mark_all_read(user_id) -> int:
                                                       {"$set": {"read_at": utcnow()}}).modified_count
 
 
-def notification_json(notification: Notification, tz) -> dict:
+WITHHELD_NOTE = _l("此消息所关联的记录不在您的查看范围内")
+
+
+def withheld(items, access: AccessPolicy) -> set:
+    """The ids of ``items`` (notifications, tasks) about a record ``access`` may not read (moved out of the reader's
+    scope since): their title and text are not shown, in the inbox as in the API."""
+    linked = {item.pk: item.record_id for item in items if item.record_id is not None}
+    readable = readable_ids(list(linked.values()), access)
+    return {pk for pk, record_id in linked.items() if str(record_id) not in readable}
+
+
+def notification_json(notification: Notification, tz, *, hidden: bool = False) -> dict:
+    """The API shape of a notification; ``hidden`` (see ``withheld``): without its title, text and record number."""
     return {
-        "id": str(notification.pk), "kind": notification.kind, "title": notification.title,
-        "body": notification.body, "record_id": str(notification.record_id) if notification.record_id else None,
-        "record_type": notification.record_type, "record_number": notification.record_number,
+        "id": str(notification.pk), "kind": notification.kind,
+        "title": str(WITHHELD_NOTE) if hidden else notification.title, "body": "" if hidden else notification.body,
+        "record_id": str(notification.record_id) if notification.record_id else None,
+        "record_type": notification.record_type, "record_number": None if hidden else notification.record_number,
+        "withheld": hidden,
         "clock": notification.clock, "url": notification.url, "urgent": bool(notification.urgent),
         "created_at": notification.created_at.astimezone(tz).isoformat(),
         "read": notification.read_at is not None,

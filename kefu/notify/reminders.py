@@ -17,6 +17,9 @@ each clock sends what the moment calls for — once:
 - ``ladder`` step k: 09:00 of the k-th working day after the deadline → the assignee, from step
   ``manager_after`` on the department's managers too. After an outage only the latest step is sent.
 
+Supervisors and managers are read from the roles' permissions, not their names (``People.supervisors`` and
+``People.managers``): whoever may reassign the record's type across a department, and anywhere.
+
 Each alert has a key (record, clock, transition, deadline[, step]) and becomes
 notifications and deliveries with unique keys (``kefu.notify.notifications``): two
 sweeps at once, or one repeated after a crash, write nothing twice. The marks
@@ -41,7 +44,6 @@ from kefu.core.errors import NotFound
 from kefu.notify.channels import get_settings
 from kefu.notify.messages import Renderer, record_values
 from kefu.notify.notifications import Alert, Outbox, People
-from kefu.org.roles import Role
 from kefu.org.structure import Department
 from kefu.records.engine_state import clear_sla_next, mark_alerts
 from kefu.records.sections import usable
@@ -124,7 +126,7 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
     running = {entry["clock"] for entry in document.get("sla_open") or []}
     level = level_of(record_type, document)
     assignee, department = document.get("assignee"), document.get("department")
-    supervisors = people.with_role(Role.SUPERVISOR.value, department)
+    supervisors = people.supervisors(record_type.key, department)
     urgent = level in context.settings.urgent_for(record_type)
     base = {"number": document["number"], "type_name": record_type.name, "status": document.get("status") or "",
             "level": level or "", "assignee": people.name(assignee), "department": context.department(department),
@@ -154,7 +156,7 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
         owner = [assignee] if people.active(assignee) else supervisors
         if now >= due:
             steps = ladder_steps(due, now, reminders.ladder, context.calendar, context.tz) if reminders.ladder else 0
-            managers = people.with_role(Role.MANAGER.value, department)
+            managers = people.managers(record_type.key, department)
             late_for_manager = reminders.ladder is not None and steps >= reminders.ladder.manager_after
             if not alerts_sent.get("overdue"):
                 alert("overdue", [*owner, *supervisors, *(managers if late_for_manager else [])])

@@ -62,8 +62,18 @@ class AccessPolicy:
         return max(scopes, key=SCOPE_ORDER.index) if scopes else None
 
     def sees_pii(self, type_key: str) -> bool:
-        """Whether the type's sensitive fields are shown unmasked to the user."""
-        return self.allows(type_key, Action.VIEW_PII.value)
+        """Whether the type's sensitive fields are shown unmasked in every record of it the user may read: the
+        roles allow ``view_pii`` in a scope at least as wide as ``read``'s (lists and exports decide per type;
+        one record's page asks ``permits(document, "view_pii")``)."""
+        if self.everything:
+            return self.allows(type_key, Action.VIEW_PII.value)
+        unmasked = self.scope(type_key, Action.VIEW_PII.value)
+        if unmasked is None:
+            return False
+        read = self.scope(type_key, Action.READ.value)
+        if self.titles and self.allows(type_key, Action.APPROVE.value):
+            read = Scope.ALL.value  # records awaiting their title can lie outside any scope
+        return read is None or SCOPE_ORDER.index(unmasked) >= SCOPE_ORDER.index(read)
 
     def has(self, capability: str) -> bool:
         """Whether a role grants ``capability`` (``kefu.org.roles.Capability``)."""

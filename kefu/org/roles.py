@@ -262,10 +262,11 @@ def save_role(values: Mapping, known_types: Collection[str], *, key: str | None 
 
     ``values``: ``name``, ``description``, ``capabilities`` (``Capability`` values) and ``grants``, a list of
     ``{record_type, actions, scope}`` where ``record_type`` is one of ``known_types`` (the record type keys that
-    exist, ``kefu.records.types``) or ``*`` (every type without a grant of its own); a grant without actions
-    takes from its type what the ``*`` grant allows. Raises ``ValidationFailed`` naming the fields at fault (``key``,
-    ``name``, ``description``, ``capabilities``, ``grants``, ``grants.<type key>``), ``NotFound`` for an
-    unknown ``key``, ``Conflict`` when the change would leave no enabled user able to keep the system.
+    exist, ``kefu.records.types``) or ``*`` (every type without a grant of its own); a type's own grant replaces
+    the ``*`` grant for that type, so one without actions allows nothing on it (leave the type out to follow
+    ``*``). Raises ``ValidationFailed`` naming the fields at fault (``key``, ``name``, ``description``,
+    ``capabilities``, ``grants``, ``grants.<type key>``), ``NotFound`` for an unknown ``key``, ``Conflict`` when
+    the change would leave no enabled user able to keep the system.
     """
     role = _role(key) if key is not None else None
     errors = {}
@@ -376,6 +377,9 @@ def _clean_grants(raw, known_types: Collection[str]) -> tuple[list[dict], dict]:
         if unknown:
             errors[field] = _l("记录权限“%(type)s”：未知的操作 %(unknown)s；可选：%(allowed)s", type=type_key,
                                unknown="、".join(unknown), allowed=_choices(ACTION_LABELS))
+        elif not scope and actions:
+            errors[field] = _l("记录权限“%(type)s”：勾选了操作时请选择范围（%(allowed)s）；不单独设置时请不要勾选操作",
+                               type=type_key, allowed=_choices(SCOPE_LABELS))
         elif scope not in SCOPE_ORDER:
             errors[field] = _l("记录权限“%(type)s”：请选择范围（%(allowed)s）", type=type_key,
                                allowed=_choices(SCOPE_LABELS))

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from kefu.org.access import SYSTEM_POLICY, AccessPolicy, policy_for
+from kefu.org.roles import Action
 from kefu.records.fields import FieldContext
 
 
@@ -34,8 +35,11 @@ class Actor:
         """The acting user's department (its id as stored), None for the system."""
         return self.user.to_mongo().get("department") if self.user is not None else None
 
-    def sees_pii(self, type_key: str) -> bool:
-        """Whether the type's sensitive fields are shown to this actor unmasked."""
+    def sees_pii(self, type_key: str, document: dict | None = None) -> bool:
+        """Whether sensitive fields are shown to this actor unmasked: in ``document`` when given (their
+        ``view_pii`` scope covers it), else in every record of the type they may read."""
+        if document is not None:
+            return self.access.permits(document, Action.VIEW_PII.value)
         return self.access.sees_pii(type_key)
 
     def field_context(self, project_id=None) -> FieldContext:

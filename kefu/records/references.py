@@ -7,8 +7,11 @@ import re
 from bson import ObjectId
 from mongoengine.queryset.visitor import Q
 
+from kefu.core.errors import PermissionDenied
+from kefu.core.i18n import _l
 from kefu.org.access import SYSTEM_POLICY
 from kefu.org.customers import customer_label, search_customers, sees_personal_data
+from kefu.org.roles import Capability
 from kefu.records.actor import Actor
 from kefu.records.fields import REFERENCE_KINDS as _KINDS
 
@@ -26,7 +29,8 @@ def search_references(kind: str, text: str, project: str | None = None, limit: i
     for candidates, and the text to put into a form field (a customer's is
     the id: their usual handle, the phone, is personal data). Units and
     customers can be restricted to one ``project`` (its id). Customers are
-    found by name, or by exact phone number (``kefu.org.customers.search_customers``:
+    found only by roles that keep or look up the archive (``PermissionDenied`` otherwise), by name, or by exact
+    phone number (``kefu.org.customers.search_customers``:
     only for roles with ``lookup_customers``, counted per user; raises
     ``PermissionDenied`` / ``LookupLimited``); their labels show the phone
     masked unless the actor has ``view_customer_pii``.
@@ -50,6 +54,8 @@ def search_references(kind: str, text: str, project: str | None = None, limit: i
 
 def _customers(text: str, project: str | None, limit: int, actor: Actor | None) -> list[dict]:
     access = actor.access if actor is not None else SYSTEM_POLICY
+    if not (access.has(Capability.MANAGE_CUSTOMERS.value) or access.has(Capability.LOOKUP_CUSTOMERS.value)):
+        raise PermissionDenied(_l("您的角色不能查找客户档案"))
     unmasked = actor is not None and actor.user is not None and sees_personal_data(access)
     found = search_customers(text, access, actor.user_id if actor is not None else None, project=project, limit=limit)
     return [{"id": str(c.pk), "label": customer_label(c, unmasked), "value": str(c.pk)} for c in found]

@@ -24,12 +24,11 @@ point (``requires_approval``; default: ``approved_status`` and the workflow's cl
 approved for that very amount. Changing an approved amount, wherever the record is, opens a new pending request that
 its approvers decide there. The engine's own moves (a decision moving the status, a rework) are not held back.
 
-The request lives on the record as ``approval`` = {id, key, state
-(pending/approved/rejected), amount, band, band_text, approver, reviewers,
-note, reviews: [{title, by, by_name, at, comment}], opened_at, decided_at,
-decided_by, decided_by_name, comment}. Opening, each review and the decision
-are timeline events of kind ``approval`` (their ``data`` holds the action,
-amount, band and comment).
+The request lives on the record as ``approval`` = {id, key, state (pending/approved/rejected), amount, band,
+band_text, approver, reviewers, note, reviews: [{title, by, by_name, at, comment}], opened_at, decided_at, decided_by,
+decided_by_name, comment}. Opening, each review and the decision are timeline events of kind ``approval`` (their
+``data`` holds the action, amount, band and comment); an amount given past the approval point without an approved
+request is refused.
 """
 from __future__ import annotations
 
@@ -74,7 +73,8 @@ STATE_LABELS = {State.PENDING.value: _l("待审批"), State.APPROVED.value: _l("
 ACTION_LABELS = {Action.REVIEW.value: _l("审核"), Action.APPROVE.value: _l("通过"), Action.REJECT.value: _l("驳回")}
 
 
-def _amount_text(amount: Decimal) -> str:
+def amount_text(amount: Decimal) -> str:
+    """``3,000`` or ``3,000.50``: an amount as messages show it."""
     return f"{int(amount):,}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
 
 
@@ -124,10 +124,10 @@ class Band(SectionModel):
 
     def text(self) -> str:
         if self.upper is None:
-            return _("%(lower)s 元及以上", lower=_amount_text(self.lower))
+            return _("%(lower)s 元及以上", lower=amount_text(self.lower))
         if self.lower == 0:
-            return _("%(upper)s 元以下", upper=_amount_text(self.upper))
-        return _("%(lower)s–%(upper)s 元", lower=_amount_text(self.lower), upper=_amount_text(self.upper))
+            return _("%(upper)s 元以下", upper=amount_text(self.upper))
+        return _("%(lower)s–%(upper)s 元", lower=amount_text(self.lower), upper=amount_text(self.upper))
 
 
 class Approvals(SectionModel):
@@ -154,7 +154,7 @@ class Approvals(SectionModel):
                 if n == 1:
                     raise refuse(_l(".bands 应从 0 元开始（第 1 档不写 from 或写 0）"))
                 raise refuse(_l(".bands 第 %(n)s 档应从 %(amount)s 元开始，紧接上一档的 below", n=n,
-                                amount=_amount_text(expected)))
+                                amount=amount_text(expected)))
             if band.upper is None and n != len(self.bands):
                 raise refuse(_l(".bands 第 %(n)s 档缺少 below（只有最后一档可以不写）", n=n))
             if band.upper is not None and band.upper <= band.lower:
@@ -168,7 +168,7 @@ class Approvals(SectionModel):
         for index, band in enumerate(self.bands):
             if band.covers(amount):
                 return index, band
-        raise ValidationFailed(_l("金额 %(amount)s 不在任何审批档位内", amount=_amount_text(amount)))
+        raise ValidationFailed(_l("金额 %(amount)s 不在任何审批档位内", amount=amount_text(amount)))
 
     def past_approval(self, workflow) -> frozenset[str]:
         """The statuses past the approval point: entered, while the amount has a value, only with the request
@@ -224,7 +224,8 @@ class ApprovalsSection(Section):
 
 # -- the request ---------------------------------------------------------------------------------------
 
-def _stored_amount(record_type, rules: Approvals, document: dict) -> Decimal | None:
+def stored_amount(record_type, rules: Approvals, document: dict) -> Decimal | None:
+    """The record's amount as stored (None when it has none)."""
     definition = record_type.field(rules.amount_field)
     stored = (document.get("data") or {}).get(rules.amount_field)
     if definition is None or stored is None:
@@ -233,7 +234,8 @@ def _stored_amount(record_type, rules: Approvals, document: dict) -> Decimal | N
     return None if value is None else Decimal(str(value))
 
 
-def _amount_label(record_type, rules: Approvals) -> str:
+def amount_label(record_type, rules: Approvals) -> str:
+    """The amount field's label (its key when the field is gone)."""
     definition = record_type.field(rules.amount_field)
     return definition.label if definition is not None else rules.amount_field
 
@@ -244,7 +246,7 @@ def _refuse_without_decision(record_type, rules: Approvals, current: dict | None
     ``after`` the record's values after the change."""
     status_before = current.get("status") if current else None
     pending = bool(current) and (current.get("approval") or {}).get("state") == State.PENDING.value
-    label = _amount_label(record_type, rules)
+    label = amount_label(record_type, rules)
     if "status" in changed and after.get("status") == rules.on_status != status_before:
         if after.get(rules.amount_field) is None:
             message = _l("进入“%(status)s”前请填写“%(label)s”：审批人按金额确定", status=rules.on_status, label=label)
@@ -259,15 +261,22 @@ def _refuse_without_decision(record_type, rules: Approvals, current: dict | None
 
 def _refuse_skipping(record_type, rules: Approvals, current: dict | None, after: dict, changed) -> None:
     """Refuse entering a status past the approval point (``Approvals.past_approval``) while the amount has a
-    value, unless the request is approved for that amount."""
+    value, unless the request is approved for that amount; and refuse giving a record past that point an amount
+    no request was ever approved for (a changed approved amount is let through: ``_open_on_entry`` reopens it)."""
     status = after.get("status")
-    if "status" not in changed or status not in rules.past_approval(workflow_of(record_type)):
+    if status not in rules.past_approval(workflow_of(record_type)):
         return
     amount = _number(after.get(rules.amount_field))
     request = (current or {}).get("approval") or {}
+    if "status" not in changed:
+        if rules.amount_field in changed and amount is not None and request.get("state") != State.APPROVED.value:
+            message = _l("记录已是“%(status)s”，填写“%(label)s”须先审批：请先转到“%(on_status)s”发起审批",
+                         status=status, label=amount_label(record_type, rules), on_status=rules.on_status)
+            raise ValidationFailed(message, {rules.amount_field: message})
+        return
     if amount is None or (request.get("state") == State.APPROVED.value and request["amount"].to_decimal() == amount):
         return
-    values = {"label": _amount_label(record_type, rules), "amount": _amount_text(amount), "status": status}
+    values = {"label": amount_label(record_type, rules), "amount": amount_text(amount), "status": status}
     if request.get("state") == State.PENDING.value and request["amount"].to_decimal() == amount:
         message = _l("“%(label)s” %(amount)s 元的审批尚未通过（待“%(approver)s”审批），不能改为“%(status)s”",
                      approver=request["approver"], **values)
@@ -283,7 +292,7 @@ def _open_on_entry(record_type, rules: Approvals, document: dict, changed, actor
     new amount is approved)."""
     if "status" not in changed and rules.amount_field not in changed:
         return
-    amount = _stored_amount(record_type, rules, document)
+    amount = stored_amount(record_type, rules, document)
     if amount is None:
         return  # before_save refuses this in on_status; a record stored before the rule existed has no request
     request = document.get("approval") or {}
@@ -317,7 +326,7 @@ def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | 
     }
     if not set_approval(document["_id"], existing.get("key"), request):
         return None  # another run opened it first
-    said = {"label": _amount_label(record_type, rules), "amount": _amount_text(amount), "band": band.text(),
+    said = {"label": amount_label(record_type, rules), "amount": amount_text(amount), "band": band.text(),
             "approver": band.approver}
     if existing.get("state") in (State.PENDING.value, State.APPROVED.value):  # a new amount replaces it
         parts = [str(_l("重新发起审批：%(label)s %(amount)s 元（%(band)s），由“%(approver)s”审批", **said))]
@@ -374,7 +383,7 @@ def refusal(record_type, document: dict, action: str, user) -> DomainError | Non
         return None
     if request["approver"] not in titles:
         return PermissionDenied(_l("您不能审批这笔 %(amount)s 元（%(band)s）：需要审批职务“%(title)s”（您的审批职务：%(mine)s）",
-                                   amount=_amount_text(request["amount"].to_decimal()), band=request["band_text"],
+                                   amount=amount_text(request["amount"].to_decimal()), band=request["band_text"],
                                    title=request["approver"], mine=_mine(user)))
     if action == Action.APPROVE.value and outstanding:
         return Conflict(_l("请先由以下审核人审核：%(titles)s", titles="、".join(outstanding)))
@@ -418,7 +427,7 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
         raise Conflict(_l("审批状态已变化，请刷新后重试"))
     amount = request["amount"].to_decimal()
     text = _l("%(action)s（%(titles)s）：%(amount)s 元，%(band)s", action=ACTION_LABELS[action],
-              titles="、".join(titles), amount=_amount_text(amount), band=request["band_text"])
+              titles="、".join(titles), amount=amount_text(amount), band=request["band_text"])
     record_event(type_key, document["_id"], "approval", actor,
                  text=f"{text}；{_('意见')}：{comment}" if comment else str(text),
                  data={"action": action, "request": request["id"], "titles": titles, "amount": str(amount),
@@ -445,55 +454,3 @@ def _move_status(type_key: str, record_id, expected: str, target: str, actor) ->
         except Conflict:
             continue
     raise Conflict(_l("记录正被频繁修改，请稍后重试"))
-
-
-# -- reading ------------------------------------------------------------------------------------------
-
-def request_json(document: dict, tz) -> dict | None:
-    """The record's approval request for the API and the screens (None when it never had one)."""
-    request = document.get("approval")
-    if not request:
-        return None
-    done = {review["title"] for review in request.get("reviews") or []}
-
-    def moment(value):
-        return value.astimezone(tz).isoformat() if value else None
-
-    amount = request["amount"].to_decimal()
-    band_text = request["band_text"]
-    if "lower" in request:  # shown in the reader's language
-        band_text = Band.of(request["lower"].to_decimal(),
-                            request["upper"].to_decimal() if request["upper"] else None, request["approver"]).text()
-    return {
-        "id": request["id"], "state": request["state"], "state_text": str(STATE_LABELS[request["state"]]),
-        "amount": f"{amount:.2f}", "amount_text": _amount_text(amount), "band": request["band"], "band_text": band_text,
-        "approver": request["approver"], "reviewers": list(request.get("reviewers") or []),
-        "pending_reviewers": [t for t in request.get("reviewers") or [] if t not in done],
-        "note": request.get("note") or "",
-        "reviews": [{"title": r["title"], "by_name": r.get("by_name"), "at": moment(r.get("at")),
-                     "comment": r.get("comment") or ""} for r in request.get("reviews") or []],
-        "opened_at": moment(request.get("opened_at")), "decided_at": moment(request.get("decided_at")),
-        "decided_by_name": request.get("decided_by_name"), "comment": request.get("comment") or "",
-    }
-
-
-def panel(record_type, document: dict, user, tz) -> dict | None:
-    """What the details page shows: the request, the band the current amount falls in, and for each action
-    whether ``user`` may take it (None) or why not (a message). None when the type has no rules."""
-    rules = rules_of(record_type)
-    if rules is None:
-        return None
-    amount = _stored_amount(record_type, rules, document)
-    preview = None
-    if amount is not None:
-        index, band = rules.band_for(amount)
-        preview = {"amount": _amount_text(amount), "band_text": band.text(), "approver": band.approver,
-                   "reviewers": list(band.reviewers), "note": band.note}
-    request = request_json(document, tz)
-    actions = {}
-    if request and request["state"] == State.PENDING.value:
-        for action in ACTION_LABELS:
-            problem = refusal(record_type, document, action, user)
-            actions[action] = None if problem is None else str(problem.message)
-    return {"rules": rules, "on_status": rules.on_status, "amount_label": _amount_label(record_type, rules),
-            "preview": preview, "request": request, "actions": actions, "action_labels": ACTION_LABELS}

@@ -20,8 +20,8 @@ repeated run sends nothing twice:
 | ``follow_up_tasks`` | working days 09:00 | 今日跟进 task + reminder: open longer than ``daily_update`` working days |
 | ``callbacks_due`` | working days 09:00 | 今日回访 task + reminder for each callback due today |
 | ``care_messages`` | daily 10:00 | handover care 30/15/3 days before; greetings the working day before a statutory holiday |
-| ``weekly_summary`` | Wednesdays 09:00 | the week's numbers to supervisors and managers |
-| ``monthly_report`` | the 5th 08:00 | last month's report archived (``kefu.insight.reports``), managers told |
+| ``weekly_summary`` | Wednesdays 09:00 | the week's numbers to the roles with ``view_reports`` |
+| ``monthly_report`` | the 5th 08:00 | last month's report archived (``kefu.insight.reports``), ``view_reports`` told |
 | ``remove_old_exports`` | daily 03:00 | background exports older than 7 days deleted with their files |
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ from kefu.notify.messages import record_values
 from kefu.notify.notifications import Alert, Outbox, add_tasks, task_day
 from kefu.notify.reminders import SweepContext, sweep
 from kefu.org.customers import Customer, stored_phone
-from kefu.org.roles import Role
+from kefu.org.roles import Capability
 from kefu.org.structure import Project
 from kefu.records.sections import usable, workflow_of
 from kefu.records.store import RECORDS
@@ -57,8 +57,8 @@ def _record_tasks(now: datetime, kind: str, found: list[tuple], context) -> str:
         for document, step in members:
             owner = next((u for u in (document.get("assignee"), document.get("created_by"))
                           if context.people.active(u)), None)
-            recipients = [owner] if owner else context.people.with_role(Role.SUPERVISOR.value,
-                                                                        document.get("department"))
+            recipients = [owner] if owner else context.people.supervisors(record_type.key,
+                                                                          document.get("department"))
             values = {"number": document["number"], "type_name": record_type.name,
                       "status": document.get("status") or "", "level": level_of(record_type, document) or "",
                       "clock": "", "due_at": _due_text(document, context.tz), "late": "", "step": step,
@@ -182,7 +182,8 @@ def holiday_ahead(today: date, calendar) -> tuple[str, date] | None:
 
 
 def weekly_summary(now: datetime) -> str:
-    """The week's numbers (new, closed, overdue now, due soon) per type, to supervisors and managers."""
+    """The week's numbers (new, closed, overdue now, due soon) per type, to whoever may read the reports
+    (``view_reports``: the shipped supervisors, managers and admins)."""
     context = _context(now)
     today = _local_day(now, context.tz)
     first = today - timedelta(days=6)
@@ -191,7 +192,7 @@ def weekly_summary(now: datetime) -> str:
     subject, body = context.renderer.render("weekly_summary", {
         "title": f"客服周报（{period}）", "lines": lines, "period": period,
         "url": f"{context.base_url}/admin/overdue/"})
-    recipients = context.people.with_role(Role.SUPERVISOR.value) + context.people.with_role(Role.MANAGER.value)
+    recipients = context.people.with_capability(Capability.VIEW_REPORTS.value)
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
     outbox.add(Alert(key=f"weekly:{today.isoformat()}", kind="weekly_summary", subject=subject, body=body,
                      recipients=recipients, url=f"{context.base_url}/admin/overdue/"))
@@ -199,7 +200,8 @@ def weekly_summary(now: datetime) -> str:
 
 
 def monthly_report(now: datetime) -> str:
-    """Archive last month's report (``kefu.insight.reports``) and tell the managers where it is."""
+    """Archive last month's report (``kefu.insight.reports``) and tell whoever may read it (``view_reports``)
+    where it is."""
     context = _context(now)
     month = previous_month(_local_day(now, context.tz))
     report = archive_monthly(month, now)
@@ -208,7 +210,7 @@ def monthly_report(now: datetime) -> str:
         "title": f"{month} 月度投诉分析报告", "lines": report["summary_lines"], "period": month, "url": url})
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
     outbox.add(Alert(key=f"monthly:{month}", kind="monthly_report", subject=subject, body=body,
-                     recipients=context.people.with_role(Role.MANAGER.value), url=url))
+                     recipients=context.people.with_capability(Capability.VIEW_REPORTS.value), url=url))
     return f"report {month} archived; notifications created: {outbox.flush()}"
 
 

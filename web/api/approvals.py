@@ -7,17 +7,17 @@ from flask_login import current_user
 from kefu.insight import exports
 from kefu.records import types as record_types
 from kefu.records.store import get_record_for
-from kefu.rules import approvals
+from kefu.rules import approval_panel, approvals
 from kefu.rules.callbacks import links_of
 from web.actor import current_actor
 from web.api.base import blueprint, json_body
 
 
 def _body(record_type, document, actor) -> dict:
-    panel = approvals.panel(record_type, document, current_user, actor.tz) or {}
+    panel = approval_panel.panel(record_type, document, current_user, actor.tz) or {}
     links = links_of(document, actor.tz, actor.access)
     return {
-        "approval": approvals.request_json(document, actor.tz),
+        "approval": approval_panel.request_json(document, actor.tz),
         "actions": panel.get("actions") or {},
         "links": [{k: v for k, v in link.items() if k != "due_at"} for link in links],
         "record": exports.record_json(record_type, document, actor),

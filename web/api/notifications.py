@@ -9,6 +9,7 @@ from flask_login import current_user
 from kefu.calendar.workcalendar import today_in
 from kefu.core.i18n import _
 from kefu.notify import notifications
+from web.actor import current_actor
 from web.api.base import BadRequest, blueprint, page_args
 
 
@@ -26,11 +27,14 @@ def _flag(name: str) -> bool:
 @blueprint.get("/v1/notifications")
 def list_notifications():
     """The caller's notifications, newest first: ``{"items": [...], "total", "unread"}``; ``unread=true`` for the
-    unread ones only; ``page``, ``per_page`` (≤ 200)."""
+    unread ones only; ``page``, ``per_page`` (≤ 200). One about a record the caller may no longer read comes
+    without its title, text and record number (``withheld``)."""
     page, per_page = page_args(request.args, max_per_page=200)
     total, items = notifications.inbox(current_user.pk, page, per_page, unread_only=_flag("unread"))
     tz = _tz()
-    return jsonify({"items": [notifications.notification_json(n, tz) for n in items], "total": total,
+    hidden = notifications.withheld(items, current_actor().access)
+    return jsonify({"items": [notifications.notification_json(n, tz, hidden=n.pk in hidden) for n in items],
+                    "total": total,
                     "unread": notifications.unread_count(current_user.pk)})
 
 
@@ -38,7 +42,8 @@ def list_notifications():
 def read_notification(notification_id):
     """Mark one of the caller's notifications read: 200 with it; 404 for another's or an unknown id."""
     notification = notifications.mark_read(current_user.pk, notification_id)
-    return jsonify(notifications.notification_json(notification, _tz()))
+    hidden = notification.pk in notifications.withheld([notification], current_actor().access)
+    return jsonify(notifications.notification_json(notification, _tz(), hidden=hidden))
 
 
 @blueprint.post("/v1/notifications/read-all")
@@ -48,12 +53,15 @@ def read_all_notifications():
 
 @blueprint.get("/v1/tasks")
 def list_tasks():
-    """The caller's open tasks of today and earlier days (今日跟进, 今日回访)."""
+    """The caller's open tasks of today and earlier days (今日跟进, 今日回访); one about a record the caller may no
+    longer read comes without its title and record number (``withheld``)."""
     tz = _tz()
     items = notifications.open_tasks(current_user.pk, today_in(tz), tz)
+    hidden = notifications.withheld(items, current_actor().access)
     return jsonify({"items": [{
-        "id": str(task.pk), "kind": task.kind, "title": task.title, "record_type": task.record_type,
-        "record_id": str(task.record_id) if task.record_id else None, "record_number": task.record_number,
+        "id": str(task.pk), "kind": task.kind, "title": _("此任务所关联的记录不在您的查看范围内") if task.pk in hidden
+        else task.title, "record_type": task.record_type, "record_id": str(task.record_id) if task.record_id else None,
+        "record_number": None if task.pk in hidden else task.record_number, "withheld": task.pk in hidden,
         "day": task.day.astimezone(tz).date().isoformat()} for task in items]})
 
 
