@@ -338,13 +338,11 @@ def summary_lines(analysis: dict) -> list[str]:
 
 def analysis_xlsx(analysis: dict, tz) -> bytes:
     """The analysis as a workbook: an overview sheet, then one sheet per table (the same numbers as the page)."""
-    # optional: openpyxl takes ~95 ms to import and only the monthly report's XLSX needs it, not every process
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
+    import openpyxl  # optional: ~95 ms to import, needed only by the monthly report's XLSX, not by every process
 
-    workbook = Workbook()
-    bold = Font(bold=True)
+    workbook = openpyxl.Workbook()
+    bold = openpyxl.styles.Font(bold=True)
+    get_column_letter = openpyxl.utils.get_column_letter
 
     def table(title: str, headers: list[str], rows: list[list], formats: dict | None = None):
         sheet = workbook.create_sheet(sheet_title(title))
