@@ -49,7 +49,8 @@ class InboxView(AccessControlled, BaseView):
         unread_only = request.args.get("unread") == "1"
         total, items = notifications.inbox(current_user.pk, page, self.page_size, unread_only=unread_only)
         pages = max(1, (total + self.page_size - 1) // self.page_size)
-        return self.render("admin/inbox.html", items=items, withheld=_withheld(items), total=total, page=page,
+        return self.render("admin/inbox.html", items=items, withheld=_withheld(items),
+                           withheld_note=notifications.WITHHELD_NOTE, total=total, page=page,
                            pages=pages, tz=_tz(),
                            unread_only=unread_only, kinds=notifications.KIND_LABELS, form=ActionForm(),
                            page_url=lambda p: self.get_url(".index", page=p + 1, unread="1" if unread_only else None))
@@ -86,7 +87,8 @@ class TasksView(AccessControlled, BaseView):
     def index(self):
         tz = _tz()
         items = notifications.open_tasks(current_user.pk, today_in(tz), tz)
-        return self.render("admin/tasks.html", items=items, withheld=_withheld(items), tz=tz,
+        return self.render("admin/tasks.html", items=items, withheld=_withheld(items),
+                           withheld_note=notifications.TASK_WITHHELD_NOTE, tz=tz,
                            kinds=notifications.KIND_LABELS,
                            form=ActionForm(), today=today_in(tz))
 

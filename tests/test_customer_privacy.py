@@ -404,3 +404,16 @@ def test_every_start_encrypts_what_an_upgrade_left_in_clear(app, runner, db, see
     second = runner.invoke(args=["kefu", "prepare"])
     assert second.exit_code == 0 and "personal data" not in second.output
     assert db.customers.find_one({"name": "升级前"})["phone_enc"] == stored["phone_enc"]
+
+
+def test_control_characters_in_a_customers_name_or_notes_are_refused_at_the_field(app, db):
+    from kefu.core.errors import ValidationFailed
+    from kefu.org.customers import create_customer
+
+    with app.app_context():
+        for field, value in (("name", "张\x00三"), ("notes", "备注\x1b")):
+            with pytest.raises(ValidationFailed) as refused:
+                create_customer({"name": "张三", **{field: value}})
+            assert set(refused.value.fields) == {field} and "控制字符" in str(refused.value.fields[field])
+        create_customer({"name": "张三", "notes": "第一行\n第二行"})  # line breaks belong in notes
+    assert db.customers.count_documents({}) == 1

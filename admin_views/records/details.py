@@ -6,13 +6,11 @@ from flask import abort, flash, redirect, request
 from flask_admin import expose
 from flask_admin.form import SecureForm
 from flask_admin.helpers import get_redirect_target
-from flask_login import current_user
 from wtforms import FileField, HiddenField, SelectField, TextAreaField
 from wtforms.validators import InputRequired
 
-from admin_views.records.guard import record_or_abort
 from admin_views.records.rows import field_label
-from kefu.core.errors import DomainError, PermissionDenied
+from kefu.core.errors import DomainError, NotFound, PermissionDenied
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Action
 from kefu.records.core_fields import core_field
@@ -59,7 +57,7 @@ class RecordDetails:
             fields=self.record_type.active_fields, stored_only=stored_only, label=field_label,
             events=record_events(row.id), audit=record_audit(row.id),
             event_form=EventForm(), event_kinds=EVENT_KINDS, display=self.display_value,
-            approval=approval_panel.panel(self.record_type, row.document, current_user, self._actor().tz),
+            approval=approval_panel.panel(self.record_type, row.document, self._actor()),
             approval_form=ApprovalForm(),
             links=callbacks.links_of(row.document, self._actor().tz, self._actor().access),
             clocks=sla.clocks_json(row.document, self._actor().tz), sla_states=sla.STATE_LABELS,
@@ -67,18 +65,19 @@ class RecordDetails:
             may_edit=self._actor().access.permits(row.document, Action.EDIT.value),
         )
 
-    def _record_action(self, form, act, done: str, needs: str = Action.EDIT.value):
-        """A POST from the details page: validate ``form``, run ``act(record_id)``, say how it went, go back.
-        The user must be allowed ``needs`` on the record (``act`` may check more): one they may not read is the
-        404 page, a refusal for lack of rights the 403 page; any other refusal a message."""
+    def _record_action(self, form, act, done: str):
+        """A POST from the details page: validate ``form``, run ``act(record_id)`` (the service checks the user's
+        rights on the record), say how it went, go back. A record they may not read is the 404 page, a refusal for
+        lack of rights the 403 page; any other refusal a message."""
         record_id = request.args.get("id", "")
         target = self.get_url(".details_view", id=record_id)
-        record_or_abort(self.record_type, record_id, needs)
         if not form.validate():
             flash(_("提交失败：%(errors)s", errors="；".join(e for errs in form.errors.values() for e in errs)), "error")
             return redirect(target)
         try:
             act(record_id)
+        except NotFound:
+            abort(404)
         except PermissionDenied as exc:
             abort(403, str(exc.message))
         except DomainError as exc:
@@ -110,5 +109,4 @@ class RecordDetails:
         return self._record_action(form, lambda record_id: approvals.act(
             self.record_type.key, record_id, form.action.data, self._actor(), comment=form.comment.data,
             request_id=form.request_id.data or None),
-            _("已%(action)s", action=approvals.ACTION_LABELS.get(form.action.data, form.action.data or "")),
-            needs=Action.READ.value)
+            _("已%(action)s", action=approvals.ACTION_LABELS.get(form.action.data, form.action.data or "")))

@@ -12,7 +12,7 @@ from admin_views.records.guard import record_or_abort, require_type
 from admin_views.records.rows import RecordRow, field_label
 from kefu.core.errors import Conflict, DomainError
 from kefu.core.i18n import _
-from kefu.org.roles import Action, Capability
+from kefu.org.roles import Action
 from kefu.records.fields import get_field_type
 from kefu.records.sections import workflow_of
 from kefu.records.values import project_id_for
@@ -86,14 +86,9 @@ class RecordForms:
         return {"assignee"}
 
     def _form_data(self, definition, value):
-        """The stored ``value`` as the edit form shows it. A reference named by personal data (a customer by
-        phone) is shown by its id to a user who may not see customers' personal data."""
-        field_type = get_field_type(definition.type)
-        kind = getattr(field_type, "kind", None)
-        if kind is not None and kind.personal_handle and not self._actor().access.has(
-                Capability.VIEW_CUSTOMER_PII.value):
-            return str(value)
-        return field_type.form_data(value, self._actor().tz)
+        """The stored ``value`` as the edit form shows it (a reference by its handle: a customer by name, never by
+        personal data)."""
+        return get_field_type(definition.type).form_data(value, self._actor().tz)
 
     def edit_form(self, obj=None):
         form = self._form_class()(request.form if request.method == "POST" else None)

@@ -57,6 +57,7 @@ class ExportJob(Document):
     rows_done = IntField(default=0, verbose_name=_l("已导出"))
     file_id = ObjectIdField()
     file_key = BinaryField()  # the key the file is sealed with, as hex, encrypted (FILE_KEY_CONTEXT)
+    clear_file_id = ObjectIdField()  # seal_earlier_jobs: a file from before sealing, until it is deleted
     error = StringField()
     created_at = DateTimeField(default=utcnow, verbose_name=_l("时间"))
     finished_at = DateTimeField()
@@ -209,16 +210,18 @@ def open_file(user_id, job_id):
 def seal_earlier_jobs() -> int:
     """Encrypt what background exports made before encryption kept in clear: the ``query`` (with its raw
     ``filters_text``, which is dropped) and the finished file, written again sealed. Idempotent and resumable: a
-    job is rewritten in one update once its sealed file is stored; return how many jobs were sealed."""
+    job is rewritten in one update once its sealed file is stored, naming its clear file (``clear_file_id``) until
+    that is deleted, so a stop in between leaves nothing in clear for good; return how many jobs were sealed."""
     collection, bucket = ExportJob._get_collection(), GridFSBucket(get_database(), bucket_name=BUCKET)
     sealed = 0
     for stored in collection.find({"$or": [{"query": {"$exists": True}}, {"filters_text": {"$exists": True}},
-                                           {"file_id": {"$ne": None}, "file_key": {"$exists": False}}]}):
+                                           {"file_id": {"$ne": None}, "file_key": {"$exists": False}},
+                                           {"clear_file_id": {"$exists": True}}]}):
         changes = {}
         if "query" in stored:
             changes["sealed_query"] = seal_query(query_from_dict(stored["query"]))
-        old_file = stored.get("file_id") if "file_key" not in stored else None
-        if old_file is not None:
+        old_file = stored.get("file_id") if "file_key" not in stored else stored.get("clear_file_id")
+        if old_file is not None and "file_key" not in stored:
             try:
                 with bucket.open_download_stream(old_file) as clear:
                     changes["file_id"], changes["file_key"] = _store_sealed(
@@ -226,10 +229,16 @@ def seal_earlier_jobs() -> int:
             except NoFile:  # removed already: the job has no file to download any more
                 changes.update(file_id=None, status="failed", error=str(_l("导出文件已不存在")))
                 old_file = None
+            else:
+                changes["clear_file_id"] = old_file
         update = {"$unset": {"query": "", "filters_text": ""}, **({"$set": changes} if changes else {})}
         collection.update_one({"_id": stored["_id"]}, update)
         if old_file is not None:
-            bucket.delete(old_file)
+            try:
+                bucket.delete(old_file)
+            except NoFile:  # deleted before a stop that came before the next update
+                pass
+            collection.update_one({"_id": stored["_id"]}, {"$unset": {"clear_file_id": ""}})
         sealed += 1
     return sealed
 

@@ -5,20 +5,27 @@ from __future__ import annotations
 import re
 
 from kefu.core.i18n import _
-from kefu.core.validation import mask_phone
+from kefu.core.validation import mask_id_number, mask_phone
 from kefu.records.actor import Actor
 from kefu.records.core_fields import field_for
 from kefu.records.fields import OPERATORS, get_field_type
 from kefu.records.query import SLA_SORT, RecordQuery
 from kefu.records.types import RecordType
 
-DIGIT_RUN = re.compile(r"\d{5,}[Xx]?")  # a phone or ID number typed into a search, or part of one
+# A phone (7–8 digit landline, 11 digit mobile) or ID number (15 or 18, maybe ending in X) typed into a search;
+# shorter runs stay readable: a record number's parts (TS-202611-0001), an amount.
+DIGIT_RUN = re.compile(r"\d{7,}[Xx]?")
+
+
+def _masked_run(found) -> str:
+    run = found.group()
+    return mask_id_number(run) if len(run) in (15, 18) else mask_phone(run)
 
 
 def mask_digits(text: str) -> str:
-    """``text`` with every run of five or more digits masked as a phone number is (``138****8000``): a search may
-    be a phone or ID number."""
-    return DIGIT_RUN.sub(lambda found: mask_phone(found.group()), text)
+    """``text`` with every run of seven or more digits masked as the phone (``138****8000``) or ID number it may
+    be: a search may be one."""
+    return DIGIT_RUN.sub(_masked_run, text)
 
 
 def _masked_value(field_type, value) -> str:

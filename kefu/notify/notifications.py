@@ -360,6 +360,7 @@ def mark_all_read(user_id) -> int:
 
 
 WITHHELD_NOTE = _l("此消息所关联的记录不在您的查看范围内")
+TASK_WITHHELD_NOTE = _l("此任务所关联的记录不在您的查看范围内")
 
 
 def withheld(items, access: AccessPolicy) -> set:
@@ -386,6 +387,14 @@ def notification_json(notification: Notification, tz, *, hidden: bool = False) -
 
 
 # -- tasks --------------------------------------------------------------------------------------------------
+
+def task_json(task: Task, tz, *, hidden: bool = False) -> dict:
+    """The API shape of a task; ``hidden`` (see ``withheld``): without its title and record number."""
+    return {"id": str(task.pk), "kind": task.kind, "title": str(TASK_WITHHELD_NOTE) if hidden else task.title,
+            "record_type": task.record_type, "record_id": str(task.record_id) if task.record_id else None,
+            "record_number": None if hidden else task.record_number, "withheld": hidden,
+            "day": task.day.astimezone(tz).date().isoformat()}
+
 
 def task_day(day: date, tz) -> datetime:
     """How a task's day is stored: its local midnight."""

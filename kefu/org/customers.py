@@ -163,7 +163,8 @@ def _canonical(name: str, raw) -> str | None:
 
 
 def _invalid(name: str, problem) -> ValidationFailed:
-    message = _l("%(label)s：%(problem)s", label=PERSONAL_LABELS[name], problem=problem)
+    label = PERSONAL_LABELS.get(name) or Customer._fields[name].verbose_name
+    message = _l("%(label)s：%(problem)s", label=label, problem=problem)
     return ValidationFailed(message, {name: message})
 
 
@@ -186,7 +187,12 @@ def _apply(customer: Customer, values: Mapping) -> Customer:
     for name in PLAIN_FIELDS:
         if name in values:
             value = values[name]
-            setattr(customer, name, value.strip() if isinstance(value, str) else value)
+            if isinstance(value, str):
+                try:
+                    value = check_typable(value.strip(), multiline=name == "notes")
+                except InvalidValue as exc:
+                    raise _invalid(name, str(exc)) from None
+            setattr(customer, name, value)
     customer.save()
     return customer
 
@@ -237,13 +243,12 @@ def _count_lookup(user_id) -> None:
     if user_id is None:  # the system's own work is not a person looking people up
         return
     key = f"kefu:customer-lookups:{user_id}"
-    pipeline = current_app.extensions["kefu_redis"].pipeline()
+    # One transaction: the window's counter is created with its expiry, so no crash leaves a counter that never ends.
+    pipeline = current_app.extensions["kefu_redis"].pipeline(transaction=True)
+    pipeline.set(key, 0, ex=int(LOOKUP_WINDOW.total_seconds()), nx=True)
     pipeline.incr(key)
     pipeline.ttl(key)
-    count, ttl = pipeline.execute()
-    if ttl is None or ttl < 0:
-        current_app.extensions["kefu_redis"].expire(key, int(LOOKUP_WINDOW.total_seconds()))
-        ttl = int(LOOKUP_WINDOW.total_seconds())
+    _created, count, ttl = pipeline.execute()
     if count > LOOKUP_LIMIT:
         raise LookupLimited(_l("按电话查找客户过于频繁（每 %(minutes)s 分钟最多 %(n)s 次），请 %(wait)s 分钟后再试",
                                minutes=int(LOOKUP_WINDOW.total_seconds() // 60), n=LOOKUP_LIMIT,

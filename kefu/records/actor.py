@@ -43,7 +43,8 @@ class Actor:
         return self.access.sees_pii(type_key)
 
     def field_context(self, project_id=None) -> FieldContext:
-        return FieldContext(tz=self.tz, user=self.user, project_id=project_id, attachments=self.attachments)
+        return FieldContext(tz=self.tz, user=self.user, project_id=project_id, attachments=self.attachments,
+                            access=self.access)
 
 
 def user_actor(user, *, attachments=None) -> Actor:

@@ -36,9 +36,9 @@ def request_json(document: dict, tz) -> dict | None:
     }
 
 
-def panel(record_type, document: dict, user, tz) -> dict | None:
+def panel(record_type, document: dict, actor) -> dict | None:
     """What the details page shows: the request, the band the current amount falls in, and for each action
-    whether ``user`` may take it (None) or why not (a message). None when the type has no rules."""
+    whether ``actor`` may take it (None) or why not (a message). None when the type has no rules."""
     rules = rules_of(record_type)
     if rules is None:
         return None
@@ -48,11 +48,11 @@ def panel(record_type, document: dict, user, tz) -> dict | None:
         index, band = rules.band_for(amount)
         preview = {"amount": amount_text(amount), "band_text": band.text(), "approver": band.approver,
                    "reviewers": list(band.reviewers), "note": band.note}
-    request = request_json(document, tz)
+    request = request_json(document, actor.tz)
     actions = {}
     if request and request["state"] == State.PENDING.value:
         for action in ACTION_LABELS:
-            problem = refusal(record_type, document, action, user)
+            problem = refusal(record_type, document, action, actor)
             actions[action] = None if problem is None else str(problem.message)
     return {"rules": rules, "on_status": rules.on_status, "amount_label": amount_label(record_type, rules),
             "preview": preview, "request": request, "actions": actions, "action_labels": ACTION_LABELS}

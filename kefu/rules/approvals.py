@@ -42,7 +42,6 @@ from pydantic import BeforeValidator, Field, StrictStr, model_validator
 from kefu.core.clock import utcnow
 from kefu.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _, _l
-from kefu.org.access import policy_for
 from kefu.org.roles import Action as AccessAction
 from kefu.org.roles import role_label
 from kefu.records.actor import system_actor
@@ -352,8 +351,10 @@ def _mine(user) -> str:
     return "、".join(_titles(user)) or "-"
 
 
-def refusal(record_type, document: dict, action: str, user) -> DomainError | None:
-    """Why ``user`` may not take ``action`` on the record's request now (None: they may)."""
+def refusal(record_type, document: dict, action: str, actor) -> DomainError | None:
+    """Why ``actor`` (their roles' ``approve`` on the type and their approval titles) may not take ``action`` on the
+    record's request now (None: they may)."""
+    user = actor.user
     rules = rules_of(record_type)
     if action not in ACTION_LABELS:
         allowed = "、".join(f"{k}（{v}）" for k, v in ACTION_LABELS.items())
@@ -364,7 +365,7 @@ def refusal(record_type, document: dict, action: str, user) -> DomainError | Non
     request = document.get("approval") or {}
     if request.get("state") != State.PENDING.value:  # wherever the record is: an approved amount may be changed
         return Conflict(_l("此记录没有待审批的申请（当前状态：%(status)s）", status=document.get("status") or "-"))
-    if user is None or not policy_for(user).allows(record_type.key, AccessAction.APPROVE.value):
+    if user is None or not actor.access.allows(record_type.key, AccessAction.APPROVE.value):
         roles = "、".join(role_label(r) for r in getattr(user, "roles", None) or []) or "-"
         return PermissionDenied(_l("您没有审批“%(type)s”的权限（您的角色：%(mine)s）", type=record_type.name,
                                    mine=roles))
@@ -401,7 +402,7 @@ def act(type_key: str, record_id, action: str, actor, comment: str = "", request
     record_type = get_record_type(type_key, active_only=False)
     document = get_record_for(type_key, record_id, actor.access)
     comment = (comment or "").strip()
-    problem = refusal(record_type, document, action, actor.user)
+    problem = refusal(record_type, document, action, actor)
     if problem is not None:
         raise problem
     request = document["approval"]

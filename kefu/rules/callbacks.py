@@ -39,12 +39,14 @@ from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import DomainError, NotFound
 from kefu.core.i18n import _l
+from kefu.org.access import ACCESS_PROJECTION
+from kefu.org.roles import Action
 from kefu.records.actor import system_actor
 from kefu.records.definitions import TYPE_KEY_PATTERN
 from kefu.records.engine_state import claim_outcome, link_callback, release_outcome, set_callback_result
 from kefu.records.fields import get_field_type
 from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse, workflow_of
-from kefu.records.store import RECORDS, readable_ids
+from kefu.records.store import RECORDS
 from kefu.records.timeline import record_event
 from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import core_values, read_values
@@ -288,12 +290,12 @@ def links_of(document: dict, tz, access) -> list[dict]:
     for entry in document.get("callbacks") or []:
         links.append({"role": "callback", "type": entry["type"], "id": entry["id"], "number": entry["number"],
                       "due_at": entry.get("due_at"), "result": entry.get("result")})
-    shown = readable_ids([link["id"] for link in links], access)
-    links = [link for link in links if str(link["id"]) in shown]
+    found = get_database()[RECORDS].find({"_id": {"$in": [link["id"] for link in links]}},
+                                         {**ACCESS_PROJECTION, "status": 1})
+    stored = {d["_id"]: d for d in found if access.permits(d, Action.READ.value)}
+    links = [link for link in links if link["id"] in stored]
     if not links:
         return []
-    stored = {d["_id"]: d for d in get_database()[RECORDS].find({"_id": {"$in": [link["id"] for link in links]}},
-                                                                 {"status": 1})}
     names = {t.key: t.name for t in RecordType.objects(key__in=list({link["type"] for link in links})).only(
         "key", "name")}
     for link in links:

@@ -403,12 +403,12 @@ def customer_rejected(type_key: str, record_id, actor, note: str) -> dict:
     (kind ``level``) giving ``note``. A person's act, so it applies to closed records too, and only to records
     ``actor`` may edit (``NotFound`` out of their scope, ``PermissionDenied`` when they may only read it). Returns
     the record."""
+    record_type = get_record_type(type_key, active_only=False)
+    document = get_record_for(type_key, record_id, actor.access, Action.EDIT.value)
     note = (note or "").strip()
     if not note:
         message = _l("请填写客户不接受处理结果的原因")
         raise ValidationFailed(message, {"note": message})
-    record_type = get_record_type(type_key, active_only=False)
-    document = get_record_for(type_key, record_id, actor.access, Action.EDIT.value)
     preview = rejection_preview(record_type, document)
     values = {}
     if preview["new_level"] != preview["level"]:

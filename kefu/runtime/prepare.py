@@ -7,6 +7,7 @@ import time
 from typing import Callable
 
 from kefu.calendar.workcalendar import seed_calendar
+from kefu.core.db import mark_migration_done, migration_done
 from kefu.insight import export_jobs, exports, views
 from kefu.notify import notifications
 from kefu.notify.messages import ensure_templates
@@ -19,6 +20,16 @@ from kefu.rules import sla
 from kefu.rules.report import backfill_report_settings
 from seed.demo import seed_demo
 from seed.records import seed_demo_records
+
+
+def _once(name: str, migrate: Callable[[], int]) -> int:
+    """Run the one-off migration ``name`` unless it ran to the end on this database before (each is resumable: a
+    stop in the middle leaves it to the next start); return what it changed. Later starts skip its scan."""
+    if migration_done(name):
+        return 0
+    changed = migrate()
+    mark_migration_done(name)
+    return changed
 
 
 def prepare_database(demo: bool, say: Callable[[str], None]) -> dict[str, int] | None:
@@ -38,21 +49,22 @@ def prepare_database(demo: bool, say: Callable[[str], None]) -> dict[str, int] |
         say(f"working-day calendar: {seeded_days} holidays and make-up workdays entered "
             f"from chinesecalendar ({time.monotonic() - started:.2f} s)")
     ensure_templates()
-    encrypted = encrypt_plaintext_personal_data(say=say)
+    encrypted = _once("encrypt_personal_data", lambda: encrypt_plaintext_personal_data(say=say))
     if encrypted:
         say(f"personal data of {encrypted} earlier customers and users encrypted (plaintext removed)")
-    sealed = {"saved views": views.seal_earlier_views(), "background exports": export_jobs.seal_earlier_jobs(),
-              "export audit entries": exports.mask_earlier_export_audits(),
-              "webhook deliveries": notifications.seal_earlier_payloads()}
+    sealed = {"saved views": _once("seal_views", views.seal_earlier_views),
+              "background exports": _once("seal_export_jobs", export_jobs.seal_earlier_jobs),
+              "export audit entries": _once("mask_export_audits", exports.mask_earlier_export_audits),
+              "webhook deliveries": _once("seal_webhook_payloads", notifications.seal_earlier_payloads)}
     if any(sealed.values()):
         say("phone and ID numbers no longer kept in clear: " + ", ".join(f"{n} {what}" for what, n in sealed.items()))
-    forgotten = forget_lockout_state()
+    forgotten = _once("forget_lockout_state", forget_lockout_state)
     if forgotten:
         say(f"per-account lock-out state removed from {forgotten} users (sign-in is limited per address now)")
     backfilled = sla.backfill_next()
     if backfilled:
         say(f"reminder schedule computed for {backfilled} earlier records")
-    stamped = backfill_created_department() + backfill_departments()
+    stamped = _once("created_department", backfill_created_department) + _once("departments", backfill_departments)
     if stamped:
         say(f"departments noted on {stamped} earlier records (the department scope reads them)")
     indexed = index_unindexed_records()

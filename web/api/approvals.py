@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import jsonify
-from flask_login import current_user
 
 from kefu.insight import exports
 from kefu.records import types as record_types
@@ -14,7 +13,7 @@ from web.api.base import blueprint, json_body
 
 
 def _body(record_type, document, actor) -> dict:
-    panel = approval_panel.panel(record_type, document, current_user, actor.tz) or {}
+    panel = approval_panel.panel(record_type, document, actor) or {}
     links = links_of(document, actor.tz, actor.access)
     return {
         "approval": approval_panel.request_json(document, actor.tz),

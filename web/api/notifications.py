@@ -58,11 +58,7 @@ def list_tasks():
     tz = _tz()
     items = notifications.open_tasks(current_user.pk, today_in(tz), tz)
     hidden = notifications.withheld(items, current_actor().access)
-    return jsonify({"items": [{
-        "id": str(task.pk), "kind": task.kind, "title": _("此任务所关联的记录不在您的查看范围内") if task.pk in hidden
-        else task.title, "record_type": task.record_type, "record_id": str(task.record_id) if task.record_id else None,
-        "record_number": None if task.pk in hidden else task.record_number, "withheld": task.pk in hidden,
-        "day": task.day.astimezone(tz).date().isoformat()} for task in items]})
+    return jsonify({"items": [notifications.task_json(task, tz, hidden=task.pk in hidden) for task in items]})
 
 
 @blueprint.post("/v1/tasks/<task_id>/done")

@@ -37,13 +37,16 @@ class FieldContext:
     acting user (a ``User`` or its id), for the ``current_user`` default.
     ``project_id``: restricts unit names to that project. ``attachments``: an
     object with ``store(file_storage, max_bytes) -> AttachmentInfo | id`` used
-    when uploaded files are cleaned.
+    when uploaded files are cleaned. ``access``: the acting user's
+    ``kefu.org.access.AccessPolicy`` (None: the system's), for what a reference
+    may find and show.
     """
 
     tz: ZoneInfo
     user: Any = None
     project_id: Any = None
     attachments: Any = None
+    access: Any = None
 
     @property
     def user_id(self) -> ObjectId | None:

@@ -12,7 +12,7 @@ from mongoengine import Document
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _, _l
 from kefu.core.validation import InvalidValue
-from kefu.org.access import SYSTEM_POLICY, AccessPolicy, policy_for
+from kefu.org.access import SYSTEM_POLICY
 from kefu.org.customers import Customer, customer_label, find_by_phone, looks_like_phone, sees_personal_data
 from kefu.org.structure import Department, Project, Unit
 from kefu.org.users import User
@@ -213,16 +213,6 @@ class ReferenceType(FieldType):
         return {"type": "string", "pattern": "^[0-9a-f]{24}$", "x-kefu-reference": self.kind_name}
 
 
-def _acting_policy(context) -> AccessPolicy:
-    """The access policy of the user a field context acts for (the system's when none)."""
-    user = getattr(context, "user", None)
-    if user is None:
-        return SYSTEM_POLICY
-    if isinstance(user, User):
-        return policy_for(user)
-    return policy_for(User.objects(pk=getattr(user, "pk", user)).first())
-
-
 class CustomerType(ReferenceType):
     """A customer: id, phone number (any typed form: an exact lookup through the blind index, for roles with
     ``lookup_customers`` and counted like every phone lookup) or name. Archived customers are found by id only."""
@@ -237,13 +227,13 @@ class CustomerType(ReferenceType):
         if not looks_like_phone(text):
             return super()._find(text, context)
         try:
-            return find_by_phone(text, _acting_policy(context), context.user_id, limit=MAX_CANDIDATES + 1)
+            return find_by_phone(text, context.access or SYSTEM_POLICY, context.user_id, limit=MAX_CANDIDATES + 1)
         except DomainError as exc:  # no right to look customers up, or too many lookups: said next to the field
             raise InvalidValue(str(exc)) from None
 
     def _label(self, target, context) -> str:
         context = context_or_default(context)  # with nobody acting (an import's message): masked
-        return customer_label(target, context.user is not None and sees_personal_data(_acting_policy(context)))
+        return customer_label(target, context.user is not None and sees_personal_data(context.access or SYSTEM_POLICY))
 
 
 class ProjectType(ReferenceType):
