@@ -27,7 +27,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory):
-    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo"), free_port()).start(timeout=60)
+    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo"), free_port(), test_commands=True).start(timeout=60)
     yield server
     server.stop()
 

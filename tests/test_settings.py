@@ -44,7 +44,7 @@ def extra_env() -> dict:
 @pytest.fixture
 def environment(mongo_server, redis_server, monkeypatch, extra_env) -> dict:
     """The process environment of a start against the test's servers: a database of its own, named by the URI."""
-    env = {"MONGODB_URI": f"{mongo_server.uri}kefu_settings_{uuid.uuid4().hex[:10]}", "REDIS_URL": redis_server.url,
+    env = {"MONGODB_URI": mongo_server.uri_for(f"kefu_settings_{uuid.uuid4().hex[:10]}"), "REDIS_URL": redis_server.url,
            "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, **extra_env}
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
@@ -82,7 +82,7 @@ def app(make_app):
 # -- the servers and keys ----------------------------------------------------------------------------------
 
 def test_mongodb_uri_names_the_database(app, db, environment):
-    assert db.name == environment["MONGODB_URI"].rsplit("/", 1)[1]
+    assert db.name == environment["MONGODB_URI"].rsplit("/", 1)[1].split("?")[0]
 
 
 def test_redis_url_is_where_jobs_are_queued(make_app, redis_server, monkeypatch):

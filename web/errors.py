@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request, session
+from flask_babel import force_locale
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WTimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from kefu.core.errors import DomainError
@@ -12,6 +16,23 @@ from kefu.core.validation import InvalidValue, check_typable
 from web.api.base import error_response, status_of
 
 log = logging.getLogger(__name__)
+
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+RETRY_AFTER_SECONDS = 10  # about one replica-set election: by then a new primary answers
+# Labels MongoDB puts on an error that a retry after an election or a network blip succeeds on.
+TRANSIENT_LABELS = ("TransientTransactionError", "RetryableWriteError", "UnknownTransactionCommitResult")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says a database is out of reach for now (no primary, an election, a network failure, a
+    write not yet replicated) rather than that the request or the code is wrong."""
+    if isinstance(exc, (ConnectionFailure, WTimeoutError, RedisConnectionError, RedisTimeoutError)):
+        return True
+    if isinstance(exc, PyMongoError) and any(exc.has_error_label(label) for label in TRANSIENT_LABELS):
+        return True
+    # NotWritablePrimary, InterruptedDueToReplStateChange, PrimarySteppedDown … : the codes of an election; 50: a
+    # save still retrying when its time (MONGODB_TIMEOUT_MS) ran out.
+    return isinstance(exc, OperationFailure) and exc.code in (10107, 11600, 11602, 13435, 13436, 189, 91, 50)
 
 
 def _wants_json() -> bool:
@@ -91,9 +112,12 @@ def init_app(app: Flask) -> None:
         message = messages.get(exc.code, exc.name)
         # Only a description our code gave (abort(403, "…")) is shown, not Werkzeug's English default.
         detail = exc.description if exc.description != type(exc).description else None
+        # What the exception's own answer says about retrying (405's ``Allow``, 429's ``Retry-After``) is kept.
+        headers = {name: value for name, value in exc.get_headers() if name in KEPT_HEADERS}
         if _wants_json():
-            return error_response(exc.code, exc.name.lower().replace(" ", "_"), detail or message)
-        return render_template("error.html", code=exc.code, message=message, detail=detail), exc.code
+            body, status = error_response(exc.code, exc.name.lower().replace(" ", "_"), detail or message)
+            return body, status, headers
+        return render_template("error.html", code=exc.code, message=message, detail=detail), exc.code, headers
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
@@ -110,8 +134,26 @@ def init_app(app: Flask) -> None:
     def unexpected_error(exc: Exception):
         if isinstance(exc, HTTPException):
             return http_error(exc)
+        if is_outage(exc):
+            return unavailable(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
         message = _("系统出现错误，已记录，请稍后再试")
         if _wants_json():
             return error_response(500, "internal_error", message)
         return render_template("error.html", code=500, message=message, detail=None), 500
+
+
+def unavailable(exc: BaseException):
+    """503 with ``Retry-After``: the database is out of reach (an election, an outage). Nothing of the request was
+    acknowledged, so retrying it is safe (a create with the same ``Idempotency-Key`` returns the first record)."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    # The language chosen this session, else the default: the signed-in user's own is in the database.
+    with force_locale(session.get("locale") or current_app.config["KEFU_LOCALE"]):
+        message = _("系统暂时无法连接数据库（可能正在切换主节点），您的操作未保存，请 %(seconds)s 秒后重试",
+                    seconds=RETRY_AFTER_SECONDS)
+        if _wants_json():
+            body, status = error_response(503, "unavailable", message)
+            return body, status, headers
+        # Not render_template: its context processors read the signed-in user (Flask-Login's) from the database.
+        return current_app.jinja_env.get_template("unavailable.html").render(message=message), 503, headers

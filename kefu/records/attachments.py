@@ -28,7 +28,7 @@ from bson.errors import InvalidId
 from gridfs.errors import NoFile
 
 from kefu.core.clock import utcnow
-from kefu.core.db import get_database
+from kefu.core.db import database_outside_transaction, get_database
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from kefu.core.i18n import _l
 from kefu.records.file_types import (
@@ -129,7 +129,8 @@ def _refuse_empty() -> UploadRefused:
 
 
 def _bucket() -> gridfs.GridFSBucket:
-    return gridfs.GridFSBucket(get_database(), bucket_name=BUCKET_NAME)
+    # Files are streamed in before the save that links them and commit on their own: a save that fails removes them.
+    return gridfs.GridFSBucket(database_outside_transaction(), bucket_name=BUCKET_NAME)
 
 
 def _files():

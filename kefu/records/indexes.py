@@ -9,6 +9,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from kefu.core.db import get_database
+from kefu.records.idempotency import IDEMPOTENCY_KEYS, idempotency_indexes
 from kefu.records.store import AUDIT, EVENTS, RECORDS
 
 
@@ -54,9 +55,11 @@ def ensure_indexes(collection, models: list[IndexModel]) -> None:
 
 def ensure_record_indexes(declared_elsewhere: list[IndexModel]) -> None:
     """Create the indexes of the records collection — the records area's own and those other areas declare for
-    their queries (``declared_elsewhere``, collected by ``kefu.runtime.storage``) — and of the timeline."""
+    their queries (``declared_elsewhere``, collected by ``kefu.runtime.storage``) — and of the timeline, the audit log
+    and the idempotency keys (creating each collection before the first transaction writes to it)."""
     database = get_database()
     ensure_indexes(database[RECORDS], [*record_indexes(), *declared_elsewhere])
     database[EVENTS].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
     database[AUDIT].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
     database[AUDIT].create_index([("at", DESCENDING)], name="at")
+    ensure_indexes(database[IDEMPOTENCY_KEYS], idempotency_indexes())

@@ -5,14 +5,17 @@ allow), levels (raise the level; a raise is a save of its own that runs this lif
 request; refuse leaving ``on_status`` while one is pending), callback (create the 回访; act on its answer), then
 sla last — its clocks read the level and status the sections before it may have changed — and reminders.
 
-Every hook is idempotent and reads the record as stored, so running it twice — or after a crash between hooks —
-changes nothing more. An alert that is due already after a save (a record registered late, a level raised to the
-top) is announced at once (``kefu.core.background.alerts_due``: a prompt sweep in the background).
+The hooks run inside the save's transaction (``kefu.records.write``): a save and everything its hooks write commit
+together. Every hook is idempotent and reads the record as stored, so running it twice — a transaction retried
+after a write conflict — changes nothing more. An alert that is due already after a save (a record registered late, a level raised to the
+top) is announced once the save has committed (``kefu.core.background.alerts_due``: a prompt sweep in the
+background).
 """
 from __future__ import annotations
 
 from kefu.core.background import alerts_due
 from kefu.core.clock import aware, utcnow
+from kefu.core.db import after_commit
 from kefu.records.sections import parsed, sections
 from kefu.records.store import get_record
 from kefu.records.types import get_record_type
@@ -50,7 +53,8 @@ def _alert_soon(document: dict | None) -> None:
     due = (document or {}).get("sla_next")
     if due is None or aware(due) > utcnow():
         return
-    alerts_due.send([str(document["_id"])])
+    record_id = str(document["_id"])
+    after_commit(lambda: alerts_due.send([record_id]))
 
 
 def after_event(type_key: str, record_id, kind: str, actor) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pymongo import ASCENDING
 
 from kefu.core.clock import utcnow
-from kefu.core.db import get_database
+from kefu.core.db import get_database, in_transaction
 from kefu.core.errors import NotFound, ValidationFailed
 from kefu.core.i18n import _l
 from kefu.org.roles import Action
@@ -74,9 +74,14 @@ def add_event(type_key: str, record_id, kind: str, text: str, actor: Actor, file
             raise ValidationFailed(_l("此处不能上传附件"))
         info = actor.attachments.store(upload, 20 * 1024 * 1024)
         attachments.append(info.id)
-    attach_to_record(attachments, document["_id"])
-    event = record_event(type_key, document["_id"], kind, actor, text=text, attachments=attachments)
-    lifecycle.after_event(type_key, document["_id"], kind, actor)
+    # The files are stored before the transaction: it reads from a snapshot taken when it starts.
+    return in_transaction(lambda: _add(type_key, document["_id"], kind, text, actor, attachments))
+
+
+def _add(type_key: str, record_id, kind: str, text: str, actor: Actor, attachments: list) -> dict:
+    attach_to_record(attachments, record_id)
+    event = record_event(type_key, record_id, kind, actor, text=text, attachments=attachments)
+    lifecycle.after_event(type_key, record_id, kind, actor)
     return event
 
 

@@ -4,7 +4,9 @@ Admin views, the API, jobs and imports all call these functions. A write validat
 current definition, assigns the human number, stamps who/when, encrypts sensitive values, keeps Chinese search
 grams, appends to the audit log and uses optimistic concurrency: an update names the ``version`` it started from
 and a stale one is refused with the current values, never silently overwritten. After the write the rules of the
-type run (``kefu.records.lifecycle``)."""
+type run (``kefu.records.lifecycle``). Each save — the record, its audit entry and timeline event, and whatever the
+rules write (deadlines, a level raise, an approval request, a callback) — is one transaction
+(``kefu.core.db.in_transaction``): all of it is stored, or none."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from kefu.core.clock import utcnow
-from kefu.core.db import get_database
+from kefu.core.db import database_outside_transaction, get_database, in_transaction, transactional
 from kefu.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from kefu.core.i18n import _l
 from kefu.org.access import ACCESS_PROJECTION
@@ -26,6 +29,7 @@ from kefu.records.attachments import attach_to_record, removes_uploads_on_failur
 from kefu.records.core_fields import CORE_BY_KEY
 from kefu.records.fields import get_field_type
 from kefu.records.fields.references import DepartmentType
+from kefu.records.idempotency import IdempotencyKey
 from kefu.records.search import search_index
 from kefu.records.sections import workflow_of
 from kefu.records.store import COUNTERS, RECORDS, get_record, get_record_for, object_id
@@ -74,26 +78,45 @@ def next_number(record_type: RecordType, moment: datetime, tz: ZoneInfo) -> str:
     """
     month = moment.astimezone(tz).strftime("%Y%m")
     counter_id = f"{record_type.number_prefix}-{month}"
-    counter = get_database()[COUNTERS].find_one_and_update(
+    counter = database_outside_transaction()[COUNTERS].find_one_and_update(
         {"_id": counter_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER,
     )
     return f"{counter_id}-{counter['seq']:04d}"
 
 
 @removes_uploads_on_failure
-def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | None = None) -> dict:
-    """Validate and store a new record; return the stored document.
+def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | None = None,
+                  idempotency_key: str | None = None) -> dict:
+    """Validate and store a new record, its audit entry, timeline event and the rules' state in one transaction;
+    return the stored document.
 
     Raises ``ValidationFailed`` (field key → message) and ``NotFound`` for an
     unknown or disabled type. ``extra``: engine-owned top-level keys stored
     in the same insert (a callback's ``source`` link), never field values.
+    ``idempotency_key`` (``kefu.records.idempotency``): a create the same caller made with this key before
+    returns the record it made, without a second one; ``Conflict`` when the key was used for another request.
     """
     record_type = get_record_type(type_key)
     actor.access.require(record_type.key, Action.CREATE.value, record_type.name)
+    claim = IdempotencyKey.of(idempotency_key, actor.user_id, record_type.key, values)
+    earlier = claim.earlier_record() if claim else None
+    if earlier is not None:
+        return earlier
     core, data = clean_values(record_type, values, actor, creating=True)
     lifecycle.before_save(record_type, None, {**core, **data}, {*core, *data})
     now = utcnow()
+    # Taken before the transaction, so a retried transaction keeps its number and numbers stay consecutive.
     number = next_number(record_type, now, actor.tz)
+    try:
+        return in_transaction(lambda: _insert(record_type, core, data, number, now, actor, extra, claim))
+    except DuplicateKeyError as exc:
+        if claim is None or not claim.made_concurrently(exc):
+            raise
+        return claim.earlier_record()  # the same request, sent twice at once: the other one made the record
+
+
+def _insert(record_type: RecordType, core: dict, data: dict, number: str, now: datetime, actor: Actor,
+            extra: dict | None, claim: IdempotencyKey | None) -> dict:
     document = {"_id": ObjectId(), "type": record_type.key, "number": number, "data": {}, "pii": {}, "bidx": {}}
     for path, value in storage_of(record_type, core, data, actor).items():
         _set_path(document, path, value)
@@ -111,6 +134,8 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
     document.update({k: v for k, v in (extra or {}).items() if k not in document})
     attachments = attachment_ids(record_type, data)
     get_database()[RECORDS].insert_one(document)
+    if claim is not None:
+        claim.note(document["_id"])
     attach_to_record(attachments, document["_id"])
     changes = [{"field": k, "label": label_of(record_type, k), "before": None, "after": v}
                for k, v in display_values(record_type, {**core, **data}, actor, [*core, *data]).items()
@@ -159,24 +184,31 @@ def update_record(type_key: str, record_id, values: dict, actor: Actor, *, versi
     lifecycle.before_save(record_type, current, after, set(changed), system=not enforce_workflow)
     update.update({**search_index(record_type, current["number"], after, actor.tz),
                    "departments": departments_of(record_type, after), "updated_at": now, "updated_by": actor.user_id})
-    result = get_database()[RECORDS].find_one_and_update(
-        {"_id": current["_id"], "version": version}, {"$set": update, "$inc": {"version": 1}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if result is None:  # someone saved between our read and our write (and may have moved it out of our scope)
-        raise _stale(get_record_for(type_key, record_id, actor.access))
-    old_shown = display_values(record_type, before, actor, changed)
-    new_shown = display_values(record_type, after, actor, changed)
-    changes = [{"field": k, "label": label_of(record_type, k), "before": old_shown[k], "after": new_shown[k]}
-               for k in changed]
-    audit("update", record_type, result, actor, changes)
-    attach_to_record(attachments, result["_id"])
-    if "status" in changed:
-        record_event(record_type.key, result["_id"], "status", actor,
-                     text=f"{old_shown['status'] or '-'} → {new_shown['status']}", at=now)
-    return lifecycle.after_save(record_type, result, before, set(changed), actor)
+
+    def apply() -> dict:
+        result = get_database()[RECORDS].find_one_and_update(
+            {"_id": current["_id"], "version": version}, {"$set": update, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if result is None:  # someone saved between our read and our write (and may have moved it out of our scope)
+            raise _stale(get_record_for(type_key, record_id, actor.access))
+        old_shown = display_values(record_type, before, actor, changed)
+        new_shown = display_values(record_type, after, actor, changed)
+        changes = [{"field": k, "label": label_of(record_type, k), "before": old_shown[k], "after": new_shown[k]}
+                   for k in changed]
+        audit("update", record_type, result, actor, changes)
+        attach_to_record(attachments, result["_id"])
+        if "status" in changed:
+            record_event(record_type.key, result["_id"], "status", actor,
+                         text=f"{old_shown['status'] or '-'} → {new_shown['status']}", at=now)
+        return lifecycle.after_save(record_type, result, before, set(changed), actor)
+
+    # Validated (and any files stored) before the transaction, which reads from a snapshot taken when it starts;
+    # the version condition keeps a change made in between from being overwritten.
+    return in_transaction(apply)
 
 
+@transactional
 def system_update(type_key: str, record_id, values: dict, actor: Actor, *, event_kind: str, event_text: str,
                   when=None) -> dict | None:
     """A change the rules engine makes (a level raised, a record sent back to rework): whatever the record's
@@ -238,13 +270,19 @@ def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = N
             if current.get("assignee") == assignee.pk:
                 done.append(current["number"])
                 continue
-            before = display_values(get_record_type(current["type"], active_only=False),
-                                     {"assignee": current.get("assignee")}, actor, ["assignee"])["assignee"]
-            update_record(current["type"], oid, {"assignee": assignee.pk}, actor, version=version)
+            _assign(current, assignee, actor, version)
         except DomainError as exc:
             refused.append((current["number"], str(exc)))
             continue
-        record_event(current["type"], oid, "assign", actor,
-                     text=str(_l("转派：%(before)s → %(after)s", before=before or "-", after=str(assignee))))
         done.append(current["number"])
     return done, refused
+
+
+@transactional
+def _assign(current: dict, assignee: User, actor: Actor, version: int) -> None:
+    """Give one record the assignee and note 转派 on its timeline, together."""
+    before = display_values(get_record_type(current["type"], active_only=False),
+                            {"assignee": current.get("assignee")}, actor, ["assignee"])["assignee"]
+    update_record(current["type"], current["_id"], {"assignee": assignee.pk}, actor, version=version)
+    record_event(current["type"], current["_id"], "assign", actor,
+                 text=str(_l("转派：%(before)s → %(after)s", before=before or "-", after=str(assignee))))

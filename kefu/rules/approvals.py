@@ -40,6 +40,7 @@ from bson import Decimal128, ObjectId
 from pydantic import BeforeValidator, Field, StrictStr, model_validator
 
 from kefu.core.clock import utcnow
+from kefu.core.db import transactional
 from kefu.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Action as AccessAction
@@ -391,6 +392,7 @@ def refusal(record_type, document: dict, action: str, actor) -> DomainError | No
     return None
 
 
+@transactional
 def act(type_key: str, record_id, action: str, actor, comment: str = "", request_id: str | None = None) -> dict:
     """Review, approve or reject the record's pending request as ``actor``; return the record as stored.
 

@@ -46,7 +46,7 @@ from decimal import Decimal
 from pydantic import Field, StrictInt, StrictStr, model_validator
 
 from kefu.core.clock import utcnow
-from kefu.core.db import get_database
+from kefu.core.db import get_database, transactional
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
 from kefu.org.roles import Action
@@ -397,6 +397,7 @@ def rejection_preview(record_type, document: dict) -> dict:
             "status": workflow_of(record_type).rework}
 
 
+@transactional
 def customer_rejected(type_key: str, record_id, actor, note: str) -> dict:
     """The customer does not accept the result (004 投诉处理 2; a 回访 不满意): ``on_rejected.steps`` levels up
     (capped at the top of ``order``) and back to the workflow's ``rework`` status, with one timeline event

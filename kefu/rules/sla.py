@@ -341,12 +341,19 @@ def recompute_live(after_id=None, *, batch: int = 500, progress=None) -> tuple[i
     return count, True
 
 
-def backfill_next(batch: int = 1000) -> int:
-    """Recompute the running records stored before reminders existed (no ``sla_next`` yet); return how many."""
+# Records whose clocks were never computed (no ``sla_rev``: stored without them — before saves were transactions, a
+# failure between the insert and the clocks left such records, never reminded, never overdue), and running records
+# stored before reminders existed (no ``sla_next``).
+LACKING_DERIVED_STATE = {"$or": [{"sla_rev": {"$exists": False}},
+                                 {"sla_live": {"$gt": 0}, "sla_next": {"$exists": False}}]}
+
+
+def repair_derived_state(batch: int = 1000) -> int:
+    """Compute the clocks and reminder schedule of every record lacking them (:data:`LACKING_DERIVED_STATE`);
+    return how many were repaired. Every start runs it: with one transaction per save it should find none."""
     collection = get_database()[RECORDS]
     types, count = {}, 0
-    for document in collection.find({"sla_live": {"$gt": 0}, "sla_next": {"$exists": False}}, {"type": 1},
-                                    batch_size=batch):
+    for document in collection.find(LACKING_DERIVED_STATE, {"type": 1}, batch_size=batch):
         if document["type"] not in types:
             try:
                 types[document["type"]] = get_record_type(document["type"], active_only=False)

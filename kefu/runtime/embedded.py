@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 from redis import Redis
 from redis.exceptions import RedisError
+
+
+NOT_YET_INITIALIZED = 94  # replSetGetStatus on a member of a set nobody has initiated yet
+PRIMARY_STATE = 1
+SECONDARY_STATE = 2
 
 
 class EmbeddedServerError(RuntimeError):
@@ -137,32 +142,73 @@ class EmbeddedServer:
 
 
 class EmbeddedMongo(EmbeddedServer):
-    """A real ``mongod`` bound to 127.0.0.1."""
+    """A real ``mongod`` bound to 127.0.0.1, running as a single-member replica set.
 
-    def __init__(self, data_dir: Path | str, port: int):
+    A replica set, even of one member, is what gives transactions (one save is one transaction), retryable writes and
+    acknowledgement after the journal (``w: majority``); a standalone ``mongod`` has none of them. The set is
+    initiated on the first start and kept in the data folder. ``members`` makes it one member of a bigger set (the
+    failover test's three): it is ready once it answers, and :meth:`initiate` starts the set once all of them do."""
+
+    REPLICA_SET = "kefu"
+
+    def __init__(self, data_dir: Path | str, port: int, *, test_commands: bool = False,
+                 members: list[dict] | None = None):
         super().__init__("mongod", Path(data_dir), port)
+        # The test suite's server: ``configureFailPoint`` makes the server itself fail a command (an election, a
+        # write conflict) where a test needs it to.
+        self.test_commands = test_commands
+        # The set's members as ``replSetInitiate`` takes them (``{"_id", "host", "priority"}``), this server among
+        # them; by default this server alone.
+        self.members = members or [{"_id": 0, "host": f"127.0.0.1:{port}"}]
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
+        return self.uri_for("")
+
+    def uri_for(self, database: str) -> str:
+        """The URI naming ``database`` (every member of the set)."""
+        hosts = ",".join(member["host"] for member in self.members)
+        return f"mongodb://{hosts}/{database}?replicaSet={self.REPLICA_SET}"
 
     def command(self) -> list[str]:
         db_path = self.data_dir / "db"
         db_path.mkdir(parents=True, exist_ok=True)
         return [
             str(mongod_binary()), "--dbpath", str(db_path), "--port", str(self.port),
-            "--bind_ip", "127.0.0.1", "--quiet", "--nounixsocket",
+            "--bind_ip", "127.0.0.1", "--quiet", "--nounixsocket", "--replSet", self.REPLICA_SET,
             # A first-run machine is small: keep the cache modest.
             "--wiredTigerCacheSizeGB", "1",
+            *(["--setParameter", "enableTestCommands=1"] if self.test_commands else []),
         ]
 
     def ready(self) -> bool:
-        client = MongoClient(self.uri, serverSelectionTimeoutMS=300, connectTimeoutMS=300)
+        """True once the member is primary, initiating the set on its first start; a member of a bigger set once it
+        answers: before its set is initiated, or as primary or secondary."""
+        client = MongoClient("127.0.0.1", self.port, directConnection=True, serverSelectionTimeoutMS=300,
+                             connectTimeoutMS=300)
         try:
-            client.admin.command("ping")
-            return True
+            try:
+                status = client.admin.command("replSetGetStatus")
+            except OperationFailure as exc:
+                if exc.code != NOT_YET_INITIALIZED:
+                    return False
+                if len(self.members) > 1:
+                    return True  # its set is initiated once every member answers (initiate)
+                self.initiate()
+                return False
+            return status.get("myState") in ((PRIMARY_STATE,) if len(self.members) == 1
+                                             else (PRIMARY_STATE, SECONDARY_STATE))
         except PyMongoError:
             return False
+        finally:
+            client.close()
+
+    def initiate(self) -> None:
+        """Initiate the set of :attr:`members` from this server; every member must answer. A new set elects its
+        primary within seconds (a one-member set: this server)."""
+        client = MongoClient("127.0.0.1", self.port, directConnection=True, serverSelectionTimeoutMS=5000)
+        try:
+            client.admin.command("replSetInitiate", {"_id": self.REPLICA_SET, "members": self.members})
         finally:
             client.close()
 

@@ -61,9 +61,9 @@ def prepare_database(demo: bool, say: Callable[[str], None]) -> dict[str, int] |
     forgotten = _once("forget_lockout_state", forget_lockout_state)
     if forgotten:
         say(f"per-account lock-out state removed from {forgotten} users (sign-in is limited per address now)")
-    backfilled = sla.backfill_next()
-    if backfilled:
-        say(f"reminder schedule computed for {backfilled} earlier records")
+    repaired = sla.repair_derived_state()
+    if repaired:
+        say(f"deadlines and reminder schedule computed for {repaired} records that lacked them")
     stamped = _once("created_department", backfill_created_department) + _once("departments", backfill_departments)
     if stamped:
         say(f"departments noted on {stamped} earlier records (the department scope reads them)")
