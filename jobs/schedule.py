@@ -2,21 +2,30 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import partial
+
+from flask import current_app
+from rq import get_current_job
 
 from jobs import DEFAULT_QUEUE, enqueue
 from jobs.calendar import queue_unfinished
 from jobs.deliver import dispatch
 from kefu.schedule.duties import due_now, run
+from kefu.schedule.queues import clean_started, worker_alive
 
 
-def tick() -> str:
-    """Claim every duty occurrence that is due and queue it; hand due deliveries to the workers; queue again the
-    deadline recomputes of calendar edits whose job never reached Redis, was lost or failed (``jobs.calendar``).
+def tick(now: datetime | None = None) -> str:
+    """Move the started jobs of dead workers to the failed ones; mark abandoned the duty runs whose worker is gone;
+    claim every duty occurrence that is due (an abandoned one again) and queue it; hand due deliveries to the
+    workers; queue again the deadline recomputes of calendar edits whose job never reached Redis, was lost or
+    failed (``jobs.calendar``). ``now``: the moment to tick at (default: the clock).
 
     Safe to run from several schedulers at once: a claim is won once (``kefu.schedule.duties.claim``).
     """
+    connection = current_app.extensions["kefu_redis"]
+    clean_started(connection)
     started = []
-    for duty, occurrence in due_now():
+    for duty, occurrence in due_now(now, worker_alive=partial(worker_alive, connection)):
         stamp = occurrence.astimezone(timezone.utc).strftime("%Y%m%dT%H%M")
         enqueue(run_duty, duty.name, occurrence.isoformat(), queue=DEFAULT_QUEUE, job_id=f"duty-{duty.name}-{stamp}")
         started.append(duty.name)
@@ -27,8 +36,9 @@ def tick() -> str:
 
 
 def run_duty(name: str, occurrence: str) -> str:
-    """Run one claimed occurrence of a duty (its outcome is recorded in ``duty_runs``), then dispatch what
-    it wrote to the outbox."""
-    result = run(name, datetime.fromisoformat(occurrence))
+    """Run one claimed occurrence of a duty in this worker (its outcome is recorded in ``duty_runs``), then
+    dispatch what it wrote to the outbox."""
+    job = get_current_job()
+    result = run(name, datetime.fromisoformat(occurrence), worker=job.worker_name if job else None)
     dispatch()
     return result

@@ -234,13 +234,16 @@ def test_due_now_claims_each_occurrence_once_and_catches_up(app, calendar):
 
 
 def test_a_failed_or_abandoned_run_is_claimed_again(app, calendar, db):
-    from kefu.schedule.duties import DUTY_BY_NAME, claim
+    from kefu.schedule.duties import DUTY_BY_NAME, abandon_stale, claim
 
     duty = DUTY_BY_NAME["follow_up_tasks"]
     occurrence = local("2026-11-25T09:00")
     with app.app_context():
         assert claim(duty, occurrence, occurrence)
+        assert abandon_stale(occurrence + timedelta(minutes=5)) == []
         assert not claim(duty, occurrence, occurrence + timedelta(minutes=5))  # running, within its lease
+        assert abandon_stale(occurrence + timedelta(minutes=16)) == ["follow_up_tasks:20261125T0100"]
+        assert db.duty_runs.find_one()["state"] == "abandoned"
         assert claim(duty, occurrence, occurrence + timedelta(minutes=16))  # its worker died
         db.duty_runs.update_one({}, {"$set": {"state": "failed"}})
         assert claim(duty, occurrence, occurrence + timedelta(minutes=17))  # failed: again (3 attempts at most)

@@ -26,6 +26,8 @@ from types import MappingProxyType
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import click
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SUPPORTED_LOCALES = ("zh_Hans_CN", "en")
@@ -36,13 +38,24 @@ DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 DEFAULT_RETRY_INTERVALS = "30,120,600"
 DEFAULT_EXPORT_ASYNC_ROWS = 20_000
 DEFAULT_TICK_SECONDS = 60
-DEFAULT_MONGODB_TIMEOUT_MS = 10_000
+# Above a normal replica-set election (~11 s): a request waits for the new primary instead of failing.
+DEFAULT_MONGODB_TIMEOUT_MS = 15_000
 # Uploads: attachments may be up to 100 MB each (videos of site visits).
 DEFAULT_MAX_CONTENT_LENGTH = 210 * 1024 * 1024
 
 
-class ConfigError(RuntimeError):
-    """The configuration cannot work; the message is one readable line for the operator."""
+class ConfigError(RuntimeError, click.ClickException):
+    """The configuration cannot work; the message is one readable line for the operator.
+
+    A click exception too: ``flask --app app:create_app kefu …`` (whose app, built first, may raise it) prints
+    ``[kefu] cannot start: …`` and exits 1 instead of a traceback.
+    """
+
+    def __init__(self, message: str):
+        click.ClickException.__init__(self, message)
+
+    def show(self, file=None) -> None:
+        click.echo(f"[kefu] cannot start: {self.format_message()}", file=file, err=file is None)
 
 
 def redact_uri(uri: str) -> str:
@@ -139,6 +152,12 @@ def _timezone(name: str) -> str:
     return name
 
 
+def _redis_url(url: str) -> str:
+    if not re.match(r"^(redis|rediss|unix)://", url):
+        raise ConfigError(f"REDIS_URL={redact_uri(url)!r} should look like redis://host:6379/0 (or rediss://, unix://)")
+    return url
+
+
 def _locale(name: str) -> str:
     if name not in SUPPORTED_LOCALES:
         raise ConfigError(f"KEFU_LOCALE={name!r} is not supported; use one of {', '.join(SUPPORTED_LOCALES)}")
@@ -207,7 +226,8 @@ class Settings:
             secret_key = embedded_secret_key()
         smtp_port = setting("KEFU_SMTP_PORT")
         settings = cls(
-            mongodb_uri=mongodb_uri, redis_url=redis_url, secret_key=secret_key, mongodb_db=setting("MONGODB_DB"),
+            mongodb_uri=mongodb_uri, redis_url=_redis_url(redis_url), secret_key=secret_key,
+            mongodb_db=setting("MONGODB_DB"),
             data_key=setting("KEFU_DATA_KEY"), data_key_old=setting("KEFU_DATA_KEY_OLD"),
             timezone=_timezone(setting("KEFU_TIMEZONE", DEFAULT_TIMEZONE)),
             locale=_locale(setting("KEFU_LOCALE", DEFAULT_LOCALE)),

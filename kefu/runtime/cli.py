@@ -9,7 +9,6 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from redis.exceptions import RedisError
-from rq import SimpleWorker
 from rq.cron import CronScheduler
 
 from jobs.deliver import dispatch
@@ -21,6 +20,7 @@ from kefu.org.users import create_user
 from kefu.records.definitions import load_shipped_types
 from kefu.runtime.keys import DEFAULT_BATCH_SIZE, rotate_data_key
 from kefu.runtime.prepare import prepare_database
+from kefu.runtime.worker import KefuWorker
 from seed.demo import seed_demo
 from seed.records import seed_demo_records
 
@@ -138,9 +138,17 @@ def rotate_key_command(batch_size):
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True,
               help="WARNING: only problems, not every job.")
 def worker_command(queues, burst, with_scheduler, log_level):
-    """Run an rq worker that keeps this app (and its MongoDB connection) for every job."""
-    # SimpleWorker runs jobs in this process: no fork after the MongoDB client exists.
-    worker = SimpleWorker(list(queues), connection=current_app.extensions["kefu_redis"])
+    """Run an rq worker that keeps this app (and its MongoDB connection) for every job; its scheduler comes back
+    within a minute of a Redis outage (``kefu.runtime.worker``). Waits while Redis is unreachable at start."""
+    connection = current_app.extensions["kefu_redis"]
+    while True:
+        try:
+            connection.ping()
+            break
+        except RedisError as exc:
+            click.echo(f"worker: Redis unreachable ({exc}); retrying in 5 s", err=True)
+            time.sleep(5)
+    worker = KefuWorker(list(queues), connection=connection)
     worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=log_level)
 
 

@@ -15,13 +15,11 @@ import sys
 import time
 import urllib.request
 
-from kefu.core import db
 from kefu.core.config import (
-    PROJECT_ROOT, ConfigError, Settings, embedded_secret_key, uri_hosts, var_dir, write_embedded_addresses,
+    PROJECT_ROOT, ConfigError, embedded_secret_key, uri_hosts, var_dir, write_embedded_addresses,
 )
-from kefu.core.crypto import FieldCipher
 from kefu.runtime.embedded import EmbeddedMongo, EmbeddedRedis, EmbeddedServerError, free_port, port_is_free
-from kefu.runtime.keys import check_data_key
+from kefu.runtime.startup import check_start
 from seed.demo import DEMO_PASSWORD, DEMO_USERS
 
 # The app's factory as gunicorn and ``flask --app`` are given it: the launcher only starts processes that build it.
@@ -57,7 +55,7 @@ class Launcher:
             mongo = EmbeddedMongo(var_dir() / "mongo", free_port(PREFERRED_MONGO_PORT))
             say(f"starting MongoDB ({mongo.port}, data in var/mongo) …")
             self.servers.append(mongo.start(timeout=60))
-            embedded["MONGODB_URI"] = self.env["MONGODB_URI"] = mongo.uri + "kefu"
+            embedded["MONGODB_URI"] = self.env["MONGODB_URI"] = mongo.uri_for("kefu")
         if not self.env.get("REDIS_URL"):
             redis = EmbeddedRedis(var_dir() / "redis", free_port(PREFERRED_REDIS_PORT))
             say(f"starting Redis ({redis.port}, data in var/redis) …")
@@ -75,14 +73,9 @@ class Launcher:
     def prepare_database(self) -> None:
         """Run ``flask kefu prepare`` (shipped types, calendar, templates, demo data on the first start …) and wait
         for it: the web app and the workers start on a prepared database. ``ConfigError`` in one line when the
-        settings cannot work (MongoDB not answering within ``MONGODB_TIMEOUT_MS``, a ``KEFU_DATA_KEY`` that does not
-        read this database …) or the preparation failed."""
-        settings = Settings.load(self.env)
-        db.connect(settings.mongodb_uri, settings.mongodb_db, settings.mongodb_timeout_ms)
-        try:
-            check_data_key(FieldCipher.from_config(settings.flask_config()))
-        finally:
-            db.disconnect()
+        settings cannot work (``kefu.runtime.startup.check_start``: MongoDB or Redis not answering, a
+        ``KEFU_DATA_KEY`` that does not read this database …) or the preparation failed."""
+        check_start(self.env)
         prepared = subprocess.run([*self.flask_command(), "prepare"], env=self.env, cwd=PROJECT_ROOT)
         if prepared.returncode != 0:
             raise ConfigError("preparing the database failed; see the messages above")

@@ -3,9 +3,17 @@
 The schedule is code (``DUTIES``); its state is in MongoDB (``duty_runs``,
 one document per duty and occurrence). ``due_now`` names, for every duty,
 its latest occurrence up to now and *claims* it by inserting that document:
-however many schedulers tick at the same moment, one claim wins. A claim
-whose worker died (still ``running`` after the duty's lease) or that failed
-may be claimed again. Because occurrences are computed from the clock, a
+however many schedulers tick at the same moment, one claim wins. The worker
+that runs a claim *starts* it (``run``): one worker per claim, however often
+its job was queued. A run whose worker is gone (its rq heartbeat lapsed —
+within half a minute of a ``kill -9``, ``kefu.runtime.worker``) or that is
+still ``running`` after the duty's lease is marked *abandoned*
+(``abandon_stale``, first thing in ``due_now``); an abandoned or failed run of
+a duty's latest occurrence is claimed again, ``MAX_ATTEMPTS`` times in all —
+an every-tick duty's next occurrence does the work of an abandoned one. A
+Redis restart that loses its data while a worker runs a duty can make the run
+look abandoned: it may then run twice, which every duty allows (below).
+Because occurrences are computed from the clock, a
 scheduler that was down (or a Redis outage) catches up at its next tick: the
 latest missed occurrence runs, if it is not older than the duty's
 ``catch_up`` (yesterday's 09:00 follow-ups are not sent at noon today).
@@ -39,7 +47,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from kefu.calendar.workcalendar import get_calendar
-from kefu.core.clock import utcnow
+from kefu.core.clock import aware, utcnow
 from kefu.core.i18n import _l
 from kefu.schedule import routines
 
@@ -53,9 +61,11 @@ class RunState:
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    ABANDONED = "abandoned"  # its worker died or it outlived its lease; claimed again if still due
 
 
-STATE_LABELS = {RunState.RUNNING: _l("运行中"), RunState.DONE: _l("完成"), RunState.FAILED: _l("失败")}
+STATE_LABELS = {RunState.RUNNING: _l("运行中"), RunState.DONE: _l("完成"), RunState.FAILED: _l("失败"),
+                RunState.ABANDONED: _l("已中断")}
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,8 @@ class Duty:
     monthday: int | None = None
     working_days: bool = False         # only on working days of the company calendar
     catch_up: timedelta = timedelta(hours=12)
+    # How long a claim may stay ``running`` before it counts as abandoned whatever its worker: longer than the
+    # job timeout of the default queue (10 minutes, ``jobs.TIMEOUTS``), after which rq stops the run as failed.
     lease: timedelta = timedelta(minutes=15)
 
     def latest(self, now: datetime, calendar, tz: ZoneInfo) -> datetime | None:
@@ -103,8 +115,7 @@ class Duty:
 
 
 DUTIES = (
-    Duty("sla_sweep", _l("时限扫描与提醒"), routines.run_sweep, catch_up=timedelta(days=3650),
-         lease=timedelta(minutes=5)),
+    Duty("sla_sweep", _l("时限扫描与提醒"), routines.run_sweep, catch_up=timedelta(days=3650)),
     Duty("escalate_levels", _l("投诉等级按时升级"), routines.escalate_levels, at=time(1, 0)),
     Duty("follow_up_tasks", _l("今日跟进任务"), routines.follow_up_tasks, at=time(9, 0), working_days=True,
          catch_up=timedelta(hours=9)),
@@ -131,13 +142,15 @@ class DutyRun(Document):
     state = StringField(required=True, verbose_name=_l("状态"))
     attempts = IntField(default=1)
     claimed_at = DateTimeField(verbose_name=_l("开始时间"))
+    started_at = DateTimeField()
+    worker = StringField(verbose_name=_l("工作进程"))  # the rq worker that started this attempt
     finished_at = DateTimeField(verbose_name=_l("结束时间"))
     result = StringField(verbose_name=_l("结果"))
     error = StringField(verbose_name=_l("错误"))
     expire_at = DateTimeField()
 
     meta = {"collection": "duty_runs", "ordering": ["-occurrence"],
-            "indexes": [{"fields": ["duty", "-occurrence"]},
+            "indexes": [{"fields": ["duty", "-occurrence"]}, {"fields": ["state"]},
                         {"fields": ["expire_at"], "expireAfterSeconds": 0}]}
 
 
@@ -146,29 +159,58 @@ def run_id(duty: Duty, occurrence: datetime) -> str:
 
 
 def claim(duty: Duty, occurrence: datetime, now: datetime) -> bool:
-    """Take this occurrence; False when another scheduler has it (running within its lease) or it is done."""
+    """Take this occurrence; False when it is running (``abandon_stale`` decides when it no longer is) or done,
+    or failed or was abandoned ``MAX_ATTEMPTS`` times."""
     collection = DutyRun._get_collection()
     identifier = run_id(duty, occurrence)
     document = {"_id": identifier, "duty": duty.name, "occurrence": occurrence, "state": RunState.RUNNING,
-                "attempts": 1, "claimed_at": now, "finished_at": None, "result": None, "error": None,
-                "expire_at": occurrence + RUN_HISTORY if duty.at is None else None}
+                "attempts": 1, "claimed_at": now, "started_at": None, "worker": None, "finished_at": None,
+                "result": None, "error": None, "expire_at": occurrence + RUN_HISTORY if duty.at is None else None}
     try:
         collection.insert_one(document)
         return True
     except DuplicateKeyError:
         pass
     taken = collection.find_one_and_update(
-        {"_id": identifier, "attempts": {"$lt": MAX_ATTEMPTS}, "$or": [
-            {"state": RunState.RUNNING, "claimed_at": {"$lte": now - duty.lease}},
-            {"state": RunState.FAILED}]},
-        {"$set": {"state": RunState.RUNNING, "claimed_at": now, "error": None}, "$inc": {"attempts": 1}},
+        {"_id": identifier, "attempts": {"$lt": MAX_ATTEMPTS}, "state": {"$in": [RunState.FAILED, RunState.ABANDONED]}},
+        {"$set": {"state": RunState.RUNNING, "claimed_at": now, "started_at": None, "worker": None,
+                  "finished_at": None, "error": None}, "$inc": {"attempts": 1}},
         return_document=ReturnDocument.AFTER)
     return taken is not None
 
 
-def due_now(now: datetime | None = None) -> list[tuple[Duty, datetime]]:
-    """Claim and return every duty occurrence that should run now (see the module docstring)."""
+def abandon_stale(now: datetime, worker_alive: Callable[[str], bool] | None = None) -> list[str]:
+    """Mark abandoned every run still ``running`` that was started by a worker ``worker_alive`` says is gone, or
+    claimed longer than its duty's lease ago; return their ids. Each attempt is marked once, however many
+    schedulers look at the same moment. Without ``worker_alive`` only the lease counts."""
+    collection = DutyRun._get_collection()
+    abandoned = []
+    for document in collection.find({"state": RunState.RUNNING}, {"duty": 1, "attempts": 1, "claimed_at": 1,
+                                                                  "worker": 1}):
+        duty = DUTY_BY_NAME.get(document["duty"])
+        lease = duty.lease if duty else Duty.lease
+        worker = document.get("worker")
+        if worker and worker_alive is not None and not worker_alive(worker):
+            reason = f"abandoned: worker {worker} stopped (its heartbeat lapsed)"
+        elif aware(document["claimed_at"]) <= now - lease:
+            reason = f"abandoned: still running {lease} after it was claimed"
+        else:
+            continue
+        marked = collection.update_one({"_id": document["_id"], "state": RunState.RUNNING,
+                                        "attempts": document["attempts"]},
+                                       {"$set": {"state": RunState.ABANDONED, "finished_at": now, "error": reason}})
+        if marked.modified_count:
+            log.warning("duty run %s %s", document["_id"], reason)
+            abandoned.append(document["_id"])
+    return abandoned
+
+
+def due_now(now: datetime | None = None, worker_alive: Callable[[str], bool] | None = None
+            ) -> list[tuple[Duty, datetime]]:
+    """Mark stale runs abandoned (``abandon_stale``), then claim and return every duty occurrence that should run
+    now (see the module docstring)."""
     now = now or utcnow()
+    abandon_stale(now, worker_alive)
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
     calendar = get_calendar()
     claimed = []
@@ -181,20 +223,27 @@ def due_now(now: datetime | None = None) -> list[tuple[Duty, datetime]]:
     return claimed
 
 
-def run(name: str, occurrence: datetime, now: datetime | None = None) -> str:
-    """Run one claimed occurrence and record its outcome; return its result text (raises on failure)."""
+def run(name: str, occurrence: datetime, now: datetime | None = None, worker: str | None = None) -> str:
+    """Start one claimed occurrence in ``worker`` (the rq worker's name) and record its outcome; return its result
+    text (raises on failure). A claim some worker has started already, or that is no longer running, is left alone:
+    each claim runs once, however often its job was queued."""
     duty = DUTY_BY_NAME[name]
     collection = DutyRun._get_collection()
     identifier = run_id(duty, occurrence)
+    started = collection.find_one_and_update({"_id": identifier, "state": RunState.RUNNING, "started_at": None},
+                                             {"$set": {"started_at": utcnow(), "worker": worker}})
+    if started is None:
+        return f"{identifier}: not waiting for a worker (started elsewhere, finished or abandoned); nothing done"
+    this_attempt = {"_id": identifier, "attempts": started["attempts"]}
     try:
         result = duty.function(now or utcnow())
     except Exception:
-        collection.update_one({"_id": identifier}, {"$set": {"state": RunState.FAILED, "finished_at": utcnow(),
-                                                              "error": traceback.format_exc()[-4000:]}})
+        collection.update_one(this_attempt, {"$set": {"state": RunState.FAILED, "finished_at": utcnow(),
+                                                      "error": traceback.format_exc()[-4000:]}})
         raise
     text = str(result)
-    collection.update_one({"_id": identifier}, {"$set": {"state": RunState.DONE, "finished_at": utcnow(),
-                                                          "result": text[:2000]}})
+    collection.update_one(this_attempt, {"$set": {"state": RunState.DONE, "finished_at": utcnow(),
+                                                  "result": text[:2000]}})
     return text
 
 

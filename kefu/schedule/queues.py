@@ -1,7 +1,8 @@
 """What the background half is doing, for the 任务队列 page: queues, workers, schedulers, failed jobs.
 
-Read-only views of rq's own Redis records, plus requeue/delete of a failed
-job. ``QueueUnavailable`` when Redis cannot be reached (the page says so).
+Views of rq's own Redis records, requeue/delete of a failed job, and the
+clean-up of jobs left "started" by a worker that died (``clean_started``).
+``QueueUnavailable`` when Redis cannot be reached (the page says so).
 """
 from __future__ import annotations
 
@@ -41,9 +42,23 @@ class FailedJob:
     error: str
 
 
+def worker_alive(connection, name: str) -> bool:
+    """True while the rq worker ``name`` heartbeats (its record in Redis lives) and has not registered its death."""
+    last_heartbeat, death = connection.hmget(Worker.redis_worker_namespace_prefix + name, "last_heartbeat", "death")
+    return last_heartbeat is not None and death is None
+
+
+def clean_started(connection) -> None:
+    """Move every job left "started" by a worker that stopped heartbeating to the failed jobs, as abandoned (rq's
+    registry clean-up; ``kefu.runtime.worker`` keeps a live worker's lease on its job to half a minute)."""
+    for name in QUEUE_NAMES:
+        StartedJobRegistry(name, connection=connection).cleanup()
+
+
 def overview(connection) -> dict:
-    """Queue lengths, workers, cron schedulers and the newest failed jobs."""
+    """Queue lengths, workers, cron schedulers and the newest failed jobs (stale started jobs cleaned first)."""
     try:
+        clean_started(connection)
         queues = []
         failed: list[FailedJob] = []
         for name in QUEUE_NAMES:

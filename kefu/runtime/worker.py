@@ -1,0 +1,63 @@
+"""The rq worker of ``flask kefu worker``: rq's ``SimpleWorker`` with a pulse short enough to survive outages.
+
+- **Its scheduler comes back within a minute.** rq's scheduler process (delayed jobs, retries) dies in a Redis
+  outage, and only the worker's maintenance starts it again — every 10 minutes at rq's default. Here maintenance
+  runs every ``MAINTENANCE_SECONDS`` (it also cleans the queues' registries, one worker at a time under rq's lock),
+  and an idle worker wakes every ``WAKE_SECONDS`` to see whether it is due; while Redis is away it tries again
+  every ``RECONNECT_SECONDS``.
+- **A killed worker's job is noticed within ``PULSE_TTL`` seconds.** A ``SimpleWorker`` runs the job in its own
+  process and so, in rq, stops heartbeating until the job ends: its job stays "started" (and the worker listed)
+  for the job's timeout plus a minute after a ``kill -9``. Here a thread heartbeats every ``PULSE_SECONDS`` while
+  a job runs, with a lease of ``PULSE_TTL``: when it stops, rq's registry cleanup moves the job to the failed
+  jobs as abandoned and the worker's record expires (``kefu.schedule.duties`` re-runs a duty it held).
+"""
+from __future__ import annotations
+
+import threading
+
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.worker import WorkerStatus
+
+MAINTENANCE_SECONDS = 30
+WAKE_SECONDS = 15
+RECONNECT_SECONDS = 10.0
+PULSE_SECONDS = 5
+PULSE_TTL = 30
+
+
+class KefuWorker(SimpleWorker):
+    """Runs jobs in this process (no fork after the MongoDB client exists), see the module docstring."""
+
+    max_connection_wait_time = RECONNECT_SECONDS
+
+    def __init__(self, queues, connection, **kwargs):
+        # rq waits for a job ``worker_ttl - 15`` seconds at a time and looks at maintenance between two waits.
+        super().__init__(queues, connection=connection, maintenance_interval=MAINTENANCE_SECONDS,
+                         worker_ttl=WAKE_SECONDS + 15, **kwargs)
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        """The lease of the worker and its job while it runs, renewed by the pulse thread."""
+        return PULSE_TTL
+
+    def execute_job(self, job, queue):
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+        pulse = threading.Thread(target=self._pulse, args=(job, execution, stop), name="kefu-pulse", daemon=True)
+        pulse.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            stop.set()
+            pulse.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _pulse(self, job, execution, stop: threading.Event) -> None:
+        while not stop.wait(PULSE_SECONDS):
+            try:
+                with self.connection.pipeline() as pipeline:
+                    self.heartbeat(PULSE_TTL, pipeline=pipeline)
+                    execution.heartbeat(job.started_job_registry, PULSE_TTL, pipeline=pipeline)
+                    pipeline.execute()
+            except RedisError as exc:  # the job goes on; the next pulse tries again
+                self.log.warning("Worker %s: heartbeat of job %s failed: %s", self.name, job.id, exc)
