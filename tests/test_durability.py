@@ -180,3 +180,17 @@ def test_an_outage_answers_503_with_retry_after_on_the_api_and_the_screens(own_m
     assert "请 10 秒后重试" in page.get_data(as_text=True) and "Traceback" not in page.get_data(as_text=True)
     own_mongo.start(timeout=60)
     assert client.get("/api/v1/records/complaint", headers=headers).status_code == 200
+
+
+def test_the_embedded_server_restarts_on_another_port_with_its_data(tmp_path):
+    """``./kefu.sh up`` takes another port when the preferred one is busy: the one-member set follows it."""
+    first = EmbeddedMongo(tmp_path / "mongo", free_port()).start(timeout=60)
+    MongoClient(first.uri).kefu.records.insert_one({"number": "TS-202612-0001"})
+    first.stop()
+    again = EmbeddedMongo(tmp_path / "mongo", free_port()).start(timeout=60)
+    try:
+        client = MongoClient(again.uri)
+        assert client.admin.command("hello")["isWritablePrimary"]
+        assert client.kefu.records.find_one({}, {"_id": 0}) == {"number": "TS-202612-0001"}
+    finally:
+        again.stop()

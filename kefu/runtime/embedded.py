@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 
 NOT_YET_INITIALIZED = 94  # replSetGetStatus on a member of a set nobody has initiated yet
+NOT_A_MEMBER = 93  # … on a server whose stored set names another host (InvalidReplicaSetConfig)
 PRIMARY_STATE = 1
 SECONDARY_STATE = 2
 
@@ -190,6 +191,9 @@ class EmbeddedMongo(EmbeddedServer):
             try:
                 status = client.admin.command("replSetGetStatus")
             except OperationFailure as exc:
+                if exc.code == NOT_A_MEMBER and len(self.members) == 1:
+                    self._move_to_this_port(client)
+                    return False
                 if exc.code != NOT_YET_INITIALIZED:
                     return False
                 if len(self.members) > 1:
@@ -202,6 +206,15 @@ class EmbeddedMongo(EmbeddedServer):
             return False
         finally:
             client.close()
+
+    def _move_to_this_port(self, client: MongoClient) -> None:
+        """The one-member set stored in the data folder names the port of an earlier start (the preferred port was
+        busy then, or is now): make this server its member again (a forced reconfiguration, as MongoDB's manual
+        says for a member whose host changed)."""
+        config = client.local["system.replset"].find_one()
+        config["members"][0]["host"] = self.members[0]["host"]
+        config["version"] += 1
+        client.admin.command("replSetReconfig", config, force=True)
 
     def initiate(self) -> None:
         """Initiate the set of :attr:`members` from this server; every member must answer. A new set elects its
