@@ -2,8 +2,9 @@
 HTTP API; the clients retry a 503 or a dropped connection with the same ``Idempotency-Key``, as the API asks.
 Nothing acknowledged is lost, nothing answers 500, nothing is half-made, nothing is made twice.
 
-The election is a normal one (default election timeout: ~11 s, under ``MONGODB_TIMEOUT_MS``'s default 15 s); the
-app runs in this process behind werkzeug's threaded server, as a web process would. Takes about a minute."""
+The election is a normal one (~11 s). Twice: with ``MONGODB_TIMEOUT_MS``'s default (15 s) requests wait out the
+election; with 4 s they answer 503 during it and the clients' retries with their keys must make no duplicate. The
+app runs in this process behind werkzeug's threaded server, as a web process would. About a minute each."""
 from __future__ import annotations
 
 import http.client
@@ -77,12 +78,18 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture
-def web(replica_set, redis_server, seed_snapshot):
-    """The app behind werkzeug's threaded server on a free port, on the set (all three hosts), with the demo data."""
+# MONGODB_TIMEOUT_MS: the default (15 s) waits out the election; 4 s answers 503 during it, and the clients retry.
+TIMEOUTS = {"waits-out-the-election": None, "answers-503-and-clients-retry": 4000}
+
+
+@pytest.fixture(params=list(TIMEOUTS.values()), ids=list(TIMEOUTS))
+def web(request, replica_set, redis_server, seed_snapshot):
+    """The app behind werkzeug's threaded server on a free port, on the set (all three hosts), with the demo data;
+    yields its port and its MONGODB_TIMEOUT_MS (None: the default)."""
     uri = replica_set[0].uri
+    timeout = {"MONGODB_TIMEOUT_MS": request.param} if request.param else {}
     app = create_app({"TESTING": True, "MONGODB_URI": uri, "MONGODB_DB": DATABASE, "REDIS_URL": redis_server.url,
-                      "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY})
+                      "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, **timeout})
     client = MongoClient(uri)
     database = client[DATABASE]
     for collection, documents in seed_snapshot.items():
@@ -91,7 +98,7 @@ def web(replica_set, redis_server, seed_snapshot):
     server = make_server("127.0.0.1", free_port(), app, threaded=True, request_handler=QuietHandler)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
-    yield server.server_port
+    yield server.server_port, request.param
     server.shutdown()
     serving.join(10)
     client.close()
@@ -153,7 +160,7 @@ def create_with_retries(port: int, headers: dict, content: str, tally: Tally) ->
 
 
 def test_killing_the_primary_loses_nothing_and_answers_no_500(replica_set, web):
-    port = web
+    port, timeout_ms = web
     status, body, _ = post(port, "/api/v1/auth/token", {"username": "admin", "password": DEMO_PASSWORD})
     assert status == 201, body
     headers = {"Authorization": f"Bearer {body['token']}"}
@@ -214,3 +221,5 @@ def test_killing_the_primary_loses_nothing_and_answers_no_500(replica_set, web):
     assert lost == []
     assert lacking == 0 and half_made == []
     assert duplicates == {}
+    if timeout_ms is not None:  # shorter than the election: the 503 and the retries with keys really happened
+        assert tally.answers[503] > 0 and tally.retries > 0
