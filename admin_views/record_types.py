@@ -6,6 +6,8 @@ process sees on its next request.
 """
 from __future__ import annotations
 
+import re
+
 import yaml
 from flask import flash, request
 from flask_admin.form import BaseForm, SecureForm
@@ -18,11 +20,14 @@ from admin_views.base import SecureModelView
 from kefu.core.errors import DomainError, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Capability
+from kefu.records import choice_migrations
+from kefu.records.choice_changes import RENAME_KEY
 from kefu.records.definitions import save_definition, set_type_active
 from kefu.records.fields import FIELD_FLAGS, FIELD_TYPES
 from kefu.records.sections import section_keys
 
 SCALAR_OPTIONS = ("default", "min", "max")
+RENAME_ARROW = re.compile(r"\s*(?:→|->|=>)\s*")
 
 
 class FieldDefinitionForm(BaseForm):
@@ -39,7 +44,10 @@ class FieldDefinitionForm(BaseForm):
     sensitive = BooleanField(_l("敏感信息"))
     readonly = BooleanField(_l("只读"))
     required_on_close = BooleanField(_l("关闭时必填"))
-    choices = TextAreaField(_l("可选项（每行一个）"))
+    choices = TextAreaField(_l("可选项（每行一个）"), description=_l(
+        "改名写成“原名 → 新名”：已有记录随之改名（后台进行，进度见记录类型列表）；删去的可选项若仍有记录使用，保留为“已停用”"))
+    inactive_choices = TextAreaField(_l("已停用的可选项"), render_kw={"readonly": True}, description=_l(
+        "仍有记录使用、新记录不能再选；要重新启用，把它写回可选项"))
     default = StringField(_l("默认值"), description=_l("一个值，或 now（当前时间）/ current_user（当前用户）"))
     min = StringField(_l("最小值"))
     max = StringField(_l("最大值"))
@@ -84,6 +92,19 @@ def _rules_from(text: str) -> dict:
     return {section: rules.get(section) for section in section_keys()}
 
 
+def _choices_from(text: str) -> tuple[list[str], dict[str, str]]:
+    """The choices box's lines as choices, and its "原名 → 新名" lines as renames (the new name is a choice)."""
+    choices, renames = [], {}
+    for line in (text or "").splitlines():
+        parts = [part.strip() for part in RENAME_ARROW.split(line.strip(), maxsplit=1)]
+        if len(parts) == 2 and all(parts):
+            renames[parts[0]] = parts[1]
+            choices.append(parts[1])
+        elif line.strip():
+            choices.append(line.strip())
+    return list(dict.fromkeys(choices)), renames
+
+
 def _scalar(text: str):
     """A form's text as the YAML scalar it spells: "0" → 0, "一般" → "一般", "" → None."""
     text = (text or "").strip()
@@ -109,9 +130,11 @@ def definition_from_form(form) -> dict:
                 field[flag] = True
         if not data.get("active"):
             field["active"] = False
-        choices = [line.strip() for line in (data.get("choices") or "").splitlines() if line.strip()]
+        choices, renames = _choices_from(data.get("choices"))
         if choices:
             field["choices"] = choices
+        if renames:
+            field[RENAME_KEY] = renames
         for option in SCALAR_OPTIONS:
             value = _scalar(data.get(option))
             if value is not None:
@@ -140,6 +163,7 @@ def form_data_of(record_type) -> dict:
         row["position"] = position * 10
         row["active"] = definition.active
         row["choices"] = "\n".join(definition.choices or [])
+        row["inactive_choices"] = "\n".join(definition.inactive_choices or [])
         for option in SCALAR_OPTIONS:
             value = getattr(definition, option)
             row[option] = "" if value is None else str(value)
@@ -156,16 +180,36 @@ def _rules_text(record_type) -> str:
     return yaml.safe_dump(rules, allow_unicode=True, sort_keys=False, width=120) if rules else ""
 
 
+def _show_at_field(form, definition: dict, problem_key: str, message) -> None:
+    """Put a refusal next to the row of the field editor it is about: ``fields.<n>`` (the n-th field of the
+    definition) on its key input; the field's own key — a type change the stored values would not survive
+    (``save_definition``) — on its type picker."""
+    keys = [field["key"] for field in definition["fields"]]
+    position = problem_key.removeprefix("fields.")
+    if position != problem_key and position.isdigit() and 0 < int(position) <= len(keys):
+        field_key, subfield = keys[int(position) - 1], "key"
+    else:
+        field_key, subfield = problem_key, "type"
+    for entry in form.fields.entries:
+        if (entry.form.key.data or "").strip() == field_key:
+            target = entry.form[subfield]
+            target.errors = [*target.errors, str(message)]
+            return
+
+
 class RecordTypeView(SecureModelView):
     required_capability = Capability.MANAGE_SYSTEM.value
     can_delete = False  # records keep pointing at their type: disable instead
     form = RecordTypeForm
-    column_list = ("name", "key", "number_prefix", "pack", "active", "version", "updated_at", "updated_by")
+    column_list = ("name", "key", "number_prefix", "pack", "active", "version", "updated_at", "updated_by",
+                   "migrations")
+    column_labels = {"migrations": _l("可选项改名")}
     column_searchable_list = ("name", "key")
     column_filters = ("active", "pack")
     column_editable_list = ()
     column_default_sort = "sort_order"
-    column_formatters = {"fields": lambda v, c, m, n: "、".join(f.label for f in m.fields)}
+    column_formatters = {"fields": lambda v, c, m, n: "、".join(f.label for f in m.fields),
+                         "migrations": lambda view, c, m, n: view.migrations_text(m.key)}
     column_details_list = ("name", "name_en", "key", "number_prefix", "description", "pack", "fields", "active",
                            "version", "updated_at", "updated_by")
 
@@ -176,15 +220,34 @@ class RecordTypeView(SecureModelView):
         form.key.render_kw = {"readonly": True}
         return form
 
+    def get_list(self, *args, **kwargs):
+        """The page of types, with the latest choice renames of each (one query)."""
+        count, types = super().get_list(*args, **kwargs)
+        self._migrations = choice_migrations.latest_by_type(t.key for t in types)
+        return count, types
+
+    def migrations_text(self, type_key: str) -> str:
+        """The latest choice renames of the type and how far moving its records got ("" for none)."""
+        return "；".join(m.summary() for m in getattr(self, "_migrations", {}).get(type_key, []))
+
     def _save(self, form, key=None):
+        definition = None
         try:
-            return save_definition(definition_from_form(form), by=current_user.username, key=key)
+            definition = definition_from_form(form)
+            saved = save_definition(definition, by=current_user.username, key=key)
         except DomainError as exc:
             flash(str(exc), "error")
-            for message in exc.fields.values():  # each problem names its field by label
+            for problem_key, message in exc.fields.items():  # each problem names its field by label
+                if definition is not None:
+                    _show_at_field(form, definition, problem_key, message)
                 if str(message) not in str(exc):
                     flash(str(message), "error")
             return None
+        for field in definition["fields"]:
+            if field.get(RENAME_KEY):
+                flash(_("“%(label)s”的可选项已改名，已有记录正在后台更新（进度见记录类型列表）", label=field["label"]),
+                      "info")
+        return saved
 
     def create_model(self, form):
         return self._save(form) or False

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from jobs import enqueue
 from jobs.exports import run_export
+from jobs.schema import migrate_choices
 from jobs.sweep import sweep_records
 from kefu.core import background
 
@@ -17,7 +18,13 @@ def queue_export(export_id: str):
     return enqueue(run_export, export_id, job_id=f"export-{export_id}")
 
 
+def queue_choice_migration(migration_id: str):
+    """Move stored values to renamed choices in the background; the stable job id makes a repeat a no-op."""
+    return enqueue(migrate_choices, migration_id, job_id=f"choices-{migration_id}")
+
+
 def connect() -> None:
     """Connect every receiver (idempotent: blinker keeps one connection per receiver)."""
     background.alerts_due.connect(queue_sweep)
     background.export_requested.connect(queue_export)
+    background.choices_renamed.connect(queue_choice_migration)

@@ -3,6 +3,8 @@ through the records write path. What the user may not see never reaches their br
 customer's phone), and what they may not change is not offered (the form itself, the assignee)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import flash, request
 from flask_admin import expose
 from wtforms import HiddenField
@@ -55,12 +57,17 @@ class RecordForms:
             setattr(RecordForm, definition.key, field)
         return RecordForm
 
-    def _form_class(self):
+    def _form_class(self, row: RecordRow | None = None):
         # Built per request: the field validators need this user (defaults,
-        # uploads) and the project chosen in this very form (unit names).
+        # uploads), the project chosen in this very form (unit names) and, on
+        # edit, the record's values (one no longer among the choices is offered
+        # and kept while untouched) — never those this user may not read.
         actor = self._actor()
         typed = request.form if request.method == "POST" else {}
         context = actor.field_context(project_id=project_id_for(self.record_type, typed, actor))
+        if row is not None:
+            masked = self._masked_keys()
+            context = replace(context, current={k: v for k, v in row.values.items() if k not in masked})
         return self.scaffold_form(context)
 
     def scaffold_list_form(self, widget=None, validators=None):
@@ -91,7 +98,7 @@ class RecordForms:
         return get_field_type(definition.type).form_data(value, self._actor().tz)
 
     def edit_form(self, obj=None):
-        form = self._form_class()(request.form if request.method == "POST" else None)
+        form = self._form_class(obj)(request.form if request.method == "POST" else None)
         masked = self._masked_keys()
         if obj is not None and request.method != "POST":
             form.version.data = obj.version

@@ -72,7 +72,7 @@ class RecordListing(BoundedPaging):
         for definition in [*(core_field(self.record_type, k) for k in core_filters),
                            *(f for f in self.record_type.active_fields if f.filter)]:
             field_type = get_field_type(definition.type)
-            options = [(c, c) for c in definition.choices] if getattr(definition, "choices", None) else None
+            options = field_type.filter_options(definition)  # a removed choice too, marked 已停用
             for op in field_type.operators:
                 if definition.sensitive and op not in ("eq", "empty"):
                     continue

@@ -15,6 +15,9 @@ alerts_due = _signals.signal("alerts-due")
 #: An export too large to stream while the person waits; sender: the export job's id. Receivers return the queued
 #: job, or None when the queue cannot be reached.
 export_requested = _signals.signal("export-requested")
+#: Choices of a field were renamed (``kefu.records.choice_migrations``); sender: the migration's id. Receivers return
+#: the queued job, or None when the queue cannot be reached (the migration then runs at once).
+choices_renamed = _signals.signal("choices-renamed")
 
 
 def queued(signal, sender) -> bool:

@@ -17,7 +17,8 @@ import yaml
 from kefu.core.clock import utcnow
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
-from kefu.records import sections
+from kefu.records import choice_migrations, sections
+from kefu.records.choice_changes import RENAME_KEY, carry_over_choices, rename_problem
 from kefu.records.fields import FIELD_FLAGS, FIELD_KEY_PATTERN, FIELD_OPTIONS, FIELD_TYPES, FieldSpec
 from kefu.records.migrations import convert_field_values, records_not_converting
 from kefu.records.search import reindex_search
@@ -109,19 +110,54 @@ def _definition_problems(data: dict, existing: RecordType | None) -> dict[str, s
     return problems
 
 
+def _carry_over_choices(data: dict, existing: RecordType | None) -> tuple[dict, dict[str, dict[str, str]]]:
+    """``data`` with every choice field's removed and renamed options carried over (``kefu.records.choice_changes``)
+    and the renames asked for (field key → {old: new}); ``ValidationFailed`` for a rename that cannot be done."""
+    fields = data.get("fields")
+    if not isinstance(fields, list):
+        return data, {}
+    problems, carried, renames = {}, [], {}
+    for position, field in enumerate(fields, start=1):
+        if not isinstance(field, dict):
+            carried.append(field)
+            continue
+        old = existing.field(field.get("key")) if existing and isinstance(field.get("key"), str) else None
+        if RENAME_KEY in field:
+            problem = rename_problem(field, old)
+            if problem:
+                problems[f"fields.{position}"] = problem
+                continue
+        field, renamed = carry_over_choices(field, old, data["key"]) if existing else (field, {})
+        carried.append(field)
+        if renamed:
+            renames[field["key"]] = renamed
+    if problems:
+        raise ValidationFailed(_l("记录类型定义有误"), problems)
+    return {**data, "fields": carried}, renames
+
+
 def save_definition(data: dict, *, by: str | None = None, key: str | None = None) -> RecordType:
     """Create (``key`` None) or replace the definition ``key``; return the saved type.
 
     Refuses, with ``ValidationFailed`` naming each problem: bad or duplicate
     keys, reserved keys, unknown field types, invalid options, a changed
     type key, and a field type change whose stored values would not convert
-    (listing those records). Convertible values are converted in place.
+    (listing those records, also under the field's key). Convertible values are
+    converted in place.
+
+    No stored value is lost: a field left out is kept, disabled; field keys
+    never change (a new label is just a label); a choice removed while records
+    hold it stays as an inactive choice; a field's ``rename_choices``
+    (``{old: new}``) renames choices and moves the records holding the old
+    names in the background (``kefu.records.choice_changes``,
+    ``kefu.records.choice_migrations``).
     """
     existing = _editable_record_type(key) if key else None
     searched_before = existing.searched_keys() if existing else ()
     if existing and data.get("key", key) != key:
         raise ValidationFailed(_l("类型键不能修改"), {"key": _l("类型键不能修改")})
     data = {**data, "key": key or data.get("key")}
+    data, renames = _carry_over_choices(data, existing)
     problems = _definition_problems(data, existing)
     if problems:
         raise ValidationFailed(_l("记录类型定义有误"), problems)
@@ -141,10 +177,12 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
             if old is not None and old.type != new.type:
                 failing = records_not_converting(existing.key, old, new)
                 if failing:
+                    old_label, new_label = (FIELD_TYPES[old.type].label, FIELD_TYPES[new.type].label)
                     raise ValidationFailed(
                         _l("字段“%(label)s”不能从“%(old)s”改为“%(new)s”：以下记录的值无法转换：%(records)s",
-                           label=new.label, old=old.type, new=new.type, records="、".join(failing)),
-                        {new.key: _l("%(n)s 条记录的值无法转换", n=len(failing))},
+                           label=new.label, old=old_label, new=new_label, records="、".join(failing)),
+                        {new.key: _l("%(n)s 条记录的值无法转换为“%(new)s”，请先修改：%(records)s", n=len(failing),
+                                     new=new_label, records="、".join(failing))},
                     )
                 conversions.append((old, new))
 
@@ -170,6 +208,8 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     summaries_changed()
     for old, new in conversions:
         convert_field_values(record_type.key, old, new)
+    for field_key, renamed in renames.items():
+        choice_migrations.start(record_type, field_key, renamed, by=by)
     if existing and (conversions or record_type.searched_keys() != searched_before):
         reindex_search(record_type.key)
     return record_type

@@ -37,6 +37,8 @@ class FieldDefinition(EmbeddedDocument):
     max_length = IntField(verbose_name=_l("最大长度"))
     pattern = StringField(verbose_name=_l("格式（正则）"))
     choices = ListField(StringField(), verbose_name=_l("可选项"))
+    inactive_choices = ListField(StringField(), verbose_name=_l("已停用的可选项"))
+    renamed_choices = ListField(ListField(StringField()), verbose_name=_l("已改名的可选项"))
     list = BooleanField(default=False, verbose_name=_l("列表显示"))
     filter = BooleanField(default=False, verbose_name=_l("可筛选"))
     search = BooleanField(default=False, verbose_name=_l("可搜索"))

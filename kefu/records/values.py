@@ -37,7 +37,10 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
 
     Unknown keys, disabled fields and read-only fields (on update) are
     refused; on create, missing values get their defaults and required ones
-    are reported. Every problem is collected, so the caller can show each
+    are reported. On update (``current``: the record's values), a key left out
+    is left alone, and a stored value sent back unchanged is kept even when the
+    definition no longer accepts it (a removed choice, a stricter limit:
+    ``FieldType.clean_keeping``). Every problem is collected, so the caller can show each
     field's message at once.
     """
     errors: dict = {}
@@ -68,8 +71,10 @@ def clean_values(record_type: RecordType, values: dict, actor: Actor, *, creatin
                 errors[key] = _l("字段“%(label)s”只读", label=definition.label)
                 continue
             target = data
+        field_type = get_field_type(definition.type)
         try:
-            target[key] = get_field_type(definition.type).clean(raw, definition, context)
+            target[key] = field_type.clean(raw, definition, context) if creating else field_type.clean_keeping(
+                raw, (current or {}).get(key), definition, context)
         except InvalidValue as exc:
             errors[key] = str(exc)
     if "status" in core and core["status"] is None:  # a record is always in one of its workflow's statuses

@@ -181,6 +181,21 @@ class FieldType:
             self.check_value(value, definition, context)
         return value
 
+    def clean_keeping(self, raw, stored, definition, context: FieldContext | None = None):
+        """:meth:`clean` of input to a record holding ``stored``; when the definition refuses ``raw`` but it is
+        ``stored`` sent back unchanged (a choice since removed, a value from before a stricter limit), ``stored``
+        is kept as it is: a save that did not touch a field never changes it."""
+        try:
+            return self.clean(raw, definition, context)
+        except InvalidValue:
+            if stored is not None and self.same_as_stored(raw, stored, context_or_default(context).tz):
+                return stored
+            raise
+
+    def same_as_stored(self, raw, stored, tz: ZoneInfo) -> bool:
+        """Whether input ``raw`` is the value ``stored`` as the API returns it or the edit form shows it."""
+        return raw == stored or raw == self.to_json(stored, tz) or raw == self.form_data(stored, tz)
+
     def from_json(self, raw, definition, context: FieldContext | None = None):
         """Same as :meth:`clean`: the API accepts what the form accepts."""
         return self.clean(raw, definition, context)
@@ -242,7 +257,7 @@ class FieldType:
             validators=[*self._presence_validators(definition), CleanValue(self, definition, context)],
             render_kw=render_kw or None,
             default=lambda: self._form_default(definition, context),
-            **self._form_kwargs(definition),
+            **self._form_kwargs(definition, context),
         )
 
     def _form_default(self, definition, context):
@@ -259,12 +274,16 @@ class FieldType:
     def _render_kw(self, definition) -> dict:
         return {}
 
-    def _form_kwargs(self, definition) -> dict:
+    def _form_kwargs(self, definition, context: FieldContext) -> dict:
         return {}
 
     def form_data(self, value, tz: ZoneInfo | None = None):
         """What to put into the form field when editing a stored value."""
         return value
+
+    def filter_options(self, definition) -> list[tuple[str, str]] | None:
+        """``(value, label)`` pairs a list filter offers to pick from, or None for a typed filter value."""
+        return None
 
     # --- filters ------------------------------------------------------------
 

@@ -10,7 +10,13 @@ from kefu.records.fields.common import fold, list_text, option_value, scalar_tex
 
 
 class ChoicesMixin:
-    """Shared by single and multiple choice: the ``choices`` option and membership."""
+    """Shared by single and multiple choice: the ``choices`` option and membership.
+
+    What records hold outlives the options offered: ``inactive_choices`` are values no longer offered that records
+    still hold, ``renamed_choices`` pairs ``[old, new]`` of an explicit rename (records are moved to the new name in
+    the background, ``kefu.records.choice_migrations``). Both are *known* values: shown (marked 已停用 / 已改名 in
+    forms and filters), filterable — a filter naming either name of a renamed choice finds both — and kept when a
+    record is saved without touching them; new input picks from ``choices`` only."""
 
     finite_values = True
     report_dimension = True
@@ -19,9 +25,48 @@ class ChoicesMixin:
         choices = option_value(definition, "choices")
         return [str(choice) for choice in choices] if isinstance(choices, (list, tuple)) else []
 
+    def _inactive(self, definition) -> list[str]:
+        inactive = option_value(definition, "inactive_choices")
+        return [str(choice) for choice in inactive] if isinstance(inactive, (list, tuple)) else []
+
+    def _renamed(self, definition) -> dict[str, str]:
+        """Old name → current name of every renamed choice."""
+        pairs = option_value(definition, "renamed_choices")
+        if not isinstance(pairs, (list, tuple)):
+            return {}
+        return {str(pair[0]): str(pair[1]) for pair in pairs if isinstance(pair, (list, tuple)) and len(pair) == 2}
+
+    def known_values(self, definition) -> list[str]:
+        """Every value a record of this field may hold: the choices, the inactive ones and renamed old names."""
+        return list(dict.fromkeys([*self._choices(definition), *self._inactive(definition),
+                                   *self._renamed(definition)]))
+
+    def same_choice(self, value: str, definition) -> list[str]:
+        """The stored values meaning ``value``: its current name and every old name renamed to it."""
+        renamed = self._renamed(definition)
+        current = renamed.get(value, value)
+        return [current, *(old for old, new in renamed.items() if new == current)]
+
+    def choice_label(self, value: str, definition) -> str:
+        """``value`` as a pick list shows it: marked when it is no longer offered."""
+        if value in self._choices(definition):
+            return value
+        renamed = self._renamed(definition).get(value)
+        if renamed is not None:
+            return _("%(value)s（已改名为“%(new)s”）", value=value, new=renamed)
+        return _("%(value)s（已停用）", value=value)
+
+    def filter_options(self, definition):
+        return [(value, self.choice_label(value, definition)) for value in self.known_values(definition)
+                if value not in self._renamed(definition)]
+
     def _not_a_choice(self, value, definition) -> InvalidValue:
         return InvalidValue(_("“%(value)s”不是可选项，可选：%(choices)s",
                               value=value, choices=list_text(self._choices(definition))))
+
+    def _not_known(self, value, definition) -> InvalidValue:
+        return InvalidValue(_("“%(value)s”不是可选项，可选：%(choices)s",
+                              value=value, choices=list_text(self.known_values(definition))))
 
     def _option_problems(self, definition):
         choices = option_value(definition, "choices")
@@ -35,10 +80,26 @@ class ChoicesMixin:
         duplicates = sorted({str(choice) for choice in choices if list(choices).count(choice) > 1})
         if duplicates:
             problems.append(_("可选项重复：%(choices)s", choices=list_text(duplicates)))
+        inactive = option_value(definition, "inactive_choices")
+        if inactive is not None and (not isinstance(inactive, (list, tuple))
+                                     or any(not isinstance(c, str) or not c.strip() for c in inactive)):
+            problems.append(_("已停用的可选项 inactive_choices 应为非空文字的列表"))
+        renamed = option_value(definition, "renamed_choices")
+        if renamed is not None and (not isinstance(renamed, (list, tuple)) or any(
+                not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or any(not isinstance(name, str) or not name.strip() for name in pair) for pair in renamed)):
+            problems.append(_("已改名的可选项 renamed_choices 应为 [原名, 新名] 的列表"))
         return problems
 
-    def _form_kwargs(self, definition):
-        return {"choices": [(choice, choice) for choice in self._choices(definition)], "validate_choice": False}
+    def _offered(self, definition, kept) -> list[tuple[str, str]]:
+        """The pick list: the choices, then the values of ``kept`` (the edited record's) no longer offered."""
+        choices = self._choices(definition)
+        return [*((choice, choice) for choice in choices),
+                *((value, self.choice_label(value, definition)) for value in kept if value not in choices)]
+
+    def _value_schema_enum(self, definition) -> list[str]:
+        # Responses carry what records hold (an inactive or not yet migrated value), so the schema names those too.
+        return self.known_values(definition)
 
 
 class ChoiceType(ChoicesMixin, FieldType):
@@ -48,7 +109,7 @@ class ChoiceType(ChoicesMixin, FieldType):
     label = _l("单选")
     single_choice = True
     export_width = 12
-    options = ("default", "choices")
+    options = ("default", "choices", "inactive_choices", "renamed_choices")
     operators = ("eq", "ne", "in", "empty", "not_empty")
     form_class = SelectField
     required_text = _l("请选择%(label)s")
@@ -60,15 +121,29 @@ class ChoiceType(ChoicesMixin, FieldType):
         if value not in self._choices(definition):
             raise self._not_a_choice(value, definition)
 
-    check_filter = check_value
+    def check_filter(self, value, definition, context):
+        if value not in self.known_values(definition):
+            raise self._not_known(value, definition)
 
-    def _form_kwargs(self, definition):
-        kwargs = super()._form_kwargs(definition)
-        kwargs["choices"] = [("", _("请选择")), *kwargs["choices"]]
-        return kwargs
+    def _filter_values(self, raw, definition, context) -> list:
+        values = super()._filter_values(raw, definition, context)
+        return list(dict.fromkeys(alias for value in values for alias in self.same_choice(value, definition)))
+
+    def _query_eq(self, path, raw, definition, context):
+        values = self._filter_values([raw], definition, context)
+        return {path: values[0] if len(values) == 1 else {"$in": values}}
+
+    def _query_ne(self, path, raw, definition, context):
+        values = self._filter_values([raw], definition, context)
+        return {path: {"$ne": values[0]} if len(values) == 1 else {"$nin": values}}
+
+    def _form_kwargs(self, definition, context):
+        stored = (context.current or {}).get(definition.key) if context is not None else None
+        kept = [stored] if isinstance(stored, str) else []
+        return {"choices": [("", _("请选择")), *self._offered(definition, kept)], "validate_choice": False}
 
     def _value_schema(self, definition):
-        return {"type": "string", "enum": self._choices(definition)}
+        return {"type": "string", "enum": self._value_schema_enum(definition)}
 
 
 class MultiChoiceType(ChoicesMixin, FieldType):
@@ -82,32 +157,48 @@ class MultiChoiceType(ChoicesMixin, FieldType):
     multiple = True
     sortable = False
     export_width = 18
-    options = ("default", "choices")
+    options = ("default", "choices", "inactive_choices", "renamed_choices")
     operators = ("eq", "in", "empty", "not_empty")
     form_class = SelectMultipleField
     required_text = _l("请选择%(label)s")
 
+    def _items(self, raw, known) -> list[str]:
+        if isinstance(raw, str) and raw.strip() in known:
+            return [raw.strip()]
+        if isinstance(raw, (str, list, tuple)):
+            return [scalar_text(item) for item in split_values(raw)]
+        raise InvalidValue(_("请选择一个或多个可选项"))
+
     def parse(self, raw, definition, context):
         choices = self._choices(definition)
-        if isinstance(raw, str) and raw.strip() in choices:
-            items = [raw]
-        elif isinstance(raw, (str, list, tuple)):
-            items = split_values(raw)
-        else:
-            raise InvalidValue(_("请选择一个或多个可选项"))
-        picked = {scalar_text(item) for item in items}
-        for item in (scalar_text(item) for item in items):
+        items = self._items(raw, choices)
+        for item in items:
             if item not in choices:
                 raise self._not_a_choice(item, definition)
-        return [choice for choice in choices if choice in picked] or None
+        return [choice for choice in choices if choice in items] or None
 
-    def _one_option(self, raw, definition) -> str:
+    def clean_keeping(self, raw, stored, definition, context=None):
+        """As :meth:`FieldType.clean_keeping`; besides, options the record holds that are no longer offered stay
+        while others are added or removed next to them."""
+        try:
+            return super().clean_keeping(raw, stored, definition, context)
+        except InvalidValue:
+            choices = self._choices(definition)
+            held = [item for item in stored or () if item not in choices]
+            items = self._items(raw, [*choices, *held]) if held else []
+            kept = [item for item in held if item in items]
+            if not kept:
+                raise
+            picked = self.clean([item for item in items if item not in kept], definition, context) or []
+            return [*picked, *kept]
+
+    def _one_option(self, raw, definition) -> list[str]:
         option = scalar_text(raw)
         if not option:
             raise InvalidValue(_("请填写筛选值"))
-        if option not in self._choices(definition):
-            raise self._not_a_choice(option, definition)
-        return option
+        if option not in self.known_values(definition):
+            raise self._not_known(option, definition)
+        return self.same_choice(option, definition)
 
     def to_storage(self, value):
         return None if value is None else [str(item) for item in value]
@@ -124,17 +215,24 @@ class MultiChoiceType(ChoicesMixin, FieldType):
     def form_data(self, value, tz=None):
         return None if value is None else list(value)
 
+    def _form_kwargs(self, definition, context):
+        stored = (context.current or {}).get(definition.key) if context is not None else None
+        kept = [str(item) for item in stored] if isinstance(stored, (list, tuple)) else []
+        return {"choices": self._offered(definition, kept), "validate_choice": False}
+
     def _query_eq(self, path, raw, definition, context):
-        return {path: self._one_option(raw, definition)}
+        options = self._one_option(raw, definition)
+        return {path: options[0] if len(options) == 1 else {"$in": options}}
 
     def _query_in(self, path, raw, definition, context):
-        options = [self._one_option(item, definition) for item in split_values(raw)]
+        options = [alias for item in split_values(raw) for alias in self._one_option(item, definition)]
         if not options:
             raise InvalidValue(_("请填写筛选值"))
-        return {path: {"$in": options}}
+        return {path: {"$in": list(dict.fromkeys(options))}}
 
     def _value_schema(self, definition):
-        schema = {"type": "array", "items": {"type": "string", "enum": self._choices(definition)}, "uniqueItems": True}
+        schema = {"type": "array", "items": {"type": "string", "enum": self._value_schema_enum(definition)},
+                  "uniqueItems": True}
         if getattr(definition, "required", False):
             schema["minItems"] = 1
         return schema

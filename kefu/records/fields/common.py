@@ -39,7 +39,10 @@ class FieldContext:
     object with ``store(file_storage, max_bytes) -> AttachmentInfo | id`` used
     when uploaded files are cleaned. ``access``: the acting user's
     ``kefu.org.access.AccessPolicy`` (None: the system's), for what a reference
-    may find and show.
+    may find and show. ``current``: the edited record's values (key → Python
+    value; None while creating): a stored value sent back unchanged is kept even
+    when the definition no longer accepts it (``FieldType.clean_keeping``), and
+    a form offers it (a removed choice, marked 已停用).
     """
 
     tz: ZoneInfo
@@ -47,6 +50,7 @@ class FieldContext:
     project_id: Any = None
     attachments: Any = None
     access: Any = None
+    current: Any = None
 
     @property
     def user_id(self) -> ObjectId | None:

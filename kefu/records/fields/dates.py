@@ -201,7 +201,7 @@ class DateTimeType(CalendarType):
         # To the minute, as the form shows it: an unchanged form then compares equal to what is stored.
         return None if value is None else self._local(value, tz).replace(tzinfo=None, second=0, microsecond=0)
 
-    def _form_kwargs(self, definition):
+    def _form_kwargs(self, definition, context):
         return {"format": ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]}
 
     def _day_or_moment(self, raw, definition, context) -> tuple[datetime, bool]:

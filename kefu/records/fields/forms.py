@@ -94,15 +94,17 @@ class CleanValue:
     """WTForms validator: run the field type's ``clean`` and keep its result as ``field.data``.
 
     The form thus shows exactly the message the API gives for the same input,
-    and ``form.data`` holds cleaned values.
+    and ``form.data`` holds cleaned values; the edited record's value sent back
+    unchanged is kept (``FieldContext.current``, ``FieldType.clean_keeping``).
     """
 
     def __init__(self, field_type: FieldType, definition, context: FieldContext):
         self.field_type, self.definition, self.context = field_type, definition, context
 
     def __call__(self, form, field):
+        stored = (self.context.current or {}).get(getattr(self.definition, "key", None))
         try:
-            field.data = self.field_type.clean(field.data, self.definition, self.context)
+            field.data = self.field_type.clean_keeping(field.data, stored, self.definition, self.context)
         except InvalidValue as exc:
             raise ValidationError(str(exc)) from exc
         if field.data is None and getattr(self.definition, "required", False):

@@ -18,8 +18,11 @@ FIELD_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 FIELD_FLAGS = ("required", "list", "filter", "search", "sensitive", "readonly", "required_on_close")
 """Yes/no settings every type has; stored and written out only when true."""
 
-FIELD_OPTIONS = ("default", "min", "max", "max_length", "pattern", "choices", "help", "max_size_mb")
-"""Valued settings of a definition, in the order the YAML/JSON shape lists them."""
+FIELD_OPTIONS = ("default", "min", "max", "max_length", "pattern", "choices", "inactive_choices", "renamed_choices",
+                 "help", "max_size_mb")
+"""Valued settings of a definition, in the order the YAML/JSON shape lists them. ``inactive_choices`` (values no longer
+offered that records still hold) and ``renamed_choices`` (``[old, new]`` pairs: a filter naming either finds both) are
+kept by ``kefu.records.definitions.save_definition`` (``kefu.records.choice_changes``), not typed by hand."""
 
 GENERAL_OPTIONS = ("help",)
 """Valued settings every type accepts."""
@@ -34,7 +37,7 @@ class FieldSpec:
 
     ``core``: a field every record has, stored at the top of the record rather
     than under ``data``; ``editable`` is false for the core fields the system
-    fills (number, timestamps). A missing option is None (``choices``: ()).
+    fills (number, timestamps). A missing option is None (``choices``, ``inactive_choices``, ``renamed_choices``: ()).
     """
 
     key: str
@@ -48,6 +51,8 @@ class FieldSpec:
     max_length: int | None = None
     pattern: str | None = None
     choices: tuple = ()
+    inactive_choices: tuple = ()
+    renamed_choices: tuple = ()
     list: bool = False
     filter: bool = False
     search: bool = False
@@ -67,6 +72,9 @@ class FieldSpec:
         choices = values["choices"]
         # Anything but a list is kept as it is, for check_definition to refuse.
         values["choices"] = tuple(choices) if isinstance(choices, (list, tuple)) else choices or ()
+        values["inactive_choices"] = tuple(values["inactive_choices"] or ())
+        values["renamed_choices"] = tuple(tuple(pair) if isinstance(pair, (list, tuple)) else pair
+                                          for pair in values["renamed_choices"] or ())
         return cls(**values)
 
     @classmethod

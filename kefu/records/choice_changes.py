@@ -1,0 +1,89 @@
+"""What a saved definition does to a choice field's options, so that no stored value is lost
+(``kefu.records.definitions.save_definition`` calls :func:`carry_over_choices` before validating).
+
+- **Rename** is explicit: a field of the definition given to ``save_definition`` may carry ``rename_choices``
+  (``{old name: new name}``; the admin's field editor writes it as a line "旧名 → 新名"). The pair is kept in the
+  definition's ``renamed_choices`` — a filter naming either name finds both — and the records holding the old name
+  are moved to the new one in the background (``kefu.records.choice_migrations``). Renaming onto a choice that
+  exists merges the two.
+- **Removal** keeps what records hold: a choice dropped from ``choices`` that some record still holds becomes one
+  of ``inactive_choices`` (shown marked 已停用, filterable, exported, counted; new input cannot pick it). Adding it
+  back to ``choices`` makes it active again.
+- A **relabel** of the field, or any change of its options, never touches stored values: records keep their values
+  under the field's key, and a key never changes.
+"""
+from __future__ import annotations
+
+from kefu.core.db import get_database
+from kefu.core.errors import ValidationFailed
+from kefu.core.i18n import _l
+from kefu.records.fields import FieldSpec, get_field_type
+from kefu.records.store import RECORDS
+
+RENAME_KEY = "rename_choices"
+"""The instruction a field of a definition may carry: ``{old name: new name}``; never stored."""
+
+
+def _takes_choices(type_name) -> bool:
+    try:
+        return "renamed_choices" in get_field_type(type_name).options
+    except ValidationFailed:  # an unknown type: the definition's own check reports it
+        return False
+
+
+def rename_problem(field: dict, old: FieldSpec | None):
+    """What is wrong with the field's ``rename_choices`` (a message naming the field), or None."""
+    renames = field.get(RENAME_KEY)
+    label = field.get("label") or field.get("key")
+    if not isinstance(renames, dict) or any(not isinstance(k, str) or not isinstance(v, str) or not k.strip()
+                                            or not v.strip() for k, v in renames.items()):
+        return _l("字段“%(label)s”：rename_choices 应为 {原名: 新名}", label=label)
+    if old is None or old.type != field.get("type") or not _takes_choices(old.type):
+        return _l("字段“%(label)s”：只有已有的单选、多选字段能给可选项改名（且不能同时改类型）", label=label)
+    choices = [str(c) for c in field.get("choices") or []]
+    held = {*old.choices, *old.inactive_choices, *(pair[0] for pair in old.renamed_choices)}
+    for before, after in renames.items():
+        if before.strip() not in held:
+            return _l("字段“%(label)s”：“%(name)s”不是原有的可选项", label=label, name=before)
+        if after.strip() not in choices:
+            return _l("字段“%(label)s”：新名“%(name)s”须在可选项中", label=label, name=after)
+        if before.strip() in choices:
+            return _l("字段“%(label)s”：改名后原名“%(name)s”不能留在可选项中", label=label, name=before)
+    return None
+
+
+def carry_over_choices(field: dict, old: FieldSpec | None, type_key: str) -> tuple[dict, dict[str, str]]:
+    """The field as it is to be stored — ``inactive_choices`` and ``renamed_choices`` carried over from ``old``, the
+    definition stored now, and from ``field`` itself — and the renames it asks for (old → new; ``{}`` for none).
+    The field's ``rename_choices`` must have passed :func:`rename_problem`; a field that is new, changes type or
+    has no choices is returned as it is (without ``rename_choices``)."""
+    field = dict(field)
+    renames = {k.strip(): v.strip() for k, v in (field.pop(RENAME_KEY, None) or {}).items()}
+    if old is None or old.type != field.get("type") or not _takes_choices(old.type):
+        return field, {}
+    choices = [str(c) for c in field.get("choices") or []]
+    pairs = {}
+    for pair in [*old.renamed_choices, *(field.get("renamed_choices") or [])]:
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            pairs[str(pair[0])] = str(pair[1])
+    pairs.update(renames)
+    pairs = {before: renames.get(after, after) for before, after in pairs.items()  # a renamed name renamed again
+             if before not in choices and before != renames.get(after, after)}
+    dropped = [c for c in dict.fromkeys([*old.inactive_choices, *(field.get("inactive_choices") or []),
+                                          *old.choices]) if c not in choices and c not in pairs]
+    field["inactive_choices"] = held_values(type_key, old, dropped)
+    field["renamed_choices"] = [[before, after] for before, after in pairs.items()]
+    for option in ("inactive_choices", "renamed_choices"):
+        if not field[option]:
+            del field[option]
+    return field, renames
+
+
+def held_values(type_key: str, definition: FieldSpec, values: list[str]) -> list[str]:
+    """Those of ``values`` some record of the type holds in the field (all of them for a sensitive field: its
+    values are stored encrypted and cannot be asked for), in their order."""
+    if not values or definition.sensitive:
+        return list(values)
+    path = f"data.{definition.key}"
+    held = set(get_database()[RECORDS].distinct(path, {"type": type_key, path: {"$in": list(values)}}))
+    return [value for value in values if value in held]

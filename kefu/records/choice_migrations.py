@@ -1,0 +1,174 @@
+"""Moving stored values to a choice's new name after an explicit rename (``kefu.records.choice_changes``), in the
+background, with progress.
+
+``start`` stores a ``ChoiceMigration`` (type, field, the renames, who asked) and announces it
+(``kefu.core.background.choices_renamed``, once the definition's save has committed: ``jobs.schema.migrate_choices``
+runs it in a worker); when no queue can be reached it runs at once, so a rename never waits for a queue that is down. ``run`` is idempotent and resumable:
+it looks only for records still holding an old name, rewrites them in batches — each batch one transaction with the
+records' audit entries (one per record: its history shows 原名 → 新名, by whoever renamed) — and notes its progress
+after every batch. A record saved meanwhile (another version) is left to the next pass, so a concurrent edit is
+never overwritten. Sensitive fields are decrypted, renamed and encrypted again (with their blind index); the
+search grams of a searched field follow.
+"""
+from __future__ import annotations
+
+from bson import ObjectId
+from mongoengine import DateTimeField, Document, IntField, ListField, StringField
+
+from kefu.core import background
+from kefu.core.clock import utcnow
+from kefu.core.db import after_commit, get_database, in_transaction
+from kefu.core.i18n import _l
+from kefu.org.users import User
+from kefu.records.actor import system_actor
+from kefu.records.fields import get_field_type
+from kefu.records.search import search_index
+from kefu.records.store import RECORDS
+from kefu.records.timeline import audit
+from kefu.records.types import RecordType, get_record_type
+from kefu.records.values import display_values, read_stored, read_values, storage_of
+
+BATCH = 200
+MAX_PASSES = 5  # a record saved during a pass is done in the next; beyond this the job fails and can be re-run
+STATUS_LABELS = {"queued": _l("排队中"), "running": _l("进行中"), "done": _l("已完成"), "failed": _l("失败")}
+
+
+class ChoiceMigration(Document):
+    """One rename of a choice field's options and how far moving the stored values got."""
+
+    record_type = StringField(required=True, verbose_name=_l("记录类型"))
+    field = StringField(required=True, verbose_name=_l("字段"))
+    label = StringField(verbose_name=_l("字段名称"))
+    renames = ListField(ListField(StringField()), verbose_name=_l("改名"))  # [[old, new], …]
+    status = StringField(default="queued", verbose_name=_l("状态"))  # queued, running, done, failed
+    total = IntField(default=0, verbose_name=_l("记录数"))
+    done = IntField(default=0, verbose_name=_l("已更新"))
+    error = StringField()
+    created_at = DateTimeField(default=utcnow)
+    created_by = StringField(verbose_name=_l("操作人"))  # the username that saved the definition
+    finished_at = DateTimeField()
+
+    meta = {"collection": "choice_migrations", "indexes": [("record_type", "-created_at")]}
+
+    def summary(self) -> str:
+        """"阶段：交付后 → 交付以后，120/300 条（进行中）"."""
+        names = "、".join(f"{old} → {new}" for old, new in self.renames)
+        return str(_l("%(label)s：%(names)s，%(done)s/%(total)s 条（%(status)s）", label=self.label or self.field,
+                      names=names, done=self.done, total=self.total,
+                      status=STATUS_LABELS.get(self.status, self.status)))
+
+
+def _query(record_type: RecordType, definition, olds: list[str]) -> dict:
+    """The records that may still hold an old name (every one with a value, for an encrypted field)."""
+    if definition.sensitive:
+        return {"type": record_type.key, f"pii.{definition.key}": {"$ne": None}}
+    return {"type": record_type.key, f"data.{definition.key}": {"$in": olds}}
+
+
+def start(record_type: RecordType, field_key: str, renames: dict[str, str], *, by=None) -> ChoiceMigration:
+    """Store the migration of ``renames`` (old → new) in ``field_key`` and have it run in the background (at once
+    when no worker can be reached); return it."""
+    definition = record_type.field(field_key)
+    migration = ChoiceMigration(
+        record_type=record_type.key, field=field_key, label=definition.label,
+        renames=[[old, new] for old, new in renames.items()], created_by=by,
+        total=get_database()[RECORDS].count_documents(_query(record_type, definition, list(renames))))
+    migration.save()
+    after_commit(lambda: _launch(str(migration.pk)))
+    return migration
+
+
+def _launch(migration_id: str) -> None:
+    if not background.queued(background.choices_renamed, migration_id):
+        run(migration_id)
+
+
+def _renamed(field_type, value, renames: dict[str, str], definition):
+    """``value`` with the old names replaced (a list keeps the order of the choices, without repeats)."""
+    if isinstance(value, list):
+        moved = {renames.get(item, item) for item in value}
+        order = [*definition.choices, *(item for item in value if item not in definition.choices)]
+        return [item for item in dict.fromkeys(renames.get(item, item) for item in order) if item in moved]
+    return renames.get(value, value)
+
+
+def _batch(record_type: RecordType, definition, documents: list[dict], renames: dict[str, str], actor,
+           migration_id: str) -> tuple[int, int]:
+    """Rename in ``documents`` (one transaction with their audit entries); return how many were rewritten and how
+    many were saved meanwhile (left for the next pass)."""
+    field_type = get_field_type(definition.type)
+    database, changed, raced = get_database(), 0, 0
+    for document in documents:
+        value = read_stored(record_type, definition, field_type, document.get("data") or {},
+                            document.get("pii") or {}, actor)
+        new_value = None if value is None else _renamed(field_type, value, renames, definition)
+        if new_value == value:
+            continue
+        update = storage_of(record_type, {}, {definition.key: new_value}, actor)
+        if definition.search:
+            values = {**read_values(record_type, document, actor), definition.key: new_value}
+            update.update(search_index(record_type, document["number"], values, actor.tz))
+        result = database[RECORDS].find_one_and_update(
+            {"_id": document["_id"], "version": document["version"]},
+            {"$set": {**update, "updated_at": utcnow()}, "$inc": {"version": 1}})
+        if result is None:
+            raced += 1  # saved meanwhile: the next pass reads it again
+            continue
+        before, after = (display_values(record_type, {definition.key: v}, actor, [definition.key])[definition.key]
+                         for v in (value, new_value))
+        audit("update", record_type, document, actor,
+              [{"field": definition.key, "label": definition.label, "before": before, "after": after}],
+              extra={"migration": migration_id})
+        changed += 1
+    return changed, raced
+
+
+def run(migration_id: str, batch: int = BATCH) -> ChoiceMigration | None:
+    """Move the records of the migration to the new names (idempotent: a finished one is left as it is); return
+    it, or None when there is no such migration."""
+    migration = ChoiceMigration.objects(pk=ObjectId(migration_id)).first()
+    if migration is None or migration.status == "done":
+        return migration
+    record_type = get_record_type(migration.record_type, active_only=False)
+    definition = record_type.field(migration.field)
+    renames = dict(map(tuple, migration.renames))
+    creator = User.objects(username=migration.created_by).first() if migration.created_by else None
+    actor = system_actor(creator)
+    migration.update(set__status="running", set__error=None)
+    done = migration.done if migration.status == "running" else 0
+    projection = {"number": 1, "version": 1, "data": 1, "pii": 1}
+    for _pass in range(MAX_PASSES):
+        raced, last_id = 0, None
+        while True:
+            query = _query(record_type, definition, list(renames))
+            if last_id is not None:
+                query["_id"] = {"$gt": last_id}
+            documents = list(get_database()[RECORDS].find(query, projection, sort=[("_id", 1)], limit=batch))
+            if not documents:
+                break
+            last_id = documents[-1]["_id"]
+            changed, raced_now = in_transaction(lambda documents=documents: _batch(
+                record_type, definition, documents, renames, actor, migration_id))
+            raced += raced_now
+            done += changed
+            migration.update(set__done=done)
+        if not raced:
+            migration.update(set__status="done", set__finished_at=utcnow(), set__total=max(migration.total, done))
+            return migration.reload()
+    migration.update(set__status="failed", set__error=str(_l("记录一直在被修改，请稍后重新运行")))
+    return migration.reload()
+
+
+def fail(migration_id: str, error: str) -> None:
+    """Note that the job of the migration failed (``error`` as the worker saw it)."""
+    ChoiceMigration.objects(pk=ObjectId(migration_id)).update_one(set__status="failed", set__error=error[:1000])
+
+
+def latest_by_type(type_keys, limit: int = 3) -> dict[str, list[ChoiceMigration]]:
+    """The latest migrations (newest first, at most ``limit``) of each of these types, in one query."""
+    found: dict[str, list[ChoiceMigration]] = {}
+    for migration in ChoiceMigration.objects(record_type__in=list(type_keys)).order_by("-created_at"):
+        kept = found.setdefault(migration.record_type, [])
+        if len(kept) < limit:
+            kept.append(migration)
+    return found
