@@ -8,7 +8,7 @@ from flask import current_app
 from rq import get_current_job
 
 from jobs import DEFAULT_QUEUE, enqueue
-from jobs.calendar import queue_unfinished
+from jobs import calendar, schema
 from jobs.deliver import dispatch
 from kefu.schedule.duties import due_now, run
 from kefu.schedule.queues import clean_started, worker_alive
@@ -18,7 +18,8 @@ def tick(now: datetime | None = None) -> str:
     """Move the started jobs of dead workers to the failed ones; mark abandoned the duty runs whose worker is gone;
     claim every duty occurrence that is due (an abandoned one again) and queue it; hand due deliveries to the
     workers; queue again the deadline recomputes of calendar edits whose job never reached Redis, was lost or
-    failed (``jobs.calendar``). ``now``: the moment to tick at (default: the clock).
+    failed (``jobs.calendar``) and the choice renames whose job was lost (``jobs.schema``). ``now``: the moment to
+    tick at (default: the clock).
 
     Safe to run from several schedulers at once: a claim is won once (``kefu.schedule.duties.claim``).
     """
@@ -30,9 +31,10 @@ def tick(now: datetime | None = None) -> str:
         enqueue(run_duty, duty.name, occurrence.isoformat(), queue=DEFAULT_QUEUE, job_id=f"duty-{duty.name}-{stamp}")
         started.append(duty.name)
     handed = dispatch()
-    recomputes = queue_unfinished()
+    recomputes = calendar.queue_unfinished()
+    migrations = schema.queue_unfinished(now)
     return (f"duties started: {', '.join(started) or 'none'}; deliveries handed out: {handed}; "
-            f"calendar recomputes queued: {recomputes}")
+            f"calendar recomputes queued: {recomputes}; choice migrations queued again: {migrations}")
 
 
 def run_duty(name: str, occurrence: str) -> str:

@@ -1,7 +1,8 @@
 """Schema changes that rewrite stored values in the background (``kefu.records.choice_migrations``)."""
 from __future__ import annotations
 
-from kefu.records.choice_migrations import fail, run
+from jobs import enqueue
+from kefu.records.choice_migrations import fail, run, unfinished
 
 
 def migrate_choices(migration_id: str) -> str:
@@ -12,3 +13,13 @@ def migrate_choices(migration_id: str) -> str:
         fail(migration_id, f"{type(exc).__name__}: {exc}")
         raise
     return f"choice migration {migration_id}: {migration.done if migration else 0} records"
+
+
+def queue_choice_migration(migration_id: str):
+    """Queue the migration's job; the stable job id makes a repeat a no-op. None when Redis cannot be reached."""
+    return enqueue(migrate_choices, migration_id, job_id=f"choices-{migration_id}")
+
+
+def queue_unfinished(now=None) -> int:
+    """Queue again the migrations whose job was lost or died (``choice_migrations.unfinished``); return how many."""
+    return sum(queue_choice_migration(migration_id) is not None for migration_id in unfinished(now))

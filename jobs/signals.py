@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from jobs import enqueue
 from jobs.exports import run_export
-from jobs.schema import migrate_choices
+from jobs.schema import queue_choice_migration
 from jobs.sweep import sweep_records
 from kefu.core import background
 
@@ -16,11 +16,6 @@ def queue_sweep(record_ids: list[str]):
 def queue_export(export_id: str):
     """Build a large export in the background; the stable job id makes a repeat a no-op."""
     return enqueue(run_export, export_id, job_id=f"export-{export_id}")
-
-
-def queue_choice_migration(migration_id: str):
-    """Move stored values to renamed choices in the background; the stable job id makes a repeat a no-op."""
-    return enqueue(migrate_choices, migration_id, job_id=f"choices-{migration_id}")
 
 
 def connect() -> None:

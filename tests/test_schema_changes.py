@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import copy
 import re
+from datetime import timedelta
 
 import pytest
 from bson import ObjectId
 
+from jobs.schedule import tick
+from kefu.core.clock import utcnow
+from kefu.records.choice_migrations import STALE_AFTER
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import token_headers
 from tests.test_record_types import filter_groups, flashed_errors, post_type_form, stored_type
@@ -160,6 +164,21 @@ def test_choice_rename_through_the_api_migrates_every_stored_value(app, api, db,
     assert listed_numbers(api, stage__ne="交付后") == {handover["before"]["number"]}
     body = api("GET", f"/api/v1/records/handover/{handover['after2']['id']}").get_json()
     assert body["stage"] == "交付以后"
+
+
+def test_a_rename_whose_job_was_lost_is_queued_again_by_the_tick(app, api, db, handover):
+    """Redis lost the queued job (emptied here as a restart without persistence would): the scheduler's tick queues
+    the migration again once it is older than STALE_AFTER, and the worker finishes it."""
+    renamed = with_field(HANDOVER, "stage", choices=["交付前", "交付以后"], rename_choices={"交付后": "交付以后"})
+    assert api("PUT", "/api/v1/types/handover", json=renamed).status_code == 200
+    app.extensions["kefu_redis"].flushdb()
+    with app.app_context():
+        assert "choice migrations queued again: 0" in tick()  # not stale yet: its job may still be on its way
+        assert "choice migrations queued again: 1" in tick(utcnow() + STALE_AFTER + timedelta(seconds=1))
+    run_background_jobs(app)
+    migration = db.choice_migrations.find_one({"record_type": "handover"})
+    assert (migration["status"], migration["done"]) == ("done", 2)
+    assert stored(db, handover["after1"])["data"]["stage"] == "交付以后"
 
 
 def test_rename_of_a_multi_choice_option_and_refusals(app, api, db, handover):

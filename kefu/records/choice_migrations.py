@@ -12,8 +12,10 @@ search grams of a searched field follow.
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bson import ObjectId
-from mongoengine import DateTimeField, Document, IntField, ListField, StringField
+from mongoengine import DateTimeField, Document, IntField, ListField, Q, StringField
 
 from kefu.core import background
 from kefu.core.clock import utcnow
@@ -29,6 +31,9 @@ from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import display_values, read_stored, read_values, storage_of
 
 BATCH = 200
+# A migration queued this long ago and not started, or running without progress this long (its job was lost with
+# Redis, its worker killed), is queued again by the scheduler's tick (``jobs.schema.queue_unfinished``).
+STALE_AFTER = timedelta(minutes=5)
 MAX_PASSES = 5  # a record saved during a pass is done in the next; beyond this the job fails and can be re-run
 STATUS_LABELS = {"queued": _l("排队中"), "running": _l("进行中"), "done": _l("已完成"), "failed": _l("失败")}
 
@@ -47,6 +52,7 @@ class ChoiceMigration(Document):
     created_at = DateTimeField(default=utcnow)
     created_by = StringField(verbose_name=_l("操作人"))  # the username that saved the definition
     finished_at = DateTimeField()
+    reported_at = DateTimeField()  # the last progress of the job running it
 
     meta = {"collection": "choice_migrations", "indexes": [("record_type", "-created_at")]}
 
@@ -134,7 +140,7 @@ def run(migration_id: str, batch: int = BATCH) -> ChoiceMigration | None:
     renames = dict(map(tuple, migration.renames))
     creator = User.objects(username=migration.created_by).first() if migration.created_by else None
     actor = system_actor(creator)
-    migration.update(set__status="running", set__error=None)
+    migration.update(set__status="running", set__error=None, set__reported_at=utcnow())
     done = migration.done if migration.status == "running" else 0
     projection = {"number": 1, "version": 1, "data": 1, "pii": 1}
     for _pass in range(MAX_PASSES):
@@ -151,12 +157,21 @@ def run(migration_id: str, batch: int = BATCH) -> ChoiceMigration | None:
                 record_type, definition, documents, renames, actor, migration_id))
             raced += raced_now
             done += changed
-            migration.update(set__done=done)
+            migration.update(set__done=done, set__reported_at=utcnow())
         if not raced:
             migration.update(set__status="done", set__finished_at=utcnow(), set__total=max(migration.total, done))
             return migration.reload()
     migration.update(set__status="failed", set__error=str(_l("记录一直在被修改，请稍后重新运行")))
     return migration.reload()
+
+
+def unfinished(now=None) -> list[str]:
+    """The ids of the migrations whose job should be queued again: queued but never started, or running without
+    progress, for :data:`STALE_AFTER` (``run`` resumes them: the records still holding an old name are found
+    again)."""
+    stale = (now or utcnow()) - STALE_AFTER
+    waiting = Q(status="queued", created_at__lt=stale) | Q(status="running", reported_at__lt=stale)
+    return [str(row["_id"]) for row in ChoiceMigration.objects(waiting).only("id").as_pymongo()]
 
 
 def fail(migration_id: str, error: str) -> None:
