@@ -624,7 +624,7 @@ def test_openapi_lists_every_active_type_with_its_field_schema(app, client, agen
         key = record_type["key"]
         assert f"/api/v1/records/{key}" in document["paths"], key
         assert {"get", "post"} <= set(document["paths"][f"/api/v1/records/{key}"])
-        assert {"get", "patch"} <= set(document["paths"][f"/api/v1/records/{key}/{{id}}"])
+        assert {"get", "patch"} <= set(document["paths"][f"/api/v1/records/{key}/{{record_id}}"])
         schema = document["components"]["schemas"][f"{key}_input"]
         active_fields = [f for f in record_type["fields"] if f.get("active", True)]
         assert {f["key"] for f in active_fields} <= set(schema["properties"]), key

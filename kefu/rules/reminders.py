@@ -17,9 +17,9 @@ from datetime import datetime, time, timezone
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import BeforeValidator, Field, StrictInt, field_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, StrictInt, WithJsonSchema, field_validator
 
-from kefu.core.clock import aware, time_of_day
+from kefu.core.clock import TIME_OF_DAY, aware, time_of_day
 from kefu.core.i18n import _l
 from kefu.records.sections import Section, SectionModel, parsed, refuse
 
@@ -35,10 +35,16 @@ def _time_of_day(value) -> time:
         raise refuse(_l("应为“时:分”，如 09:00")) from None
 
 
+# Written "HH:MM" in definitions (and so in their JSON Schema and its defaults), read as a ``time``.
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day),
+                      PlainSerializer(lambda t: t.strftime("%H:%M"), when_used="json"),
+                      WithJsonSchema({"type": "string", "pattern": TIME_OF_DAY})]
+
+
 class Ladder(SectionModel):
     """While a clock is overdue: a reminder every working day at ``at``; the managers too from ``manager_after``."""
 
-    at: Annotated[time, BeforeValidator(_time_of_day)] = Field(time(9, 0), description="每个工作日提醒的时间（时:分）")
+    at: TimeOfDay = Field(time(9, 0), description="每个工作日提醒的时间（时:分）", json_schema_extra={"default": "09:00"})
     manager_after: StrictInt = Field(DEFAULT_MANAGER_AFTER, ge=1, description="逾期第几个工作日起通知经理")
 
 

@@ -1,8 +1,9 @@
 """The API's blueprint and its one error shape: ``{"error": {"code", "message", "fields": {key: message}}}``."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
+from werkzeug.exceptions import HTTPException
 
 from kefu.core.errors import Conflict, DomainError, LoginFailed, NotFound, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _
@@ -54,6 +55,23 @@ def status_of(exc: DomainError) -> int:
 @blueprint.errorhandler(DomainError)
 def domain_error(exc: DomainError):
     return error_response(status_of(exc), exc.code, exc.message, exc.fields)
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods some route other than the one answering now takes at ``path`` (with HEAD beside GET, and
+    OPTIONS, which Flask answers for every route); empty when no other route matches it."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _arguments = adapter.match(path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.append(method)
+    if "GET" in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return [*allowed, "OPTIONS"] if allowed else []
 
 
 def json_body() -> dict:

@@ -1,9 +1,7 @@
 """API routes: record types, records, timeline events, references, OpenAPI, exports."""
 from __future__ import annotations
 
-import json
-
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, jsonify, make_response, request, stream_with_context
 from flask_login import current_user
 
 from kefu.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -16,13 +14,13 @@ from kefu.records import types as record_types
 from kefu.records import write
 from kefu.records.core_fields import field_for
 from kefu.records.fields import get_field_type
-from kefu.records.openapi import openapi_document
 from kefu.records.query import MAX_PER_PAGE, SLA_SORT, Condition, RecordQuery, find_records
 from kefu.records.references import CUSTOMER, REFERENCE_KINDS, search_references
 from web.actor import current_actor
-from web.api.base import BadRequest, blueprint, error_response, json_body, page_args
+from web.api.base import BadRequest, allowed_methods, blueprint, error_response, json_body, page_args
 
 LIST_PARAMETERS = {"q", "sort", "page", "per_page", "view", "columns"}
+QUEUE_RETRY_AFTER_SECONDS = 30  # an export's queue (Redis) unavailable: worth trying again after a short while
 
 
 def _require_system_settings() -> None:
@@ -155,7 +153,8 @@ def create_record(type_key):
     record_type = record_types.get_record_type(type_key)
     values, _files = _values_from_request()
     actor = current_actor()
-    document = write.create_record(type_key, values, actor)
+    # A retry with the same Idempotency-Key (after a timeout or a 503) answers with the record the first try made.
+    document = write.create_record(type_key, values, actor, idempotency_key=request.headers.get("Idempotency-Key"))
     return jsonify(exports.record_json(record_type, document, actor)), 201
 
 
@@ -219,7 +218,9 @@ def export_records(type_key, fmt):
     if total > export_jobs.async_threshold():
         job = export_jobs.start(record_type, query, actor, fmt, total=total, columns=columns, view=resolved)
         if job.status == "failed":
-            return error_response(503, "queue_unavailable", job.error)
+            response = make_response(error_response(503, "queue_unavailable", job.error))
+            response.headers["Retry-After"] = str(QUEUE_RETRY_AFTER_SECONDS)
+            return response
         return jsonify({"export": export_jobs.job_json(job, actor.tz), "status_url": f"/api/v1/exports/{job.pk}"}), 202
     export = exports.export_records(record_type, query, actor, fmt, columns=columns, view=resolved)
     return Response(stream_with_context(export.chunks), mimetype=export.mimetype,
@@ -260,12 +261,14 @@ def references(kind):
     return jsonify({"items": search_references(kind, text, project=project, actor=current_actor())})
 
 
-@blueprint.get("/v1/openapi.json")
-def openapi():
-    return Response(json.dumps(openapi_document(record_types.active_record_types()), ensure_ascii=False),
-                    mimetype="application/json")
-
-
 @blueprint.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_found(anything):
+    """A path no route has: 404; a path that has routes, but not for this method: 405 listing them in ``Allow``."""
+    allowed = allowed_methods(request.path)
+    if allowed:
+        response = make_response(error_response(405, "method_not_allowed", _(
+            "接口 /api/%(path)s 不支持 %(method)s；可用：%(allowed)s", path=anything, method=request.method,
+            allowed="、".join(allowed))))
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     return error_response(404, "not_found", _("没有这个接口：/api/%(path)s", path=anything))
