@@ -7,8 +7,7 @@ from functools import partial
 from flask import current_app
 from rq import get_current_job
 
-from jobs import DEFAULT_QUEUE, enqueue
-from jobs import calendar, schema
+from jobs import DEFAULT_QUEUE, calendar, enqueue, schema
 from jobs.deliver import dispatch
 from kefu.schedule.duties import due_now, run
 from kefu.schedule.queues import clean_started, worker_alive

@@ -27,10 +27,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
+    content_type_conformance, response_headers_conformance, response_schema_conformance, status_code_conformance,
 )
 
 from seed.demo import DEMO_PASSWORD
@@ -119,7 +116,7 @@ def test_the_document_is_valid_openapi_and_names_every_route(live_api):
     assert security["bearer"]["type"] == "http" and security["bearer"]["scheme"] == "bearer"
     assert security["session"]["in"] == "cookie" and security["csrf"]["name"] == "X-CSRFToken"
     create = document["paths"]["/api/v1/records/complaint"]["post"]
-    assert {"200", "201", "401", "403", "422", "503"} <= set(create["responses"])
+    assert {"201", "401", "403", "422", "503"} <= set(create["responses"])
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in create["parameters"])
     listing = {p["name"] for p in document["paths"]["/api/v1/records/complaint"]["get"]["parameters"]}
     assert {"view", "overdue", "due_soon", "page", "per_page", "sort", "status", "status__in", "level__ne",
@@ -172,6 +169,7 @@ class Fuzzed:
 
     def __init__(self):
         self.examples = Counter()
+        self.planned = Counter()  # examples asked for, per operation
         self.statuses = Counter()
         self.failures: list[tuple[str, str, str]] = []  # (operation, check, message)
 
@@ -179,6 +177,10 @@ class Fuzzed:
         for failure in (exc.exceptions if isinstance(exc, FailureGroup) else [exc]):
             check = getattr(failure, "title", type(failure).__name__) if isinstance(failure, Failure) else repr(failure)
             self.failures.append((label, _check_name(failure), str(failure)[:1500] or check))
+
+    def starved(self) -> list[str]:
+        """The operations that got fewer than half the examples asked for."""
+        return [label for label, count in self.planned.items() if self.examples[label] < max(1, count // 2)]
 
     def report(self, who: str) -> str:
         by_check = Counter(check for _label, check, _message in self.failures)
@@ -195,7 +197,7 @@ def _check_name(failure) -> str:
              "JsonSchemaError": "response_schema_conformance", "MalformedJson": "response_schema_conformance",
              "UndefinedStatusCode": "status_code_conformance", "UndefinedContentType": "content_type_conformance",
              "MalformedMediaType": "content_type_conformance", "MissingContentType": "content_type_conformance",
-             "MissingHeaders": "response_headers_conformance", "JsonSchemaHeaderError": "response_headers_conformance"}
+             "MissingHeaders": "response_headers_conformance"}
     return names.get(type(failure).__name__, type(failure).__name__)
 
 
@@ -211,10 +213,14 @@ def fuzz(live_api, who: str, examples_for) -> Fuzzed:
         if not count:
             continue
         label = operation.label
+        seen.planned[label] = count
         strategy = st.one_of(*(_strategies(operation, live_api)))
 
+        # Only the checks about our own speed and size are off (a live server is slow for hypothesis); one that says
+        # generation had to throw most cases away stays on, and ``starved`` below catches operations left untried.
         @settings(max_examples=count, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                         HealthCheck.large_base_example])
         @given(case=strategy)
         def run(case):
             seen.examples[label] += 1
@@ -263,6 +269,7 @@ def test_fuzzing_as_admin_finds_no_server_error_and_no_schema_violation(live_api
     seen = fuzz(live_api, "admin", _admin_examples)
     print(f"\n{seen.report('admin')} in {time.monotonic() - started:.0f} s")
     assert not seen.failures, _listed(seen)
+    assert not seen.starved(), f"operations that got too few examples: {seen.starved()}"
 
 
 def test_fuzzing_as_agent_finds_no_server_error_and_no_schema_violation(live_api):
@@ -270,6 +277,7 @@ def test_fuzzing_as_agent_finds_no_server_error_and_no_schema_violation(live_api
     seen = fuzz(live_api, "agent", _agent_examples)
     print(f"\n{seen.report('agent')} in {time.monotonic() - started:.0f} s")
     assert not seen.failures, _listed(seen)
+    assert not seen.starved(), f"operations that got too few examples: {seen.starved()}"
 
 
 def _listed(seen: Fuzzed) -> str:

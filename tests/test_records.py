@@ -540,3 +540,31 @@ def test_default_list_order_is_served_by_an_index(app, seeded, db):
             if "SORT" in stages:
                 sorted_in_memory[name] = stages
     assert sorted_in_memory == {}
+
+
+def test_a_save_by_someone_who_cannot_see_sensitive_values_never_changes_them(client, seeded, db, sign_in):
+    """A sensitive checkbox arrives unticked and a sensitive field with a default arrives empty from the agent's
+    form (the values are hidden from them): both mean "unchanged", never "false" or the default."""
+    admin = token_headers(client, "admin")
+    definition = {"key": "vip_visit", "name": "贵宾来访", "number_prefix": "GB", "fields": [
+        {"key": "note", "label": "备注", "type": "text", "list": True},
+        {"key": "vip", "label": "贵宾", "type": "boolean", "sensitive": True},
+        {"key": "id_note", "label": "证件说明", "type": "text", "sensitive": True, "default": "未核验"}]}
+    assert client.post("/api/v1/types", json=definition, headers=admin).status_code == 201
+    agent = token_headers(client, "agent")
+    created = client.post("/api/v1/records/vip_visit", json={"note": "来访", "vip": True, "id_note": "身份证已核"},
+                          headers=agent)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    record_id = created.get_json()["id"]
+    before = db.records.find_one({"_id": ObjectId(record_id)})
+    sign_in("agent", DEMO_PASSWORD)
+    page = client.get(f"/admin/records/vip_visit/edit/?id={record_id}")
+    assert page.status_code == 200
+    form = AdminForm(page.get_data(as_text=True)).fields
+    assert "vip" not in form and form["id_note"] == ""  # unticked, empty: nothing of the hidden values shown
+    form["note"] = "来访（已接待）"
+    response = client.post(f"/admin/records/vip_visit/edit/?id={record_id}", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    after = db.records.find_one({"_id": ObjectId(record_id)})
+    assert after["data"]["note"] == "来访（已接待）" and after["version"] == before["version"] + 1
+    assert after["pii"] == before["pii"] and after["bidx"] == before["bidx"]

@@ -105,6 +105,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        # An error escaping another handler or an after-request hook (rendering an error page reads the signed-in
+        # user; the sign-in limiter writes to Redis) comes here as a 500 wrapping it: an outage is still a 503.
+        cause = getattr(exc, "original_exception", None)
+        if cause is not None and is_outage(cause):
+            return unavailable(cause)
         messages = {
             400: _("请求有误"), 401: _("请先登录"), 403: _("您没有权限访问此页面"),
             404: _("页面不存在"), 405: _("不支持此操作"), 413: _("上传的文件太大"),
@@ -144,13 +149,14 @@ def init_app(app: Flask) -> None:
 
 
 def unavailable(exc: BaseException):
-    """503 with ``Retry-After``: the database is out of reach (an election, an outage). Nothing of the request was
-    acknowledged, so retrying it is safe (a create with the same ``Idempotency-Key`` returns the first record)."""
+    """503 with ``Retry-After``: the database is out of reach (an election, an outage). The request was not
+    acknowledged — a save either did not happen or (its commit's answer lost) happened whole — so retrying is safe:
+    a create with the same ``Idempotency-Key`` returns the first record, an update names its version."""
     log.warning("database unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     # The language chosen this session, else the default: the signed-in user's own is in the database.
     with force_locale(session.get("locale") or current_app.config["KEFU_LOCALE"]):
-        message = _("系统暂时无法连接数据库（可能正在切换主节点），您的操作未保存，请 %(seconds)s 秒后重试",
+        message = _("系统暂时无法连接数据库（可能正在切换主节点），您的操作可能未保存，请 %(seconds)s 秒后刷新查看或重试",
                     seconds=RETRY_AFTER_SECONDS)
         if _wants_json():
             body, status = error_response(503, "unavailable", message)

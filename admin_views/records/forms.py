@@ -103,8 +103,10 @@ class RecordForms:
         if obj is not None and request.method != "POST":
             form.version.data = obj.version
             for definition in [*self._editable_core(), *self.record_type.active_fields]:
-                if definition.key in form and definition.key not in masked:
-                    value = obj.values.get(definition.key)
+                if definition.key in form:
+                    value = None if definition.key in masked else obj.values.get(definition.key)
+                    # A masked input starts empty, not with the field's default: a default shown and sent back
+                    # would overwrite the value the user cannot see.
                     form[definition.key].data = None if value is None else self._form_data(definition, value)
         for key in self._fixed_keys(obj) if obj is not None else ():
             if key in form:
@@ -134,7 +136,7 @@ class RecordForms:
             if definition.key not in form or definition.key in fixed:
                 continue
             data = form[definition.key].data
-            if row is not None and definition.key in self._masked_keys() and data in (None, "", []):
+            if row is not None and definition.key in self._masked_keys() and not self._typed(definition.key):
                 continue
             if row is None:
                 if data not in (None, "", []):
@@ -142,6 +144,13 @@ class RecordForms:
             elif not definition.readonly and not self._shown_alike(definition, data, row.values.get(definition.key)):
                 values[definition.key] = data
         return values
+
+    @staticmethod
+    def _typed(key: str) -> bool:
+        """Whether the user put something into the input ``key`` (an unticked checkbox, an empty input or an empty
+        selection sends nothing: for a masked field that means "unchanged", never "false" or "empty")."""
+        return any(str(value).strip() for value in request.form.getlist(key)) or any(
+            upload.filename for upload in request.files.getlist(key))
 
     def _shown_alike(self, definition, submitted, stored) -> bool:
         """True when the submitted value is the stored one as the form showed it (a time to the minute)."""

@@ -26,6 +26,7 @@ import gridfs
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs.errors import NoFile
+from pymongo.errors import PyMongoError
 
 from kefu.core.clock import utcnow
 from kefu.core.db import database_outside_transaction, get_database
@@ -376,8 +377,11 @@ def uploads_removed_on_failure(store: AttachmentStore | None):
     before = len(store.stored)
     try:
         yield
-    except BaseException:
-        delete_attachments(store.stored[before:])
+    except BaseException as exc:
+        # A commit whose outcome is unknown (the connection dropped during it) may have stored the record that
+        # links them: then they stay (an unlinked file costs space, a record without its file loses data).
+        if not (isinstance(exc, PyMongoError) and exc.has_error_label("UnknownTransactionCommitResult")):
+            delete_attachments(store.stored[before:])
         del store.stored[before:]
         raise
 

@@ -93,7 +93,3 @@ def claim_outcome(callback_id, outcome: dict) -> bool:
     return bool(_records().update_one({"_id": callback_id, "outcome": {"$exists": False}},
                                       {"$set": {"outcome": outcome}}).matched_count)
 
-
-def release_outcome(callback_id) -> None:
-    """Forget a claim whose action failed (it is retried at the callback's next save)."""
-    _records().update_one({"_id": callback_id}, {"$unset": {"outcome": ""}})

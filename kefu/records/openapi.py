@@ -18,7 +18,7 @@ from __future__ import annotations
 from kefu.records.core_fields import core_fields
 from kefu.records.fields import OPERATORS, get_field_type
 from kefu.records.fields.common import MAX_CONTAINS_LENGTH
-from kefu.records.query import MAX_PER_PAGE, SLA_SORT
+from kefu.records.query import MAX_PER_PAGE, SLA_SORT, filter_operators, sortable
 from kefu.records.sections import sections
 from kefu.records.types import RecordType
 
@@ -115,7 +115,7 @@ def _answered_record(record_type: RecordType) -> dict:
 def sortable_keys(record_type: RecordType) -> list[str]:
     """The values ``sort`` accepts: every sortable field's key, descending with a leading ``-``, and the
     nearest deadline (``sla_due``)."""
-    keys = [d.key for d in (*core_fields(record_type), *record_type.specs) if get_field_type(d.type).sortable]
+    keys = [d.key for d in (*core_fields(record_type), *record_type.specs) if sortable(d)]
     keys.append(SLA_SORT)
     return [*keys, *(f"-{key}" for key in keys)]
 
@@ -134,7 +134,7 @@ def list_parameters(record_type: RecordType, max_page: int) -> list[dict]:
         _query("due_soon", {"type": "boolean"}, "只要即将到期的"),
     ]
     for definition in (*core_fields(record_type), *record_type.specs):
-        for op in get_field_type(definition.type).operators:
+        for op in filter_operators(definition):
             name = definition.key if op == "eq" else f"{definition.key}__{op}"
             parameters.append(_query(name, _filter_schema(definition, op), f"{definition.label}：{OPERATORS[op].label}"
                                      + ("（逗号分隔多个值）" if op == "in" else "")))

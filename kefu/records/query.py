@@ -89,6 +89,21 @@ def sla_clauses(query: RecordQuery, now: datetime) -> list[dict]:
     return clauses
 
 
+SENSITIVE_OPERATORS = ("eq", "empty", "not_empty")  # what a blind index can answer about an encrypted value
+
+
+def filter_operators(definition) -> tuple[str, ...]:
+    """The operators a list filter on the field ``definition`` accepts: its type's, and of those only exact match
+    and emptiness when its values are encrypted."""
+    operators = get_field_type(definition.type).operators
+    return tuple(op for op in operators if not definition.sensitive or op in SENSITIVE_OPERATORS)
+
+
+def sortable(definition) -> bool:
+    """Whether a list can be sorted by the field ``definition`` (never by an encrypted value)."""
+    return get_field_type(definition.type).sortable and not definition.sensitive
+
+
 def _sensitive_clause(record_type: RecordType, definition, condition: Condition, actor: Actor) -> dict:
     """Sensitive values are stored encrypted: only exact match (via the blind index) and emptiness work."""
     path = f"bidx.{definition.key}"

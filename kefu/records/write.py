@@ -214,20 +214,15 @@ def system_update(type_key: str, record_id, values: dict, actor: Actor, *, event
     """A change the rules engine makes (a level raised, a record sent back to rework): whatever the record's
     current version, outside the workflow's allowed moves, with a timeline event saying why.
 
-    ``when(current_document)``: optional condition checked on each attempt's fresh read; when it is false
-    nothing is written and None is returned (a level is raised only while it is still lower)."""
-    for _attempt in range(5):
-        current = get_record(type_key, record_id)
-        if when is not None and not when(current):
-            return None
-        try:
-            document = update_record(type_key, record_id, values, actor, version=current["version"],
-                                     enforce_workflow=False)
-        except Conflict:
-            continue  # someone saved in between: apply to the newer version
-        record_event(type_key, document["_id"], event_kind, actor, text=event_text)
-        return document
-    raise Conflict(_l("记录正被频繁修改，请稍后重试"))
+    ``when(current_document)``: optional condition on the record as stored; when it is false nothing is written
+    and None is returned (a level is raised only while it is still lower). One transaction: a save in between is a
+    write conflict, and the whole change is retried on the newer record."""
+    current = get_record(type_key, record_id)
+    if when is not None and not when(current):
+        return None
+    document = update_record(type_key, record_id, values, actor, version=current["version"], enforce_workflow=False)
+    record_event(type_key, document["_id"], event_kind, actor, text=event_text)
+    return document
 
 
 def reassign(record_ids, assignee_id, actor: Actor, *, versions: dict | None = None) -> tuple[list, list]:

@@ -326,12 +326,14 @@ def _count_communications(record_type, rules: Levels, record_id, kind: str) -> N
         raise_level(record_type, document["_id"], holding)
 
 
+@transactional
 def raise_level(record_type, record_id, holding: list[Rule]) -> bool:
     """Raise the record to the highest level the ``holding`` rules name, when that is a raise, the record is
     open, and those rules have not raised it before; True when it was raised now.
 
-    The rules are noted on the record (``level_rules``) before the change, so concurrent runs raise once; the
-    change itself is made only while the stored level is still below the target (never a fall).
+    The rules are noted on the record (``level_rules``) with the change, in one transaction (a daily escalation
+    that fails leaves no note that would skip the record tomorrow), so concurrent runs raise once; the change itself
+    is made only while the stored level is still below the target (never a fall).
     """
     rules = rules_of(record_type)
     document = get_record(record_type.key, record_id)
@@ -348,13 +350,9 @@ def raise_level(record_type, record_id, holding: list[Rule]) -> bool:
         return False  # another run is raising it for these rules
     reasons = list(dict.fromkeys(r.reason_text(record_type) for r in pending if r.level == target))
     text = _l("等级 %(before)s → %(after)s：%(reason)s", before=level or "-", after=target, reason="；".join(reasons))
-    try:
-        updated = system_update(record_type.key, document["_id"], {rules.field: target}, system_actor(),
-                                event_kind="level", event_text=str(text),
-                                when=lambda current: rules.above(target, level_of(record_type, current)))
-    except Exception:
-        release_level_rules(document["_id"], ids)
-        raise
+    updated = system_update(record_type.key, document["_id"], {rules.field: target}, system_actor(),
+                            event_kind="level", event_text=str(text),
+                            when=lambda current: rules.above(target, level_of(record_type, current)))
     if updated is None:  # someone raised it at least as far in the meantime
         release_level_rules(document["_id"], ids)
         return False

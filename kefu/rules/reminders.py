@@ -44,6 +44,7 @@ TimeOfDay = Annotated[time, BeforeValidator(_time_of_day),
 class Ladder(SectionModel):
     """While a clock is overdue: a reminder every working day at ``at``; the managers too from ``manager_after``."""
 
+    # The default as written in a definition: pydantic would write the time as "09:00:00", which "HH:MM" refuses.
     at: TimeOfDay = Field(time(9, 0), description="每个工作日提醒的时间（时:分）", json_schema_extra={"default": "09:00"})
     manager_after: StrictInt = Field(DEFAULT_MANAGER_AFTER, ge=1, description="逾期第几个工作日起通知经理")
 

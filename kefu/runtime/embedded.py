@@ -20,7 +20,6 @@ from pymongo.errors import OperationFailure, PyMongoError
 from redis import Redis
 from redis.exceptions import RedisError
 
-
 NOT_YET_INITIALIZED = 94  # replSetGetStatus on a member of a set nobody has initiated yet
 NOT_A_MEMBER = 93  # … on a server whose stored set names another host (InvalidReplicaSetConfig)
 PRIMARY_STATE = 1

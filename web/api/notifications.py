@@ -12,6 +12,8 @@ from kefu.notify import notifications
 from web.actor import current_actor
 from web.api.base import BadRequest, blueprint, page_args
 
+NOTIFICATIONS_PER_PAGE = 200  # the longest page of the inbox the API answers
+
 
 def _tz() -> ZoneInfo:
     return ZoneInfo(current_app.config["KEFU_TIMEZONE"])
@@ -29,7 +31,7 @@ def list_notifications():
     """The caller's notifications, newest first: ``{"items": [...], "total", "unread"}``; ``unread=true`` for the
     unread ones only; ``page``, ``per_page`` (≤ 200). One about a record the caller may no longer read comes
     without its title, text and record number (``withheld``)."""
-    page, per_page = page_args(request.args, max_per_page=200)
+    page, per_page = page_args(request.args, max_per_page=NOTIFICATIONS_PER_PAGE)
     total, items = notifications.inbox(current_user.pk, page, per_page, unread_only=_flag("unread"))
     tz = _tz()
     hidden = notifications.withheld(items, current_actor().access)

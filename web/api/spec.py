@@ -8,15 +8,17 @@ server against it.
 """
 from __future__ import annotations
 
+from kefu.insight.exports import FORMATS
 from kefu.records.openapi import component_name, list_parameters, record_schemas, section_schemas
 from kefu.records.references import REFERENCE_KINDS
 from kefu.records.sections import section_keys
-from kefu.records.timeline import MANUAL_EVENT_KINDS
 from kefu.records.types import RecordType
 from web.api.base import MAX_PAGE
-from web.api.spec_parts import (ID, IDEMPOTENCY_KEY, SCHEMAS, TEXT, error_responses, export_answers, json_answer,
-                                json_body, listing, obj, operation, path_id, ref, security, security_schemes,
-                                type_definition)
+from web.api.notifications import NOTIFICATIONS_PER_PAGE
+from web.api.spec_parts import (
+    ID, IDEMPOTENCY_KEY, SCHEMAS, TEXT, error_responses, export_answers, json_answer, json_body, listing, obj,
+    operation, path_id, ref, security, security_schemes, type_definition,
+)
 
 URI_TOO_LONG = {"$ref": "#/components/responses/UriTooLong"}
 
@@ -41,11 +43,11 @@ def record_paths(record_type: RecordType) -> dict:
     filters = list_parameters(record_type, MAX_PAGE)
     return {
         base: {
-            "get": operation(f"{name}：列表", name, {"200": json_answer(listed), "414": URI_TOO_LONG}, ("404",),
+            "get": operation(f"{name}：列表", name, {"200": json_answer(listed), "414": URI_TOO_LONG}, ("403", "404"),
                              parameters=[p for p in filters if p["name"] != "columns"],
                              description="筛选：`<字段>=值`（等于）或 `<字段>__<运算>=值`；`view` 应用视图（其筛选与排序）。"),
-            "post": operation(f"{name}：登记", name, {"201": json_answer(record, "已登记"),
-                                                      "200": json_answer(record, "同一 Idempotency-Key 的重试：第一次登记的记录")},
+            "post": operation(f"{name}：登记", name,
+                              {"201": json_answer(record, "已登记；同一 Idempotency-Key 的重试回答第一次登记的记录")},
                               ("403", "404", "409", "422", "429"), write=True,
                               body=json_body(ref(component_name(record_type, "_input"))),
                               parameters=[IDEMPOTENCY_KEY]),
@@ -78,7 +80,7 @@ def record_paths(record_type: RecordType) -> dict:
         },
         f"{base}/export.{{fmt}}": {
             "parameters": [{"name": "fmt", "in": "path", "required": True,
-                            "schema": {"type": "string", "enum": ["csv", "xlsx"]}}],
+                            "schema": {"type": "string", "enum": list(FORMATS)}}],
             "get": operation(f"{name}：导出", name, {**export_answers(), "414": URI_TOO_LONG}, ("403", "404"),
                              parameters=filters,
                              description="行数超过异步阈值时 202：后台生成，凭 `status_url` 查询进度。"),
@@ -127,7 +129,8 @@ def caller_paths() -> dict:
                 ref("Notification"), total={"type": "integer"}, unread={"type": "integer"}))}, parameters=[
                 {"name": "unread", "in": "query", "schema": {"type": "boolean"}, "description": "只要未读的"},
                 {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
-                {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}])},
+                {"name": "per_page", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": NOTIFICATIONS_PER_PAGE}}])},
         "/api/v1/notifications/{notification_id}/read": {
             "parameters": [path_id("notification_id", "通知 id")],
             "post": operation("标为已读", "我", {"200": json_answer(ref("Notification"))}, ("404",), write=True)},

@@ -3,13 +3,17 @@ written, the shared error responses, the security schemes, and the shapes of the
 record type's fields (tokens, notifications, tasks, views, exports, approvals …)."""
 from __future__ import annotations
 
+from kefu.insight.exports import FORMATS
+from kefu.insight.views import MAX_NAME
 from kefu.records.idempotency import MAX_KEY_LENGTH
+from kefu.records.timeline import MANUAL_EVENT_KINDS
 
 ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
 MOMENT = {"type": "string", "format": "date-time"}
 MAYBE_MOMENT = {"type": ["string", "null"], "format": "date-time"}
 TEXT = {"type": "string"}
 MAYBE_TEXT = {"type": ["string", "null"]}
+EVENT_KIND = {"type": "string", "enum": list(MANUAL_EVENT_KINDS)}  # what a person may add (timeline.add_event)
 
 # status → (name under #/components/responses, description, headers it always carries)
 RETRY_AFTER = {"Retry-After": {"required": True, "description": "多少秒后再试", "schema": {"type": "string"}}}
@@ -154,8 +158,8 @@ SCHEMAS = {
                            "sections": {"type": "object", "additionalProperties": {"type": "object"}}}),
     "Event": obj({"id": ID, "kind": TEXT, "at": MOMENT, "by": {"type": ["string", "null"]}, "by_name": MAYBE_TEXT,
                   "text": TEXT, "attachments": {"type": "array", "items": ID}}),
-    "EventCreate": obj({"kind": TEXT}, {"text": {"type": "string", "maxLength": 5000}}),
-    "EventUpload": obj({"kind": TEXT}, {"text": TEXT, "files": {"type": "array",
+    "EventCreate": obj({"kind": EVENT_KIND}, {"text": {"type": "string", "maxLength": 5000}}),
+    "EventUpload": obj({"kind": EVENT_KIND}, {"text": TEXT, "files": {"type": "array",
                                                                 "items": {"type": "string", "format": "binary"}}}),
     "ApprovalRequest": obj({
         "id": TEXT, "state": TEXT, "state_text": TEXT, "amount": TEXT, "amount_text": TEXT, "band": {},
@@ -177,7 +181,7 @@ SCHEMAS = {
                            "request": {"type": ["string", "null"], "description": "审批请求 id：不是当前请求时 409"}}),
     "RejectResult": obj({"note": {"type": "string", "minLength": 1, "maxLength": 2000,
                                   "description": "客户不接受的内容"}}),
-    "ExportJob": obj({"id": ID, "record_type": TEXT, "format": {"type": "string", "enum": ["csv", "xlsx"]},
+    "ExportJob": obj({"id": ID, "record_type": TEXT, "format": {"type": "string", "enum": list(FORMATS)},
                       "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
                       "total": {"type": "integer"}, "rows_done": {"type": "integer"}, "percent": {"type": "integer"},
                       "filename": MAYBE_TEXT, "error": MAYBE_TEXT, "created_at": MOMENT,
@@ -203,7 +207,7 @@ SCHEMAS = {
     "View": obj({"id": TEXT, "name": TEXT, "builtin": {"type": "boolean"}, "shared": {"type": "boolean"},
                  "mine": {"type": "boolean"}, "filters": {"type": "array", "items": {"type": "array"}},
                  "columns": {"type": "array", "items": TEXT}, "sort": MAYBE_TEXT, "default": {"type": "boolean"}}),
-    "ViewCreate": obj({"name": {"type": "string", "minLength": 1, "maxLength": 40}},
+    "ViewCreate": obj({"name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME}},
                       {"filters": {"type": "array", "items": ref("Filter")},
                        "columns": {"type": "array", "items": TEXT},
                        "sort": MAYBE_TEXT, "shared": {"type": "boolean"}, "default": {"type": "boolean"}}),
