@@ -1,11 +1,17 @@
 """gunicorn's settings for kefu, read from the folder gunicorn starts in (``gunicorn 'app:create_app()'`` there, as
-the launcher runs it): before any worker builds the app, the master checks the settings
+the launcher runs it) or named from anywhere (``gunicorn -c /path/to/kefu/gunicorn.conf.py --chdir /path/to/kefu
+'app:create_app()'``): before any worker builds the app, the master checks the settings
 (``kefu.runtime.startup.check_start``), so a setting that cannot work is one line — ``[kefu] cannot start: …`` —
 and exit code 1, not a traceback from every worker."""
 import sys
+from pathlib import Path
 
-from kefu.core.config import ConfigError
-from kefu.runtime.startup import check_start
+# gunicorn reads this file before it applies --chdir, so from another folder ``kefu`` is importable only once the
+# checkout this file lives in is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kefu.core.config import ConfigError  # noqa: E402
+from kefu.runtime.startup import check_start  # noqa: E402
 
 
 def on_starting(server):

@@ -1,5 +1,6 @@
 """Background work survives outages, with real workers (``flask --app app kefu worker``) on real Redis and MongoDB:
-the worker's rq scheduler is back within a minute of a Redis outage, a duty run whose worker was killed is marked
+the worker's rq scheduler is back within a minute of a Redis outage (persistent Redis, as the launcher's), a worker
+whose job ends while Redis is down stays and runs the next job, a duty run whose worker was killed is marked
 abandoned and run again exactly once, and a killed worker's "started" job leaves the queue page as abandoned."""
 from __future__ import annotations
 
@@ -27,23 +28,55 @@ def scheduler_pids(connection) -> set[str]:
 
 
 def test_the_workers_scheduler_is_back_within_a_minute_of_a_redis_outage(app_config, tmp_path, processes):
-    servers = [EmbeddedRedis(tmp_path / "redis", free_port(), persistent=False).start()]
+    # Persistent, as the launcher's: the dead scheduler's lock on its queues outlives the restart.
+    servers = [EmbeddedRedis(tmp_path / "redis", free_port(), persistent=True).start()]
     group = processes(REDIS_URL=servers[0].url)
     try:
         worker = group.start("worker", "worker")
         connection = Redis.from_url(servers[0].url)
         before = wait_for(lambda: scheduler_pids(connection), 30, what=lambda: f"the scheduler\n{group.logs()}")
+        locks = {key: connection.get(key) for key in connection.scan_iter("rq:scheduler-lock:*")}
+        assert len(locks) == 2
+        time.sleep(1.5)  # the append-only file is written every second
         servers[0].kill()
         time.sleep(4)  # the scheduler process polls Redis every second: it has died by now
-        servers.append(EmbeddedRedis(tmp_path / "redis", servers[0].port, persistent=False).start())
+        servers.append(EmbeddedRedis(tmp_path / "redis", servers[0].port, persistent=True).start())
         connection = Redis.from_url(servers[-1].url)
         back = time.monotonic()
+        assert {key: connection.get(key) for key in locks} == locks  # held still, by the dead scheduler's name
         delayed = Queue("default", connection=connection).enqueue_in(timedelta(seconds=1), "os.getpid")
         wait_for(lambda: delayed.get_status(refresh=True) == JobStatus.FINISHED, 60,
                  what=lambda: f"the delayed job to run (status {delayed.get_status(refresh=True)})\n{group.logs()}")
         assert time.monotonic() - back < 60
         assert scheduler_pids(connection) and scheduler_pids(connection).isdisjoint(before)  # a new process
         assert worker.poll() is None, group.logs()
+    finally:
+        group.stop()
+        for server in servers:
+            server.stop()
+
+
+def test_a_worker_whose_job_ends_while_redis_is_down_stays_and_runs_the_next_job(app_config, tmp_path, processes):
+    servers = [EmbeddedRedis(tmp_path / "redis", free_port(), persistent=False).start()]
+    group = processes(REDIS_URL=servers[0].url)
+    try:
+        worker = group.start("worker", "worker", "--queue", "notify")
+        connection = Redis.from_url(servers[0].url)
+        slow = Queue("notify", connection=connection).enqueue("time.sleep", 4)
+        wait_for(lambda: slow.id in StartedJobRegistry("notify", connection=connection).get_job_ids(cleanup=False),
+                 30, interval=0.05, what=lambda: f"the job to start\n{group.logs()}")
+        servers[0].kill()
+        # The job ends while Redis is away: rq cannot record its outcome (redis-py gives up after ~4 s of retries).
+        wait_for(lambda: "outcome is not recorded" in group.logs(), 20, interval=0.5,
+                 what=lambda: f"the worker to notice\n{group.logs()}")
+        time.sleep(2)
+        assert worker.poll() is None, group.logs()
+        servers.append(EmbeddedRedis(tmp_path / "redis", servers[0].port, persistent=False).start())
+        connection = Redis.from_url(servers[-1].url)
+        later = Queue("notify", connection=connection).enqueue("os.getpid")
+        wait_for(lambda: later.get_status(refresh=True) == JobStatus.FINISHED, 30,
+                 what=lambda: f"the next job to run (status {later.get_status(refresh=True)})\n{group.logs()}")
+        assert later.return_value() == worker.pid and worker.poll() is None, group.logs()
     finally:
         group.stop()
         for server in servers:

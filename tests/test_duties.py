@@ -252,6 +252,34 @@ def test_a_failed_or_abandoned_run_is_claimed_again(app, calendar, db):
     assert db.duty_runs.find_one()["attempts"] == 3
 
 
+def test_a_runs_lease_counts_from_its_start_and_a_live_workers_run_is_left_alone(app, calendar, db):
+    from kefu.schedule.duties import DUTY_BY_NAME, abandon_stale, claim, start
+
+    duty = DUTY_BY_NAME["follow_up_tasks"]  # lease 15 minutes
+    occurrence = local("2026-11-25T09:00")
+    alive, dead = (lambda name: True), (lambda name: False)
+    with app.app_context():
+        assert claim(duty, occurrence, occurrence)
+        # It waited 8 minutes in the queue behind an export, then a worker started it; it runs for 9 minutes.
+        assert start(duty, occurrence, "worker-a", occurrence + timedelta(minutes=8))["attempts"] == 1
+        assert start(duty, occurrence, "worker-b", occurrence + timedelta(minutes=9)) is None  # started once
+        for minutes in (15, 17, 22):
+            assert abandon_stale(occurrence + timedelta(minutes=minutes), alive) == []
+            assert abandon_stale(occurrence + timedelta(minutes=minutes)) == []
+            assert not claim(duty, occurrence, occurrence + timedelta(minutes=minutes))
+        stored = db.duty_runs.find_one()
+        assert (stored["state"], stored["attempts"], stored["worker"]) == ("running", 1, "worker-a")
+        # Its outcome never written (rq stops a live run at its 10-minute timeout first): the lease, from its start.
+        assert abandon_stale(occurrence + timedelta(minutes=23), alive) == ["follow_up_tasks:20261125T0100"]
+        assert "after it started" in db.duty_runs.find_one()["error"]
+        # Its worker gone: abandoned at once, however young the run.
+        assert claim(duty, occurrence, occurrence + timedelta(minutes=24))
+        start(duty, occurrence, "worker-c", occurrence + timedelta(minutes=25))
+        assert abandon_stale(occurrence + timedelta(minutes=25), alive) == []
+        assert abandon_stale(occurrence + timedelta(minutes=25), dead) == ["follow_up_tasks:20261125T0100"]
+        assert "worker-c stopped" in db.duty_runs.find_one()["error"]
+
+
 def test_tick_runs_the_due_duties_through_rq(app, client, agent, calendar, db):
     from rq import Queue, SimpleWorker
 

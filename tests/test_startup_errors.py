@@ -2,10 +2,12 @@
 the launcher — never a traceback: the real commands run as subprocesses with settings that cannot work."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -45,6 +47,8 @@ def bad_settings(case: str, mongo_server, redis_server, database_of_another_key)
             "REDIS_URL": redis_server.url, "SECRET_KEY": "x"}
     return {
         "mongodb-not-answering": {**good, "MONGODB_URI": unanswered_mongodb()},
+        "mongodb-credentials-refused": {**good,
+                                        "MONGODB_URI": mongo_server.uri.replace("//", "//ops:hunter22@", 1)},
         "mongodb-uri-malformed": {**good, "MONGODB_URI": "mongdb://ops:hunter22@db1:27017/kefu"},
         "wrong-data-key": {**good, "MONGODB_DB": database_of_another_key},
         "malformed-data-key": {**good, "KEFU_DATA_KEY": "hunter22"},
@@ -54,7 +58,7 @@ def bad_settings(case: str, mongo_server, redis_server, database_of_another_key)
     }[case]
 
 
-CASES = ["mongodb-not-answering", "mongodb-uri-malformed", "wrong-data-key", "malformed-data-key",
+CASES = ["mongodb-not-answering", "mongodb-credentials-refused", "mongodb-uri-malformed", "wrong-data-key", "malformed-data-key",
          "secret-key-missing", "redis-url-malformed", "bad-timezone"]
 
 
@@ -76,6 +80,8 @@ def test_a_flask_command_with_bad_settings_prints_one_line(case, tmp_path, mongo
                             timeout=60)
     line = assert_one_line(result)
     assert result.stdout == "" and result.stderr.strip() == line  # nothing else: no usage, no "No such command"
+    if case == "mongodb-credentials-refused":
+        assert "refused the credentials" in line and "ops:" not in line
 
 
 @pytest.mark.parametrize("case", ["mongodb-not-answering", "wrong-data-key", "redis-url-malformed"])
@@ -87,6 +93,41 @@ def test_gunicorn_with_bad_settings_prints_one_line_and_exits(case, tmp_path, mo
                             env=environment(tmp_path, **settings), capture_output=True, text=True, timeout=60)
     assert_one_line(result)
     assert "[ERROR]" not in result.stderr and "Booting worker" not in result.stderr  # no worker was started
+
+
+def test_gunicorn_given_the_config_by_path_from_another_folder_checks_and_serves(tmp_path, mongo_server,
+                                                                                 redis_server, app):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def gunicorn(port: int) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "--chdir",
+                str(PROJECT_ROOT), "--workers", "1", "--bind", f"127.0.0.1:{port}", "--no-control-socket",
+                "app:create_app()"]
+
+    good = {"MONGODB_URI": mongo_server.uri, "MONGODB_DB": app.config["MONGODB_DB"], "REDIS_URL": redis_server.url,
+            "SECRET_KEY": "x"}
+    refused = subprocess.run(gunicorn(free_port()), cwd=elsewhere,
+                             env=environment(tmp_path, **{**good, "MONGODB_URI": unanswered_mongodb()}),
+                             capture_output=True, text=True, timeout=60)
+    assert "MongoDB" in assert_one_line(refused)
+    port, log = free_port(), tmp_path / "gunicorn.log"
+    with open(log, "wb") as handle:
+        server = subprocess.Popen(gunicorn(port), cwd=elsewhere, env=environment(tmp_path, **good), stdout=handle,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, answer = time.monotonic() + 40, None
+        while answer is None and server.poll() is None and time.monotonic() < deadline:
+            try:
+                answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            except OSError:
+                time.sleep(0.3)
+        assert answer is not None and answer.status == 200, log.read_text()
+        assert json.load(answer) == {"mongo": "ok", "redis": "ok"}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.mark.parametrize("case", ["redis-not-answering", "wrong-data-key", "redis-url-malformed"])

@@ -58,6 +58,9 @@ def connect(uri: str, db_name: str | None = None, timeout_ms: int = 10000):
         hello = client.admin.command("hello")
     except PyMongoError as exc:
         mongoengine.disconnect(alias="default")
+        if isinstance(exc, pymongo.errors.OperationFailure) and exc.code == 18:  # AuthenticationFailed
+            raise ConfigError(f"MongoDB at {uri_hosts(uri)} refused the credentials in MONGODB_URI (authentication "
+                              "failed); check the user name, password and authSource") from exc
         raise ConfigError(
             f"MongoDB at {uri_hosts(uri)} did not answer within {timeout_ms / 1000:.0f} s "
             f"({type(exc).__name__}); check MONGODB_URI and that the server is running"

@@ -139,7 +139,8 @@ def rotate_key_command(batch_size):
               help="WARNING: only problems, not every job.")
 def worker_command(queues, burst, with_scheduler, log_level):
     """Run an rq worker that keeps this app (and its MongoDB connection) for every job; its scheduler comes back
-    within a minute of a Redis outage (``kefu.runtime.worker``). Waits while Redis is unreachable at start."""
+    within a minute of a Redis outage, and a job that ends during one does not stop it (``kefu.runtime.worker``).
+    Waits while Redis is unreachable at start."""
     connection = current_app.extensions["kefu_redis"]
     while True:
         try:

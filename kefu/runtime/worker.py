@@ -4,7 +4,10 @@
   outage, and only the worker's maintenance starts it again — every 10 minutes at rq's default. Here maintenance
   runs every ``MAINTENANCE_SECONDS`` (it also cleans the queues' registries, one worker at a time under rq's lock),
   and an idle worker wakes every ``WAKE_SECONDS`` to see whether it is due; while Redis is away it tries again
-  every ``RECONNECT_SECONDS``.
+  every ``RECONNECT_SECONDS``. rq's lock on the queues names the scheduler, which keeps its name across restarts:
+  a persistent Redis that kept the dead scheduler's lock gives it back at the same worker's next maintenance.
+- **A job that ends while Redis is away does not stop the worker** (``execute_job``; rq would quit, and the
+  launcher with it): the worker waits for Redis and goes on.
 - **A killed worker's job is noticed within ``PULSE_TTL`` seconds.** A ``SimpleWorker`` runs the job in its own
   process and so, in rq, stops heartbeating until the job ends: its job stays "started" (and the worker listed)
   for the job's timeout plus a minute after a ``kill -9``. Here a thread heartbeats every ``PULSE_SECONDS`` while
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
@@ -41,16 +45,33 @@ class KefuWorker(SimpleWorker):
         return PULSE_TTL
 
     def execute_job(self, job, queue):
-        execution = self.prepare_execution(job)
-        stop = threading.Event()
-        pulse = threading.Thread(target=self._pulse, args=(job, execution, stop), name="kefu-pulse", daemon=True)
-        pulse.start()
+        """Run ``job`` here with the pulse. A job that ends while Redis is away does not stop the worker (rq's
+        catch-all would, and the launcher with it): the worker says so, waits until Redis answers and goes on.
+        rq then has no outcome for that job — its record lapses to abandoned, and what it wrote to MongoDB stays."""
         try:
-            self.perform_job(job, queue, execution)
-        finally:
-            stop.set()
-            pulse.join()
-        self.set_state(WorkerStatus.IDLE)
+            execution = self.prepare_execution(job)
+            stop = threading.Event()
+            pulse = threading.Thread(target=self._pulse, args=(job, execution, stop), name="kefu-pulse",
+                                     daemon=True)
+            pulse.start()
+            try:
+                self.perform_job(job, queue, execution)
+            finally:
+                stop.set()
+                pulse.join()
+            self.set_state(WorkerStatus.IDLE)
+        except RedisError as exc:
+            self.log.error("Worker %s: Redis went away while job %s ran (%s): its outcome is not recorded in rq; "
+                           "waiting for Redis", self.name, job.id, exc)
+            self._await_redis()
+
+    def _await_redis(self) -> None:
+        while not self._stop_requested:
+            try:
+                self.connection.ping()
+                return
+            except RedisError:
+                time.sleep(RECONNECT_SECONDS)
 
     def _pulse(self, job, execution, stop: threading.Event) -> None:
         while not stop.wait(PULSE_SECONDS):

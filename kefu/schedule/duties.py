@@ -6,8 +6,9 @@ its latest occurrence up to now and *claims* it by inserting that document:
 however many schedulers tick at the same moment, one claim wins. The worker
 that runs a claim *starts* it (``run``): one worker per claim, however often
 its job was queued. A run whose worker is gone (its rq heartbeat lapsed —
-within half a minute of a ``kill -9``, ``kefu.runtime.worker``) or that is
-still ``running`` after the duty's lease is marked *abandoned*
+within half a minute of a ``kill -9``, ``kefu.runtime.worker``), that is
+still ``running`` the duty's lease after it started, or that no worker started
+within the lease after its claim (its job was lost) is marked *abandoned*
 (``abandon_stale``, first thing in ``due_now``); an abandoned or failed run of
 a duty's latest occurrence is claimed again, ``MAX_ATTEMPTS`` times in all —
 an every-tick duty's next occurrence does the work of an abandoned one. A
@@ -78,8 +79,10 @@ class Duty:
     monthday: int | None = None
     working_days: bool = False         # only on working days of the company calendar
     catch_up: timedelta = timedelta(hours=12)
-    # How long a claim may stay ``running`` before it counts as abandoned whatever its worker: longer than the
-    # job timeout of the default queue (10 minutes, ``jobs.TIMEOUTS``), after which rq stops the run as failed.
+    # How long a run may stay ``running`` after its start (or, never started, after its claim) before it counts as
+    # abandoned whatever its worker: longer than the job timeout of the default queue (10 minutes,
+    # ``jobs.TIMEOUTS``), so a live worker's run is stopped by rq first (``run`` records it failed); the lease only
+    # catches a run whose outcome was never written. Time spent waiting in the queue does not count against it.
     lease: timedelta = timedelta(minutes=15)
 
     def latest(self, now: datetime, calendar, tz: ZoneInfo) -> datetime | None:
@@ -180,20 +183,26 @@ def claim(duty: Duty, occurrence: datetime, now: datetime) -> bool:
 
 
 def abandon_stale(now: datetime, worker_alive: Callable[[str], bool] | None = None) -> list[str]:
-    """Mark abandoned every run still ``running`` that was started by a worker ``worker_alive`` says is gone, or
-    claimed longer than its duty's lease ago; return their ids. Each attempt is marked once, however many
-    schedulers look at the same moment. Without ``worker_alive`` only the lease counts."""
+    """Mark abandoned every run still ``running`` that was started by a worker ``worker_alive`` says is gone,
+    started longer than its duty's lease ago, or never started and claimed longer than the lease ago; return their
+    ids. Each attempt is marked once, however many schedulers look at the same moment. Without ``worker_alive``
+    only the lease counts."""
     collection = DutyRun._get_collection()
     abandoned = []
     for document in collection.find({"state": RunState.RUNNING}, {"duty": 1, "attempts": 1, "claimed_at": 1,
-                                                                  "worker": 1}):
+                                                                  "started_at": 1, "worker": 1}):
         duty = DUTY_BY_NAME.get(document["duty"])
         lease = duty.lease if duty else Duty.lease
         worker = document.get("worker")
-        if worker and worker_alive is not None and not worker_alive(worker):
+        started_at = document.get("started_at")
+        if started_at is None:
+            if aware(document["claimed_at"]) > now - lease:
+                continue
+            reason = f"abandoned: no worker started it {lease} after it was claimed (its job was lost)"
+        elif worker and worker_alive is not None and not worker_alive(worker):
             reason = f"abandoned: worker {worker} stopped (its heartbeat lapsed)"
-        elif aware(document["claimed_at"]) <= now - lease:
-            reason = f"abandoned: still running {lease} after it was claimed"
+        elif aware(started_at) <= now - lease:
+            reason = f"abandoned: still running {lease} after it started (its outcome was never written)"
         else:
             continue
         marked = collection.update_one({"_id": document["_id"], "state": RunState.RUNNING,
@@ -223,6 +232,14 @@ def due_now(now: datetime | None = None, worker_alive: Callable[[str], bool] | N
     return claimed
 
 
+def start(duty: Duty, occurrence: datetime, worker: str | None, now: datetime) -> dict | None:
+    """Mark a claimed occurrence started at ``now`` by ``worker`` (the rq worker's name) and return its document;
+    None when a worker started it already or it is no longer running."""
+    return DutyRun._get_collection().find_one_and_update(
+        {"_id": run_id(duty, occurrence), "state": RunState.RUNNING, "started_at": None},
+        {"$set": {"started_at": now, "worker": worker}})
+
+
 def run(name: str, occurrence: datetime, now: datetime | None = None, worker: str | None = None) -> str:
     """Start one claimed occurrence in ``worker`` (the rq worker's name) and record its outcome; return its result
     text (raises on failure). A claim some worker has started already, or that is no longer running, is left alone:
@@ -230,8 +247,7 @@ def run(name: str, occurrence: datetime, now: datetime | None = None, worker: st
     duty = DUTY_BY_NAME[name]
     collection = DutyRun._get_collection()
     identifier = run_id(duty, occurrence)
-    started = collection.find_one_and_update({"_id": identifier, "state": RunState.RUNNING, "started_at": None},
-                                             {"$set": {"started_at": utcnow(), "worker": worker}})
+    started = start(duty, occurrence, worker, utcnow())
     if started is None:
         return f"{identifier}: not waiting for a worker (started elsewhere, finished or abandoned); nothing done"
     this_attempt = {"_id": identifier, "attempts": started["attempts"]}
