@@ -92,16 +92,20 @@ def _rules_from(text: str) -> dict:
     return {section: rules.get(section) for section in section_keys()}
 
 
-def _choices_from(text: str) -> tuple[list[str], dict[str, str]]:
-    """The choices box's lines as choices, and its "原名 → 新名" lines as renames (the new name is a choice)."""
+def _choices_from(text: str, held=()) -> tuple[list[str], dict[str, str]]:
+    """The choices box's lines as choices, and its renames (the new name is a choice). A line is a rename
+    "原名 → 新名" (→, -> or =>) when it is not itself one of ``held`` — the names the field's records may hold:
+    its stored choices, inactive and renamed ones — its 原名 is one of them and its 新名 is not empty; any other
+    line is a choice as written (a choice may contain an arrow)."""
     choices, renames = [], {}
     for line in (text or "").splitlines():
-        parts = [part.strip() for part in RENAME_ARROW.split(line.strip(), maxsplit=1)]
-        if len(parts) == 2 and all(parts):
+        line = line.strip()
+        parts = [part.strip() for part in RENAME_ARROW.split(line, maxsplit=1)]
+        if line not in held and len(parts) == 2 and parts[0] in held and parts[1]:
             renames[parts[0]] = parts[1]
             choices.append(parts[1])
-        elif line.strip():
-            choices.append(line.strip())
+        elif line:
+            choices.append(line)
     return list(dict.fromkeys(choices)), renames
 
 
@@ -117,8 +121,17 @@ def _scalar(text: str):
     return value if isinstance(value, (str, int, float, bool)) else text
 
 
-def definition_from_form(form) -> dict:
-    """The definition dict (YAML/API shape) a submitted form describes, fields in ``position`` order."""
+def _held_names(existing, key: str) -> set[str]:
+    """The values the records of ``existing``'s field ``key`` may hold (none for a new type or field)."""
+    definition = existing.field(key) if existing is not None else None
+    if definition is None:
+        return set()
+    return {*definition.choices, *definition.inactive_choices, *(old for old, _new in definition.renamed_choices)}
+
+
+def definition_from_form(form, existing=None) -> dict:
+    """The definition dict (YAML/API shape) a submitted form describes, fields in ``position`` order; ``existing``:
+    the stored type being edited (its fields' names tell a rename line from a choice with an arrow)."""
     rows = []
     for index, entry in enumerate(form.fields.entries):
         data = entry.form.data
@@ -130,7 +143,7 @@ def definition_from_form(form) -> dict:
                 field[flag] = True
         if not data.get("active"):
             field["active"] = False
-        choices, renames = _choices_from(data.get("choices"))
+        choices, renames = _choices_from(data.get("choices"), _held_names(existing, field["key"]))
         if choices:
             field["choices"] = choices
         if renames:
@@ -230,11 +243,11 @@ class RecordTypeView(SecureModelView):
         """The latest choice renames of the type and how far moving its records got ("" for none)."""
         return "；".join(m.summary() for m in getattr(self, "_migrations", {}).get(type_key, []))
 
-    def _save(self, form, key=None):
+    def _save(self, form, model=None):
         definition = None
         try:
-            definition = definition_from_form(form)
-            saved = save_definition(definition, by=current_user.username, key=key)
+            definition = definition_from_form(form, model)
+            saved = save_definition(definition, by=current_user.username, key=model.key if model else None)
         except DomainError as exc:
             flash(str(exc), "error")
             for problem_key, message in exc.fields.items():  # each problem names its field by label
@@ -253,7 +266,7 @@ class RecordTypeView(SecureModelView):
         return self._save(form) or False
 
     def update_model(self, form, model):
-        saved = self._save(form, key=model.key)
+        saved = self._save(form, model)
         if saved is None:
             return False
         if saved.active != bool(form.active.data):

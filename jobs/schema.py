@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from jobs import enqueue
-from kefu.records.choice_migrations import fail, run, unfinished
+from kefu.records.choice_migrations import MigrationStalled, fail, run, unfinished
 
 
 def migrate_choices(migration_id: str) -> str:
-    """Move the records of a choice rename to the new names; idempotent (a finished migration is left alone)."""
+    """Move the records of a choice rename to the new names; idempotent (a finished migration is left alone).
+    Fails (rq records it) when the migration fails; the scheduler's tick queues it again (``queue_unfinished``)."""
     try:
         migration = run(migration_id)
+    except MigrationStalled:
+        raise  # noted on the migration already
     except Exception as exc:
         fail(migration_id, f"{type(exc).__name__}: {exc}")
         raise

@@ -12,13 +12,17 @@ from datetime import timedelta
 
 import pytest
 from bson import ObjectId
+from rq import SimpleWorker
 
 from jobs.schedule import tick
 from kefu.core.clock import utcnow
-from kefu.records.choice_migrations import STALE_AFTER
+from kefu.records.choice_migrations import MAX_ATTEMPTS, STALE_AFTER, fail, run
+from kefu.records.migrations import rewrite_records
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import token_headers
-from tests.test_record_types import filter_groups, flashed_errors, post_type_form, stored_type
+from tests.test_record_types import (
+    definition_as_stored, filter_groups, flashed_errors, post_type_form, stored_type,
+)
 from tests.test_records import AdminForm
 
 HANDOVER = {
@@ -66,8 +70,6 @@ def handover(api):
 
 
 def run_background_jobs(app) -> None:
-    from rq import SimpleWorker
-
     with app.app_context():
         SimpleWorker(["default"], connection=app.extensions["kefu_redis"]).work(burst=True, with_scheduler=False)
 
@@ -120,8 +122,6 @@ def assert_migrated(app, db, handover, migration_query: dict) -> None:
 
     # A second run of the same job changes nothing (idempotent).
     with app.app_context():
-        from kefu.records.choice_migrations import run
-
         assert run(str(migration["_id"])).done == 2
     assert stored(db, handover["after1"])["version"] == 2
 
@@ -320,3 +320,215 @@ def test_type_change_refusal_lists_the_records_at_the_admin_field(admin_client, 
     assert field_error and "无法转换" in field_error.group(1), page
     refused = api("PUT", "/api/v1/types/handover", json=as_text)
     assert refused.status_code == 422 and handover["after2"]["number"] in refused.get_json()["error"]["fields"]["note"]
+
+
+# -- a rename the rules name, retries, chained renames, type changes, untouched values ---------------------------
+
+DONE_WHEN_HANDED_OVER = [{"key": "handed", "name": "交付完成", "within": {"days": 3}, "done_when": {"stage": "交付后"}}]
+
+
+def test_rename_of_a_choice_an_sla_condition_names_is_refused_until_the_rule_follows(app, api, db):
+    """A done_when naming 交付后: renaming 交付后 alone is refused at the field, naming the clock; renaming it with
+    the condition changed in the same save works, and a record saved before its value moved keeps its met clock."""
+    assert api("POST", "/api/v1/types", json={**HANDOVER, "sla": DONE_WHEN_HANDED_OVER}).status_code == 201
+    made = api("POST", "/api/v1/records/handover", json={"stage": "交付后", "note": "漏水"}).get_json()
+    met_at = stored(db, made)["sla"]["handed"]["met_at"]
+    assert met_at is not None
+    definition = stored_type(db, "handover")
+
+    refused = api("PUT", "/api/v1/types/handover", json={**with_field(
+        HANDOVER, "stage", choices=["交付前", "交付以后"], rename_choices={"交付后": "交付以后"}),
+        "sla": DONE_WHEN_HANDED_OVER})
+
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["fields"]["fields.1"] == (
+        "字段“阶段”：时限“交付完成”的完成条件使用了“交付后”，请先修改该规则再改名")
+    assert stored_type(db, "handover") == definition and db.choice_migrations.count_documents({}) == 0
+
+    followed = [{**DONE_WHEN_HANDED_OVER[0], "done_when": {"stage": "交付以后"}}]
+    response = api("PUT", "/api/v1/types/handover", json={**with_field(
+        HANDOVER, "stage", choices=["交付前", "交付以后"], rename_choices={"交付后": "交付以后"}), "sla": followed})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    # Saved while it still holds the old name (the migration has not run): the clock stays met, not re-armed.
+    saved = api("PATCH", f"/api/v1/records/handover/{made['id']}", json={"note": "漏水已修", "version": 1})
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    document = stored(db, made)
+    assert document["data"]["stage"] == "交付后" and document["sla"]["handed"]["met_at"] == met_at
+    assert document["sla_live"] == 0
+    run_background_jobs(app)
+    document = stored(db, made)
+    assert document["data"]["stage"] == "交付以后" and document["sla"]["handed"]["met_at"] == met_at
+
+
+def test_rename_of_a_callback_answer_another_type_names_is_refused(api, db):
+    """The complaint's callback rule names the callback type's 不满意 (rejected_values) and 投诉回访 (values)."""
+    callback = definition_as_stored(db, "callback")
+    result = next(f for f in callback["fields"] if f["key"] == "result")
+    kind = next(f for f in callback["fields"] if f["key"] == "callback_type")
+    before = stored_type(db, "callback")
+
+    for field, old, new in ((result, "不满意", "很不满意"), (kind, "投诉回访", "投诉类回访")):
+        changed = with_field(callback, field["key"], rename_choices={old: new},
+                             choices=[new if choice == old else choice for choice in field["choices"]])
+        refused = api("PUT", "/api/v1/types/callback", json=changed)
+        assert refused.status_code == 422, refused.get_data(as_text=True)
+        part = "rejected_values" if old == "不满意" else "values"
+        message = next(iter(refused.get_json()["error"]["fields"].values()))
+        assert re.search(f"“(投诉|报修)”的回访规则 callback.{part}使用了“{old}”，请先修改该规则再改名", message), message
+    assert stored_type(db, "callback") == before and db.choice_migrations.count_documents({}) == 0
+
+
+def rename_stage(api, new: str = "交付以后", old: str = "交付后", choices=("交付前",)) -> None:
+    response = api("PUT", "/api/v1/types/handover", json=with_field(
+        HANDOVER, "stage", choices=[*choices, new], rename_choices={old: new}))
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_a_failed_migration_is_retried_by_the_tick_a_few_times_and_resumes_where_it_stopped(app, api, db, handover):
+    rename_stage(api)
+    app.extensions["kefu_redis"].flushdb()  # its job lost
+    migration = db.choice_migrations.find_one({"record_type": "handover"})
+    first, second = sorted((ObjectId(handover[name]["id"]) for name in ("after1", "after2")))
+    # A run stopped after the first record (its worker killed): noted as failed, its place kept.
+    db.choice_migrations.update_one({"_id": migration["_id"]}, {"$set": {"last_id": first, "attempts": 1}})
+    with app.app_context():
+        fail(str(migration["_id"]), "WorkerKilled: the job's worker was killed")
+        assert "choice migrations queued again: 0" in tick()
+        assert "choice migrations queued again: 1" in tick(utcnow() + STALE_AFTER + timedelta(seconds=1))
+    run_background_jobs(app)
+
+    migration = db.choice_migrations.find_one({"_id": migration["_id"]})
+    assert (migration["status"], migration["done"], migration["attempts"]) == ("done", 2, 2)
+    assert "last_id" not in migration and migration["error"] is None
+    assert [stored(db, {"id": str(i)})["data"]["stage"] for i in (first, second)] == ["交付以后", "交付以后"]
+    # It resumed after the record it had got to, then went over all of them again.
+    entries = list(db.audit_log.find({"migration": str(migration["_id"])}).sort("_id", 1))
+    assert [entry["record_id"] for entry in entries] == [second, first]
+
+    # A migration that failed as often as allowed is left failed.
+    rename_stage(api, "交付完成", old="交付以后")
+    app.extensions["kefu_redis"].flushdb()
+    again = db.choice_migrations.find_one({"record_type": "handover", "_id": {"$ne": migration["_id"]}})
+    db.choice_migrations.update_one({"_id": again["_id"]}, {"$set": {"attempts": MAX_ATTEMPTS}})
+    with app.app_context():
+        fail(str(again["_id"]), "RuntimeError: boom")
+        assert "choice migrations queued again: 0" in tick(utcnow() + STALE_AFTER + timedelta(seconds=1))
+    assert db.choice_migrations.find_one({"_id": again["_id"]})["status"] == "failed"
+    assert stored(db, handover["after1"])["data"]["stage"] == "交付以后"
+
+
+def test_a_name_renamed_again_before_its_migration_ran_ends_at_the_last_name(app, api, db, handover):
+    rename_stage(api)  # 交付后 → 交付以后
+    rename_stage(api, "交付完成", old="交付以后")  # then 交付以后 → 交付完成, before the first one ran
+    first, second = (str(m["_id"]) for m in db.choice_migrations.find({"record_type": "handover"}).sort("_id", 1))
+    with app.app_context():
+        assert run(second).done == 0  # nothing holds 交付以后 yet
+        assert run(first).done == 2  # 交付后 goes straight to 交付完成
+
+    for name in ("after1", "after2"):
+        assert stored(db, handover[name])["data"]["stage"] == "交付完成"
+    stage = next(f for f in stored_type(db, "handover")["fields"] if f["key"] == "stage")
+    assert stage["choices"] == ["交付前", "交付完成"]
+    assert stage["renamed_choices"] == [["交付后", "交付完成"], ["交付以后", "交付完成"]]
+    assert listed_numbers(api, stage="交付后") == {handover["after1"]["number"], handover["after2"]["number"]}
+
+
+def test_a_choice_with_an_arrow_stays_a_choice_in_the_admin_field_editor(admin_client, api, db):
+    arrowed = with_field(HANDOVER, "stage", choices=["交付前", "交付后->返修"])
+    assert api("POST", "/api/v1/types", json=arrowed).status_code == 201
+    made = api("POST", "/api/v1/records/handover", json={"stage": "交付后->返修"})
+    assert made.status_code == 201, made.get_data(as_text=True)
+
+    response = post_type_form(admin_client, with_field(arrowed, "note", label="说明"), db=db)
+
+    assert response.status_code == 302, flashed_errors(response.get_data(as_text=True))
+    fields = stored_type(db, "handover")["fields"]
+    assert fields[0]["choices"] == ["交付前", "交付后->返修"] and fields[2]["label"] == "说明"
+    assert db.choice_migrations.count_documents({}) == 0
+    assert stored(db, made.get_json())["data"]["stage"] == "交付后->返修"
+    # A line whose left side is a held name is a rename.
+    response = post_type_form(admin_client, with_field(arrowed, "stage", choices=["交付前 → 交付之前", "交付后->返修"]),
+                              db=db)
+    assert response.status_code == 302, flashed_errors(response.get_data(as_text=True))
+    stage = stored_type(db, "handover")["fields"][0]
+    assert stage["choices"] == ["交付之前", "交付后->返修"] and stage["renamed_choices"] == [["交付前", "交付之前"]]
+
+
+def test_type_change_never_overwrites_a_newer_value_and_refuses_a_sensitive_field(app, api, db, handover):
+    response = api("PUT", "/api/v1/types/handover", json=with_field(HANDOVER, "note", type="textarea"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [stored(db, handover[n])["data"]["note"] for n in ("after1", "after2")] == ["漏水", "墙面开裂"]
+    assert stored(db, handover["after1"])["version"] == 1  # the value means the same: a form opened before saves
+
+    # The write-back compares the value it read: a save between the read and the write stands.
+    def converted(document):
+        if document["_id"] == ObjectId(handover["after1"]["id"]):
+            saved = api("PATCH", f"/api/v1/records/handover/{handover['after1']['id']}",
+                        json={"note": "漏水已修", "version": 1})
+            assert saved.status_code == 200, saved.get_data(as_text=True)
+        return {"data.note": document["data"]["note"] + "（已转换）"}
+
+    with app.app_context():
+        changed = rewrite_records({"type": "handover", "data.note": {"$ne": None}}, {"data.note": 1}, converted,
+                                  unchanged="data.note")
+    assert changed == 2
+    assert stored(db, handover["after1"])["data"]["note"] == "漏水已修"
+    assert stored(db, handover["after2"])["data"]["note"] == "墙面开裂（已转换）"
+
+    # A sensitive field's values are stored encrypted: a type change is refused while records hold any.
+    secret = {**HANDOVER, "fields": [*HANDOVER["fields"],
+                                     {"key": "owner", "label": "业主", "type": "text", "sensitive": True}]}
+    assert api("PUT", "/api/v1/types/handover", json=secret).status_code == 200
+    assert api("PUT", "/api/v1/types/handover", json=with_field(secret, "owner", type="textarea")).status_code == 200
+    secret = with_field(secret, "owner", type="textarea")
+    saved = api("PATCH", f"/api/v1/records/handover/{handover['before']['id']}",
+                json={"owner": "张三", "version": 1})
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    definition, blob = stored_type(db, "handover"), stored(db, handover["before"])["pii"]["owner"]
+
+    refused = api("PUT", "/api/v1/types/handover", json=with_field(secret, "owner", type="text"))
+
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["fields"]["owner"] == (
+        f"敏感字段已有记录保存了值，不能改类型（可新建一个字段）：{handover['before']['number']}")
+    assert stored_type(db, "handover") == definition and stored(db, handover["before"])["pii"]["owner"] == blob
+    body = api("GET", f"/api/v1/records/handover/{handover['before']['id']}").get_json()
+    assert body["owner"] == "张三"
+
+
+TEXTAREA = {"key": "detail", "label": "详情", "type": "textarea", "max_length": 100}
+
+
+def test_an_untouched_multiline_text_or_reordered_multi_choice_is_not_rewritten(app, admin_client, api, db):
+    definition = {**HANDOVER, "fields": [*HANDOVER["fields"], TEXTAREA]}
+    assert api("POST", "/api/v1/types", json=definition).status_code == 201
+    made = api("POST", "/api/v1/records/handover", json={
+        "stage": "交付后", "areas": ["厨房", "卫生间"], "detail": "第一行\n第二行"}).get_json()
+    # Tighter since: detail at most 3 characters; the areas offered in another order.
+    tightened = with_field(with_field(definition, "detail", max_length=3), "areas", choices=["卫生间", "客厅", "厨房"])
+    assert api("PUT", "/api/v1/types/handover", json=tightened).status_code == 200
+    path = f"/admin/records/handover/edit/?id={made['id']}"
+
+    form = AdminForm(admin_client.get(path).get_data(as_text=True)).fields
+    assert form["areas"] == ["卫生间", "厨房"]
+    form["detail"] = form["detail"].replace("\n", "\r\n")  # as a browser posts a textarea
+    assert form["detail"] == "第一行\r\n第二行"
+    form["note"] = "已约验房"
+    response = admin_client.post(path, data=form)
+
+    assert response.status_code == 302, flashed_errors(response.get_data(as_text=True))
+    document = stored(db, made)
+    assert document["data"] == {"stage": "交付后", "areas": ["厨房", "卫生间"], "note": "已约验房",
+                                "detail": "第一行\n第二行"}
+    entry = db.audit_log.find_one({"record_id": document["_id"], "action": "update"})
+    assert [change["field"] for change in entry["changes"]] == ["note"]
+
+    # The API alike: sent back in another order and with "\r\n", nothing changes (no new version).
+    response = api("PATCH", f"/api/v1/records/handover/{made['id']}", json={
+        "areas": ["卫生间", "厨房"], "detail": "第一行\r\n第二行", "version": 2})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["areas"] == ["厨房", "卫生间"]
+    assert stored(db, made)["version"] == 2 and stored(db, made)["data"] == document["data"]
+    # A real change to the text is held to the tighter limit.
+    refused = api("PATCH", f"/api/v1/records/handover/{made['id']}", json={"detail": "第一行\n第三行", "version": 2})
+    assert refused.status_code == 422 and "最多 3 个字符" in refused.get_data(as_text=True)

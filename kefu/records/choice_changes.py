@@ -9,6 +9,9 @@
 - **Removal** keeps what records hold: a choice dropped from ``choices`` that some record still holds becomes one
   of ``inactive_choices`` (shown marked 已停用, filterable, exported, counted; new input cannot pick it). Adding it
   back to ``choices`` makes it active again.
+- A rename of a choice that a rule names by its text (an SLA clock's ``when`` / ``done_when``, the ``callback``
+  rules of a type whose callbacks are of this type …: every section's ``choice_references``) is refused naming
+  the rule: change the rule first (or in the same save), then rename.
 - A **relabel** of the field, or any change of its options, never touches stored values: records keep their values
   under the field's key, and a key never changes.
 """
@@ -17,8 +20,10 @@ from __future__ import annotations
 from kefu.core.db import get_database
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
+from kefu.records import sections
 from kefu.records.fields import FieldSpec, get_field_type
 from kefu.records.store import RECORDS
+from kefu.records.types import RecordType
 
 RENAME_KEY = "rename_choices"
 """The instruction a field of a definition may carry: ``{old name: new name}``; never stored."""
@@ -50,6 +55,40 @@ def rename_problem(field: dict, old: FieldSpec | None):
         if before.strip() in choices:
             return _l("字段“%(label)s”：改名后原名“%(name)s”不能留在可选项中", label=label, name=before)
     return None
+
+
+def rules_problem(field: dict, data: dict, existing: RecordType):
+    """A refusal of the field's ``rename_choices`` (which passed :func:`rename_problem`) when a rule names an old
+    name by its text, naming that rule; or None. The rules are the sections of ``data``, the definition being saved
+    (a section it leaves out: as stored), and the stored sections of every other type."""
+    renamed = {before.strip() for before in field[RENAME_KEY]}
+    for rule, value in _choice_references(data, existing, field["key"]):
+        if str(value) in renamed:
+            return _l("字段“%(label)s”：%(rule)s使用了“%(name)s”，请先修改该规则再改名", label=field.get("label"),
+                      rule=rule, name=value)
+    return None
+
+
+def _choice_references(data: dict, existing: RecordType, field_key: str):
+    """``(rule, value)`` for every value of ``existing``'s field ``field_key`` a section names
+    (``Section.choice_references``); a section that does not parse is left out (its own check reports it)."""
+    for section in sections.sections():
+        raw = data[section.key] if section.key in data else existing.section_data(section.key)
+        if raw in (None, {}, []):
+            continue
+        try:
+            model = section.parse(raw)
+        except sections.SectionInvalid:
+            continue
+        yield from section.choice_references(existing, model, existing.key, field_key)
+    for other in RecordType.objects(key__ne=existing.key):
+        for section in sections.sections():
+            try:
+                model = sections.parsed(other, section.key)
+            except sections.SectionInvalid:
+                continue
+            if model is not None:
+                yield from section.choice_references(other, model, existing.key, field_key)
 
 
 def carry_over_choices(field: dict, old: FieldSpec | None, type_key: str) -> tuple[dict, dict[str, str]]:

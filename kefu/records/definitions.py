@@ -18,9 +18,9 @@ from kefu.core.clock import utcnow
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
 from kefu.records import choice_migrations, sections
-from kefu.records.choice_changes import RENAME_KEY, carry_over_choices, rename_problem
+from kefu.records.choice_changes import RENAME_KEY, carry_over_choices, rename_problem, rules_problem
 from kefu.records.fields import FIELD_FLAGS, FIELD_KEY_PATTERN, FIELD_OPTIONS, FIELD_TYPES, FieldSpec
-from kefu.records.migrations import convert_field_values, records_not_converting
+from kefu.records.migrations import convert_field_values, records_holding, records_not_converting
 from kefu.records.search import reindex_search
 from kefu.records.types import FieldDefinition, RecordType, no_such_type, summaries_changed
 
@@ -123,7 +123,7 @@ def _carry_over_choices(data: dict, existing: RecordType | None) -> tuple[dict, 
             continue
         old = existing.field(field.get("key")) if existing and isinstance(field.get("key"), str) else None
         if RENAME_KEY in field:
-            problem = rename_problem(field, old)
+            problem = rename_problem(field, old) or rules_problem(field, data, existing)
             if problem:
                 problems[f"fields.{position}"] = problem
                 continue
@@ -136,14 +136,47 @@ def _carry_over_choices(data: dict, existing: RecordType | None) -> tuple[dict, 
     return {**data, "fields": carried}, renames
 
 
+def _type_changes(existing: RecordType, new_fields: list[FieldDefinition]) -> list[tuple[FieldSpec, FieldSpec]]:
+    """``(old, new)`` for every field whose type changes; ``ValidationFailed`` at the field for one whose stored
+    values would not convert (listing those records), and for a sensitive one that records hold values of (they
+    are stored encrypted: not converted)."""
+    conversions = []
+    for new in map(FieldSpec.of, new_fields):
+        old = existing.field(new.key)
+        if old is None or old.type == new.type:
+            continue
+        old_label, new_label = (FIELD_TYPES[old.type].label, FIELD_TYPES[new.type].label)
+        if old.sensitive or new.sensitive:
+            holding = records_holding(existing.key, old)
+            if holding:
+                raise ValidationFailed(
+                    _l("字段“%(label)s”是敏感信息，已有记录保存了它的值，不能从“%(old)s”改为“%(new)s”：%(records)s",
+                       label=new.label, old=old_label, new=new_label, records="、".join(holding)),
+                    {new.key: _l("敏感字段已有记录保存了值，不能改类型（可新建一个字段）：%(records)s",
+                                 records="、".join(holding))},
+                )
+        failing = records_not_converting(existing.key, old, new)
+        if failing:
+            raise ValidationFailed(
+                _l("字段“%(label)s”不能从“%(old)s”改为“%(new)s”：以下记录的值无法转换：%(records)s",
+                   label=new.label, old=old_label, new=new_label, records="、".join(failing)),
+                {new.key: _l("%(n)s 条记录的值无法转换为“%(new)s”，请先修改：%(records)s", n=len(failing),
+                             new=new_label, records="、".join(failing))},
+            )
+        conversions.append((old, new))
+    return conversions
+
+
 def save_definition(data: dict, *, by: str | None = None, key: str | None = None) -> RecordType:
     """Create (``key`` None) or replace the definition ``key``; return the saved type.
 
     Refuses, with ``ValidationFailed`` naming each problem: bad or duplicate
     keys, reserved keys, unknown field types, invalid options, a changed
-    type key, and a field type change whose stored values would not convert
-    (listing those records, also under the field's key). Convertible values are
-    converted in place.
+    type key, a field type change whose stored values would not convert
+    (listing those records, also under the field's key), a type change of a
+    sensitive field that records hold values of, and a choice rename that a
+    rule names the old name of. Convertible values are converted in place
+    (a value saved meanwhile is left as that save made it).
 
     No stored value is lost: a field left out is kept, disabled; field keys
     never change (a new label is just a label); a choice removed while records
@@ -172,19 +205,7 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
                 kept = FieldDefinition(**old.to_mongo().to_dict())
                 kept.active = False
                 new_fields.append(kept)
-        for new in map(FieldSpec.of, new_fields):
-            old = existing.field(new.key)
-            if old is not None and old.type != new.type:
-                failing = records_not_converting(existing.key, old, new)
-                if failing:
-                    old_label, new_label = (FIELD_TYPES[old.type].label, FIELD_TYPES[new.type].label)
-                    raise ValidationFailed(
-                        _l("字段“%(label)s”不能从“%(old)s”改为“%(new)s”：以下记录的值无法转换：%(records)s",
-                           label=new.label, old=old_label, new=new_label, records="、".join(failing)),
-                        {new.key: _l("%(n)s 条记录的值无法转换为“%(new)s”，请先修改：%(records)s", n=len(failing),
-                                     new=new_label, records="、".join(failing))},
-                    )
-                conversions.append((old, new))
+        conversions = _type_changes(existing, new_fields)
 
     record_type = existing or RecordType(key=data["key"])
     record_type.name = data["name"].strip()

@@ -14,13 +14,19 @@ from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 
 
-def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 500) -> int:
+def rewrite_records(query: dict, projection: dict, changes_of, *, batch: int = 500, unchanged: str | None = None
+                    ) -> int:
     """``$set`` ``changes_of(document)`` on every record matching ``query``, in bulk batches; return how many
-    changed."""
+    changed. ``unchanged``: a path (``data.note``) whose value as read must still be stored for the write to
+    happen, so a record saved in between is left as that save made it."""
     collection = get_database()[RECORDS]
     operations, changed = [], 0
     for document in collection.find(query, projection):
-        operations.append(UpdateOne({"_id": document["_id"]}, {"$set": changes_of(document)}))
+        match = {"_id": document["_id"]}
+        if unchanged is not None:
+            head, _dot, rest = unchanged.partition(".")
+            match[unchanged] = document[head][rest] if rest else document[head]
+        operations.append(UpdateOne(match, {"$set": changes_of(document)}))
         if len(operations) >= batch:
             changed += collection.bulk_write(operations, ordered=False).modified_count
             operations = []
@@ -47,8 +53,17 @@ def records_not_converting(type_key: str, old: FieldSpec, new: FieldSpec, limit:
     return failing
 
 
+def records_holding(type_key: str, definition: FieldSpec, limit: int = 50) -> list[str]:
+    """Numbers of records holding a value of the field (stored plain or, for a sensitive one, encrypted)."""
+    path = f"{'pii' if definition.sensitive else 'data'}.{definition.key}"
+    cursor = get_database()[RECORDS].find({"type": type_key, path: {"$ne": None}}, {"number": 1}, limit=limit)
+    return [document["number"] for document in cursor]
+
+
 def convert_field_values(type_key: str, old: FieldSpec, new: FieldSpec, batch: int = 500) -> int:
-    """Rewrite stored ``old`` values as the ``new`` type, in batches; return how many changed."""
+    """Rewrite stored ``old`` values as the ``new`` type, in batches; return how many changed. A value saved after
+    it was read (by the new definition) is not overwritten. The records' ``version`` stays: the value means the
+    same, and a form opened before still saves (the definition's version tells that it changed)."""
     old_type, new_type = get_field_type(old.type), get_field_type(new.type)
     tz = system_actor().tz
 
@@ -58,7 +73,7 @@ def convert_field_values(type_key: str, old: FieldSpec, new: FieldSpec, batch: i
         return {f"data.{old.key}": new_type.to_storage(value)}
 
     return rewrite_records({"type": type_key, f"data.{old.key}": {"$exists": True, "$ne": None}},
-                           {f"data.{old.key}": 1}, converted, batch=batch)
+                           {f"data.{old.key}": 1}, converted, batch=batch, unchanged=f"data.{old.key}")
 
 
 def backfill_created_department(batch: int = 500) -> int:

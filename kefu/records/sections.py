@@ -9,6 +9,8 @@ collection alike — handled by one ``Section`` object:
 - ``problems(draft, model)``: only the checks that refer to the definition's fields or to other sections;
 - ``before_save`` / ``after_save`` / ``after_event``: the save lifecycle's hooks (``kefu.records.lifecycle``),
   no-ops by default;
+- ``choice_references``: the choice values the section's rules name by their text (a rename of one is refused),
+  none by default;
 - ``json_schema()``: the model's JSON Schema (``GET /api/v1/types/schema``).
 
 Validation (``kefu.records.types``) and the lifecycle iterate the same registry in registration order, so adding a
@@ -149,6 +151,13 @@ class Section:
 
     def after_event(self, record_type, model, record_id, kind: str, actor) -> None:
         """Act on a timeline event a person added to the record (a call, a visit …)."""
+
+    def choice_references(self, owner, model, type_key: str, field_key: str) -> list[tuple[str, Any]]:
+        """The values of the choice field ``field_key`` of type ``type_key`` that this section of type ``owner``
+        (``model``: the section as parsed) names by their text, as ``(rule, value)`` pairs — ``rule`` says which
+        rule, for a person ("时限“处理完成”的完成条件"). A choice such a rule names cannot be renamed
+        (``kefu.records.choice_changes``): the rule would stop matching. None by default."""
+        return []
 
     def json_schema(self) -> dict:
         return {**self.model.model_json_schema(), "title": str(self.title)}

@@ -32,7 +32,6 @@ from typing import Any
 from bson import ObjectId
 from pydantic import Field, StrictStr, field_validator
 from pymongo import ASCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
 
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import utcnow
@@ -43,7 +42,7 @@ from kefu.org.access import ACCESS_PROJECTION
 from kefu.org.roles import Action
 from kefu.records.actor import system_actor
 from kefu.records.definitions import TYPE_KEY_PATTERN
-from kefu.records.engine_state import claim_outcome, link_callback, release_outcome, set_callback_result
+from kefu.records.engine_state import claim_outcome, link_callback, set_callback_result
 from kefu.records.fields import get_field_type
 from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse, workflow_of
 from kefu.records.store import RECORDS
@@ -139,6 +138,18 @@ class CallbackSection(Section):
             problems.extend(_target_problems(target, model))
         return problems
 
+    def choice_references(self, owner, model: Callback, type_key, field_key):
+        """The answers (``rejected_values``) and fixed values (``values``) the rule names for a field of the
+        callback type."""
+        if model.type != type_key:
+            return []
+        found = [(_l("“%(type)s”的回访规则 callback.rejected_values", type=owner.name), value)
+                 for value in (model.rejected_values if field_key == model.result_field else ())]
+        fixed = model.values.get(field_key)
+        found.extend((_l("“%(type)s”的回访规则 callback.values", type=owner.name), value)
+                     for value in (fixed if isinstance(fixed, list) else [fixed]) if value is not None)
+        return found
+
     def after_save(self, record_type, model, document, before, changed, actor):
         if document.get("source"):
             record_result(record_type, document, changed, actor)
@@ -201,10 +212,9 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
             values[rules.due_field] = due
         source = {"type": record_type.key, "id": document["_id"], "number": document["number"],
                   "closed_at": closed_at, "due_at": due}
-        try:
-            created = create_record(rules.type, values, system, extra={"source": source})
-        except DuplicateKeyError:  # another run created it a moment ago
-            created = collection.find_one({"source.id": document["_id"], "source.closed_at": closed_at})
+        # In the closing save's transaction: a concurrent closing that made it first is a write conflict, and the
+        # retried save finds it above.
+        created = create_record(rules.type, values, system, extra={"source": source})
     except DomainError as exc:
         log.warning("callback for %s %s not created: %s", record_type.key, document["number"], exc)
         record_event(record_type.key, document["_id"], "callback", system,
@@ -248,19 +258,18 @@ def record_result(record_type, document: dict, changed, actor) -> None:
     stored = (document.get("data") or {}).get(rules.result_field)
     if definition is None or stored in (None, ""):
         return
-    result = get_field_type(definition.type).from_storage(stored)
-    rejected = result in rules.rejected_values
+    field_type = get_field_type(definition.type)
+    result = field_type.from_storage(stored)
+    # Under any name of the answer: one the rule names may have been renamed while records still hold the old one.
+    rejected = any(name in rules.rejected_values for name in field_type.same_choice(result, definition))
     outcome = {"result": result, "rejected": rejected, "at": utcnow(), "by": actor.user_id}
     if not claim_outcome(document["_id"], outcome):
         return  # acted on already
     if rejected:
-        try:
-            # The rule sends the original back, whoever answered the callback: the engine acts for them.
-            customer_rejected(source["type"], str(source["id"]), system_actor(actor.user),
-                              str(_l("回访 %(number)s：客户%(result)s", number=document["number"], result=result)))
-        except Exception:
-            release_outcome(document["_id"])  # acted on at the callback's next save
-            raise
+        # The rule sends the original back, whoever answered the callback: the engine acts for them (in the
+        # callback's save: if that fails, the claim above is undone with it).
+        customer_rejected(source["type"], str(source["id"]), system_actor(actor.user),
+                          str(_l("回访 %(number)s：客户%(result)s", number=document["number"], result=result)))
         text = _l("客户%(result)s：%(source)s 已退回重新处理", result=result, source=source["number"])
     else:
         text = _l("回访结果“%(result)s”：%(source)s 归档", result=result, source=source["number"])

@@ -47,6 +47,7 @@ from kefu.core.db import get_database
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l
 from kefu.records.engine_state import set_sla_state
+from kefu.records.fields import get_field_type
 from kefu.records.sections import WORKFLOW, Section, SectionInvalid, SectionModel, parsed, refuse, usable, workflow_of
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
@@ -157,6 +158,19 @@ class SlaSection(Section):
     def after_save(self, record_type, model, document, before, changed, actor):
         return refresh(record_type, document["_id"])
 
+    def choice_references(self, owner, model, type_key, field_key):
+        """The values the type's own clocks' ``when`` / ``done_when`` name for the field."""
+        if owner.key != type_key:
+            return []
+        found = []
+        for clock in model:
+            for part, words in (("when", _l("适用条件")), ("done_when", _l("完成条件"))):
+                expected = getattr(clock, part).get(field_key)
+                for value in expected if isinstance(expected, list) else [expected]:
+                    if value is not None and value != ANY_VALUE:
+                        found.append((_l("时限“%(name)s”的%(part)s", name=clock.name, part=words), value))
+        return found
+
 
 def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
     """The clock's references to the definition's fields and statuses."""
@@ -187,18 +201,23 @@ def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
 
 # -- computing clocks ---------------------------------------------------------------------------------
 
-def _matches(condition: dict, values: dict) -> bool:
+def _matches(condition: dict, values: dict, record_type) -> bool:
     """Every ``field: value`` (or ``field: [values]``) holds; a list value matches when it shares one;
-    ``field: "*"`` means the field is filled in."""
+    ``field: "*"`` means the field is filled in. A value matches under every name of the same choice
+    (``FieldType.same_choice``: a renamed choice's old name, held until the rename's migration reaches it)."""
     for name, expected in condition.items():
         value = values.get(name)
         if expected == ANY_VALUE:
             if value in (None, "", []):
                 return False
             continue
-        wanted = expected if isinstance(expected, list) else [expected]
+        wanted = {str(w) for w in (expected if isinstance(expected, list) else [expected])}
+        definition = record_type.field(name)
+        if definition is not None:
+            same = get_field_type(definition.type).same_choice
+            wanted = {alias for w in wanted for alias in same(w, definition)}
         present = value if isinstance(value, list) else [value]
-        if not any(str(v) in {str(w) for w in wanted} for v in present if v is not None):
+        if not any(str(v) in wanted for v in present if v is not None):
             return False
     return True
 
@@ -250,7 +269,7 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
     stored = document.get("sla") or {}
     clocks, open_clocks = {}, []
     for clock in clocks_of(record_type):
-        if clock.when and not _matches(clock.when, values):
+        if clock.when and not _matches(clock.when, values, record_type):
             continue
         start = _start_of(clock, document, values)
         if start is None:
@@ -261,7 +280,7 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
             start = rearmed_at
         paused_s = float(previous.get("paused_s") or 0)
         met_at = aware(previous.get("met_at"))
-        done = bool(clock.done_when) and _matches(clock.done_when, values)
+        done = bool(clock.done_when) and _matches(clock.done_when, values, record_type)
         if met_at is not None and not done:
             # Reopened: a fresh window from now; the old deadline must not fire (osTicket #5955).
             start = rearmed_at = now
@@ -300,15 +319,16 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
     }
 
 
-def refresh(record_type, record_id, now: datetime | None = None) -> dict:
-    """Recompute the record's clocks and store them; return the stored record."""
+def refresh(record_type, record_id, now: datetime | None = None, *, force: bool = False) -> dict:
+    """Recompute the record's clocks and store them (unchanged ones only with ``force``: a record lacking its
+    ``sla_rev``); return the stored record."""
     document = get_database()[RECORDS].find_one({"_id": record_id})
     if document is None:
         return None
     now = now or utcnow()
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps: unchanged compares equal
     update = compute(record_type, document, now, get_calendar(), ZoneInfo(current_app.config["KEFU_TIMEZONE"]))
-    if all(document.get(k) == v for k, v in update.items()):
+    if not force and all(document.get(k) == v for k, v in update.items()):
         return document
     return set_sla_state(record_id, update)
 
@@ -362,7 +382,7 @@ def repair_derived_state(batch: int = 1000) -> int:
         if types[document["type"]] is None:
             continue
         try:
-            refresh(types[document["type"]], document["_id"])
+            refresh(types[document["type"]], document["_id"], force=True)
         except SectionInvalid:  # its stored definition cannot be used (the start names it): its records wait
             types[document["type"]] = None
             continue

@@ -20,6 +20,11 @@ from kefu.records.fields.forms import CleanValue, OptionalValue, TypedStringFiel
 from kefu.records.fields.spec import FIELD_KEY_PATTERN, OPTION_NAMES
 
 
+def _plain(value):
+    """Text with its line breaks made "\\n" and stripped; any other value as it is."""
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip() if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class Operator:
     """A filter operator as people read it: ``label`` names it where the allowed operators are listed ("不小于"),
@@ -193,8 +198,16 @@ class FieldType:
             raise
 
     def same_as_stored(self, raw, stored, tz: ZoneInfo) -> bool:
-        """Whether input ``raw`` is the value ``stored`` as the API returns it or the edit form shows it."""
-        return raw == stored or raw == self.to_json(stored, tz) or raw == self.form_data(stored, tz)
+        """Whether input ``raw`` is the value ``stored`` as the API returns it or the edit form shows it; text is
+        compared with its line breaks as "\\n" and without the blanks around it (a browser posts a textarea's line
+        breaks as "\\r\\n")."""
+        return any(_plain(raw) == _plain(shown) for shown in (stored, self.to_json(stored, tz),
+                                                              self.form_data(stored, tz)))
+
+    def same_choice(self, value: str, definition) -> list[str]:
+        """The stored values meaning ``value`` (text a rule names, ``kefu.rules.sla``): only itself, but for the
+        choice types, where a renamed choice's old name means its new one."""
+        return [value]
 
     def from_json(self, raw, definition, context: FieldContext | None = None):
         """Same as :meth:`clean`: the API accepts what the form accepts."""

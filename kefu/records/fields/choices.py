@@ -179,9 +179,10 @@ class MultiChoiceType(ChoicesMixin, FieldType):
 
     def clean_keeping(self, raw, stored, definition, context=None):
         """As :meth:`FieldType.clean_keeping`; besides, options the record holds that are no longer offered stay
-        while others are added or removed next to them."""
+        while others are added or removed next to them, and the same options as ``stored`` in another order (the
+        choices reordered since it was stored) are ``stored`` as it is: an untouched field is not rewritten."""
         try:
-            return super().clean_keeping(raw, stored, definition, context)
+            value = super().clean_keeping(raw, stored, definition, context)
         except InvalidValue:
             choices = self._choices(definition)
             held = [item for item in stored or () if item not in choices]
@@ -190,7 +191,10 @@ class MultiChoiceType(ChoicesMixin, FieldType):
             if not kept:
                 raise
             picked = self.clean([item for item in items if item not in kept], definition, context) or []
-            return [*picked, *kept]
+            value = [*picked, *kept]
+        if value is not None and stored is not None and set(value) == set(stored):
+            return stored
+        return value
 
     def _one_option(self, raw, definition) -> list[str]:
         option = scalar_text(raw)
