@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from kefu.insight.exports import FORMATS
 from kefu.insight.views import MAX_NAME
+from kefu.records.choice_changes import RENAME_KEY
+from kefu.records.definitions import NUMBER_PREFIX_PATTERN, TYPE_KEY_PATTERN
+from kefu.records.fields import FIELD_FLAGS, FIELD_KEY_PATTERN, FIELD_OPTIONS, FIELD_TYPES
 from kefu.records.idempotency import MAX_KEY_LENGTH
 from kefu.records.timeline import MANUAL_EVENT_KINDS
 
@@ -13,6 +16,14 @@ MOMENT = {"type": "string", "format": "date-time"}
 MAYBE_MOMENT = {"type": ["string", "null"], "format": "date-time"}
 TEXT = {"type": "string"}
 MAYBE_TEXT = {"type": ["string", "null"]}
+# The valued field options whose shape is known whatever the field's type (``min``, ``max`` and ``default`` take the
+# type's values).
+FIELD_OPTION_SCHEMAS = {
+    "max_length": {"type": "integer", "minimum": 1}, "pattern": TEXT, "help": TEXT,
+    "max_size_mb": {"type": "integer", "minimum": 1}, "choices": {"type": "array", "items": TEXT},
+    "inactive_choices": {"type": "array", "items": TEXT, "readOnly": True},
+    "renamed_choices": {"type": "array", "items": {"type": "array", "items": TEXT}, "readOnly": True},
+}
 EVENT_KIND = {"type": "string", "enum": list(MANUAL_EVENT_KINDS)}  # what a person may add (timeline.add_event)
 
 # status → (name under #/components/responses, description, headers it always carries)
@@ -130,8 +141,8 @@ def export_answers() -> dict:
 def type_definition(section_refs: list[str]) -> dict:
     """A record type's definition (the shape of ``schemas/*.yaml``), its sections by their own schemas."""
     return obj(
-        {"key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{1,39}$"}, "name": {"type": "string", "minLength": 1},
-         "number_prefix": {"type": "string", "pattern": "^[A-Z]{1,6}$"},
+        {"key": {"type": "string", "pattern": TYPE_KEY_PATTERN.pattern}, "name": {"type": "string", "minLength": 1},
+         "number_prefix": {"type": "string", "pattern": NUMBER_PREFIX_PATTERN.pattern},
          "fields": {"type": "array", "items": ref("FieldDefinition")}},
         {"name_en": MAYBE_TEXT, "description": MAYBE_TEXT, "active": {"type": "boolean"},
          "version": {"type": "integer", "readOnly": True},
@@ -146,14 +157,13 @@ SCHEMAS = {
     "Me": obj({"id": ID, "username": TEXT, "display_name": MAYBE_TEXT, "roles": {"type": "array", "items": TEXT},
                "department": MAYBE_TEXT, "capabilities": {"type": "array", "items": TEXT}}),
     "FieldDefinition": obj(
-        {"key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$"}, "label": {"type": "string", "minLength": 1},
-         "type": TEXT},
+        {"key": {"type": "string", "pattern": FIELD_KEY_PATTERN.pattern}, "label": {"type": "string", "minLength": 1},
+         "type": {"type": "string", "enum": list(FIELD_TYPES)}},
         {"label_en": MAYBE_TEXT, "active": {"type": "boolean"},
-         **{flag: {"type": "boolean"} for flag in ("required", "list", "filter", "search", "sensitive", "readonly",
-                                                  "required_on_close")},
-         "default": {}, "min": {}, "max": {}, "max_length": {"type": "integer", "minimum": 1},
-         "pattern": TEXT, "choices": {"type": "array", "items": TEXT}, "help": TEXT,
-         "max_size_mb": {"type": "integer", "minimum": 1}}),
+         **{flag: {"type": "boolean"} for flag in FIELD_FLAGS},
+         **{option: FIELD_OPTION_SCHEMAS.get(option, {}) for option in FIELD_OPTIONS},
+         RENAME_KEY: {"type": "object", "additionalProperties": TEXT, "writeOnly": True,
+                      "description": "可选项改名 {原名: 新名}：已保存的记录在后台改为新名"}}),
     "SectionSchemas": obj({"order": {"type": "array", "items": TEXT},
                            "sections": {"type": "object", "additionalProperties": {"type": "object"}}}),
     "Event": obj({"id": ID, "kind": TEXT, "at": MOMENT, "by": {"type": ["string", "null"]}, "by_name": MAYBE_TEXT,
