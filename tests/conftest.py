@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import uuid
 
@@ -25,11 +26,19 @@ def pytest_configure(config):
     os.environ["KEFU_VAR_DIR"] = tempfile.mkdtemp(prefix="kefu-test-var-")
 
 
+# The session's MongoDB keeps its files in memory where the machine has /dev/shm: every write is acknowledged only
+# after the journal is flushed (w: majority, j: true), which on a disk makes the suite wait on fsync, not work.
+# Crashes and elections are tested on servers of their own (tests/test_durability.py, tests/test_failover.py).
+SCRATCH_DIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
 @pytest.fixture(scope="session")
-def mongo_server(tmp_path_factory):
-    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo"), free_port(), test_commands=True).start(timeout=60)
+def mongo_server():
+    data_dir = tempfile.mkdtemp(prefix="kefu-test-mongo-", dir=SCRATCH_DIR)
+    server = EmbeddedMongo(data_dir, free_port(), test_commands=True, oplog_size_mb=256).start(timeout=60)
     yield server
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -152,8 +152,10 @@ class EmbeddedMongo(EmbeddedServer):
     REPLICA_SET = "kefu"
 
     def __init__(self, data_dir: Path | str, port: int, *, test_commands: bool = False,
-                 members: list[dict] | None = None):
+                 members: list[dict] | None = None, oplog_size_mb: int | None = None):
         super().__init__("mongod", Path(data_dir), port)
+        # The replication log's size; by default MongoDB's (5 % of the disk), a scratch server in memory takes less.
+        self.oplog_size_mb = oplog_size_mb
         # The test suite's server: ``configureFailPoint`` makes the server itself fail a command (an election, a
         # write conflict) where a test needs it to.
         self.test_commands = test_commands
@@ -179,6 +181,7 @@ class EmbeddedMongo(EmbeddedServer):
             # A first-run machine is small: keep the cache modest.
             "--wiredTigerCacheSizeGB", "1",
             *(["--setParameter", "enableTestCommands=1"] if self.test_commands else []),
+            *(["--oplogSize", str(self.oplog_size_mb)] if self.oplog_size_mb else []),
         ]
 
     def ready(self) -> bool:
