@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-import os
+import random
 import struct
 import zipfile
 import zlib
@@ -21,6 +21,12 @@ from kefu.records.file_types import AttachmentKind
 
 MB = 1024 * 1024
 REFUSED_TYPE_SUFFIX = "的类型不允许上传；允许：图片、视频、PDF、Office 文档、录音"
+
+
+def noise(size: int) -> bytes:
+    """``size`` bytes that look random but are the same in every process: they end up in parametrized test ids,
+    which the suite's two processes must agree on."""
+    return random.Random(size).randbytes(size)
 
 
 # --- sample files, built from scratch ---------------------------------------------------
@@ -89,7 +95,7 @@ def xlsx_bytes() -> bytes:
 def iso_media_bytes(major: bytes, compatible: list[bytes], payload: int = 64) -> bytes:
     ftyp_body = major + b"\x00\x00\x02\x00" + b"".join(compatible)
     ftyp = struct.pack(">I", 8 + len(ftyp_body)) + b"ftyp" + ftyp_body
-    mdat = struct.pack(">I", 8 + payload) + b"mdat" + os.urandom(payload)
+    mdat = struct.pack(">I", 8 + payload) + b"mdat" + noise(payload)
     return ftyp + mdat
 
 
@@ -155,11 +161,11 @@ def read_back(attachment_id) -> bytes:
     ("手机录像.3gp", iso_media_bytes(b"3gp4", [b"isom", b"3gp4"]), AttachmentKind.VIDEO, "video/3gpp"),
     ("IMG_0001.HEIC", iso_media_bytes(b"heic", [b"mif1", b"heic"]), AttachmentKind.IMAGE, "image/heic"),
     ("通话录音.m4a", iso_media_bytes(b"M4A ", [b"M4A ", b"mp42", b"isom"]), AttachmentKind.AUDIO, "audio/mp4"),
-    ("通话录音.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + os.urandom(256), AttachmentKind.AUDIO, "audio/mpeg"),
-    ("通话录音.amr", b"#!AMR\n" + os.urandom(64), AttachmentKind.AUDIO, "audio/amr"),
-    ("通话录音.wav", b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(64), AttachmentKind.AUDIO, "audio/wav"),
-    ("照片.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(64), AttachmentKind.IMAGE, "image/jpeg"),
-    ("动图.gif", b"GIF89a\x01\x00\x01\x00" + os.urandom(32), AttachmentKind.IMAGE, "image/gif"),
+    ("通话录音.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + noise(256), AttachmentKind.AUDIO, "audio/mpeg"),
+    ("通话录音.amr", b"#!AMR\n" + noise(64), AttachmentKind.AUDIO, "audio/amr"),
+    ("通话录音.wav", b"RIFF\x24\x00\x00\x00WAVEfmt " + noise(64), AttachmentKind.AUDIO, "audio/wav"),
+    ("照片.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + noise(64), AttachmentKind.IMAGE, "image/jpeg"),
+    ("动图.gif", b"GIF89a\x01\x00\x01\x00" + noise(32), AttachmentKind.IMAGE, "image/gif"),
     ("旧文档.doc", cfb_bytes(["\x01CompObj", "WordDocument", "1Table"]), AttachmentKind.OFFICE, "application/msword"),
     ("旧表格.xls", cfb_bytes(["Workbook", "\x05SummaryInformation"]), AttachmentKind.OFFICE, "application/vnd.ms-excel"),
     ("旧演示.ppt", cfb_bytes(["PowerPoint Document", "Current User"]), AttachmentKind.OFFICE,
@@ -208,8 +214,8 @@ def test_large_upload_is_streamed_and_stored_byte_for_byte(app, db):
 # --- refused files -------------------------------------------------------------------------
 
 
-ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + os.urandom(200)
-WINDOWS_EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + os.urandom(200)
+ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + noise(200)
+WINDOWS_EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + noise(200)
 
 
 @pytest.mark.parametrize("filename, data", [
@@ -234,7 +240,7 @@ WINDOWS_EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + os.urandom
     # filetype's own check would call it a spreadsheet
     ("报表.xls", cfb_bytes(["\x05SummaryInformation", "\u4840\u3f3f\u4577"])),
     ("动画.avif", iso_media_bytes(b"avif", [b"avif", b"mif1", b"miaf"])),
-    ("压缩包.7z", b"7z\xbc\xaf\x27\x1c" + os.urandom(100)),
+    ("压缩包.7z", b"7z\xbc\xaf\x27\x1c" + noise(100)),
 ])
 def test_refused_types_name_the_file_and_list_allowed_kinds(app, db, filename, data):
     with pytest.raises(UploadRefused) as caught:
