@@ -3,6 +3,7 @@ Retry-After, a create retried with its Idempotency-Key makes one record, a start
 clocks. Failures are made by the real server (``configureFailPoint``) or by stopping it, never by fakes."""
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -199,3 +200,32 @@ def test_the_embedded_server_restarts_on_another_port_with_its_data(tmp_path):
         assert client.kefu.records.find_one({}, {"_id": 0}) == {"number": "TS-202612-0001"}
     finally:
         again.stop()
+
+
+def test_a_frozen_server_answers_503_within_the_requests_deadline(own_mongo, redis_server, seed_snapshot):
+    """A server that stops answering without closing its connections (frozen, cut off by the network): each
+    operation would wait its own timeout, with retries — the first request took minutes and gunicorn killed it with
+    a bare 500. The request's operations share one deadline (MONGODB_TIMEOUT_MS), then it answers 503."""
+    from app import create_app
+
+    app = create_app({
+        "TESTING": False, "MONGODB_URI": own_mongo.uri, "MONGODB_DB": "kefu_frozen", "REDIS_URL": redis_server.url,
+        "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, "MONGODB_TIMEOUT_MS": 2000,
+    })
+    database = MongoClient(own_mongo.uri)["kefu_frozen"]
+    for collection, documents in seed_snapshot.items():
+        database[collection].delete_many({})
+        database[collection].insert_many([dict(document) for document in documents])
+    client = app.test_client()
+    headers = token_headers(client, "admin")
+    assert client.get("/api/v1/records/complaint", headers=headers).status_code == 200
+    own_mongo.process.send_signal(signal.SIGSTOP)
+    try:
+        for path in ("/api/v1/records/complaint", "/api/v1/me"):
+            started = time.monotonic()
+            response = client.get(path, headers=headers)
+            assert response.status_code == 503 and response.headers["Retry-After"] == "10"
+            assert time.monotonic() - started < 4, f"{path} waited {time.monotonic() - started:.1f} s"
+    finally:
+        own_mongo.process.send_signal(signal.SIGCONT)
+    assert client.get("/api/v1/records/complaint", headers=headers).status_code == 200

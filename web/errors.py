@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
-from flask import Flask, current_app, render_template, request, session
+import pymongo
+from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import force_locale
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WTimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -88,6 +90,34 @@ def _unreadable_json() -> tuple[str, dict] | None:
 def _printable(text: str) -> str:
     """``text`` with lone surrogates written as ``\\udxxx`` escapes, so that it can be shown and answered."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def bound_database_waits(app: Flask) -> None:
+    """Every request's MongoDB operations share one deadline, ``MONGODB_TIMEOUT_MS`` from its start, until its
+    response is made (a streamed export's rows are read after that, without it).
+
+    A server that stops answering (frozen, cut off) otherwise costs each operation its own timeout, and their retries:
+    the first request after it took minutes and was killed by gunicorn's worker timeout with a bare 500. With the
+    deadline it answers 503 once the time is up."""
+    seconds = app.config["MONGODB_TIMEOUT_MS"] / 1000
+
+    @app.before_request
+    def start_deadline():
+        stack = ExitStack()
+        stack.enter_context(pymongo.timeout(seconds))
+        g.kefu_database_deadline = stack
+
+    def end_deadline(*_args):
+        stack = g.pop("kefu_database_deadline", None)
+        if stack is not None:
+            stack.close()
+
+    @app.after_request
+    def end_deadline_with_the_response(response):
+        end_deadline()
+        return response
+
+    app.teardown_request(end_deadline)
 
 
 def init_app(app: Flask) -> None:
