@@ -158,13 +158,18 @@ def seed_snapshot(mongo_server, redis_server):
     return {collection: documents for collection, documents in snapshot.items() if documents}
 
 
+def load_snapshot(database, snapshot: dict) -> None:
+    """Make ``database`` hold exactly the ``seed_snapshot`` documents in the collections it names."""
+    for collection, documents in snapshot.items():
+        database[collection].delete_many({})
+        database[collection].insert_many([dict(document) for document in documents])
+
+
 @pytest.fixture
 def seeded(app, db, seed_snapshot):
     """This test's database holds exactly what ``kefu seed`` writes (replacing what the app wrote at start: the
     shipped roles)."""
-    for collection, documents in seed_snapshot.items():
-        db[collection].delete_many({})
-        db[collection].insert_many([dict(document) for document in documents])
+    load_snapshot(db, seed_snapshot)
 
 
 @pytest.fixture

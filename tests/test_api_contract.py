@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from seed.demo import DEMO_PASSWORD
 from tests.browser_support import LiveServer
-from tests.conftest import TEST_DATA_KEY, TEST_SECRET_KEY
+from tests.conftest import TEST_DATA_KEY, TEST_SECRET_KEY, load_snapshot
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
@@ -63,9 +63,7 @@ def live_api(mongo_server, redis_server, seed_snapshot):
                       "KEFU_LOCALE": "zh_Hans_CN", "KEFU_TIMEZONE": "Asia/Shanghai"})
     client = MongoClient(mongo_server.uri)
     database = client[name]
-    for collection, documents in seed_snapshot.items():
-        database[collection].delete_many({})
-        database[collection].insert_many([dict(document) for document in documents])
+    load_snapshot(database, seed_snapshot)
     with app.app_context():
         seed_calendar()
         seed_demo_records()

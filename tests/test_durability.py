@@ -14,7 +14,7 @@ from pymongo import MongoClient
 
 from kefu.runtime.embedded import EmbeddedMongo, free_port
 from seed.demo import DEMO_PASSWORD
-from tests.conftest import TEST_DATA_KEY, TEST_SECRET_KEY, csrf_token, token_headers
+from tests.conftest import TEST_DATA_KEY, TEST_SECRET_KEY, csrf_token, load_snapshot, token_headers
 from tests.test_records_api import complaint
 
 COMPLAINT = complaint()
@@ -152,22 +152,26 @@ def own_mongo(tmp_path):
     server.stop()
 
 
-def test_an_outage_answers_503_with_retry_after_on_the_api_and_the_screens(own_mongo, redis_server, seed_snapshot):
+def app_on(server: EmbeddedMongo, redis_server, seed_snapshot, timeout_ms: int):
+    """An app on ``server`` with the demo data, its MongoDB waits bounded by ``timeout_ms``; its client signed in to
+    the API as the demo admin (a list answers 200 before the outage) and its bearer headers."""
     from app import create_app
 
     # Not TESTING: Flask would re-raise an error escaping an error handler instead of answering, as it does in
     # production.
     app = create_app({
-        "TESTING": False, "MONGODB_URI": own_mongo.uri, "MONGODB_DB": "kefu_outage", "REDIS_URL": redis_server.url,
-        "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, "MONGODB_TIMEOUT_MS": 1500,
+        "TESTING": False, "MONGODB_URI": server.uri, "MONGODB_DB": "kefu_outage", "REDIS_URL": redis_server.url,
+        "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, "MONGODB_TIMEOUT_MS": timeout_ms,
     })
-    database = MongoClient(own_mongo.uri)["kefu_outage"]
-    for collection, documents in seed_snapshot.items():
-        database[collection].delete_many({})
-        database[collection].insert_many([dict(document) for document in documents])
+    load_snapshot(MongoClient(server.uri)["kefu_outage"], seed_snapshot)
     client = app.test_client()
     headers = token_headers(client, "admin")
     assert client.get("/api/v1/records/complaint", headers=headers).status_code == 200
+    return app, client, headers
+
+
+def test_an_outage_answers_503_with_retry_after_on_the_api_and_the_screens(own_mongo, redis_server, seed_snapshot):
+    app, client, headers = app_on(own_mongo, redis_server, seed_snapshot, timeout_ms=1500)
     browser = app.test_client()
     browser.post("/login", data={"username": "admin", "password": DEMO_PASSWORD,
                                  "csrf_token": csrf_token(browser, "/login")})
@@ -206,19 +210,7 @@ def test_a_frozen_server_answers_503_within_the_requests_deadline(own_mongo, red
     """A server that stops answering without closing its connections (frozen, cut off by the network): each
     operation would wait its own timeout, with retries — the first request took minutes and gunicorn killed it with
     a bare 500. The request's operations share one deadline (MONGODB_TIMEOUT_MS), then it answers 503."""
-    from app import create_app
-
-    app = create_app({
-        "TESTING": False, "MONGODB_URI": own_mongo.uri, "MONGODB_DB": "kefu_frozen", "REDIS_URL": redis_server.url,
-        "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, "MONGODB_TIMEOUT_MS": 2000,
-    })
-    database = MongoClient(own_mongo.uri)["kefu_frozen"]
-    for collection, documents in seed_snapshot.items():
-        database[collection].delete_many({})
-        database[collection].insert_many([dict(document) for document in documents])
-    client = app.test_client()
-    headers = token_headers(client, "admin")
-    assert client.get("/api/v1/records/complaint", headers=headers).status_code == 200
+    _app, client, headers = app_on(own_mongo, redis_server, seed_snapshot, timeout_ms=2000)
     own_mongo.process.send_signal(signal.SIGSTOP)
     try:
         for path in ("/api/v1/records/complaint", "/api/v1/me"):

@@ -25,7 +25,7 @@ from kefu.records.store import AUDIT, EVENTS, RECORDS
 from kefu.rules.sla import LACKING_DERIVED_STATE
 from kefu.runtime.embedded import EmbeddedMongo, free_port
 from seed.demo import DEMO_PASSWORD
-from tests.conftest import TEST_DATA_KEY, TEST_SECRET_KEY
+from tests.conftest import TEST_DATA_KEY, TEST_SECRET_KEY, load_snapshot
 from tests.test_records_api import complaint
 
 CLIENTS = 16
@@ -92,9 +92,7 @@ def web(request, replica_set, redis_server, seed_snapshot):
                       "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, **timeout})
     client = MongoClient(uri)
     database = client[DATABASE]
-    for collection, documents in seed_snapshot.items():
-        database[collection].delete_many({})
-        database[collection].insert_many([dict(document) for document in documents])
+    load_snapshot(database, seed_snapshot)
     server = make_server("127.0.0.1", free_port(), app, threaded=True, request_handler=QuietHandler)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
