@@ -10,6 +10,7 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
+from bson import ObjectId
 from pymongo import MongoClient
 
 from kefu.runtime.embedded import EmbeddedMongo, free_port
@@ -221,3 +222,17 @@ def test_a_frozen_server_answers_503_within_the_requests_deadline(own_mongo, red
     finally:
         own_mongo.process.send_signal(signal.SIGCONT)
     assert client.get("/api/v1/records/complaint", headers=headers).status_code == 200
+
+
+def test_a_replay_answers_only_what_the_caller_may_read_now(client, db, agent):
+    key = uuid.uuid4().hex
+    headers = {**agent, "Idempotency-Key": key}
+    first = client.post("/api/v1/records/complaint", json={**COMPLAINT, "content": "转走"}, headers=headers)
+    assert first.status_code == 201
+    # Moved out of the agent's reach since (another department registered and follows it).
+    other = db.departments.find_one({"_id": {"$nin": [db.users.find_one({"username": "agent"})["department"]]}})
+    db.records.update_one({"_id": ObjectId(first.get_json()["id"])}, {"$set": {
+        "created_by": None, "assignee": None, "created_department": other["_id"], "departments": [other["_id"]]}})
+    again = client.post("/api/v1/records/complaint", json={**COMPLAINT, "content": "转走"}, headers=headers)
+    assert again.status_code == 404
+    assert db.records.count_documents({"data.content": "转走"}) == 1

@@ -532,3 +532,12 @@ def test_an_untouched_multiline_text_or_reordered_multi_choice_is_not_rewritten(
     # A real change to the text is held to the tighter limit.
     refused = api("PATCH", f"/api/v1/records/handover/{made['id']}", json={"detail": "第一行\n第三行", "version": 2})
     assert refused.status_code == 422 and "最多 3 个字符" in refused.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("option, value", [("choices", 5), ("inactive_choices", 5), ("renamed_choices", 5),
+                                           ("inactive_choices", [[1]]), ("choices", ["交付前", ["交付后"]])])
+def test_choice_options_of_a_wrong_shape_are_refused_not_a_server_error(api, db, handover, option, value):
+    before = stored_type(db, "handover")
+    response = api("PUT", "/api/v1/types/handover", json=with_field(HANDOVER, "stage", **{option: value}))
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert stored_type(db, "handover")["fields"] == before["fields"]

@@ -36,6 +36,14 @@ def _takes_choices(type_name) -> bool:
         return False
 
 
+def _lists_of_names(field: dict) -> bool:
+    """Whether the field's ``choices`` and ``inactive_choices`` are lists of names and its ``renamed_choices`` a
+    list (anything else is reported by the definition's own check, as 422, before anything is carried over)."""
+    return all(isinstance(field.get(option) or [], list) for option in ("choices", "inactive_choices",
+                                                                         "renamed_choices")) and all(
+        isinstance(name, str) for option in ("choices", "inactive_choices") for name in field.get(option) or [])
+
+
 def rename_problem(field: dict, old: FieldSpec | None):
     """What is wrong with the field's ``rename_choices`` (a message naming the field), or None."""
     renames = field.get(RENAME_KEY)
@@ -43,7 +51,7 @@ def rename_problem(field: dict, old: FieldSpec | None):
     if not isinstance(renames, dict) or any(not isinstance(k, str) or not isinstance(v, str) or not k.strip()
                                             or not v.strip() for k, v in renames.items()):
         return _l("字段“%(label)s”：rename_choices 应为 {原名: 新名}", label=label)
-    if old is None or old.type != field.get("type") or not _takes_choices(old.type):
+    if old is None or old.type != field.get("type") or not _takes_choices(old.type) or not _lists_of_names(field):
         return _l("字段“%(label)s”：只有已有的单选、多选字段能给可选项改名（且不能同时改类型）", label=label)
     choices = [str(c) for c in field.get("choices") or []]
     held = {*old.choices, *old.inactive_choices, *(pair[0] for pair in old.renamed_choices)}
@@ -98,7 +106,7 @@ def carry_over_choices(field: dict, old: FieldSpec | None, type_key: str) -> tup
     has no choices is returned as it is (without ``rename_choices``)."""
     field = dict(field)
     renames = {k.strip(): v.strip() for k, v in (field.pop(RENAME_KEY, None) or {}).items()}
-    if old is None or old.type != field.get("type") or not _takes_choices(old.type):
+    if old is None or old.type != field.get("type") or not _takes_choices(old.type) or not _lists_of_names(field):
         return field, {}
     choices = [str(c) for c in field.get("choices") or []]
     pairs = {}

@@ -101,7 +101,7 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
     claim = IdempotencyKey.of(idempotency_key, actor.user_id, record_type.key, values)
     earlier = claim.earlier_record() if claim else None
     if earlier is not None:
-        return earlier
+        return _replayed(earlier, actor)
     core, data = clean_values(record_type, values, actor, creating=True)
     lifecycle.before_save(record_type, None, {**core, **data}, {*core, *data})
     now = utcnow()
@@ -112,7 +112,17 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
     except DuplicateKeyError as exc:
         if claim is None or not claim.made_concurrently(exc):
             raise
-        return claim.earlier_record()  # the same request, sent twice at once: the other one made the record
+        # The same request, sent twice at once: the other one made the record.
+        return _replayed(claim.earlier_record(), actor)
+
+
+def _replayed(document: dict | None, actor: Actor) -> dict:
+    """The record an earlier try with the same key made, as the caller may read it now (``NotFound`` when they no
+    longer may: a replay is a read, and answers nothing a read would not)."""
+    if document is None:
+        raise NotFound(_l("记录不存在"))
+    actor.access.check(document, Action.READ.value)
+    return document
 
 
 def _insert(record_type: RecordType, core: dict, data: dict, number: str, now: datetime, actor: Actor,

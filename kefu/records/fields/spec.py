@@ -69,12 +69,13 @@ class FieldSpec:
     def of(cls, definition) -> FieldSpec:
         """The spec of a stored definition (a ``FieldDefinition``; anything with the stored attribute names)."""
         values = {name: getattr(definition, name) for name in STORED_ATTRIBUTES}
-        choices = values["choices"]
         # Anything but a list is kept as it is, for check_definition to refuse.
-        values["choices"] = tuple(choices) if isinstance(choices, (list, tuple)) else choices or ()
-        values["inactive_choices"] = tuple(values["inactive_choices"] or ())
+        for option in ("choices", "inactive_choices"):
+            names = values[option]
+            values[option] = tuple(names) if isinstance(names, (list, tuple)) else names or ()
+        pairs = values["renamed_choices"]
         values["renamed_choices"] = tuple(tuple(pair) if isinstance(pair, (list, tuple)) else pair
-                                          for pair in values["renamed_choices"] or ())
+                                          for pair in pairs) if isinstance(pairs, (list, tuple)) else pairs or ()
         return cls(**values)
 
     @classmethod
