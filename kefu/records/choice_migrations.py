@@ -225,10 +225,10 @@ def fail(migration_id: str, error: str) -> None:
 
 
 def latest_by_type(type_keys, limit: int = 3) -> dict[str, list[ChoiceMigration]]:
-    """The latest migrations (newest first, at most ``limit``) of each of these types, in one query."""
-    found: dict[str, list[ChoiceMigration]] = {}
-    for migration in ChoiceMigration.objects(record_type__in=list(type_keys)).order_by("-created_at"):
-        kept = found.setdefault(migration.record_type, [])
-        if len(kept) < limit:
-            kept.append(migration)
-    return found
+    """The latest migrations (newest first, at most ``limit``) of each of these types, in one query that answers no
+    older ones (what the list page receives does not grow with the history of renames)."""
+    pipeline = [{"$match": {"record_type": {"$in": list(type_keys)}}},
+                {"$group": {"_id": "$record_type",
+                            "latest": {"$topN": {"n": limit, "sortBy": {"created_at": -1}, "output": "$$ROOT"}}}}]
+    return {group["_id"]: [ChoiceMigration._from_son(document) for document in group["latest"]]
+            for group in ChoiceMigration._get_collection().aggregate(pipeline)}
