@@ -19,6 +19,7 @@ from kefu.records.fields import FIELD_TYPES
 from kefu.rules import level_rules, report, shapes
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import csrf_token, token_headers
+from tests.test_record_list import COMMANDS, copies
 from tests.test_records_api import assert_error, complaint
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -150,6 +151,24 @@ def test_a_closed_complaint_counts_but_is_not_raised(client, agent, supervisor, 
 
     assert level_of(db, ids[0]) == "一般" and not level_events(db, ids[0])
     assert [level_of(db, record_id) for record_id in ids[1:]] == ["重大"] * 3
+
+
+def test_a_new_record_of_a_raised_group_is_raised_without_reading_the_group_again(client, agent, db):
+    # A history import: 300 records of one issue in one project, all raised already by the rule. Each save used to
+    # read the whole group and call the raise on every member (a transaction each), so registering an import slowed
+    # down with every record.
+    ids = [create(client, agent, phone=phone(n), unit=unit)["id"] for n, unit in enumerate(UNITS[:5], start=1)]
+    original = stored(db, ids[0])
+    copies(db, original, 300, lambda n, copy: copy["data"].update(unit=f"2幢{n:03d}"))
+    assert db.records.count_documents({"data.category": "工程质量", "level_rules": original["level_rules"][0]}) == 305
+
+    made = []
+    commands = COMMANDS.during(db.name, lambda: made.append(create(client, agent, phone=phone(9), unit=UNITS[5])))
+
+    assert made[0]["level"] == "重大" and level_of(db, made[0]["id"]) == "重大"
+    assert len(level_events(db, made[0]["id"])) == 1
+    assert [len(level_events(db, record_id)) for record_id in ids] == [1] * 5
+    assert len([c for c in commands if c[1] == "records"]) < 20, commands  # 13 here; 300+ before
 
 
 # -- the customer complains again; communications -----------------------------------------------------------

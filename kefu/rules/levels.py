@@ -257,14 +257,29 @@ def _window(rule: Rule, document: dict) -> dict:
     return {"created_at": {"$gte": end - timedelta(days=days), "$lte": end}}
 
 
-def _group(record_type, rules: Levels, rule: SameIssueUnits, document: dict) -> list[dict]:
-    """The records of a ``same_issue_units`` rule: same value, same project, a unit filled in (this one included)."""
+def _group(record_type, rules: Levels, rule: SameIssueUnits, document: dict) -> dict | None:
+    """The query for the records of a ``same_issue_units`` rule: same value, same project, a unit filled in (this one
+    included); None when the saved record has no such group."""
     same, project = _stored(document, rule.field), _stored(document, rule.project_field)
     if same in (None, "") or project is None or _stored(document, rule.unit_field) is None:
-        return []
-    query = {"type": record_type.key, f"data.{rule.field}": same, f"data.{rule.project_field}": project,
-             f"data.{rule.unit_field}": {"$ne": None}, **_window(rule, document), **_counted(record_type, rules)}
-    return list(get_database()[RECORDS].find(query, {f"data.{rule.unit_field}": 1, "status": 1}))
+        return None
+    return {"type": record_type.key, f"data.{rule.field}": same, f"data.{rule.project_field}": project,
+            f"data.{rule.unit_field}": {"$ne": None}, **_window(rule, document), **_counted(record_type, rules)}
+
+
+def _group_units(query: dict, rule: SameIssueUnits) -> int:
+    """How many different units the group holds, counted by MongoDB up to ``rule.units`` (no record is sent here:
+    an import of thousands of records of one issue made each save read the whole group)."""
+    pipeline = [{"$match": query}, {"$group": {"_id": f"$data.{rule.unit_field}"}}, {"$limit": rule.units},
+                {"$count": "units"}]
+    counted = list(get_database()[RECORDS].aggregate(pipeline))
+    return counted[0]["units"] if counted else 0
+
+
+def _to_raise(record_type, rules: Levels, rule: SameIssueUnits, query: dict) -> dict:
+    """Of a group's records, those the rule may still raise: open, below its level, not raised by it before."""
+    return {**query, APPLIED: {"$ne": rule.id}, "status": {"$nin": list(workflow_of(record_type).closed)},
+            f"data.{rules.field}": {"$nin": list(rules.order[rules.order.index(rule.level):])}}
 
 
 def _repeats(record_type, rules: Levels, rule: RepeatCustomer, document: dict) -> bool:
@@ -295,9 +310,9 @@ def _holds(record_type, rules: Levels, rule: Rule, document: dict) -> bool:
     if isinstance(rule, RepeatCustomer):
         return _repeats(record_type, rules, rule, document)
     group = _group(record_type, rules, rule, document)
-    if len({str(_stored(member, rule.unit_field)) for member in group}) < rule.units:
+    if group is None or _group_units(group, rule) < rule.units:
         return False
-    for member in group:
+    for member in get_database()[RECORDS].find(_to_raise(record_type, rules, rule, group), {"_id": 1}):
         if member["_id"] != document["_id"]:
             raise_level(record_type, member["_id"], [rule])
     return True
