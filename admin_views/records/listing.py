@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, flash, redirect, request, stream_with_context, url_for
+from flask import Response, flash, g, redirect, request, stream_with_context, url_for
 from flask_admin import expose
 from flask_login import current_user
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from admin_views.base import BoundedPaging
 from admin_views.records.filters import FieldFilter, SlaFilter
@@ -17,10 +17,12 @@ from kefu.core.clock import utcnow
 from kefu.core.errors import NotFound, ValidationFailed
 from kefu.core.i18n import _
 from kefu.insight import export_jobs, exports, views
+from kefu.org.access import ACCESS_PROJECTION
 from kefu.org.roles import Action, Capability
-from kefu.records.core_fields import core_field
+from kefu.records.core_fields import CORE_FIELDS, core_field
 from kefu.records.fields import get_field_type
-from kefu.records.query import SLA_SORT, RecordQuery, find_records
+from kefu.records.query import COUNT_LIMIT, SLA_SORT, RecordQuery, find_page
+from kefu.records.references import is_reference, reference_labels
 from kefu.records.store import get_record_for
 from kefu.rules import sla
 
@@ -117,14 +119,44 @@ class RecordListing(BoundedPaging):
         return super().index_view()
 
     def get_list(self, page, sort_field, sort_desc, search, filters, execute=True, page_size=None):
+        """The page of rows and their total: exact up to ``COUNT_LIMIT`` matches, else None (the simple pager; the
+        page says 超过 1,000 条 and counts them all when asked, ``?count=all``). The references the page shows are
+        looked up once per kind for the whole page."""
         actor = self._actor()
         query = self._list_query(page, sort_field, sort_desc, search, filters, page_size)
+        count_limit = None if request.args.get("count") == "all" else COUNT_LIMIT
+        shown = {key for key, _label in self._visible_columns()}
         try:
-            total, documents = find_records(self.record_type.key, query, actor, record_type=self.record_type)
+            found = find_page(self.record_type.key, query, actor, record_type=self.record_type,
+                              count_limit=count_limit, projection=self._list_projection(shown))
         except ValidationFailed as exc:
             flash(str(exc), "error")
             return 0, []
-        return total, [RecordRow(self.record_type, d, actor) for d in documents]
+        g.kefu_list_page = found
+        rows = [RecordRow(self.record_type, d, actor, keys=shown) for d in found.documents]
+        labels = reference_labels(self._labelled_columns(), [row.values for row in rows])
+        cells: dict = {}  # per column, how its values are shown (``_cell``), shared by the page's rows
+        for row in rows:
+            row.labels, row.cells = labels, cells
+        return (found.total if found.exact else None), rows
+
+    def _list_projection(self, shown) -> dict:
+        """What a list row reads of a record: the core fields, the configured ones ``shown`` (in ``data``, or
+        encrypted in ``pii``), the SLA clocks for 时限 and what the access rules check — not its history, its
+        other fields or its search index."""
+        paths = [*ACCESS_PROJECTION, *(f.path for f in CORE_FIELDS), "sla", "sla_open"]
+        for key in shown:
+            definition = self._definition(key) if key != SLA_COLUMN else None
+            if definition is not None and not definition.core:
+                paths += [f"data.{key}", f"pii.{key}"]
+        return dict.fromkeys(paths, 1)
+
+    def _labelled_columns(self) -> list:
+        """The definitions of the shown columns whose reference labels this user may read (a sensitive one stays
+        masked)."""
+        masked = not self._actor().sees_pii(self.record_type.key)
+        shown = [self._definition(key) for key, _label in self._visible_columns() if key != SLA_COLUMN]
+        return [d for d in shown if d is not None and is_reference(d) and not (d.sensitive and masked)]
 
     def get_one(self, id):
         """The record when the user may read it, else None (whether it exists or not: no existence leak)."""
@@ -136,12 +168,47 @@ class RecordListing(BoundedPaging):
         return RecordRow(self.record_type, document, actor)
 
     def _get_list_value(self, context, model, name, column_formatters, column_type_formatters):
+        cells = model.cells
         if name == SLA_COLUMN:
-            return self.sla_badge(model)
-        return self.display_value(model, name)
+            if name not in cells:
+                names = {state: str(label) for state, label in sla.STATE_LABELS.items()}  # translated once a page
+                cells[name] = lambda row, value: self.sla_badge(row, names)
+            return cells[name](model, None)
+        value = model.values.get(name)
+        if value is None or value == "" or value == []:
+            return ""
+        if name not in cells:
+            cells[name] = self._cell(name)
+        return cells[name](model, value)
 
-    def sla_badge(self, row: RecordRow) -> Markup:
-        """The state of the record's nearest running clock (else how its clocks ended), as a badge."""
+    def _cell(self, key: str):
+        """How a row's value of the column ``key`` is shown — as ``display_value`` shows it, decided once per page
+        instead of per cell: masked, the page's label of a reference, or the field type's display (remembered per
+        value for a choice or yes/no)."""
+        definition = self._definition(key)
+        field_type = get_field_type(definition.type)
+        if definition.sensitive and not self._actor().sees_pii(self.record_type.key):
+            return lambda row, value: field_type.mask(value)
+        if is_reference(definition):
+            deleted = _("（已删除）")
+            return lambda row, value: (row.labels[key].get(value, deleted) if key in row.labels
+                                       else self.display_value(row, key))
+        tz = self._actor().tz
+        if not field_type.finite_values:
+            return lambda row, value: field_type.display(value, tz)
+        shown: dict = {}
+
+        def remembered(row, value):
+            token = tuple(value) if isinstance(value, list) else value
+            if token not in shown:
+                shown[token] = field_type.display(value, tz)
+            return shown[token]
+
+        return remembered
+
+    def sla_badge(self, row: RecordRow, names=sla.STATE_LABELS) -> Markup:
+        """The state of the record's nearest running clock (else how its clocks ended), as a badge; ``names``: each
+        state's label."""
         clocks, now = row.document.get("sla") or {}, utcnow()
         running = [entry for entry in row.document.get("sla_open") or [] if entry.get("clock") in clocks]
         if running:
@@ -152,8 +219,9 @@ class RecordListing(BoundedPaging):
         else:
             return Markup("")
         state = sla.state_at(nearest, now)
-        return Markup('<span class="badge kefu-sla-{}" title="{}">{}</span>').format(
-            state, nearest.get("name", ""), sla.STATE_LABELS[state])
+        # Escaped piece by piece: Markup.format's escaping formatter cost more than the rest of the row.
+        return Markup(f'<span class="badge kefu-sla-{escape(state)}" title="{escape(nearest.get("name", ""))}">'
+                      f'{escape(names[state])}</span>')
 
     def display_value(self, row: RecordRow, key: str) -> str:
         """The value of ``key`` as this user may see it: masked when sensitive and not theirs to read."""
@@ -164,6 +232,9 @@ class RecordListing(BoundedPaging):
         field_type = get_field_type(definition.type)
         if definition.sensitive and not self._actor().sees_pii(self.record_type.key):
             return field_type.mask(value)
+        if key in row.labels:
+            label = row.labels[key].get(value)
+            return label if label is not None else _("（已删除）")
         return field_type.display(value, self._actor().tz)
 
     def render(self, template, **kwargs):
@@ -177,6 +248,8 @@ class RecordListing(BoundedPaging):
             kwargs["can_share_views"] = self._actor().access.has(Capability.SHARE_VIEWS.value)
             kwargs["can_export_records"] = self._allows(Action.EXPORT.value)
             kwargs["view_form"] = ViewForm()
+            kwargs["list_page"] = g.get("kefu_list_page")
+            kwargs["count_all_url"] = self.get_url(".index_view", **{**request.args.to_dict(), "count": "all"})
         return super().render(template, **kwargs)
 
     @expose("/export/")

@@ -6,20 +6,39 @@ from flask_babel import get_locale
 from kefu.records.actor import Actor
 from kefu.records.query import SLA_SORT
 from kefu.records.types import RecordType
-from kefu.records.values import core_values, read_values
+from kefu.records.values import core_values, read_stored, read_values
 
 SLA_COLUMN = "sla"  # the list column 时限: the nearest running clock's state
 SORT_FIELDS = {SLA_COLUMN: SLA_SORT}  # list columns that sort by another key
 
 
 class RecordRow:
-    """A stored record as a screen shows it: Python values of core and configured fields."""
+    """A stored record as a screen shows it: Python values of core and configured fields — of the configured
+    fields only those named in ``keys`` when given (a list row reads its columns, not every field: a sensitive one is
+    decrypted only when shown) — and the labels of its references (``{field key: {id: label}}``, set by the screen
+    for a whole page at once; empty: look each up)."""
 
-    def __init__(self, record_type: RecordType, document: dict, actor: Actor):
+    def __init__(self, record_type: RecordType, document: dict, actor: Actor, keys=None):
         self.document = document
         self.id = str(document["_id"])
         self.version = document["version"]
-        self.values = {**core_values(document), **read_values(record_type, document, actor)}
+        configured = read_values(record_type, document, actor) if keys is None else \
+            _read_some(record_type, document, actor, keys)
+        self.values = {**core_values(document), **configured}
+        self.labels: dict = {}
+        self.cells: dict = {}  # how a list shows each column (set by the list for its whole page)
+
+
+def _read_some(record_type: RecordType, document: dict, actor: Actor, keys) -> dict:
+    """``read_values`` of the configured fields named in ``keys`` only."""
+    values = {}
+    data, pii = document.get("data") or {}, document.get("pii") or {}
+    for definition, field_type in record_type.typed_specs:
+        if definition.key in keys:
+            value = read_stored(record_type, definition, field_type, data, pii, actor)
+            if value is not None:
+                values[definition.key] = value
+    return values
 
 
 def field_label(definition) -> str:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from urllib.parse import quote
 
 from flask import abort, g, url_for
 from flask_admin.helpers import set_current_view
 from flask_admin.model import BaseModelView
-from flask_admin.model.template import EditRowAction
+from flask_admin.model.template import EditRowAction, ViewRowAction
 from flask_babel import get_locale
+from markupsafe import Markup, escape
 
 from admin_views.base import AccessControlled, AdminForm
 from admin_views.records.details import RecordDetails
@@ -26,11 +28,46 @@ from web.actor import current_actor
 SCREEN_CACHE_SIZE = 64
 
 
-class EditRecordAction(EditRowAction):
-    """A row's edit icon, only on the records the user may edit (their roles' edit scope)."""
+ROW_ID = "__row_id__"  # where a row's id goes into the page's URL of its icon
+
+
+class FastRowLink:
+    """Mixin for a Flask-Admin row icon (details, edit): the link is the page's one URL of the action with the row's
+    id put in, rendered in Python — not a ``url_for`` and a template macro per row, which took a quarter of a list
+    page of 50 rows. The same markup and URL as Flask-Admin's macro. An action is made per request
+    (``get_list_row_actions``), so it keeps that request's URL."""
+
+    endpoint = ""
+    icon_class = ""
+    _pattern: str | None = None
 
     def render(self, context, row_id, row):
-        if not current_actor().access.permits(row.document, Action.EDIT.value):
+        if self._pattern is None:
+            url = context.resolve("get_url")(self.endpoint, id=ROW_ID, url=context.resolve("return_url"))
+            link = f'<a class="icon" href="{escape(url)}" title="{escape(self.title or "")}">'
+            self._pattern = f'{link}<span class="{escape(self.icon_class)}"></span></a>'
+        return Markup(self._pattern.replace(ROW_ID, escape(quote(str(row_id), safe="")), 1))
+
+
+class ViewRecordAction(FastRowLink, ViewRowAction):
+    """A row's details icon."""
+
+    endpoint = ".details_view"
+    icon_class = "fa fa-eye glyphicon glyphicon-eye-open"
+
+
+class EditRecordAction(FastRowLink, EditRowAction):
+    """A row's edit icon, only on the records the user may edit (their roles' edit scope)."""
+
+    endpoint = ".edit_view"
+    icon_class = "fa fa-pencil glyphicon glyphicon-pencil"
+
+    _access = None
+
+    def render(self, context, row_id, row):
+        if self._access is None:
+            self._access = current_actor().access
+        if not self._access.permits(row.document, Action.EDIT.value):
             return ""
         return super().render(context, row_id, row)
 
@@ -116,8 +153,8 @@ class RecordView(RecordListing, SavedViews, RecordForms, RecordDetails, AccessCo
         return self.record_type is not None and self._actor().access.allows(self.record_type.key, action)
 
     def get_list_row_actions(self):
-        return [action if not isinstance(action, EditRowAction) else EditRecordAction()
-                for action in super().get_list_row_actions()]
+        fast = {ViewRowAction: ViewRecordAction, EditRowAction: EditRecordAction}
+        return [fast[type(action)]() if type(action) in fast else action for action in super().get_list_row_actions()]
 
     # -- the type's definition, shared by every part -------------------------
     def _editable_core(self):

@@ -26,6 +26,9 @@ from kefu.records.values import blind_index_text
 READ_PROJECTION = {"grams": 0, "search_text": 0}
 MAX_PER_PAGE = 200
 SLA_SORT = "sla_due"  # sort key: by the earliest running deadline, i.e. the most overdue first
+UNIQUE_SORT_PATHS = ("number",)  # unique within a type: sorted by it, the order is total
+TIMESTAMP_SORT_PATHS = ("created_at", "updated_at")  # equal only by chance: the id breaks the tie
+COUNT_LIMIT = 1000  # the record list counts exactly up to this many matches; beyond it says 超过 1,000 条
 
 
 @dataclass
@@ -146,35 +149,76 @@ def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
 
 
 def sort_spec(record_type: RecordType, sort: str | None) -> list[tuple[str, int]]:
+    """The MongoDB sort of ``sort`` ("-created_at", "number", "sla_due" …; None: newest registration first): the
+    field, then the tiebreak the indexes of the sortable columns end with (``tiebreak``), so that MongoDB reads a
+    page in index order instead of sorting the matching records in memory."""
     if not sort:
         return [("created_at", DESCENDING), ("_id", DESCENDING)]
     descending = sort.startswith("-")
     key = sort.lstrip("-")
+    direction = DESCENDING if descending else ASCENDING
     if key == SLA_SORT:
-        direction = DESCENDING if descending else ASCENDING
         return [("sla_due", direction), ("_id", direction)]
     definition = field_for(record_type, key)
     if definition.sensitive:
         raise ValidationFailed(_l("敏感字段不能排序"), {key: _l("敏感字段不能排序")})
-    direction = DESCENDING if descending else ASCENDING
-    return [(definition.path, direction), ("_id", direction)]
+    return [(definition.path, direction), *tiebreak(definition.path, direction)]
+
+
+def tiebreak(path: str, direction: int) -> list[tuple[str, int]]:
+    """What orders records with equal values at ``path`` — the keys the index of that sort ends with
+    (``kefu.records.indexes``): nothing after the number (unique within a type); the id after a timestamp; after
+    anything else the list's default order, newest registration first, under an ascending sort (an index
+    ``{path: 1, created_at: -1, _id: -1}`` read backwards serves the descending sort)."""
+    if path in UNIQUE_SORT_PATHS:
+        return []
+    if path in TIMESTAMP_SORT_PATHS:
+        return [("_id", direction)]
+    return [("created_at", -direction), ("_id", -direction)]
+
+
+@dataclass
+class RecordPage:
+    """A page of records and how many match: exactly ``total``, or — ``exact`` false — more than ``total`` (the
+    count limit the caller asked for)."""
+
+    documents: list[dict]
+    total: int
+    exact: bool = True
+
+
+def find_page(type_key: str, query: RecordQuery, actor: Actor, *, record_type: RecordType | None = None,
+              count_limit: int | None = None, projection: dict | None = None) -> RecordPage:
+    """The query's page and its total; the one reader behind list, API and export.
+
+    The page is read first: a page that is not full tells the total without counting. Otherwise the matching
+    records are counted — all of them, or with ``count_limit`` only up to that many and one more (a broad search
+    would otherwise read every match just to count it). ``record_type``: the type's definition when the caller has
+    loaded it already (saves reading it again); ``projection``: what to read of each record (default everything
+    but the search index).
+    """
+    record_type = record_type if record_type is not None else get_record_type(type_key, active_only=False)
+    per_page = max(1, min(int(query.per_page or 50), MAX_PER_PAGE))
+    skipped = (max(1, int(query.page or 1)) - 1) * per_page
+    mongo_filter = build_filter(record_type, query, actor)
+    collection = get_database()[RECORDS]
+    documents = list(collection.find(mongo_filter, projection or READ_PROJECTION,
+                                     sort=sort_spec(record_type, query.sort), skip=skipped, limit=per_page))
+    if 0 < len(documents) < per_page or (not documents and not skipped):
+        return RecordPage(documents, skipped + len(documents))
+    if count_limit is None:
+        return RecordPage(documents, collection.count_documents(mongo_filter))
+    if skipped + len(documents) > count_limit:
+        return RecordPage(documents, count_limit, exact=False)
+    total = collection.count_documents(mongo_filter, limit=count_limit + 1)
+    return RecordPage(documents, min(total, count_limit), exact=total <= count_limit)
 
 
 def find_records(type_key: str, query: RecordQuery, actor: Actor, *,
                  record_type: RecordType | None = None) -> tuple[int, list[dict]]:
-    """``(total, page of documents)`` for the query; the one reader behind list, API and export.
-
-    ``record_type``: the type's definition when the caller has loaded it already (saves reading it again).
-    """
-    record_type = record_type if record_type is not None else get_record_type(type_key, active_only=False)
-    per_page = max(1, min(int(query.per_page or 50), MAX_PER_PAGE))
-    page = max(1, int(query.page or 1))
-    mongo_filter = build_filter(record_type, query, actor)
-    collection = get_database()[RECORDS]
-    total = collection.count_documents(mongo_filter)
-    cursor = collection.find(mongo_filter, READ_PROJECTION, sort=sort_spec(record_type, query.sort),
-                             skip=(page - 1) * per_page, limit=per_page)
-    return total, list(cursor)
+    """``(total, page of documents)`` for the query, counted exactly (``find_page``)."""
+    page = find_page(type_key, query, actor, record_type=record_type)
+    return page.total, page.documents
 
 
 def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000, fields=None,
