@@ -156,8 +156,9 @@ class HomeView(AccessControlled, AdminIndexView):
                   "overdue_by_department": {
                       "names": [name or _("未指定部门") for _id, name, _n in reversed(figures.overdue_by_department)],
                       "counts": [n for _id, _name, n in reversed(figures.overdue_by_department)]}}
+        # The bell shows the unread count the figures hold (the layout would count them again).
         return self.render("admin/kefu_index.html", calendar_missing_years=missing_years, figures=figures,
-                           per_type=dashboard.by_type(current_user, access, now, tz),
+                           per_type=figures.per_type, unread_notifications=lambda: figures.unread,
                            follows_up=allowed_somewhere(access, Action.READ.value),
                            manages_system=access.has(Capability.MANAGE_SYSTEM.value),
                            charts_json=json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"))

@@ -1,6 +1,7 @@
 """The admin home's numbers for the signed-in user and their team (their department).
 
-Every count is one indexed query across record types: overdue and due today
+Every count is one indexed query across record types (the user's own figures and the team's new today counted
+per type, for the links to each type's list, and summed): overdue and due today
 read the ``sla_due`` index (whose keys include assignee and department), new
 and closed per day read ``created`` and ``closed``, unread notifications the
 inbox's ``unread`` index. The numbers count the records the user may read
@@ -19,9 +20,9 @@ from kefu.insight.scope import readable_filter
 from kefu.notify.notifications import unread_count
 from kefu.org.access import AccessPolicy
 from kefu.org.roles import Capability
-from kefu.org.structure import Department
+from kefu.org.structure import Department, active_department_names
 from kefu.records.store import RECORDS
-from kefu.records.types import RecordType
+from kefu.records.types import RecordType, type_summaries
 
 TREND_DAYS = 30
 
@@ -44,8 +45,12 @@ class Dashboard:
     new_today_team: int
     unread: int
     department_id: object = None
+    department_name: str | None = None
     trend: dict = field(default_factory=dict)  # {"days": [...], "created": [...], "closed": [...]}
     overdue_by_department: list = field(default_factory=list)  # [(department id, name, count)]
+    # Per figure (overdue_mine, due_today_mine, new_today_team), (type key, type name, count) largest first: the
+    # links to each type's list (its built-in view of the same records).
+    per_type: dict = field(default_factory=dict)
 
 
 def _start_of(day: date, tz) -> datetime:
@@ -71,10 +76,11 @@ def _per_day(path: str, since: datetime, team: dict, tz) -> dict[str, int]:
 
 def build(user, access: AccessPolicy, now: datetime, tz) -> Dashboard:
     """The numbers of ``user``'s home page at ``now`` over the records ``counted_scope(access)`` selects; the
-    team is the user's department (everyone without one)."""
+    team is the user's department (everyone without one). The user's overdue and due today and the team's new
+    today are the sums of their counts per type (one query each)."""
     collection = get_database()[RECORDS]
     scope = counted_scope(access)
-    department = user.department.pk if user.department else None
+    department = user.to_mongo().get("department")  # its id as stored: the department itself is not read
     team = _within({"department": department} if department else {}, scope)
     today = now.astimezone(tz).date()
     end_of_today = _start_of(today + timedelta(days=1), tz)
@@ -87,37 +93,43 @@ def build(user, access: AccessPolicy, now: datetime, tz) -> Dashboard:
     by_department = list(collection.aggregate([{"$match": overdue},
                                                {"$group": {"_id": "$department", "n": {"$sum": 1}}},
                                                {"$sort": {"n": -1}}]))
-    names = {d.pk: d.name for d in Department.objects(pk__in=[r["_id"] for r in by_department if r["_id"]])}
+    per_type = _per_type({
+        "overdue_mine": {**overdue, "assignee": user.pk},
+        "due_today_mine": {**due_today, "assignee": user.pk},
+        "new_today_team": {"created_at": {"$gte": _start_of(today, tz)}, **team},
+    })
+    total = {name: sum(n for _key, _name, n in counts) for name, counts in per_type.items()}
+    names = _department_names([r["_id"] for r in by_department if r["_id"]] + ([department] if department else []))
     return Dashboard(
-        overdue_mine=collection.count_documents({**overdue, "assignee": user.pk}),
-        overdue_team=collection.count_documents({**overdue, **team}),
-        due_today_mine=collection.count_documents({**due_today, "assignee": user.pk}),
-        due_today_team=collection.count_documents({**due_today, **team}),
-        new_today_team=collection.count_documents({"created_at": {"$gte": _start_of(today, tz)}, **team}),
-        unread=unread_count(user.pk), department_id=department,
+        overdue_mine=total["overdue_mine"], overdue_team=collection.count_documents({**overdue, **team}),
+        due_today_mine=total["due_today_mine"], due_today_team=collection.count_documents({**due_today, **team}),
+        new_today_team=total["new_today_team"], unread=unread_count(user.pk),
+        department_id=department, department_name=names.get(department),
         trend={"days": [d[5:] for d in days], "created": [created.get(d, 0) for d in days],
                "closed": [closed.get(d, 0) for d in days]},
         overdue_by_department=[(r["_id"], names.get(r["_id"]), r["n"]) for r in by_department],
+        per_type=per_type,
     )
 
 
-def by_type(user, access: AccessPolicy, now: datetime, tz) -> dict[str, list[tuple[str, str, int]]]:
-    """Per figure, ``(type key, type name, count)`` largest first — the links to each type's list (its built-in
-    view of the same records): the user's overdue and due today, the team's new today (counted as ``build``
-    counts)."""
-    scope = counted_scope(access)
-    department = user.department.pk if user.department else None
-    end_of_today = _start_of(now.astimezone(tz).date() + timedelta(days=1), tz)
-    matches = {
-        "overdue_mine": {"sla_due": {"$lte": now, "$type": "date"}, "assignee": user.pk},
-        "due_today_mine": {"sla_due": {"$gt": now, "$lte": end_of_today, "$type": "date"}, "assignee": user.pk},
-        "new_today_team": {"created_at": {"$gte": _start_of(now.astimezone(tz).date(), tz)},
-                           **({"department": department} if department else {})},
-    }
+def _per_type(matches: dict[str, dict]) -> dict[str, list[tuple[str, str, int]]]:
+    """Per name of ``matches``, ``(type key, type name, count)`` of the records it matches, largest first."""
     counted = {name: {r["_id"]: r["n"] for r in get_database()[RECORDS].aggregate(
-        [{"$match": _within(match, scope)}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}])}
+        [{"$match": match}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}])}
         for name, match in matches.items()}
-    keys = {key for counts in counted.values() for key in counts}
-    names = {t.key: t.name for t in RecordType.objects(key__in=list(keys)).only("key", "name")}
+    names = {summary["key"]: summary["name"] for summary in type_summaries()}
+    inactive = [key for counts in counted.values() for key in counts if key not in names]
+    if inactive:
+        names.update((t.key, t.name) for t in RecordType.objects(key__in=inactive).only("key", "name"))
     return {name: sorted(((key, names.get(key, key), n) for key, n in counts.items()), key=lambda item: -item[2])
             for name, counts in counted.items()}
+
+
+def _department_names(ids: list) -> dict:
+    """``{id: name}`` of these departments: the active ones as this process holds them, others read."""
+    wanted = set(ids)
+    names = {pk: name for pk, name in active_department_names().items() if pk in wanted}
+    missing = [pk for pk in wanted if pk not in names]
+    if missing:
+        names.update((d.pk, d.name) for d in Department.objects(pk__in=missing))
+    return names
