@@ -3,7 +3,7 @@ alert once, on the real calendar and a real MongoDB; the sweep runs at fixed mom
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -131,6 +131,36 @@ def test_after_an_outage_only_the_latest_step_is_sent(app, client, admin, probe,
     assert recipients(notes(db, record["id"]), users) == {"overdue": {"agent", "supervisor", "manager", "admin"}}
     assert sweep_at(app, local("2026-11-09T13:00")).alerts == {}
     assert sweep_at(app, local("2026-11-10T09:00")).alerts == {"ladder": 1}
+
+
+def test_a_record_overdue_since_2012_gets_its_ladder_step_at_once(app, client, admin, probe, users, db):
+    """Fourteen years overdue: the sweep counts the follow-up step directly (the one a day-by-day walk of the
+    calendar finds), sends one overdue alert with the managers, then the next step the next working morning."""
+    from kefu.calendar.workcalendar import get_calendar
+
+    record = new_record(client, admin, local("2012-03-05T10:00"), users)  # Monday; due Tuesday 03-06 10:00
+    with app.app_context():
+        calendar = get_calendar()
+    day, walked = date(2012, 3, 6), 0
+    while day < date(2026, 11, 10):  # the working days after the deadline's day, up to Tuesday 11-10
+        day += timedelta(days=1)
+        walked += calendar.is_workday(day)
+
+    result = sweep_at(app, local("2026-11-10T09:30"))  # 09:00 of 11-10 has come: it counts
+    assert result.alerts == {"overdue": 1}
+    assert recipients(notes(db, record["id"]), users) == {"overdue": {"agent", "supervisor", "manager", "admin"}}
+    stored = db.records.find_one({"_id": ObjectId(record["id"])})
+    alerts = stored["sla"]["resolve"]["alerts"]
+    assert alerts["ladder"] == walked and walked > 3500
+    assert alerts["for_due"] == local("2012-03-06T10:00")
+    assert stored["sla_next"] == local("2026-11-11T09:00")
+
+    assert sweep_at(app, local("2026-11-10T18:00")).alerts == {}
+    assert sweep_at(app, local("2026-11-11T09:00")).alerts == {"ladder": 1}
+    ladder = notes(db, record["id"], kind="ladder")
+    assert {n["user"] for n in ladder} == {users["agent"], users["manager"], users["admin"]}
+    assert ladder[0]["title"] == f"【逾期跟进·第 {walked + 1} 个工作日】提醒测试 {record['number']}：处理完成"
+    assert db.records.find_one({"_id": ObjectId(record["id"])})["sla"]["resolve"]["alerts"]["ladder"] == walked + 1
 
 
 def test_a_deadline_moved_later_re_arms_its_reminders(app, client, admin, probe, users, db):

@@ -14,7 +14,8 @@ from datetime import time as clock_time
 from datetime import timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from kefu.calendar.days import CalendarDay, DayKind, is_statutory, stored_version
+from kefu.calendar.days import FIRST_YEAR, LAST_YEAR, CalendarDay, DayKind, is_statutory, stored_version
+from kefu.calendar.workday_index import WorkdayIndex
 
 END_OF_DAY = clock_time(23, 59, 59)
 WEEKEND_NAME = "周末"
@@ -33,6 +34,9 @@ class WorkCalendar:
 
     Pure computation, no database access; build one with ``WorkCalendar.load()``
     or, in application code, take the shared one from ``kefu.calendar.workcalendar.get_calendar()``.
+    Counting (``nth_workday_after``, ``working_days_between``, ``add_working_days``) answers from an index of
+    the working days (``kefu.calendar.workday_index``) built on first use — a few milliseconds — in O(log n),
+    however far apart the days are. The snapshot must not be changed after that use.
     """
 
     def __init__(self, entries: dict[date, tuple[str, str]] | None = None, version: int = 0):
@@ -40,6 +44,7 @@ class WorkCalendar:
         self.version = version
         self._entered = frozenset(day.year for day, (kind, name) in self.entries.items()
                                   if kind == DayKind.HOLIDAY.value and is_statutory(name))
+        self._index: WorkdayIndex | None = None
 
     @classmethod
     def load(cls) -> "WorkCalendar":
@@ -79,20 +84,28 @@ class WorkCalendar:
         return day.weekday() < 5
 
     # -- counting --
+    @property
+    def index(self) -> WorkdayIndex:
+        """The working-day index of this snapshot (built on first use; two threads racing build equal ones)."""
+        index = self._index
+        if index is None:
+            years = {day.year for day in self.entries}
+            first, last = min(years | {FIRST_YEAR}), max(years | {LAST_YEAR})
+            fallback_days = [date(year, month, day) for year in range(first, last + 1)
+                             for month, day in FALLBACK_HOLIDAYS]
+            index = self._index = WorkdayIndex(first, last, [*self.entries, *fallback_days], self.is_workday,
+                                               FALLBACK_HOLIDAYS)
+        return index
+
     def nth_workday_after(self, day: date, n: int) -> date:
         """The n-th working day after ``day`` (``n == 0``: ``day`` itself when worked, else the next one)."""
         if n < 0:
             raise ValueError("n must be 0 or more")
         if n == 0:
-            while not self.is_workday(day):
-                day += timedelta(days=1)
-            return day
-        counted = 0
-        while counted < n:
-            day += timedelta(days=1)
             if self.is_workday(day):
-                counted += 1
-        return day
+                return day
+            n = 1
+        return date.fromordinal(self.index.nth_after(day.toordinal(), n))
 
     def add_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> datetime:
         """The deadline ``n`` working days after ``start``: 23:59:59 local of the n-th working day after
@@ -104,13 +117,8 @@ class WorkCalendar:
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days in ``(start, end]``; negative (the count in ``(end, start]``) when ``end`` is earlier."""
-        if end < start:
-            return -self.working_days_between(end, start)
-        count, day = 0, start
-        while day < end:
-            day += timedelta(days=1)
-            count += self.is_workday(day)
-        return count
+        index = self.index
+        return index.count_to(end.toordinal()) - index.count_to(start.toordinal())
 
     def explain_working_days(self, start: datetime, n: int, tz: ZoneInfo) -> dict:
         """``add_working_days`` with the reasons: the days skipped and the make-up days counted.

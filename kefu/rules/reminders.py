@@ -13,7 +13,7 @@ task. The SLA clocks (``kefu.rules.sla``) store, with ``next_alert_at``, when th
 """
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -99,17 +99,22 @@ def same_moment(first, second) -> bool:
 
 
 def ladder_time(due_at: datetime, step: int, ladder: Ladder, calendar, tz: ZoneInfo) -> datetime:
-    """The ``step``-th follow-up: ``ladder.at`` local on the step-th working day after the deadline's day."""
+    """The ``step``-th follow-up: ``ladder.at`` local on the step-th working day after the deadline's day.
+    O(log n) in the calendar's index, however many steps."""
     day = calendar.nth_workday_after(aware(due_at).astimezone(tz).date(), step)
     return datetime.combine(day, ladder.at, tzinfo=tz).astimezone(timezone.utc)
 
 
 def ladder_steps(due_at: datetime, now: datetime, ladder: Ladder, calendar, tz: ZoneInfo) -> int:
-    """How many follow-up times have come by ``now``."""
-    steps = 0
-    while ladder_time(due_at, steps + 1, ladder, calendar, tz) <= now:
-        steps += 1
-    return steps
+    """How many follow-up times have come by ``now``: the largest k with ``ladder_time(k) <= now`` (0 if none).
+
+    Counted directly, not step by step: the working days after the deadline's local day up to the last day
+    whose ``ladder.at`` has come (today when it has, else yesterday). O(log n) however long overdue.
+    """
+    now = aware(now)
+    today = now.astimezone(tz).date()
+    last = today if datetime.combine(today, ladder.at, tzinfo=tz) <= now else today - timedelta(days=1)
+    return max(calendar.working_days_between(aware(due_at).astimezone(tz).date(), last), 0)
 
 
 def carried_alerts(previous: dict, due_at: datetime) -> dict:
