@@ -1,6 +1,8 @@
-"""任务队列: queues, workers, schedulers, the duties' last and next runs, failed jobs with retry/delete."""
+"""任务队列: queues (waiting jobs and how long the oldest has waited), workers, schedulers, the duties' last and next
+runs, failed jobs with retry/delete."""
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, redirect, request
@@ -8,11 +10,22 @@ from flask_admin import BaseView, expose
 
 from admin_views.base import AccessControlled
 from admin_views.inbox import ActionForm
+from kefu.core.durations import duration_text
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _
 from kefu.notify import notifications
 from kefu.org.roles import Capability
 from kefu.schedule import duties, queues
+
+
+def wait_text(seconds: float | None) -> str:
+    """How long a queue's oldest job has waited: seconds under a minute (a duty is late after one), else minutes
+    and up; "-" when nothing waits."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return _("%(seconds)s 秒", seconds=int(seconds))
+    return duration_text(timedelta(seconds=seconds))
 
 
 class QueueView(AccessControlled, BaseView):
@@ -32,7 +45,7 @@ class QueueView(AccessControlled, BaseView):
         return self.render("admin/queue.html", overview=overview, problem=problem,
                            schedule=duties.schedule_overview(), tz=ZoneInfo(current_app.config["KEFU_TIMEZONE"]),
                            failed_deliveries=failed_deliveries, pending_deliveries=pending_deliveries,
-                           run_states=duties.STATE_LABELS,
+                           run_states=duties.STATE_LABELS, wait_text=wait_text,
                            form=ActionForm())
 
     @expose("/job/<job_id>/<action>/", methods=("POST",))

@@ -1,10 +1,11 @@
 """rq jobs: small idempotent functions taking ids, and ``enqueue``, the one way to queue them.
 
-Queues: ``default`` (the scheduler's tick, duties, prompt sweeps) and
+Queues (``kefu.schedule.queues``), in the order a worker serves them: ``schedule`` (the scheduler's tick and the
+duties it starts), ``default`` (bulk work: the prompt sweep, exports, deadline recomputes, choice migrations) and
 ``notify`` (one job per email or webhook delivery, retried with backoff).
 Every job finds its work in MongoDB, so a lost or repeated job changes
 nothing: the next tick does what is left (``kefu.schedule.duties``, ``kefu.notify.reminders``).
-Jobs run inside the worker's app (``flask --app app kefu worker``).
+Jobs run inside the worker's app (``flask --app app kefu worker``: one app per worker process, no fork per job).
 """
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from flask import current_app
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
+from kefu.schedule.queues import DEFAULT_QUEUE, NOTIFY_QUEUE, SCHEDULE_QUEUE
+
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "default"
-NOTIFY_QUEUE = "notify"
-QUEUES = (DEFAULT_QUEUE, NOTIFY_QUEUE)
-TIMEOUTS = {DEFAULT_QUEUE: 600, NOTIFY_QUEUE: 60}
+TIMEOUTS = {SCHEDULE_QUEUE: 600, DEFAULT_QUEUE: 600, NOTIFY_QUEUE: 60}
 DEFAULT_RETRY_INTERVALS = (30, 120, 600)
+RESULT_TTL = 3600
+FAILURE_TTL = 7 * 86400
 
 
 def get_queue(name: str = DEFAULT_QUEUE) -> Queue:
@@ -34,17 +36,19 @@ def retry_policy(attempts: int) -> Retry:
 
 
 def enqueue(function, *args, queue: str = DEFAULT_QUEUE, job_id: str | None = None, retry: Retry | None = None,
-            **kwargs):
+            unique: bool = False, result_ttl: int = RESULT_TTL, failure_ttl: int = FAILURE_TTL, **kwargs):
     """Queue ``function(*args, **kwargs)``; return the job, or None when Redis cannot be reached.
 
-    A failure is logged, never raised: the web app keeps working while Redis is down and the scheduler's
-    next tick finds the work in MongoDB. ``job_id`` (letters, digits, ``-``, ``_``) makes a repeat a no-op
-    while the first job's record lives.
+    An unreachable Redis is logged, never raised: the web app keeps working while Redis is down and the scheduler's
+    next tick finds the work in MongoDB. ``job_id``: letters, digits, ``-``, ``_``. Without ``unique`` a second
+    job with the same id replaces the first one's record (each job is idempotent); with it the second raises rq's
+    ``DuplicateJobError`` while the first one's record lives — queued, running, then ``result_ttl`` seconds after
+    it succeeded (0: not at all) or ``failure_ttl`` after it failed.
     """
     try:
-        return get_queue(queue).enqueue(function, *args, job_id=job_id, retry=retry,
-                                        job_timeout=TIMEOUTS.get(queue, 600), result_ttl=3600, failure_ttl=7 * 86400,
-                                        **kwargs)
+        return get_queue(queue).enqueue(function, *args, job_id=job_id, retry=retry, unique=unique,
+                                        job_timeout=TIMEOUTS.get(queue, 600), result_ttl=result_ttl,
+                                        failure_ttl=failure_ttl, **kwargs)
     except RedisError as exc:
         log.warning("could not enqueue %s on %s (Redis unreachable: %s); the scheduler's next tick catches up",
                     getattr(function, "__name__", function), queue, exc)

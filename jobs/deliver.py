@@ -5,7 +5,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from rq import Queue
 
-from jobs import NOTIFY_QUEUE, get_queue, retry_policy
+from jobs import FAILURE_TTL, NOTIFY_QUEUE, RESULT_TTL, TIMEOUTS, get_queue, retry_policy
 from kefu.core.clock import utcnow
 from kefu.notify.channels import ChannelError, get_settings, post_webhook, send_email, smtp_settings
 from kefu.notify.notifications import (
@@ -23,8 +23,8 @@ def dispatch(limit: int = 1000) -> int:
     retry = retry_policy(MAX_ATTEMPTS)
     try:
         queue = get_queue(NOTIFY_QUEUE)
-        queue.enqueue_many([Queue.prepare_data(deliver, args=(str(i),), retry=retry, timeout=60, result_ttl=3600,
-                                               failure_ttl=7 * 86400) for i in ids])
+        queue.enqueue_many([Queue.prepare_data(deliver, args=(str(i),), retry=retry, timeout=TIMEOUTS[NOTIFY_QUEUE],
+                                               result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL) for i in ids])
     except RedisError:
         current_app.logger.warning("could not hand %s deliveries to the workers (Redis unreachable)", len(ids))
         return 0

@@ -1,4 +1,5 @@
-"""The scheduler's tick and the duties it starts (``kefu.schedule.duties``)."""
+"""The scheduler's tick and the duties it starts (``kefu.schedule.duties``), both on the ``schedule`` queue: a
+worker serves it before the bulk work of ``default`` (``kefu.runtime.worker``)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,7 +8,7 @@ from functools import partial
 from flask import current_app
 from rq import get_current_job
 
-from jobs import DEFAULT_QUEUE, calendar, enqueue, schema
+from jobs import SCHEDULE_QUEUE, calendar, enqueue, schema
 from jobs.deliver import dispatch
 from kefu.schedule.duties import due_now, run
 from kefu.schedule.queues import clean_started, worker_alive
@@ -27,7 +28,7 @@ def tick(now: datetime | None = None) -> str:
     started = []
     for duty, occurrence in due_now(now, worker_alive=partial(worker_alive, connection)):
         stamp = occurrence.astimezone(timezone.utc).strftime("%Y%m%dT%H%M")
-        enqueue(run_duty, duty.name, occurrence.isoformat(), queue=DEFAULT_QUEUE, job_id=f"duty-{duty.name}-{stamp}")
+        enqueue(run_duty, duty.name, occurrence.isoformat(), queue=SCHEDULE_QUEUE, job_id=f"duty-{duty.name}-{stamp}")
         started.append(duty.name)
     handed = dispatch()
     recomputes = calendar.queue_unfinished()

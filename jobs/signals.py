@@ -4,13 +4,14 @@ from __future__ import annotations
 from jobs import enqueue
 from jobs.exports import run_export
 from jobs.schema import queue_choice_migration
-from jobs.sweep import sweep_records
+from jobs.sweep import queue_prompt_sweep
 from kefu.core import background
 
 
 def queue_sweep(record_ids: list[str]):
-    """Sweep records whose alert is due already now, not at the next tick."""
-    return enqueue(sweep_records, list(record_ids))
+    """Records whose alert is due already: have them swept now, not at the next tick — by the one prompt sweep,
+    which takes every record due (``jobs.sweep``), so the ids need not travel."""
+    return queue_prompt_sweep()
 
 
 def queue_export(export_id: str):

@@ -17,6 +17,7 @@ from rq.registry import StartedJobRegistry
 
 from kefu.runtime.embedded import EmbeddedRedis, free_port
 from kefu.runtime.worker import PULSE_TTL
+from kefu.schedule.queues import QUEUE_NAMES
 from tests.test_reminders import probe, users  # noqa: F401  (fixtures)
 from tests.test_workers import clone_records, overdue_records, processes, wait_for  # noqa: F401  (fixture)
 
@@ -36,7 +37,7 @@ def test_the_workers_scheduler_is_back_within_a_minute_of_a_redis_outage(app_con
         connection = Redis.from_url(servers[0].url)
         before = wait_for(lambda: scheduler_pids(connection), 30, what=lambda: f"the scheduler\n{group.logs()}")
         locks = {key: connection.get(key) for key in connection.scan_iter("rq:scheduler-lock:*")}
-        assert len(locks) == 2
+        assert len(locks) == len(QUEUE_NAMES)  # one per queue it serves
         time.sleep(1.5)  # the append-only file is written every second
         servers[0].kill()
         time.sleep(4)  # the scheduler process polls Redis every second: it has died by now
@@ -86,7 +87,7 @@ def test_a_worker_whose_job_ends_while_redis_is_down_stays_and_runs_the_next_job
 
 def test_a_duty_run_whose_worker_was_killed_is_abandoned_and_run_again_once(app, client, admin, probe, users, db,
                                                                             processes):
-    from jobs import enqueue
+    from jobs import SCHEDULE_QUEUE, enqueue
     from jobs.schedule import run_duty, tick
     from kefu.schedule.duties import DUTY_BY_NAME, abandon_stale, claim
     from kefu.schedule.queues import worker_alive
@@ -106,9 +107,9 @@ def test_a_duty_run_whose_worker_was_killed_is_abandoned_and_run_again_once(app,
     connection = app.extensions["kefu_redis"]
     with app.app_context():
         assert claim(duty, occurrence, occurrence)
-        enqueue(run_duty, "sla_sweep", occurrence.isoformat(), job_id="duty-sla_sweep-killed")
+        enqueue(run_duty, "sla_sweep", occurrence.isoformat(), queue=SCHEDULE_QUEUE, job_id="duty-sla_sweep-killed")
     group = processes()
-    worker = group.start("worker", "worker", "--queue", "default")
+    worker = group.start("worker", "worker", "--queue", "schedule")
     started = wait_for(lambda: db.duty_runs.find_one({"_id": run_key, "worker": {"$ne": None}}), 60, interval=0.01,
                        what=lambda: f"the run to start\n{group.logs()}")
     with app.app_context():  # its worker is alive: not abandoned, however often the schedulers look
@@ -127,7 +128,7 @@ def test_a_duty_run_whose_worker_was_killed_is_abandoned_and_run_again_once(app,
         assert "duties started: none" in tick(occurrence + timedelta(seconds=31))
     abandoned = db.duty_runs.find_one({"_id": run_key})
     assert abandoned["state"] == "running" and abandoned["attempts"] == 2 and abandoned["worker"] is None
-    group.start("worker", "worker", "--queue", "default", "--burst").wait(120)
+    group.start("worker", "worker", "--queue", "schedule", "--burst").wait(120)
     done = db.duty_runs.find_one({"_id": run_key})
     assert done["state"] == "done" and done["attempts"] == 2, group.logs()
     assert db.notifications.count_documents({}) == expected

@@ -284,12 +284,12 @@ def test_tick_runs_the_due_duties_through_rq(app, client, agent, calendar, db):
     from rq import Queue, SimpleWorker
 
     from jobs.schedule import tick
+    from kefu.schedule.queues import QUEUE_NAMES
 
     client.post("/api/v1/records/complaint", json=complaint(received_at="2026-11-01T10:00"), headers=agent)
     with app.app_context():
         assert tick().startswith("duties started: sla_sweep")
-        SimpleWorker(["default", "notify"], connection=app.extensions["kefu_redis"]).work(burst=True,
-                                                                                          with_scheduler=False)
+        SimpleWorker(list(QUEUE_NAMES), connection=app.extensions["kefu_redis"]).work(burst=True, with_scheduler=False)
     run_document = db.duty_runs.find_one({"duty": "sla_sweep"})
     assert run_document["state"] == "done" and run_document["result"].startswith("records swept:")
     # The record was overdue when registered: the prompt sweep its save queued, or the tick's, told the people.
@@ -299,7 +299,7 @@ def test_tick_runs_the_due_duties_through_rq(app, client, agent, calendar, db):
     # No assignee: the supervisors, and (long past the ladder's manager step) whoever may reassign it anywhere —
     # the shipped manager and admin roles both may.
     assert db.notifications.count_documents({"kind": "overdue"}) == 3 * len(late_clocks)
-    assert Queue("default", connection=app.extensions["kefu_redis"]).count == 0
+    assert all(Queue(name, connection=app.extensions["kefu_redis"]).count == 0 for name in QUEUE_NAMES)
 
 
 def test_queue_page_shows_the_schedule_workers_and_failed_jobs(app, client, calendar, db, make_user, sign_in):
@@ -309,13 +309,13 @@ def test_queue_page_shows_the_schedule_workers_and_failed_jobs(app, client, cale
     sign_in("root")
     with app.app_context():
         from jobs.schedule import tick
+        from kefu.schedule.queues import QUEUE_NAMES
 
         tick()
         Queue("notify", connection=app.extensions["kefu_redis"]).enqueue("jobs.deliver.deliver", "not-an-id")
         from rq import SimpleWorker
 
-        SimpleWorker(["default", "notify"], connection=app.extensions["kefu_redis"]).work(burst=True,
-                                                                                          with_scheduler=False)
+        SimpleWorker(list(QUEUE_NAMES), connection=app.extensions["kefu_redis"]).work(burst=True, with_scheduler=False)
     page = client.get("/admin/queue/").get_data(as_text=True)
     assert "时限扫描与提醒" in page and "月度报告" in page and "jobs.deliver.deliver" in page
     assert "InvalidId" in page

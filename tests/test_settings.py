@@ -209,7 +209,7 @@ def test_tick_seconds_is_the_scheduler_interval(environment, tmp_path):
     log = open(tmp_path / "scheduler.log", "wb")
     scheduler = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "kefu", "scheduler"], cwd=PROJECT_ROOT,
                                  env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    queue = Queue("default", connection=Redis.from_url(redis_url))
+    queue = Queue("schedule", connection=Redis.from_url(redis_url))
     try:
         deadline = time.monotonic() + 30
         while queue.count < 3 and time.monotonic() < deadline and scheduler.poll() is None:

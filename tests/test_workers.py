@@ -158,7 +158,7 @@ def clone_records(db, template_id, count: int) -> None:
 
 def test_a_worker_killed_mid_sweep_leaves_nothing_lost_and_nothing_doubled(app, client, admin, probe, users, db,
                                                                            processes):
-    from jobs import enqueue
+    from jobs import SCHEDULE_QUEUE, enqueue
     from jobs.schedule import run_duty
     from kefu.schedule.duties import DUTY_BY_NAME, claim
 
@@ -173,9 +173,9 @@ def test_a_worker_killed_mid_sweep_leaves_nothing_lost_and_nothing_doubled(app, 
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     with app.app_context():
         assert claim(duty, now, now)
-        enqueue(run_duty, "sla_sweep", now.isoformat(), job_id="duty-sla_sweep-killed")
+        enqueue(run_duty, "sla_sweep", now.isoformat(), queue=SCHEDULE_QUEUE, job_id="duty-sla_sweep-killed")
     group = processes()
-    worker = group.start("worker", "worker", "--queue", "default")
+    worker = group.start("worker", "worker", "--queue", "schedule")
     partial = wait_for(lambda: 0 < db.notifications.count_documents({}) < expected and
                        db.notifications.count_documents({}), 60, interval=0.01,
                        what=lambda: f"the sweep to be under way\n{group.logs()}")
@@ -189,8 +189,8 @@ def test_a_worker_killed_mid_sweep_leaves_nothing_lost_and_nothing_doubled(app, 
     later = now + timedelta(minutes=1)
     with app.app_context():
         assert claim(duty, later, later)
-        enqueue(run_duty, "sla_sweep", later.isoformat(), job_id="duty-sla_sweep-next")
-    group.start("worker", "worker", "--queue", "default", "--burst").wait(120)
+        enqueue(run_duty, "sla_sweep", later.isoformat(), queue=SCHEDULE_QUEUE, job_id="duty-sla_sweep-next")
+    group.start("worker", "worker", "--queue", "schedule", "--burst").wait(120)
     assert db.duty_runs.find_one({"_id": f"sla_sweep:{later:%Y%m%dT%H%M}"})["state"] == "done"
     assert db.notifications.count_documents({}) == expected
     assert len(db.notifications.distinct("key")) == expected
@@ -202,6 +202,7 @@ def test_while_redis_is_down_records_are_saved_and_the_sweep_catches_up(app_conf
 
     from app import create_app
     from jobs.schedule import tick
+    from kefu.schedule.queues import QUEUE_NAMES
 
     own_redis = EmbeddedRedis(tmp_path / "redis", free_port(), persistent=True).start()
     app = create_app({**app_config, "REDIS_URL": own_redis.url})
@@ -227,7 +228,7 @@ def test_while_redis_is_down_records_are_saved_and_the_sweep_catches_up(app_conf
         edited = client.patch(f"/api/v1/records/remind_probe/{record['id']}", headers=headers,
                               json={"content": "卫生间漏水，已联系物业", "version": record["version"]})
     assert edited.status_code == 200, edited.get_data(as_text=True)
-    assert "could not enqueue sweep_records" in caplog.text
+    assert "could not enqueue sweep_due" in caplog.text
     assert db.records.find_one({"_id": ObjectId(record["id"])})["data"]["content"] == "卫生间漏水，已联系物业"
     assert db.notifications.count_documents({}) == 0
 
@@ -235,7 +236,7 @@ def test_while_redis_is_down_records_are_saved_and_the_sweep_catches_up(app_conf
     try:
         with app.app_context():
             tick()
-            SimpleWorker(["default", "notify"], connection=app.extensions["kefu_redis"]).work(
+            SimpleWorker(list(QUEUE_NAMES), connection=app.extensions["kefu_redis"]).work(
                 burst=True, with_scheduler=False)
         assert db.notifications.count_documents({"record_id": ObjectId(record["id"]), "kind": "overdue"}) == 2
     finally:
@@ -251,14 +252,14 @@ def test_the_scheduler_survives_a_redis_outage(app_config, tmp_path, processes):
     group = processes(REDIS_URL=own_redis.url)
     scheduler = group.start("scheduler", "scheduler", "--interval", "1")
     connection = Redis.from_url(own_redis.url)
-    wait_for(lambda: Queue("default", connection=connection).count > 0, 30, what=lambda: f"a tick\n{group.logs()}")
+    wait_for(lambda: Queue("schedule", connection=connection).count > 0, 30, what=lambda: f"a tick\n{group.logs()}")
     own_redis.kill()
     time.sleep(3)
     assert scheduler.poll() is None, group.logs()
     restarted = EmbeddedRedis(tmp_path / "redis", own_redis.port, persistent=False).start()
     try:
         connection = Redis.from_url(restarted.url)
-        wait_for(lambda: Queue("default", connection=connection).count > 0, 30,
+        wait_for(lambda: Queue("schedule", connection=connection).count > 0, 30,
                  what=lambda: f"ticks after the restart\n{group.logs()}")
         assert scheduler.poll() is None
     finally:

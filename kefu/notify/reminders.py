@@ -39,7 +39,7 @@ from pymongo import ASCENDING, IndexModel
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
-from kefu.core.durations import duration_text
+from kefu.core.durations import DurationWords, duration_text
 from kefu.core.errors import NotFound
 from kefu.notify.channels import get_settings
 from kefu.notify.messages import Renderer, record_values
@@ -83,7 +83,7 @@ class SweepResult:
 
 
 class SweepContext:
-    """What one sweep reads once: types, people, settings, templates, calendar."""
+    """What one sweep reads once: types, people, settings, templates, calendar, the words of durations."""
 
     def __init__(self, now: datetime):
         self.now = now
@@ -92,6 +92,7 @@ class SweepContext:
         self.people = People()
         self.settings = get_settings()
         self.renderer = Renderer()
+        self.words = DurationWords.current()
         self.base_url = (self.settings.base_url or current_app.config.get("KEFU_BASE_URL")
                          or "http://127.0.0.1:5000").rstrip("/")
         self.types: dict = {}
@@ -142,7 +143,7 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
         alerts_sent["for_due"] = due
         stamp = int(due.timestamp())
         values = {**base, "clock": state.get("name") or key, "due_at": _local(due, context.tz),
-                  "late": duration_text(now - due) if now >= due else "", "step": 0}
+                  "late": duration_text(now - due, context.words) if now >= due else "", "step": 0}
 
         def alert(kind: str, recipients: list, step: int | None = None):
             suffix = f":{step}" if step is not None else ""
@@ -176,20 +177,22 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
     return alerts, update
 
 
-def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH, record_ids=None) -> SweepResult:
-    """Send every alert that has come due (``sla_next <= now``), batch by batch; return what was done.
+def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH) -> SweepResult:
+    """Send every alert that has come due (``sla_next <= now``), batch by batch, asking again after each batch
+    until none is due; return what was done.
 
-    ``record_ids``: only these records (a prompt sweep after a save). Idempotent: see the module docstring.
+    ``now``: the moment to sweep at (a duty's, a test's); by default the clock, read again for every batch, so that
+    a long sweep also takes the records that came due, or were saved due, while it ran (``jobs.sweep``).
+    Idempotent: see the module docstring.
     """
-    now = now or utcnow()
-    context = SweepContext(now)
+    clock = utcnow if now is None else (lambda: now)
+    context = SweepContext(clock())
     collection = get_database()[RECORDS]
     result, skipped = SweepResult(), set()
-    query = {"sla_next": {"$lte": now, "$type": "date"}}
-    if record_ids is not None:
-        query["_id"] = {"$in": list(record_ids)}
     while True:
-        page_query = {**query, "_id": {**query.get("_id", {}), "$nin": list(skipped)}} if skipped else query
+        now = context.now = clock()
+        query = {"sla_next": {"$lte": now, "$type": "date"}}
+        page_query = {**query, "_id": {"$nin": list(skipped)}} if skipped else query
         documents = list(collection.find(page_query, SWEEP_FIELDS, sort=[("sla_next", 1)], limit=batch))
         if not documents:
             break

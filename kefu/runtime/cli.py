@@ -21,10 +21,12 @@ from kefu.records.definitions import load_shipped_types
 from kefu.runtime.keys import DEFAULT_BATCH_SIZE, rotate_data_key
 from kefu.runtime.prepare import prepare_database
 from kefu.runtime.worker import KefuWorker
+from kefu.schedule.queues import QUEUE_NAMES, SCHEDULE_QUEUE
 from seed.demo import seed_demo
 from seed.records import seed_demo_records
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+EVERY_MINUTE = "* * * * *"
 
 kefu_cli = AppGroup("kefu", help="kefu 客服管理：运维命令 / operator commands")
 
@@ -131,15 +133,17 @@ def rotate_key_command(batch_size):
 
 
 @kefu_cli.command("worker")
-@click.option("--queue", "queues", multiple=True, default=("default", "notify"), show_default=True)
+@click.option("--queue", "queues", multiple=True, default=QUEUE_NAMES, show_default=True,
+              help="Served in this order: a job of the first queue with one waiting comes next.")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
               help="Also move retried and delayed jobs to their queue when due (rq's scheduler, locked per queue).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True,
               help="WARNING: only problems, not every job.")
 def worker_command(queues, burst, with_scheduler, log_level):
-    """Run an rq worker that keeps this app (and its MongoDB connection) for every job; its scheduler comes back
-    within a minute of a Redis outage, and a job that ends during one does not stop it (``kefu.runtime.worker``).
+    """Run an rq worker that keeps this app (and its MongoDB connection) for every job — no fork, no app start per
+    job; it serves the ``schedule`` queue first (the tick and the duties); its scheduler comes back within a minute
+    of a Redis outage, and a job that ends during one does not stop it (``kefu.runtime.worker``).
     Waits while Redis is unreachable at start."""
     connection = current_app.extensions["kefu_redis"]
     while True:
@@ -157,14 +161,17 @@ def worker_command(queues, burst, with_scheduler, log_level):
 @click.option("--interval", type=int, default=None, help="Seconds between ticks (default KEFU_TICK_SECONDS or 60).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="INFO", show_default=True)
 def scheduler_command(interval, log_level):
-    """Run the scheduler: every interval it queues ``jobs.schedule.tick``, which claims the duties that are due
-    (kefu.schedule.duties) and hands out deliveries. Several schedulers may run: each occurrence is claimed once.
+    """Run the scheduler: every interval it queues ``jobs.schedule.tick`` on the ``schedule`` queue; the tick claims
+    the duties that are due (kefu.schedule.duties) and hands out deliveries. At the default of a minute the tick
+    is queued at the start of each minute, when the minute's duties fall due (any other interval counts from the
+    start). Several schedulers may run: each occurrence is claimed once.
     Waits and starts again while Redis is unreachable."""
     interval = interval or int(current_app.config.get("KEFU_TICK_SECONDS") or 60)
+    every = {"cron": EVERY_MINUTE} if interval == 60 else {"interval": interval}
     while True:
         try:
             cron = CronScheduler(connection=current_app.extensions["kefu_redis"], logging_level=log_level)
-            cron.register(tick, "default", interval=interval, job_timeout=120, result_ttl=600)
+            cron.register(tick, SCHEDULE_QUEUE, job_timeout=120, result_ttl=600, **every)
             cron.start()
             return
         except RedisError as exc:

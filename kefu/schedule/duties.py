@@ -80,7 +80,7 @@ class Duty:
     working_days: bool = False         # only on working days of the company calendar
     catch_up: timedelta = timedelta(hours=12)
     # How long a run may stay ``running`` after its start (or, never started, after its claim) before it counts as
-    # abandoned whatever its worker: longer than the job timeout of the default queue (10 minutes,
+    # abandoned whatever its worker: longer than the job timeout of the schedule queue (10 minutes,
     # ``jobs.TIMEOUTS``), so a live worker's run is stopped by rq first (``run`` records it failed); the lease only
     # catches a run whose outcome was never written. Time spent waiting in the queue does not count against it.
     lease: timedelta = timedelta(minutes=15)

@@ -1,4 +1,10 @@
-"""What the background half is doing, for the 任务队列 page: queues, workers, schedulers, failed jobs.
+"""What the background half is doing, for the 任务队列 page: queues (with how long their oldest job has waited),
+workers, schedulers, failed jobs.
+
+The queues, in the order a worker serves them (``QUEUE_NAMES``): ``schedule`` (the scheduler's tick and the duties
+it starts, each due at its minute: no bulk job waits in front of them), ``default`` (bulk work: the prompt sweep
+after a burst of saves, exports, deadline recomputes, choice migrations) and ``notify`` (one job per email or
+webhook delivery).
 
 Views of rq's own Redis records, requeue/delete of a failed job, and the
 clean-up of jobs left "started" by a worker that died (``clean_started``).
@@ -14,11 +20,15 @@ from rq.cron import CronScheduler
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from kefu.core.clock import aware
+from kefu.core.clock import aware, utcnow
 from kefu.core.errors import DomainError, NotFound
 from kefu.core.i18n import _l
 
-QUEUE_NAMES = ("default", "notify")
+SCHEDULE_QUEUE = "schedule"
+DEFAULT_QUEUE = "default"
+NOTIFY_QUEUE = "notify"
+QUEUE_NAMES = (SCHEDULE_QUEUE, DEFAULT_QUEUE, NOTIFY_QUEUE)
+QUEUE_LABELS = {SCHEDULE_QUEUE: _l("定时任务"), DEFAULT_QUEUE: _l("后台任务"), NOTIFY_QUEUE: _l("消息发送")}
 FAILED_SHOWN = 50
 
 
@@ -55,16 +65,29 @@ def clean_started(connection) -> None:
         StartedJobRegistry(name, connection=connection).cleanup()
 
 
+def oldest_wait(queue: Queue, now) -> float | None:
+    """Seconds the job at the head of ``queue`` has waited since it was queued (rq's ``enqueued_at``); None when
+    nothing waits. The head is the oldest job: rq appends, and only a retry is put in front."""
+    # A few ids from the head, in one round trip: an id whose job record expired meanwhile is skipped.
+    for job in Job.fetch_many(queue.get_job_ids(0, 5), connection=queue.connection):
+        if job is not None and job.enqueued_at is not None:
+            return max(0.0, (now - aware(job.enqueued_at)).total_seconds())
+    return None
+
+
 def overview(connection) -> dict:
-    """Queue lengths, workers, cron schedulers and the newest failed jobs (stale started jobs cleaned first)."""
+    """Queue lengths with the wait of each queue's oldest job, workers, cron schedulers and the newest failed jobs
+    (stale started jobs cleaned first)."""
     try:
         clean_started(connection)
         queues = []
         failed: list[FailedJob] = []
+        now = utcnow()
         for name in QUEUE_NAMES:
             queue = Queue(name, connection=connection)
             registry = FailedJobRegistry(queue=queue)
-            queues.append({"name": name, "queued": queue.count, "started": StartedJobRegistry(queue=queue).count,
+            queues.append({"name": name, "label": QUEUE_LABELS[name], "queued": queue.count,
+                           "waited": oldest_wait(queue, now), "started": StartedJobRegistry(queue=queue).count,
                            "scheduled": ScheduledJobRegistry(queue=queue).count, "failed": registry.count})
             for job_id in registry.get_job_ids(0, FAILED_SHOWN - 1, desc=True):
                 job = Job.fetch(job_id, connection=connection) if connection.exists(f"rq:job:{job_id}") else None
