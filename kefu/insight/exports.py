@@ -1,10 +1,13 @@
-"""Records as JSON and as spreadsheets (CSV with BOM, XLSX), streamed in constant memory.
+"""Records as JSON and as spreadsheets (CSV with BOM, XLSX), streamed in bounded memory.
 
 The columns are what the list shows (or every current field), labels as
 headers; the rows are exactly what ``find_records`` returns for the same
-query, in its order. The XLSX has real date and money cells, a frozen header,
-an autofilter, widths by field type, the sheet named after the type and a
-second sheet 导出说明 (filters, who, when, how many rows).
+query, in its order, made a batch at a time with each column's conversion
+decided once per export (``kefu.insight.export_cells``). The XLSX has real date
+and money cells, a frozen header, an autofilter, widths by field type, the
+sheet named after the type and a second sheet 导出说明 (filters, who, when, how
+many rows); it is written by rustpy-xlsxwriter (Rust, constant memory), chosen
+by ``bench/export_bench.py`` over XlsxWriter and PyExcelerate.
 Sensitive values are masked unless the actor may see personal data, cells
 and headers that a spreadsheet would run as a formula are neutralised, and every
 export is written to the audit log — its filters with the values of sensitive
@@ -14,61 +17,86 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Iterator
 from urllib.parse import quote
 
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
-from kefu.core.i18n import _, _l
+from kefu.core.i18n import _
+from kefu.insight.export_cells import SLA_COLUMN, SlaColumn, export_batches, neutralise
 from kefu.insight.export_notes import DIGIT_RUN, describe_query, export_label, mask_digits, query_text
 from kefu.org.roles import Action
 from kefu.records.actor import Actor
 from kefu.records.core_fields import core_field, core_fields
 from kefu.records.fields import get_field_type
-from kefu.records.query import RecordQuery, build_filter, iter_records
+from kefu.records.query import RecordQuery, build_filter
 from kefu.records.store import AUDIT, RECORDS
 from kefu.records.timeline import audit
 from kefu.records.types import RecordType
-from kefu.records.values import core_values, read_stored, read_values
-from kefu.rules.sla import STATE_LABELS, clocks_json, state_at
+from kefu.records.values import core_values, read_stored
+from kefu.rules.sla import clocks_json
+
+__all__ = ["FORMATS", "Export", "content_disposition", "count_rows", "event_json", "export_columns",
+           "export_records", "mask_earlier_export_audits", "neutralise", "record_json", "records_json", "sheet_title"]
 
 FORMATS = {"csv": "text/csv",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_CORE_COLUMNS = ("number", "status", "assignee", "department", "customer", "created_at", "updated_at")
-SLA_COLUMN = "sla"  # the list's 时限 column
 PROGRESS_EVERY = 1000
 DIGIT_RUN_PATTERN = {"$regex": DIGIT_RUN.pattern}
+HEADER_BACKGROUND = "#DDEBF7"
 
 
-def _shown(definition, value, actor: Actor, unmasked: bool):
-    field_type = get_field_type(definition.type)
-    if definition.sensitive and not unmasked:
-        return field_type.mask(value)
-    return field_type.to_json(value, actor.tz)
+class _RecordJson:
+    """The API shape of records of one type for one reader: the core and configured fields with their types are
+    looked up once, then ``body`` makes each record's."""
+
+    def __init__(self, record_type: RecordType, actor: Actor, explained: bool):
+        self.record_type, self.actor, self.explained = record_type, actor, explained
+        self.core = [(definition.key, get_field_type(definition.type)) for definition in core_fields(record_type)]
+        self.fields = record_type.typed_specs
+
+    def body(self, document: dict, unmasked: bool) -> dict:
+        record_type, actor, tz = self.record_type, self.actor, self.actor.tz
+        core = core_values(document)
+        body = {"id": str(document["_id"]), "type": record_type.key, "version": document["version"]}
+        for key, field_type in self.core:
+            value = core.get(key)
+            body[key] = field_type.to_json(value, tz) if value is not None else None
+        data, pii = document.get("data") or {}, document.get("pii") or {}
+        for definition, field_type in self.fields:
+            key = definition.key
+            absent = data.get(key) is None and pii.get(key) is None  # most records leave some fields empty
+            value = None if absent else read_stored(record_type, definition, field_type, data, pii, actor)
+            if value in (None, "", []):
+                if definition.active or value is not None:
+                    body[key] = None
+            elif definition.sensitive and not unmasked:
+                body[key] = field_type.mask(value)
+            else:
+                body[key] = field_type.to_json(value, tz)
+        body["sla"] = clocks_json(document, tz, explained=self.explained)
+        return body
 
 
 def record_json(record_type: RecordType, document: dict, actor: Actor, *, explained: bool = True) -> dict:
     """The API shape of a record: id, core fields, every configured field with a value, timestamps, SLA clocks
     (with the deadline explanations unless ``explained`` is false, as in lists)."""
-    core = core_values(document)
-    body = {"id": str(document["_id"]), "type": record_type.key, "version": document["version"]}
-    for definition in core_fields(record_type):
-        value = core.get(definition.key)
-        body[definition.key] = get_field_type(definition.type).to_json(value, actor.tz) if value is not None else None
-    values = read_values(record_type, document, actor)
-    unmasked = actor.sees_pii(record_type.key, document)
-    for definition in record_type.specs:
-        value = values.get(definition.key)
-        if definition.active or value is not None:
-            body[definition.key] = _shown(definition, value, actor, unmasked) if value not in (None, "", []) else None
-    body["sla"] = clocks_json(document, actor.tz, explained=explained)
-    return body
+    return _RecordJson(record_type, actor, explained).body(document, actor.sees_pii(record_type.key, document))
+
+
+def records_json(record_type: RecordType, documents, actor: Actor, *, explained: bool = True) -> list[dict]:
+    """``record_json`` of each of ``documents``, records of ``record_type`` the actor may read (a page of a list):
+    what depends only on the type and the reader — the fields and their types, whether the reader sees personal
+    data in every record of the type — is decided once for all of them."""
+    shape = _RecordJson(record_type, actor, explained)
+    everywhere = actor.access.sees_pii(record_type.key)  # then in every record they may read
+    return [shape.body(document, everywhere or actor.sees_pii(record_type.key, document)) for document in documents]
 
 
 def event_json(event: dict, actor: Actor) -> dict:
@@ -79,44 +107,7 @@ def event_json(event: dict, actor: Actor) -> dict:
     }
 
 
-def neutralise(cell):
-    """A text cell a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``) gets a leading apostrophe."""
-    if isinstance(cell, str) and cell.startswith(FORMULA_PREFIXES):
-        return "'" + cell
-    return cell
-
-
-def _cell(definition, value, actor: Actor, *, text_only: bool):
-    """The export cell of a value of a non-sensitive field with a finite set of values."""
-    if value in (None, "", []):
-        return None
-    field_type = get_field_type(definition.type)
-    cell = field_type.export_cell(value, actor.tz)
-    return neutralise(_as_text(cell) if text_only else cell)
-
-
-def _as_text(cell) -> str:
-    """A CSV cell: numbers plain (Excel reads them as numbers), times as local ``YYYY-MM-DD HH:MM``."""
-    if isinstance(cell, datetime):
-        return cell.strftime("%Y-%m-%d %H:%M")
-    if isinstance(cell, date):
-        return cell.isoformat()
-    return str(cell)
-
-
-
-
 # -- columns ----------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SlaColumn:
-    """The list's 时限 column: the nearest running deadline's state, as text."""
-
-    key: str = SLA_COLUMN
-    label: object = _l("时限")
-    type: str = "text"
-    sensitive: bool = False
-
 
 def export_columns(record_type: RecordType, keys=None, include_inactive: bool = False) -> list:
     """The columns of an export: ``keys`` in their order (what the list shows), else the core columns and every
@@ -131,135 +122,6 @@ def export_columns(record_type: RecordType, keys=None, include_inactive: bool = 
         if definition is not None and (getattr(definition, "active", True) or include_inactive):
             columns.append(definition)
     return columns
-
-
-def sla_text(document: dict, tz, now: datetime) -> str | None:
-    """``已逾期 · 处理完成 11-17 10:00`` for the nearest running clock (else how the clocks ended)."""
-    clocks = document.get("sla") or {}
-    running = [entry for entry in document.get("sla_open") or [] if entry.get("clock") in clocks]
-    if running:
-        clock = clocks[min(running, key=lambda entry: entry["due_at"])["clock"]]
-    elif clocks:
-        ended = list(clocks.values())
-        clock = next((c for c in ended if state_at(c, now) == "missed"), ended[-1])
-    else:
-        return None
-    due = clock["due_at"].astimezone(tz)
-    return f"{STATE_LABELS[state_at(clock, now)]} · {clock.get('name', '')} {due.month}-{due.day} {due:%H:%M}"
-
-
-LABEL_BATCH = 1000  # rows whose references (project, unit, user …) are named with one query per kind
-
-
-def _column_cells(columns, actor: Actor, now: datetime, *, text_only: bool, unmasked: bool) -> list:
-    """Per column, how a row's value becomes its cell: ``cell(document, values, labels)``. Decided once per
-    export, not per cell; the shown form of a choice or yes/no is remembered per column."""
-    deleted = _("（已删除）")
-    cells = []
-    for column in columns:
-        if column.key == SLA_COLUMN:
-            cells.append(lambda document, values, labels: sla_text(document, actor.tz, now))
-            continue
-        field_type = get_field_type(column.type)
-        key = column.key
-        if hasattr(field_type, "labels") and not (column.sensitive and not unmasked):
-            def reference(document, values, labels, key=key):
-                value = values.get(key)
-                return None if value is None else neutralise(labels[key].get(value, deleted))
-            cells.append(reference)
-        elif field_type.finite_values and not column.sensitive:
-            cells.append(_remembered(column, actor, text_only))
-        else:
-            cells.append(_plain(column, field_type, actor, text_only, unmasked))
-    return cells
-
-
-def _plain(column, field_type, actor: Actor, text_only: bool, unmasked: bool):
-    """A column's cell with its type's export (masked for a sensitive field the actor may not see)."""
-    key, tz = column.key, actor.tz
-    masked = column.sensitive and not unmasked
-
-    def cell(document, values, labels):
-        value = values.get(key)
-        if value is None or value == "" or value == []:
-            return None
-        if masked:
-            return field_type.mask(value)
-        shown = field_type.export_cell(value, tz)
-        return neutralise(_as_text(shown) if text_only else shown)
-
-    return cell
-
-
-def _remembered(column, actor: Actor, text_only: bool):
-    shown: dict = {}
-
-    def cell(document, values, labels):
-        value = values.get(column.key)
-        token = tuple(value) if isinstance(value, list) else value
-        if token not in shown:
-            shown[token] = _cell(column, value, actor, text_only=text_only)
-        return shown[token]
-
-    return cell
-
-
-def _readers(record_type: RecordType, columns, actor: Actor) -> list:
-    """``(key, read(document, data, pii))`` of the exported columns only: core fields from the top of the record,
-    configured ones through ``read_stored`` (decrypted when stored encrypted)."""
-    readers = []
-    for column in columns:
-        if column.key == SLA_COLUMN:
-            continue
-        field_type = get_field_type(column.type)
-        if column.core:
-            def read(document, data, pii, key=column.key, from_storage=field_type.from_storage):
-                stored = document.get(key)
-                return None if stored is None else from_storage(stored)
-        else:
-            def read(document, data, pii, column=column, field_type=field_type):
-                return read_stored(record_type, column, field_type, data, pii, actor)
-        readers.append((column.key, read))
-    return readers
-
-
-def stored_paths(columns) -> list[str]:
-    """What an export reads of each record: its columns' stored paths (a configured field may be in ``data`` or,
-    encrypted, in ``pii``), the SLA clocks for the 时限 column — not the history, search index or other fields."""
-    paths = []
-    for column in columns:
-        if column.key == SLA_COLUMN:
-            paths += ["sla", "sla_open"]
-        elif column.core:
-            paths.append(column.path)
-        else:
-            paths += [f"data.{column.key}", f"pii.{column.key}"]
-    return paths or ["_id"]
-
-
-def _rows(record_type: RecordType, columns, query: RecordQuery, actor: Actor, *, text_only: bool):
-    """The export's rows, in the query's order. Only the exported columns are read; references are named a batch
-    of rows at a time (one query per reference column and batch), never one query per cell."""
-    unmasked = actor.sees_pii(record_type.key)
-    cells = _column_cells(columns, actor, utcnow(), text_only=text_only, unmasked=unmasked)
-    readers = _readers(record_type, columns, actor)
-    references = [c for c in columns if c.key != SLA_COLUMN and hasattr(get_field_type(c.type), "labels")
-                  and not (c.sensitive and not unmasked)]
-    batch = []
-
-    def flush():
-        labels = {c.key: get_field_type(c.type).labels(values.get(c.key) for _d, values in batch) for c in references}
-        for document, values in batch:
-            yield [cell(document, values, labels) for cell in cells]
-        batch.clear()
-
-    for document in iter_records(record_type.key, query, actor, fields=stored_paths(columns),
-                                 action=Action.EXPORT.value):
-        data, pii = document.get("data") or {}, document.get("pii") or {}
-        batch.append((document, {key: read(document, data, pii) for key, read in readers}))
-        if len(batch) >= LABEL_BATCH:
-            yield from flush()
-    yield from flush()
 
 
 @dataclass
@@ -313,51 +175,51 @@ def export_records(record_type: RecordType, query: RecordQuery, actor: Actor, fm
                    include_inactive: bool = False, progress=None) -> Export:
     """A streamed export of every record matching ``query`` (all pages, in its order), audited when the last
     row is written (its filters masked: ``query_text``, ``describe_query``). ``columns``: the keys on screen
-    (default: every field). ``progress(rows)`` is called every ``PROGRESS_EVERY`` rows (background exports)."""
+    (default: every field). ``progress(rows)`` is called every ``PROGRESS_EVERY`` rows written (background exports)."""
     columns = export_columns(record_type, columns, include_inactive)
     headers = [neutralise(str(c.label)) for c in columns]
     now = utcnow()
     counter = {"rows": 0}
     description = describe_query(record_type, query, actor, view)
 
-    def counted(rows):
-        for row in rows:
-            counter["rows"] += 1
-            if progress is not None and counter["rows"] % PROGRESS_EVERY == 0:
+    def counted(batches):
+        for rows in batches:
+            yield rows
+            before = counter["rows"]
+            counter["rows"] += len(rows)
+            if progress is not None and counter["rows"] // PROGRESS_EVERY > before // PROGRESS_EVERY:
                 progress(counter["rows"])
-            yield row
         audit("export", record_type, None, actor, extra={
             "at": now, "format": fmt, "filters": query_text(record_type, query), "description": description,
             "view": getattr(view, "key", None), "columns": [c.key for c in columns], "rows": counter["rows"]})
 
-    rows = counted(_rows(record_type, columns, query, actor, text_only=(fmt == "csv")))
+    batches = counted(export_batches(record_type, columns, query, actor, text_only=(fmt == "csv")))
     if fmt == "csv":
-        chunks = _csv_chunks(headers, rows)
+        chunks = _csv_chunks(headers, batches)
     else:
         def notes():
             return [(_("记录类型"), record_type.name), (_("筛选条件"), "\n".join(description)),
                     (_("导出人"), actor.name), (_("导出时间"), now.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M:%S")),
                     (_("行数"), counter["rows"]), (_("说明"), _("敏感字段按导出人的权限显示；以 = + - @ 开头的内容已加 ' 防止被当作公式"))]
 
-        chunks = _xlsx_chunks(record_type, columns, headers, rows, notes)
+        chunks = _xlsx_chunks(record_type, columns, headers, batches, notes)
     label = export_label(query, view)
     return Export(chunks=chunks, mimetype=FORMATS[fmt], filename=export_filename(record_type, fmt, now, actor, label),
                   counter=counter)
 
 
-def _csv_chunks(headers: list[str], rows) -> Iterator[bytes]:
+def _csv_chunks(headers: list[str], batches) -> Iterator[bytes]:
+    """The CSV a batch of rows at a time: UTF-8 with BOM (Excel on Windows opens Chinese correctly only with it),
+    RFC 4180 (CRLF rows; a cell with a comma, quote or line break is quoted, its line breaks kept; None is empty)."""
     buffer = io.StringIO()
-    # RFC 4180: CRLF rows; a cell with a comma, quote or line break is quoted (its line breaks kept).
     writer = csv.writer(buffer, lineterminator="\r\n")
-    # UTF-8 with BOM: Excel on Windows opens Chinese correctly only with it.
-    yield "\ufeff".encode("utf-8")
+    buffer.write("\ufeff")
     writer.writerow(headers)
-    for count, row in enumerate(rows, start=1):
-        writer.writerow(["" if cell is None else cell for cell in row])
-        if count % 500 == 0:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
+    for rows in batches:
+        writer.writerows(rows)
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
 
 
@@ -365,7 +227,7 @@ def _text_width(text: str) -> int:
     return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
 
 
-def _width(column) -> int:
+def column_width(column) -> int:
     """A sensible Excel column width: by the field's type (``export_width``), never narrower than its header."""
     base = 26 if column.key == SLA_COLUMN else get_field_type(column.type).export_width
     return min(60, max(base, _text_width(str(column.label)) + 3))
@@ -376,67 +238,65 @@ def sheet_title(name: str) -> str:
     return re.sub(r"[\[\]:*?/\\]", "-", name)[:31] or "Sheet1"
 
 
-def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], rows, notes) -> Iterator[bytes]:
-    """The workbook, written row by row by XlsxWriter in constant-memory mode to a temporary file, then streamed.
-
-    Each column is written with the method its type calls for, decided once: dates and times as Excel dates,
-    numbers (money with its ¥ format) as numbers, the rest as text — never as a formula.
-    """
-    import xlsxwriter  # optional: ~50 ms to import, needed only by the XLSX exports, not by every process
-
-    with tempfile.TemporaryFile() as spool:
-        workbook = xlsxwriter.Workbook(spool, {"constant_memory": True, "strings_to_formulas": False,
-                                               "strings_to_urls": False, "strings_to_numbers": False})
-        sheet = workbook.add_worksheet(sheet_title(record_type.name))
-        header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-        writers = []
-        for index, column in enumerate(columns):
-            sheet.set_column(index, index, _width(column))
-            field_type = get_field_type(column.type)
-            number_format = field_type.export_number_format
-            writers.append(_xlsx_writer(sheet, field_type, workbook.add_format({"num_format": number_format})
-                                        if number_format else None))
-        sheet.freeze_panes(1, 0)
-        sheet.write_row(0, 0, headers, header)
-        count = 0
-        for count, row in enumerate(rows, start=1):
-            for index, cell in enumerate(row):
-                if cell is not None:
-                    writers[index](count, index, cell)
-        sheet.autofilter(0, 0, count, max(0, len(columns) - 1))
-        about = workbook.add_worksheet(sheet_title(str(_("导出说明"))))
-        about.set_column(0, 0, 12)
-        about.set_column(1, 1, 80)
-        bold, wrap = workbook.add_format({"bold": True}), workbook.add_format({"text_wrap": True, "valign": "top"})
-        for line, (name, value) in enumerate(notes()):
-            about.write_string(line, 0, str(name), bold)
-            if isinstance(value, (int, float)):
-                about.write_number(line, 1, value, wrap)
-            else:
-                about.write_string(line, 1, str(neutralise(value)), wrap)
-        workbook.close()
-        spool.seek(0)
-        while chunk := spool.read(256 * 1024):
-            yield chunk
+def distinct_headers(headers: list[str]) -> list[str]:
+    """The headers as the XLSX writer keys a row's cells by (one key per column): a label that is already a
+    column's gets the column's position (``状态（9）``)."""
+    taken, distinct = set(), []
+    for position, header in enumerate(headers, start=1):
+        if header in taken:
+            header = f"{header}（{position}）"
+        taken.add(header)
+        distinct.append(header)
+    return distinct
 
 
-def _xlsx_writer(sheet, field_type, cell_format):
-    """How one column's cells are written, decided once: Excel dates, numbers in their format, or text."""
-    if field_type.export_dates:
-        def write(row: int, column: int, cell) -> None:
-            if isinstance(cell, (datetime, date)):
-                sheet.write_datetime(row, column, cell, cell_format)
-            else:
-                sheet.write_string(row, column, str(cell))
-    elif cell_format is not None:
-        def write(row: int, column: int, cell) -> None:
-            if isinstance(cell, (int, float, Decimal)) and not isinstance(cell, bool):
-                sheet.write_number(row, column, float(cell), cell_format)
-            else:
-                sheet.write_string(row, column, str(cell))
-    else:
-        write_string = sheet.write_string
+def _records(keys: list[str], batches) -> Iterator[dict]:
+    """The rows as the writer takes them (``{header: cell}``); an export of nothing is its header row alone."""
+    empty = True
+    for rows in batches:
+        empty = False
+        for row in rows:
+            yield dict(zip(keys, row))
+    if empty:
+        yield dict.fromkeys(keys)
 
-        def write(row: int, column: int, cell) -> None:
-            write_string(row, column, cell if isinstance(cell, str) else str(cell))
-    return write
+
+def _about_rows(keys: tuple[str, str], notes) -> Iterator[dict]:
+    """The 导出说明 sheet's rows, made when the writer comes to them — after the last data row, whose count they
+    give."""
+    for name, value in notes():
+        yield {keys[0]: str(name), keys[1]: value if isinstance(value, int) else str(neutralise(value))}
+
+
+def _xlsx_chunks(record_type: RecordType, columns, headers: list[str], batches, notes) -> Iterator[bytes]:
+    """The workbook (``write_xlsx``), written into a temporary folder, then streamed."""
+    with tempfile.TemporaryDirectory(prefix="kefu-export-") as folder:
+        path = os.path.join(folder, "export.xlsx")
+        write_xlsx(path, record_type, columns, headers, batches, notes)
+        with open(path, "rb") as written:
+            while chunk := written.read(256 * 1024):
+                yield chunk
+
+
+def write_xlsx(path: str, record_type: RecordType, columns, headers: list[str], batches, notes) -> None:
+    """Write the workbook to ``path`` with rustpy-xlsxwriter, in constant memory (the rows stream through).
+
+    The sheet is named after the type; its header row is frozen and filtered; each column has its width and, for
+    dates, times and money, its number format (``export_number_format``); the cells are what ``export_batches`` made
+    of each value — dates, numbers or text, never a formula. The 导出说明 sheet follows, written once every row is
+    (``notes()`` counts them)."""
+    import rustpy_xlsxwriter as xlsx  # optional: a compiled writer that only the XLSX exports load
+
+    data_sheet, about_sheet = sheet_title(record_type.name), sheet_title(str(_("导出说明")))
+    number_formats = [get_field_type(column.type).export_number_format for column in columns]
+    header = xlsx.Format().set_bold().set_background_color(HEADER_BACKGROUND).set_border("thin")
+    sheets = [(data_sheet, _records(distinct_headers(headers), batches)),
+              (about_sheet, _about_rows((str(_("名称")), str(_("内容"))), notes))]
+    xlsx.write_worksheets(
+        sheets, path, freeze_panes={data_sheet: {"row": 1, "col": 0}}, autofilter={data_sheet: True},
+        header_format={data_sheet: header, about_sheet: xlsx.Format().set_bold()},
+        column_widths={data_sheet: [column_width(column) for column in columns], about_sheet: [12, 80]},
+        column_formats={
+            data_sheet: [xlsx.Format().set_num_format(number_format) if number_format else None
+                         for number_format in number_formats],
+            about_sheet: [xlsx.Format().set_bold(), xlsx.Format().set_text_wrap().set_align("top")]})

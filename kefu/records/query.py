@@ -222,13 +222,15 @@ def find_records(type_key: str, query: RecordQuery, actor: Actor, *,
 
 
 def iter_records(type_key: str, query: RecordQuery, actor: Actor, batch_size: int = 1000, fields=None,
-                 action: str = Action.READ.value):
+                 action: str = Action.READ.value, raw_batches: bool = False):
     """Every matching document the actor may ``action``, in the query's order, streamed (for exports).
     ``fields``: the stored paths to read (``data.<key>``, ``pii.<key>``, core keys …), else everything lists
-    read."""
+    read. ``raw_batches``: the documents undecoded, as the server sends them — BSON of up to ``batch_size`` at a
+    time (the caller decodes them, ``bson.decode_all``)."""
     record_type = get_record_type(type_key, active_only=False)
     projection = dict.fromkeys(fields, 1) if fields else READ_PROJECTION
-    cursor = get_database()[RECORDS].find(
-        build_filter(record_type, query, actor, action), projection, sort=sort_spec(record_type, query.sort),
-        batch_size=batch_size)
+    collection = get_database()[RECORDS]
+    find = collection.find_raw_batches if raw_batches else collection.find
+    cursor = find(build_filter(record_type, query, actor, action), projection, sort=sort_spec(record_type, query.sort),
+                  batch_size=batch_size)
     yield from cursor
