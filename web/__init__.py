@@ -10,6 +10,7 @@ from web import api, attachments, auth, errors, health, i18n, security
 def init_web(app: Flask) -> None:
     """Wire i18n, sign-in, blueprints, error pages and the security of every response into ``app``."""
     app.json.ensure_ascii = False  # Chinese stays readable in API responses
+    app.json.sort_keys = False  # keys in the order the code writes them (id, type, version …), unsorted per answer
     errors.bound_database_waits(app)  # first: every other hook's database reads are within the request's deadline
     i18n.init_app(app)
     auth.init_app(app)

@@ -14,6 +14,7 @@ from kefu.core.errors import DomainError, NotFound, PermissionDenied
 from kefu.core.i18n import _, _l
 from kefu.org.roles import Action
 from kefu.records.core_fields import core_field
+from kefu.records.references import is_reference, reference_labels
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, add_event, record_audit, record_events
 from kefu.rules import approval_panel, approvals, callbacks, levels, sla
 
@@ -51,10 +52,12 @@ class RecordDetails:
         if row is None:
             abort(404)
         stored_only = [f for f in self.record_type.specs if not f.active and f.key in row.values]
+        core_fields = [core_field(self.record_type, k) for k in DETAILS_CORE_FIELDS]
+        fields = self.record_type.active_fields
+        row.labels = self._reference_labels(row, [*core_fields, *fields, *stored_only])
         return self.render(
             self.details_template, model=row, record_type=self.record_type, return_url=return_url,
-            core_fields=[core_field(self.record_type, k) for k in DETAILS_CORE_FIELDS],
-            fields=self.record_type.active_fields, stored_only=stored_only, label=field_label,
+            core_fields=core_fields, fields=fields, stored_only=stored_only, label=field_label,
             events=record_events(row.id), audit=record_audit(row.id),
             event_form=EventForm(), event_kinds=EVENT_KINDS, display=self.display_value,
             approval=approval_panel.panel(self.record_type, row.document, self._actor()),
@@ -64,6 +67,13 @@ class RecordDetails:
             rejection=levels.rejection_preview(self.record_type, row.document), reject_form=RejectForm(),
             may_edit=self._actor().access.permits(row.document, Action.EDIT.value),
         )
+
+    def _reference_labels(self, row, definitions) -> dict:
+        """The labels of the record's references the page shows, one query per kind of target (the user's and the
+        assignee's names together); a sensitive reference the user may not read stays masked."""
+        masked = not self._actor().sees_pii(self.record_type.key)
+        shown = [d for d in definitions if is_reference(d) and not (d.sensitive and masked)]
+        return reference_labels(shown, [row.values])
 
     def _record_action(self, form, act, done: str):
         """A POST from the details page: validate ``form``, run ``act(record_id)`` (the service checks the user's

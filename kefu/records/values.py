@@ -139,13 +139,18 @@ def storage_of(record_type: RecordType, core: dict, data: dict, actor: Actor) ->
     return update
 
 
+def decrypt_stored(record_type: RecordType, key: str, blob, actor: Actor):
+    """The JSON value ``storage_of`` encrypted for the field ``key`` (not checked again: ``read_stored`` does)."""
+    return json.loads(actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}"))
+
+
 def read_stored(record_type: RecordType, definition, field_type, data: dict, pii: dict, actor: Actor):
     """The Python value of one configured field (decrypted when it is stored encrypted), or None, given the
     record's ``data`` and ``pii`` parts (read once per record by callers that read many fields)."""
     key = definition.key
     blob = pii.get(key)
     if blob is not None:
-        loaded = json.loads(actor.cipher.decrypt(bytes(blob), context=f"{record_type.key}.{key}"))
+        loaded = decrypt_stored(record_type, key, blob, actor)
         try:
             return field_type.clean(loaded, definition, actor.field_context())
         except InvalidValue:

@@ -144,7 +144,7 @@ def list_records(type_key):
         total, documents = find_records(type_key, query, actor, record_type=record_type)
     except ValidationFailed as exc:
         raise BadRequest(exc.message, exc.fields) from exc
-    return jsonify({"items": [exports.record_json(record_type, d, actor, explained=False) for d in documents],
+    return jsonify({"items": exports.records_json(record_type, documents, actor, explained=False),
                     "total": total, "view": _view_json(resolved)})
 
 
