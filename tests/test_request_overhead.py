@@ -37,15 +37,20 @@ def test_an_api_list_sends_the_same_few_commands_whatever_the_page_size(client, 
 
     counted = {}
     for per_page in (2, 6):
-        response, commands = commands_of(db, lambda: client.get(f"/api/v1/records/complaint?per_page={per_page}",
-                                                                headers=agent))
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
-        newest = db.records.find({"type": "complaint"}, {"_id": 1}, sort=[("created_at", -1), ("_id", -1)],
-                                 limit=per_page)
-        assert [item["id"] for item in body["items"]] == [str(stored["_id"]) for stored in newest]
-        assert body["total"] == db.records.count_documents({"type": "complaint"}) == 7
-        counted[per_page] = sorted((entry["op"], entry["ns"].split(".", 1)[1]) for entry in commands)
+        # The fewest of three tries: the versioned caches check their version (and may reload a pick list) at most
+        # every 2 s, whenever that falls — on a busy machine, inside one request or the other.
+        tries = []
+        for _attempt in range(3):
+            response, commands = commands_of(db, lambda: client.get(
+                f"/api/v1/records/complaint?per_page={per_page}", headers=agent))
+            assert response.status_code == 200, response.get_data(as_text=True)
+            body = response.get_json()
+            newest = db.records.find({"type": "complaint"}, {"_id": 1}, sort=[("created_at", -1), ("_id", -1)],
+                                     limit=per_page)
+            assert [item["id"] for item in body["items"]] == [str(stored["_id"]) for stored in newest]
+            assert body["total"] == db.records.count_documents({"type": "complaint"}) == 7
+            tries.append(sorted((entry["op"], entry["ns"].split(".", 1)[1]) for entry in commands))
+        counted[per_page] = min(tries, key=len)
     assert counted[2] == counted[6], counted
     assert len(counted[6]) <= API_LIST_COMMANDS, counted[6]
     assert ("query", "records") in counted[6] and ("command", "records") in counted[6]  # the page and its total
