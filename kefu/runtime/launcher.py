@@ -101,8 +101,8 @@ class Launcher:
         return process
 
     def start_web(self, port: int) -> None:
-        # gunicorn reads gunicorn.conf.py from the project folder: its worker count (WEB_CONCURRENCY) and settings.
-        self.spawn("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        workers = self.env.get("WEB_CONCURRENCY", "2")
+        self.spawn("web", [sys.executable, "-m", "gunicorn", "--workers", workers, "--bind", f"127.0.0.1:{port}",
                            "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT, "--graceful-timeout", "10",
                            "--no-control-socket", f"{APP_FACTORY}()"])
 
