@@ -278,12 +278,12 @@ def column_plan(record_type: RecordType, column, actor: Actor, now: datetime, *,
     if field_type.finite_values and not column.sensitive:
         return ColumnPlan(column, _stored_values(record_type, column, field_type, actor, as_stored=True),
                           _remembered_cells(field_type, actor, text_only))
+    if is_reference(column) and not masked:
+        return ColumnPlan(column, _stored_values(record_type, column, field_type, actor, as_stored=True), None)
     text = _cells_are_text(field_type)
     read = _stored_values(record_type, column, field_type, actor, text=text)
     if masked:
         return ColumnPlan(column, read, _masked_cells(field_type))
-    if is_reference(column):
-        return ColumnPlan(column, read, None)
     if text:
         return ColumnPlan(column, read, _text_cells(field_type, actor, text_only))
     return ColumnPlan(column, read, _plain_cells(field_type, actor, text_only))
@@ -295,8 +295,8 @@ _UNKNOWN = object()
 class ReferenceNames:
     """The names of the references an export meets, each target asked for once: those a batch meets for the first
     time with one query per kind of target (``reference_labels``), kept for the rest of the export (at most
-    ``NAMES_KEPT`` per column, then that column starts afresh). A removed target reads （已删除）; a name is never run
-    as a formula."""
+    ``NAMES_KEPT`` per column, then that column starts afresh). The values come as stored and are converted
+    (``from_storage``) only when asked for. A removed target reads （已删除）; a name is never run as a formula."""
 
     def __init__(self):
         self.known: dict[str, dict] = {}
@@ -309,23 +309,25 @@ class ReferenceNames:
             known = self.known.setdefault(column.key, {})
             cells = [None if value is None else known.get(value, _UNKNOWN) for value in values]
             gaps = [index for index, cell in enumerate(cells) if cell is _UNKNOWN]
-            made.append((column, values, cells, gaps))
-            missing += [{column.key: values[index]} for index in gaps]
+            targets = {values[index] for index in gaps}
+            convert = get_field_type(column.type).from_storage
+            targets = {value: convert(value) for value in targets}
+            made.append((column, values, cells, gaps, targets))
+            missing += [{column.key: target} for target in targets.values()]
         if missing:
             found = reference_labels([column for column, *_rest in made], missing)
-            for column, values, cells, gaps in made:
-                self._fill(column.key, found.get(column.key) or NOTHING, values, cells, gaps)
-        return [cells for _column, _values, cells, _gaps in made]
+            for column, values, cells, gaps, targets in made:
+                self._fill(column.key, found.get(column.key) or NOTHING, values, cells, gaps, targets)
+        return [cells for _column, _values, cells, _gaps, _targets in made]
 
-    def _fill(self, key: str, found: dict, values: list, cells: list, gaps: list[int]) -> None:
+    def _fill(self, key: str, found: dict, values: list, cells: list, gaps: list[int], targets: dict) -> None:
         known = self.known[key]
-        if len(known) + len(gaps) > NAMES_KEPT:
+        if len(known) + len(targets) > NAMES_KEPT:
             known.clear()
+        for value, target in targets.items():
+            known[value] = neutralise(found[target]) if target in found else self.deleted
         for index in gaps:
-            value = values[index]
-            if value not in known:
-                known[value] = neutralise(found[value]) if value in found else self.deleted
-            cells[index] = known[value]
+            cells[index] = known[values[index]]
 
 
 class Rows:
