@@ -35,7 +35,8 @@ SCRATCH_DIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 @pytest.fixture(scope="session")
 def mongo_server():
     data_dir = tempfile.mkdtemp(prefix="kefu-test-mongo-", dir=SCRATCH_DIR)
-    server = EmbeddedMongo(data_dir, free_port(), test_commands=True, oplog_size_mb=256).start(timeout=60)
+    server = EmbeddedMongo(data_dir, free_port(), test_commands=True, oplog_size_mb=256,
+                           many_short_lived_databases=True).start(timeout=60)
     yield server
     server.stop()
     shutil.rmtree(data_dir, ignore_errors=True)

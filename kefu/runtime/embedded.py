@@ -152,13 +152,19 @@ class EmbeddedMongo(EmbeddedServer):
     REPLICA_SET = "kefu"
 
     def __init__(self, data_dir: Path | str, port: int, *, test_commands: bool = False,
-                 members: list[dict] | None = None, oplog_size_mb: int | None = None):
+                 members: list[dict] | None = None, oplog_size_mb: int | None = None,
+                 many_short_lived_databases: bool = False):
         super().__init__("mongod", Path(data_dir), port)
         # The replication log's size; by default MongoDB's (5 % of the disk), a scratch server in memory takes less.
         self.oplog_size_mb = oplog_size_mb
         # The test suite's server: ``configureFailPoint`` makes the server itself fail a command (an election, a
         # write conflict) where a test needs it to.
         self.test_commands = test_commands
+        # The test suite creates and drops a database per test. A dropped collection's files stay open until
+        # WiredTiger closes idle handles (by default after 10 minutes, and only above 2,000 open files), so a long
+        # run reached the process's open-file limit and the server aborted ("Too many open files"). Closing idle
+        # handles after seconds keeps the open files in the hundreds.
+        self.many_short_lived_databases = many_short_lived_databases
         # The set's members as ``replSetInitiate`` takes them (``{"_id", "host", "priority"}``), this server among
         # them; by default this server alone.
         self.members = members or [{"_id": 0, "host": f"127.0.0.1:{port}"}]
@@ -182,6 +188,9 @@ class EmbeddedMongo(EmbeddedServer):
             "--wiredTigerCacheSizeGB", "1",
             *(["--setParameter", "enableTestCommands=1"] if self.test_commands else []),
             *(["--oplogSize", str(self.oplog_size_mb)] if self.oplog_size_mb else []),
+            *(["--setParameter", "wiredTigerFileHandleCloseIdleTime=5",
+               "--setParameter", "wiredTigerFileHandleCloseScanInterval=2",
+               "--setParameter", "wiredTigerFileHandleCloseMinimum=50"] if self.many_short_lived_databases else []),
         ]
 
     def ready(self) -> bool:
