@@ -88,3 +88,35 @@ def test_personal_data_is_unmasked_only_within_the_view_pii_scope(client, db, se
     listed = {item["id"]: item["phone"] for item in
               client.get("/api/v1/records/complaint?per_page=200", headers=mine).get_json()["items"]}
     assert listed[assigned["id"]] == PHONE and "****" in listed[forwarded["id"]]
+
+
+def test_an_export_wider_than_the_view_pii_scope_masks_personal_data(client, db, seeded, sign_in):
+    """A user who reads and sees personal data of their own records (one role) but exports every complaint (another)
+    gets the phone of a record not theirs masked in the export: unmasked only where ``view_pii`` covers every record
+    the export holds."""
+    from kefu.org.roles import AccessRole
+    from kefu.org.users import create_user
+    from tests.conftest import token_headers
+    from tests.test_records_api import MASKED_PHONE, PHONE, complaint
+
+    with client.application.app_context():
+        AccessRole(key="reads_own_pii", name="本人记录明文", grants=[
+            {"record_type": "complaint", "actions": ["read", "view_pii"], "scope": "own"}]).save()
+        AccessRole(key="exports_all", name="导出全部投诉", grants=[
+            {"record_type": "complaint", "actions": ["export"], "scope": "all"}]).save()
+        create_user("analyst", "correct-horse", ["reads_own_pii", "exports_all"], department="客服中心")
+    registered = client.post("/api/v1/records/complaint", headers=token_headers(client, "agent"),
+                             json=complaint()).get_json()
+    stored = db.records.find_one({"_id": ObjectId(registered["id"])})
+    assert PHONE not in str(stored) and stored["pii"]["phone"]  # kept encrypted
+
+    view = client.post("/api/v1/views/complaint", headers=token_headers(client, "analyst", "correct-horse"),
+                       json={"name": "电话", "filters": [], "columns": ["number", "owner_name", "phone"]})
+    assert view.status_code == 201, view.get_data(as_text=True)
+
+    assert sign_in("analyst").status_code == 302
+    exported = client.get(f"/admin/records/complaint/export/?fmt=csv&view={view.get_json()['id']}")
+    assert exported.status_code == 200, exported.get_data(as_text=True)[:500]
+    body = exported.get_data(as_text=True)
+    assert registered["number"] in body
+    assert PHONE not in body and MASKED_PHONE in body

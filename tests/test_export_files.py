@@ -234,3 +234,22 @@ def test_libreoffice_opens_the_xlsx_as_a_spreadsheet(client, agent, cases, tmp_p
     row = next(r for r in sheet.iter_rows(min_row=2) if r[0].value == cases["mine_late"]["number"])
     assert row[saved["受理时间"] - 1].is_date and row[saved["索赔金额"] - 1].value == 1234.5
     assert "¥" in row[saved["索赔金额"] - 1].number_format
+
+
+def test_csv_keeps_negative_amounts_numbers_and_neutralises_masked_and_typed_formulas(client, admin, agent, db):
+    definition = {"key": "refund_probe", "name": "退款测试", "number_prefix": "RF", "fields": [
+        {"key": "fee", "label": "退款", "type": "money"},
+        {"key": "note", "label": "备注", "type": "text"},
+        {"key": "contact", "label": "联系邮箱", "type": "email", "sensitive": True}]}
+    assert client.post("/api/v1/types", json=definition, headers=admin).status_code == 201
+    made = create(client, admin, "refund_probe", fee="-12.50", note="=1+1", contact="=cmd@example.com")
+    stored = db.records.find_one({"_id": ObjectId(made["id"])})
+    assert stored["data"]["fee"] is not None and "=cmd@example.com" not in str(stored)  # the e-mail kept encrypted
+
+    as_csv = client.get("/api/v1/records/refund_probe/export.csv", headers=agent)
+    assert as_csv.status_code == 200, as_csv.get_data(as_text=True)
+    header, row = list(csv.reader(io.StringIO(as_csv.get_data().decode("utf-8-sig"), newline="")))
+    cells = dict(zip(header, row))
+    assert cells["退款"] == "-12.50"  # a number Excel reads, not the text '-12.50
+    assert cells["备注"] == "'=1+1"
+    assert cells["联系邮箱"].startswith("'=") and "cmd@example.com" not in cells["联系邮箱"]

@@ -167,7 +167,9 @@ def _stored_values(record_type: RecordType, column, field_type, actor: Actor, *,
 
 def _masked_cells(field_type):
     mask = field_type.mask
-    return lambda values: [None if value is None or value == "" or value == [] else mask(value) for value in values]
+    # A mask keeps a character or two of the value (an e-mail's first one may be ``=``): neutralised like any text.
+    return lambda values: [None if value is None or value == "" or value == [] else neutralise(mask(value))
+                           for value in values]
 
 
 def _remembered_cells(field_type, actor: Actor, text_only: bool):
@@ -212,13 +214,15 @@ def _plain_cells(field_type, actor: Actor, text_only: bool):
                 made.append(None)
                 continue
             cell = export_cell(value, tz)
-            if cell.__class__ is not str:
-                cell = None if cell is None else finish(cell)
             if cell.__class__ is str:
                 if cell.startswith(FORMULA_PREFIXES):
                     cell = "'" + cell
                 if not text_only and len(cell) > EXCEL_TEXT_MAX // 2:
                     cell = excel_text(cell)
+            elif cell is not None:
+                # A number or a time, as CSV text or a spreadsheet cell: never a formula (a negative amount is
+                # written -12.50, which Excel reads as a number).
+                cell = finish(cell)
             made.append(cell)
         return made
 
@@ -414,7 +418,8 @@ def export_batches(record_type: RecordType, columns, query: RecordQuery, actor: 
                    text_only: bool) -> Iterator[Rows]:
     """The export's rows in the query's order, up to ``BATCH`` rows (tuples of cells) at a time.
     ``text_only``: every cell as CSV text (else spreadsheet dates and numbers)."""
-    unmasked = actor.sees_pii(record_type.key)
+    # Unmasked only where the roles show personal data in every record they may export, not only read.
+    unmasked = actor.access.sees_pii(record_type.key, shown_by=Action.EXPORT.value)
     now = utcnow()
     plans = [column_plan(record_type, column, actor, now, text_only=text_only, unmasked=unmasked)
              for column in columns]

@@ -61,19 +61,20 @@ class AccessPolicy:
         scopes = [grant.scope for grant in self._grants(type_key) if action in grant.actions]
         return max(scopes, key=SCOPE_ORDER.index) if scopes else None
 
-    def sees_pii(self, type_key: str) -> bool:
-        """Whether the type's sensitive fields are shown unmasked in every record of it the user may read: the
-        roles allow ``view_pii`` in a scope at least as wide as ``read``'s (lists and exports decide per type;
-        one record's page asks ``permits(document, "view_pii")``)."""
+    def sees_pii(self, type_key: str, shown_by: str = Action.READ.value) -> bool:
+        """Whether the type's sensitive fields are shown unmasked in every record of it the user may ``shown_by``
+        (``read`` for lists, ``export`` for exports): the roles allow ``view_pii`` in a scope at least as wide as
+        that action's (lists and exports decide per type; one record's page asks ``permits(document,
+        "view_pii")``)."""
         if self.everything:
             return self.allows(type_key, Action.VIEW_PII.value)
         unmasked = self.scope(type_key, Action.VIEW_PII.value)
         if unmasked is None:
             return False
-        read = self.scope(type_key, Action.READ.value)
-        if self.titles and self.allows(type_key, Action.APPROVE.value):
-            read = Scope.ALL.value  # records awaiting their title can lie outside any scope
-        return read is None or SCOPE_ORDER.index(unmasked) >= SCOPE_ORDER.index(read)
+        shown = self.scope(type_key, shown_by)
+        if shown_by == Action.READ.value and self.titles and self.allows(type_key, Action.APPROVE.value):
+            shown = Scope.ALL.value  # records awaiting their title can lie outside any scope
+        return shown is None or SCOPE_ORDER.index(unmasked) >= SCOPE_ORDER.index(shown)
 
     def has(self, capability: str) -> bool:
         """Whether a role grants ``capability`` (``kefu.org.roles.Capability``)."""
