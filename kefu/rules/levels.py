@@ -278,8 +278,9 @@ def _group_units(query: dict, rule: SameIssueUnits) -> int:
 
 def _to_raise(record_type, rules: Levels, rule: SameIssueUnits, query: dict) -> dict:
     """Of a group's records, those the rule may still raise: open, below its level, not raised by it before."""
+    at_or_above = list(rules.order[rules.order.index(rule.level):])
     return {**query, APPLIED: {"$ne": rule.id}, "status": {"$nin": list(workflow_of(record_type).closed)},
-            f"data.{rules.field}": {"$nin": list(rules.order[rules.order.index(rule.level):])}}
+            f"data.{rules.field}": {"$nin": [*rules.excluded(record_type), *at_or_above]}}
 
 
 def _repeats(record_type, rules: Levels, rule: RepeatCustomer, document: dict) -> bool:
