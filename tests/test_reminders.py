@@ -253,6 +253,24 @@ def test_two_sweeps_at_once_write_each_alert_once(app, client, admin, probe, use
     assert len(db.notifications.distinct("key")) == db.notifications.count_documents({})
 
 
+def test_a_sweep_that_read_a_record_before_another_marked_it_leaves_the_newer_marks(app, client, admin, probe,
+                                                                                      users, db):
+    # The prompt sweep and the minute duty run on different workers: one may write its marks for a record after
+    # the other, which read it later, has written newer ones (the next alert time further on).
+    from kefu.records.engine_state import mark_alerts
+
+    record = new_record(client, admin, local("2026-11-16T10:00"), users)
+    before = db.records.find_one({"_id": ObjectId(record["id"])})
+    assert sweep_at(app, local("2026-11-18T09:30")).alerts == {"overdue": 1}
+    marked = db.records.find_one({"_id": ObjectId(record["id"])})
+    assert marked["sla_next"] > before["sla_next"]
+
+    with app.app_context():
+        stale = mark_alerts([(before["_id"], before["sla_rev"], before["sla_next"], {"sla_next": before["sla_next"]})])
+    assert stale == 0
+    assert db.records.find_one({"_id": ObjectId(record["id"])})["sla_next"] == marked["sla_next"]
+
+
 def test_sweep_queries_use_the_sla_next_index(app, client, admin, probe, users, db):
     new_record(client, admin, local("2026-11-16T10:00"), users)
     plan = db.records.find({"sla_next": {"$lte": datetime.now(timezone.utc), "$type": "date"}}).sort(

@@ -215,14 +215,14 @@ def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH) -> SweepResult:
                 for alert in alerts:
                     outbox.add(alert)
                     result.alerts[alert.kind] = result.alerts.get(alert.kind, 0) + 1
-                marks.append((document["_id"], document.get("sla_rev"), update))
+                marks.append((document["_id"], document.get("sla_rev"), document.get("sla_next"), update))
         # Alerts first, marks second: a crash in between repeats alerts that are then found written already.
         result.notifications += outbox.flush()
         clear_sla_next(orphans)
         matched = mark_alerts(marks)
         result.records += len(documents)
         if matched < len(marks):
-            changed = [record_id for record_id, _rev, _update in marks]
+            changed = [record_id for record_id, *_read in marks]
             still_due = collection.find({"_id": {"$in": changed}, "sla_next": {"$lte": now}}, {"_id": 1})
             missed = {d["_id"] for d in still_due}
             result.retried += len(missed)

@@ -27,11 +27,13 @@ def set_sla_state(record_id, update: dict) -> dict | None:
 
 
 def mark_alerts(marks: list[tuple]) -> int:
-    """Store the sweep's marks, ``(record_id, sla_rev read, $set)`` each, written only while the record is still
-    at that revision; return how many records matched."""
+    """Store the sweep's marks, ``(record_id, sla_rev read, sla_next read, $set)`` each, written only while the
+    record is still at that revision and that next alert time — a sweep running at the same time (the prompt one
+    and the minute duty) may have marked it since; return how many records matched."""
     if not marks:
         return 0
-    updates = [UpdateOne({"_id": record_id, "sla_rev": rev}, {"$set": update}) for record_id, rev, update in marks]
+    updates = [UpdateOne({"_id": record_id, "sla_rev": rev, "sla_next": due}, {"$set": update})
+               for record_id, rev, due, update in marks]
     return _records().bulk_write(updates, ordered=False).matched_count
 
 
