@@ -1,8 +1,11 @@
-"""Schema changes that rewrite stored values in the background (``kefu.records.choice_migrations``)."""
+"""Schema changes done in the background: moving stored values of renamed choices (``kefu.records.choice_migrations``),
+building the list sort indexes a saved type calls for (``kefu.records.indexes.sync_list_indexes``)."""
 from __future__ import annotations
 
 from jobs import enqueue
+from kefu.core.clock import utcnow
 from kefu.records.choice_migrations import MigrationStalled, fail, run, unfinished
+from kefu.schedule.routines import update_list_indexes
 
 
 def migrate_choices(migration_id: str) -> str:
@@ -26,3 +29,10 @@ def queue_choice_migration(migration_id: str):
 def queue_unfinished(now=None) -> int:
     """Queue again the migrations whose job was lost or died (``choice_migrations.unfinished``); return how many."""
     return sum(queue_choice_migration(migration_id) is not None for migration_id in unfinished(now))
+
+
+def queue_list_indexes(type_key: str):
+    """Queue the list indexes duty's work (``routines.update_list_indexes``) after a type was saved; one job id for
+    every type (it looks at them all), so saves in a row queue it once. None when Redis cannot be reached (the
+    nightly duty catches up)."""
+    return enqueue(update_list_indexes, utcnow(), job_id="list-indexes")

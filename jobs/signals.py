@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from jobs import enqueue
 from jobs.exports import run_export
-from jobs.schema import queue_choice_migration
+from jobs.schema import queue_choice_migration, queue_list_indexes
 from jobs.sweep import queue_prompt_sweep
 from kefu.core import background
 
@@ -24,3 +24,4 @@ def connect() -> None:
     background.alerts_due.connect(queue_sweep)
     background.export_requested.connect(queue_export)
     background.choices_renamed.connect(queue_choice_migration)
+    background.record_type_saved.connect(queue_list_indexes)

@@ -222,7 +222,7 @@ def test_every_sortable_column_sorts_in_both_directions_from_an_index(app, clien
 
 
 def test_list_sort_indexes_follow_the_list_columns_of_large_types(app, db, seeded):
-    from kefu.records.indexes import LIST_INDEX_PREFIX, ensure_record_indexes, list_sort_indexes
+    from kefu.records.indexes import LIST_INDEX_PREFIX, list_sort_indexes, sync_list_indexes
     from kefu.records.query import sortable
     from kefu.records.types import get_record_type
 
@@ -238,8 +238,42 @@ def test_list_sort_indexes_follow_the_list_columns_of_large_types(app, db, seede
         assert list(level["key"].items()) == [("data.level", 1), ("created_at", -1), ("_id", -1)]
         assert level["partialFilterExpression"] == {"type": "complaint"}
         db.records.create_index([("data.level", 1)], name="list_complaint_level")
-        ensure_record_indexes([])  # the type is small again: its list index goes
+        assert sync_list_indexes() == (0, 1)  # the type is small again: its list index goes
         assert "list_complaint_level" not in db.records.index_information()
+
+
+def test_list_indexes_are_built_in_the_background_after_a_type_is_saved_never_at_start(app, client, db, admin):
+    # A build on a large collection at start would hold every web and worker process starting at that moment.
+    from rq import SimpleWorker
+
+    from kefu.records.indexes import LIST_INDEX_MIN_RECORDS
+    from kefu.runtime.storage import ensure_collections
+
+    db.records.insert_many([{"type": "complaint", "number": f"TS-I-{n:05d}"} for n in range(LIST_INDEX_MIN_RECORDS)])
+    with app.app_context():
+        ensure_collections()  # what every process does at start
+    assert not [name for name in db.records.index_information() if name.startswith("list_")]
+
+    definition = client.get("/api/v1/types/complaint", headers=admin).get_json()
+    assert client.put("/api/v1/types/complaint", headers=admin, json=definition).status_code == 200
+    redis = app.extensions["kefu_redis"]
+    with app.app_context():
+        assert SimpleWorker(["default"], connection=redis).work(burst=True, with_scheduler=False)
+    built = db.records.index_information()
+    assert built["list_complaint_level"]["partialFilterExpression"] == {"type": "complaint"}
+    assert [name for name in built if name.startswith("list_complaint_")]
+
+
+def test_the_nightly_duty_builds_the_list_indexes_of_a_type_grown_large(app, db, seeded):
+    from kefu.core.clock import utcnow
+    from kefu.records.indexes import LIST_INDEX_MIN_RECORDS
+    from kefu.schedule.duties import DUTY_BY_NAME
+
+    db.records.insert_many([{"type": "complaint", "number": f"TS-I-{n:05d}"} for n in range(LIST_INDEX_MIN_RECORDS)])
+    with app.app_context():
+        summary = DUTY_BY_NAME["list_indexes"].function(utcnow())
+    assert "list_complaint_level" in db.records.index_information()
+    assert summary.startswith("list indexes: ") and " 0 built" not in summary
 
 
 def test_a_broad_list_says_more_than_1000_and_counts_all_when_asked(app, client, db, agent, sign_in):

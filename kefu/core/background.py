@@ -18,6 +18,9 @@ export_requested = _signals.signal("export-requested")
 #: Choices of a field were renamed (``kefu.records.choice_migrations``); sender: the migration's id. Receivers return
 #: the queued job, or None when the queue cannot be reached (the migration then runs at once).
 choices_renamed = _signals.signal("choices-renamed")
+#: A record type's definition was saved or it was enabled or disabled: its list sort indexes may change
+#: (``kefu.records.indexes.sync_list_indexes``); sender: the type's key. Without a receiver the nightly duty does it.
+record_type_saved = _signals.signal("record-type-saved")
 
 
 def queued(signal, sender) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from kefu.core import background
 from kefu.core.clock import utcnow
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
@@ -233,6 +234,7 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
         choice_migrations.start(record_type, field_key, renamed, by=by)
     if existing and (conversions or record_type.searched_keys() != searched_before):
         reindex_search(record_type.key)
+    background.record_type_saved.send(record_type.key)
     return record_type
 
 
@@ -243,6 +245,7 @@ def set_type_active(key: str, active: bool, *, by: str | None = None) -> RecordT
         set__active=active, inc__version=1, set__updated_at=utcnow(), set__updated_by=by)
     summaries_changed()
     record_type.reload()
+    background.record_type_saved.send(record_type.key)
     return record_type
 
 

@@ -4,7 +4,9 @@ The records area declares those behind every list, filter, sort and search — f
 one per sortable list column of each large record type (``list_sort_indexes``, derived from the definitions); an
 area whose own queries need more declares them next to those queries as ``RECORD_INDEXES`` (the SLA clocks,
 callbacks, the overdue page, the reminder sweep, the dashboard), and ``kefu.runtime.storage`` creates them all at
-start.
+start. The list sort indexes follow the definitions and the types' sizes, so they are built in the background
+(``sync_list_indexes``: after a type is saved, and nightly), never while a process starts: a build on a large
+collection would hold every web and worker process starting at that moment.
 """
 from __future__ import annotations
 
@@ -87,13 +89,24 @@ def ensure_record_indexes(declared_elsewhere: list[IndexModel]) -> None:
     their queries (``declared_elsewhere``, collected by ``kefu.runtime.storage``) — and of the timeline, the audit log
     and the idempotency keys (creating each collection before the first transaction writes to it)."""
     database = get_database()
-    wanted = [*record_indexes(), *declared_elsewhere, *list_sort_indexes()]
-    names = {model.document["name"] for model in wanted}
-    for name in database[RECORDS].index_information():
-        if name.startswith(LIST_INDEX_PREFIX) and name not in names:  # a column or type no longer listed
-            database[RECORDS].drop_index(name)
-    ensure_indexes(database[RECORDS], wanted)
+    ensure_indexes(database[RECORDS], [*record_indexes(), *declared_elsewhere])
     database[EVENTS].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
     database[AUDIT].create_index([("record_id", ASCENDING), ("at", ASCENDING)], name="record_at")
     database[AUDIT].create_index([("at", DESCENDING)], name="at")
     ensure_indexes(database[IDEMPOTENCY_KEYS], idempotency_indexes())
+
+
+def sync_list_indexes() -> tuple[int, int]:
+    """Make the records collection hold exactly the list sort indexes the definitions and sizes call for now
+    (``list_sort_indexes``): drop those of a column or type no longer listed or large, build the missing ones;
+    return ``(built, dropped)``. Idempotent."""
+    records = get_database()[RECORDS]
+    wanted = list_sort_indexes()
+    names = {model.document["name"] for model in wanted}
+    existing = records.index_information()
+    dropped = [name for name in existing if name.startswith(LIST_INDEX_PREFIX) and name not in names]
+    for name in dropped:
+        records.drop_index(name)
+    if wanted:
+        ensure_indexes(records, wanted)
+    return len(names - set(existing)), len(dropped)
