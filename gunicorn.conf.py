@@ -7,7 +7,8 @@ and exit code 1, not a traceback from every worker.
 The workers are chosen for a machine of 2 cores by ``bench/load_bench.py --sweep`` (README, "Production web
 server", has the figures): three synchronous workers — each request has a process to itself, so no request waits
 for another's share of a Python lock, and one more process than cores keeps both cores busy while a request waits
-on MongoDB. ``WEB_CONCURRENCY`` sets the number of processes (as for any gunicorn)."""
+on MongoDB. ``WEB_CONCURRENCY`` sets the number of processes (as for any gunicorn). ``./kefu.sh up``, which runs
+MongoDB, Redis and two rq workers on the same cores as well, passes its own count (2 unless ``WEB_CONCURRENCY``)."""
 import gc
 import os
 import sys

@@ -189,7 +189,8 @@ class RecordPage:
 
 def find_page(type_key: str, query: RecordQuery, actor: Actor, *, record_type: RecordType | None = None,
               count_limit: int | None = None, projection: dict | None = None) -> RecordPage:
-    """The query's page and its total; the one reader behind list, API and export.
+    """The query's page and its total; the one reader behind the admin list and the API list (exports stream with
+    ``iter_records``).
 
     The page is read first: a page that is not full tells the total without counting. Otherwise the matching
     records are counted — all of them, or with ``count_limit`` only up to that many and one more (a broad search
