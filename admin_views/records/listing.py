@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 from admin_views.base import BoundedPaging
 from admin_views.records.filters import FieldFilter, SlaFilter
 from admin_views.records.guard import require_type
-from admin_views.records.rows import SLA_COLUMN, SORT_FIELDS, RecordRow, field_label
+from admin_views.records.rows import SORT_FIELDS, RecordRow, field_label
 from admin_views.records.saved_views import ViewForm
 from kefu.core.clock import utcnow
 from kefu.core.errors import NotFound, ValidationFailed
@@ -25,6 +25,7 @@ from kefu.records.query import COUNT_LIMIT, SLA_SORT, RecordQuery, find_page
 from kefu.records.references import is_reference, reference_labels
 from kefu.records.store import get_record_for
 from kefu.rules import sla
+from kefu.rules.sla import SLA_COLUMN
 
 
 class RecordListing(BoundedPaging):
@@ -209,14 +210,9 @@ class RecordListing(BoundedPaging):
     def sla_badge(self, row: RecordRow, names=sla.STATE_LABELS) -> Markup:
         """The state of the record's nearest running clock (else how its clocks ended), as a badge; ``names``: each
         state's label."""
-        clocks, now = row.document.get("sla") or {}, utcnow()
-        running = [entry for entry in row.document.get("sla_open") or [] if entry.get("clock") in clocks]
-        if running:
-            nearest = clocks[min(running, key=lambda entry: entry["due_at"])["clock"]]
-        elif clocks:
-            ended = list(clocks.values())
-            nearest = next((c for c in ended if sla.state_at(c, now) == "missed"), ended[-1])
-        else:
+        now = utcnow()
+        nearest = sla.nearest_clock(row.document, now)
+        if nearest is None:
             return Markup("")
         state = sla.state_at(nearest, now)
         # Escaped piece by piece: Markup.format's escaping formatter cost more than the rest of the row.

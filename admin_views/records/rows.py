@@ -7,8 +7,8 @@ from kefu.records.actor import Actor
 from kefu.records.query import SLA_SORT
 from kefu.records.types import RecordType
 from kefu.records.values import core_values, read_stored, read_values
+from kefu.rules.sla import SLA_COLUMN
 
-SLA_COLUMN = "sla"  # the list column 时限: the nearest running clock's state
 SORT_FIELDS = {SLA_COLUMN: SLA_SORT}  # list columns that sort by another key
 
 

@@ -10,13 +10,14 @@ from flask_admin.form import SecureForm
 from flask_login import current_user
 
 from admin_views.records.filters import SlaFilter
-from admin_views.records.rows import SLA_COLUMN, SORT_FIELDS
+from admin_views.records.rows import SORT_FIELDS
 from kefu.core.errors import DomainError, NotFound
 from kefu.core.i18n import _
 from kefu.insight import views
 from kefu.records.core_fields import core_fields
 from kefu.records.fields import get_field_type
 from kefu.rules import sla
+from kefu.rules.sla import SLA_COLUMN
 from web.auth import safe_next_url
 
 
@@ -57,14 +58,14 @@ class SavedViews:
         view = self._active_view()
         if view is not None:
             filters += [[c.field, c.op, c.value] for c in view.conditions]
-            filters += [[views.SLA_FIELD, flag, True] for flag in ("overdue", "due_soon") if getattr(view, flag)]
+            filters += [[SLA_COLUMN, flag, True] for flag in ("overdue", "due_soon") if getattr(view, flag)]
             if view.due_within is not None:
-                filters.append([views.SLA_FIELD, "due_within", view.due_within.total_seconds() / 3600])
+                filters.append([SLA_COLUMN, "due_within", view.due_within.total_seconds() / 3600])
         for index, _name, value in view_args.filters or []:
             flt = self._filters[index]
             if isinstance(flt, SlaFilter):
                 if value == "1":
-                    filters.append([views.SLA_FIELD, flt.flag, True])
+                    filters.append([SLA_COLUMN, flt.flag, True])
                 continue
             condition = flt.condition(value)
             filters.append([condition.field, condition.op, condition.value])

@@ -36,10 +36,9 @@ from kefu.records.references import is_reference, reference_labels
 from kefu.records.store import RECORDS
 from kefu.records.types import RecordType
 from kefu.records.values import decrypt_stored, read_stored
-from kefu.rules.sla import STATE_LABELS, state_at
+from kefu.rules.sla import SLA_COLUMN, STATE_LABELS, nearest_clock, state_at
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-SLA_COLUMN = "sla"  # the list's 时限 column
 BATCH = 1000  # records read, named and converted together
 READ_AHEAD = 2  # batches fetched ahead of the one being converted
 NAMES_KEPT = 10_000  # reference names an export keeps per column between batches (then it starts afresh)
@@ -82,14 +81,8 @@ class SlaColumn:
 
 def sla_text(document: dict, tz, now: datetime) -> str | None:
     """``已逾期 · 处理完成 11-17 10:00`` for the nearest running clock (else how the clocks ended)."""
-    clocks = document.get("sla") or {}
-    running = [entry for entry in document.get("sla_open") or [] if entry.get("clock") in clocks]
-    if running:
-        clock = clocks[min(running, key=lambda entry: entry["due_at"])["clock"]]
-    elif clocks:
-        ended = list(clocks.values())
-        clock = next((c for c in ended if state_at(c, now) == "missed"), ended[-1])
-    else:
+    clock = nearest_clock(document, now)
+    if clock is None:
         return None
     due = clock["due_at"].astimezone(tz)
     return f"{STATE_LABELS[state_at(clock, now)]} · {clock.get('name', '')} {due.month}-{due.day} {due:%H:%M}"

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.i18n import _
-from kefu.insight.export_cells import SLA_COLUMN, SlaColumn, export_batches, neutralise
+from kefu.insight.export_cells import SlaColumn, export_batches, neutralise
 from kefu.insight.export_notes import DIGIT_RUN, describe_query, export_label, mask_digits, query_text
 from kefu.org.roles import Action
 from kefu.records.actor import Actor
@@ -39,7 +39,7 @@ from kefu.records.store import AUDIT, RECORDS
 from kefu.records.timeline import audit
 from kefu.records.types import RecordType
 from kefu.records.values import core_values, read_stored
-from kefu.rules.sla import clocks_json
+from kefu.rules.sla import SLA_COLUMN, clocks_json
 
 __all__ = ["FORMATS", "Export", "content_disposition", "count_rows", "event_json", "export_columns",
            "export_records", "mask_earlier_export_audits", "neutralise", "record_json", "records_json", "sheet_title"]

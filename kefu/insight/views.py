@@ -41,8 +41,8 @@ from kefu.records.query import SLA_SORT, Condition, RecordQuery, build_filter
 from kefu.records.sections import workflow_of
 from kefu.records.types import get_record_type
 from kefu.rules.levels import level_field, top_level
+from kefu.rules.sla import SLA_COLUMN
 
-SLA_FIELD = "sla"
 LEVEL_FIELD = "$level"  # in a built-in's filters: whichever field holds the type's level (``kefu.rules.levels``)
 TOP_LEVEL = "$top_level"  # in a built-in's filters: the type's highest level (``kefu.rules.levels.top_level``)
 SLA_OPS = ("overdue", "due_soon", "due_within", "due_today")
@@ -75,11 +75,11 @@ class Builtin:
 
 BUILTIN = (
     Builtin("my_todo", _l("我的待办"), (("assignee", "eq", "$me"), ("status", "in", "$open"))),
-    Builtin("my_overdue", _l("我的逾期"), (("assignee", "eq", "$me"), (SLA_FIELD, "overdue", True)), sort="sla_due"),
-    Builtin("dept_overdue", _l("本部门逾期"), (("department", "eq", "$my_department"), (SLA_FIELD, "overdue", True)),
+    Builtin("my_overdue", _l("我的逾期"), (("assignee", "eq", "$me"), (SLA_COLUMN, "overdue", True)), sort="sla_due"),
+    Builtin("dept_overdue", _l("本部门逾期"), (("department", "eq", "$my_department"), (SLA_COLUMN, "overdue", True)),
             sort="sla_due"),
-    Builtin("due_24h", _l("24 小时内到期"), ((SLA_FIELD, "due_within", 24),), sort="sla_due"),
-    Builtin("my_due_today", _l("我的今日到期"), (("assignee", "eq", "$me"), (SLA_FIELD, "due_today", True)),
+    Builtin("due_24h", _l("24 小时内到期"), ((SLA_COLUMN, "due_within", 24),), sort="sla_due"),
+    Builtin("my_due_today", _l("我的今日到期"), (("assignee", "eq", "$me"), (SLA_COLUMN, "due_today", True)),
             sort="sla_due"),
     Builtin("major", _l("%(level)s投诉"), ((LEVEL_FIELD, "eq", TOP_LEVEL), ("status", "in", "$open")),
             needs_top_level=True),
@@ -246,7 +246,7 @@ def filter_problem(record_type, item) -> str | None:
     if not isinstance(item, (list, tuple)) or len(item) != 3 or not isinstance(item[0], str):
         return str(_l("筛选条件应为 [字段, 运算, 值]：%(item)s", item=item))
     key, op, _value = item
-    if key == SLA_FIELD:
+    if key == SLA_COLUMN:
         return None if op in SLA_OPS else str(_l("时限筛选只支持：%(ops)s", ops="、".join(SLA_OPS)))
     definition = core_field(record_type, key) if key in CORE_BY_KEY else record_type.field(key)
     if definition is None:
@@ -300,7 +300,7 @@ def resolve(record_type, key: str, actor, now: datetime | None = None) -> Resolv
             resolved.dropped.append(str(_l("已忽略筛选 %(item)s：%(problem)s", item=_describe(item), problem=problem)))
             continue
         field_key, op, value = item
-        if field_key == SLA_FIELD:
+        if field_key == SLA_COLUMN:
             if op == "due_within":
                 try:
                     resolved.due_within = timedelta(hours=float(value))
@@ -346,7 +346,7 @@ def _offered(record_type, builtin: Builtin) -> bool:
 
 
 def _column_exists(record_type, key: str) -> bool:
-    if key in CORE_BY_KEY or key == SLA_FIELD:
+    if key in CORE_BY_KEY or key == SLA_COLUMN:
         return True
     definition = record_type.field(key)
     return definition is not None and definition.active

@@ -56,6 +56,7 @@ from kefu.rules.levels import DEFAULT_LEVEL_FIELD
 from kefu.rules.reminders import carried_alerts, reminders_of, sla_next
 from kefu.rules.shapes import DATES, MOMENTS, ClockTime, Name, Window
 
+SLA_COLUMN = "sla"  # the key of the 时限 column (lists, views, exports): the nearest clock's state
 STATE_LABELS = {"on_time": _l("未到期"), "due_soon": _l("即将到期"), "overdue": _l("已逾期"), "met": _l("按时完成"),
                 "missed": _l("超时完成")}
 ANY_VALUE = "*"  # in when / done_when: the field is filled in
@@ -244,6 +245,17 @@ def _soon(clock: Clock, window: timedelta) -> timedelta:
     if clock.due_soon is not None:
         return min(window, timedelta(**{clock.due_soon.unit: clock.due_soon.amount}))
     return min(window, max(window * DUE_SOON_SHARE, DUE_SOON_AT_LEAST))
+
+
+def nearest_clock(document: dict, now: datetime) -> dict | None:
+    """The clock a list's 时限 column shows: the running one due first, else a missed one, else the last to end;
+    None for a record without clocks."""
+    clocks = document.get("sla") or {}
+    running = [entry for entry in document.get("sla_open") or [] if entry.get("clock") in clocks]
+    if running:
+        return clocks[min(running, key=lambda entry: entry["due_at"])["clock"]]
+    ended = list(clocks.values())
+    return next((c for c in ended if state_at(c, now) == "missed"), ended[-1]) if ended else None
 
 
 def state_at(clock_state: dict, now: datetime) -> str:
