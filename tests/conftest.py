@@ -9,6 +9,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from pymongo import MongoClient
@@ -64,8 +65,22 @@ def app_config(mongo_server, redis_server):
     }
 
 
+@pytest.fixture(scope="session")
+def drop_later(mongo_server):
+    """``drop_later(name)`` drops a test's database in a thread of its own while the next test runs (a drop waits
+    about 0.1 s for the replica set's acknowledgement); the session's end waits for every drop, raising a failed
+    one's error."""
+    client = MongoClient(mongo_server.uri)
+    dropping = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-test-databases") as dropper:
+        yield lambda name: dropping.append(dropper.submit(client.drop_database, name))
+    for drop in dropping:
+        drop.result()
+    client.close()
+
+
 @pytest.fixture
-def app(app_config):
+def app(app_config, drop_later):
     from app import create_app
 
     # No app context is held open here: each request must get its own, as in
@@ -74,8 +89,7 @@ def app(app_config):
     yield app
     from kefu.core.db import get_database
 
-    database = get_database()
-    database.client.drop_database(database.name)
+    drop_later(get_database().name)
     Redis.from_url(app_config["REDIS_URL"]).flushdb()
 
 
