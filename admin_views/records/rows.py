@@ -6,7 +6,7 @@ from flask_babel import get_locale
 from kefu.records.actor import Actor
 from kefu.records.query import SLA_SORT
 from kefu.records.types import RecordType
-from kefu.records.values import core_values, read_stored, read_values
+from kefu.records.values import core_values, read_values
 from kefu.rules.sla import SLA_COLUMN
 
 SORT_FIELDS = {SLA_COLUMN: SLA_SORT}  # list columns that sort by another key
@@ -22,23 +22,9 @@ class RecordRow:
         self.document = document
         self.id = str(document["_id"])
         self.version = document["version"]
-        configured = read_values(record_type, document, actor) if keys is None else \
-            _read_some(record_type, document, actor, keys)
-        self.values = {**core_values(document), **configured}
+        self.values = {**core_values(document), **read_values(record_type, document, actor, keys)}
         self.labels: dict = {}
         self.cells: dict = {}  # how a list shows each column (set by the list for its whole page)
-
-
-def _read_some(record_type: RecordType, document: dict, actor: Actor, keys) -> dict:
-    """``read_values`` of the configured fields named in ``keys`` only."""
-    values = {}
-    data, pii = document.get("data") or {}, document.get("pii") or {}
-    for definition, field_type in record_type.typed_specs:
-        if definition.key in keys:
-            value = read_stored(record_type, definition, field_type, data, pii, actor)
-            if value is not None:
-                values[definition.key] = value
-    return values
 
 
 def field_label(definition) -> str:

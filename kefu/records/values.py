@@ -159,11 +159,14 @@ def read_stored(record_type: RecordType, definition, field_type, data: dict, pii
     return None if stored is None else field_type.from_storage(stored)
 
 
-def read_values(record_type: RecordType, document: dict, actor: Actor) -> dict:
-    """Python values of every configured field present in ``document`` (sensitive ones decrypted)."""
+def read_values(record_type: RecordType, document: dict, actor: Actor, keys=None) -> dict:
+    """Python values of every configured field present in ``document`` (sensitive ones decrypted); of those named in
+    ``keys`` only, when given (a list row reads its columns: a sensitive field is decrypted only when shown)."""
     values = {}
     data, pii = document.get("data") or {}, document.get("pii") or {}
     for definition, field_type in record_type.typed_specs:
+        if keys is not None and definition.key not in keys:
+            continue
         value = read_stored(record_type, definition, field_type, data, pii, actor)
         if value is not None:
             values[definition.key] = value
