@@ -208,8 +208,7 @@ def _plain_cells(field_type, actor: Actor, text_only: bool):
                 continue
             cell = export_cell(value, tz)
             if cell.__class__ is str:
-                if cell.startswith(FORMULA_PREFIXES):
-                    cell = "'" + cell
+                cell = neutralise(cell)
                 if not text_only and len(cell) > EXCEL_TEXT_MAX // 2:
                     cell = excel_text(cell)
             elif cell is not None:
