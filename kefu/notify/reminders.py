@@ -24,7 +24,8 @@ Each alert has a key (record, clock, transition, deadline[, step]) and becomes
 notifications and deliveries with unique keys (``kefu.notify.notifications``): two
 sweeps at once, or one repeated after a crash, write nothing twice. The marks
 are written after the alerts, conditioned on ``sla_rev`` (bumped by every
-``sla.refresh``); a record changed meanwhile is swept again at the next run.
+``sla.refresh``) and on the ``sla_next`` the sweep read (another sweep may have
+marked the record since); a record changed meanwhile is swept again at the next run.
 """
 from __future__ import annotations
 
@@ -185,8 +186,8 @@ def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH) -> SweepResult:
     ``now``: the moment to sweep at (a duty's, a test's); by default the clock, read again for every batch, so that
     a long sweep also takes the records that came due, or were saved due, while it ran (``jobs.sweep``).
     A batch's alerts and marks are written by a second thread while the next batch is read and worked out (one
-    batch in flight, left out of the next read): MongoDB writes while Python computes, on two cores about a third
-    less time for a backlog of thousands. Idempotent: see the module docstring.
+    batch in flight, left out of the next read): MongoDB writes while Python computes (10,000 long-overdue records:
+    5.1–5.5 s instead of 6.2 on two cores, ``bench/sweep_bench.py``). Idempotent: see the module docstring.
     """
     clock = utcnow if now is None else (lambda: now)
     context = SweepContext(clock())
