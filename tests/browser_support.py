@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+from seed.demo import DEMO_PASSWORD
 
 # Debian's chromium (apt-get install chromium fonts-noto-cjk): Playwright drives it instead of a downloaded build.
 CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 15_000  # one step of a journey (a page load, a wait for a script's result) on a busy machine
 
 # Reports every CSP violation to the test through the binding below; added to a context, it runs in every page
 # and after every navigation before the page's own scripts.
@@ -86,3 +90,30 @@ class PageProblems:
                     + [f"console error: {text}" for text in self.console_errors]
                     + [f"script error: {text}" for text in self.script_errors])
         assert not problems, "the browser reported:\n" + "\n".join(problems)
+
+
+def skip_without_browser():
+    """Playwright's sync API for a browser test module, called at its top: the whole module is skipped, saying why,
+    where Debian's chromium or the playwright package is missing (.ci/run installs chromium when it can)."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"browser tests skipped: {CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk)",
+                    allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the playwright package is "
+                               "missing (pip install -r requirements.txt)")
+
+
+def signed_in_page(new_context, username: str):
+    """A new context's page signed in as ``username`` (a demo user) through the login form, on the home page."""
+    page = new_context().new_page()
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/admin/")
+    return page
+
+
+def success_message(page) -> str:
+    alert = page.locator(".alert-success")
+    alert.first.wait_for()
+    return alert.first.inner_text()

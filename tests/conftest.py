@@ -17,6 +17,7 @@ from redis import Redis
 
 from kefu.runtime.embedded import EmbeddedMongo, EmbeddedRedis, free_port
 from seed.demo import DEMO_PASSWORD
+from tests.browser_support import CHROMIUM, TIMEOUT_MS, LiveServer, PageProblems
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 TEST_DATA_KEY = "a2VmdS10ZXN0LWRhdGEta2V5LW5vdC1mb3ItdXNlISE="  # base64 of 32 bytes
@@ -218,3 +219,48 @@ def supervisor(client, seeded):
 def admin(client, seeded):
     """Bearer headers of the demo admin."""
     return token_headers(client, "admin")
+
+
+# -- browser journeys (modules calling tests.browser_support.skip_without_browser() first) --------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the whole module (a launch costs about a second)."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def live_server(app, seeded):
+    """The test's app with the demo data, served over HTTP until the test ends (before its database is dropped)."""
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def problems():
+    """What the browser reports in this test's contexts (each journey asserts there was nothing)."""
+    return PageProblems()
+
+
+@pytest.fixture
+def new_context(browser, live_server, problems):
+    """Opens browser contexts (separate cookie jars) on the live server, watched by ``problems``."""
+    contexts = []
+
+    def open_context(**options):
+        context = browser.new_context(base_url=live_server.url, locale="zh-CN",
+                                      viewport={"width": 1280, "height": 900}, **options)
+        context.set_default_timeout(TIMEOUT_MS)
+        problems.watch(context)
+        contexts.append(context)
+        return context
+
+    yield open_context
+    for context in contexts:
+        context.close()

@@ -15,58 +15,10 @@ import pytest
 from bson import ObjectId
 
 from kefu.org.customers import Customer
-from seed.demo import DEMO_PASSWORD
 from seed.records import seed_demo_records
-from tests.browser_support import CHROMIUM, LiveServer, PageProblems
+from tests.browser_support import signed_in_page, skip_without_browser, success_message
 
-if not CHROMIUM.is_file():
-    pytest.skip(f"browser tests skipped: {CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the playwright package is "
-                               "missing (pip install -r requirements.txt)")
-
-TIMEOUT_MS = 15_000  # one step of a journey (a page load, a wait for a script's result) on a busy machine
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium for the whole module (a launch costs about a second)."""
-    playwright = sync_api.sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-    yield chromium
-    chromium.close()
-    playwright.stop()
-
-
-@pytest.fixture
-def live_server(app, seeded):
-    """The test's app with the demo data, served over HTTP until the test ends (before its database is dropped)."""
-    with LiveServer(app) as server:
-        yield server
-
-
-@pytest.fixture
-def problems():
-    """What the browser reports in this test's contexts (each journey asserts there was nothing)."""
-    return PageProblems()
-
-
-@pytest.fixture
-def new_context(browser, live_server, problems):
-    """Opens browser contexts (separate cookie jars) on the live server, watched by ``problems``."""
-    contexts = []
-
-    def open_context(**options):
-        context = browser.new_context(base_url=live_server.url, locale="zh-CN",
-                                      viewport={"width": 1280, "height": 900}, **options)
-        context.set_default_timeout(TIMEOUT_MS)
-        problems.watch(context)
-        contexts.append(context)
-        return context
-
-    yield open_context
-    for context in contexts:
-        context.close()
+skip_without_browser()
 
 
 @pytest.fixture
@@ -74,23 +26,6 @@ def demo_records(app, calendar):
     """Six weeks of demo records (``kefu seed-records``): open, closed and overdue ones."""
     with app.app_context():
         assert seed_demo_records() > 0
-
-
-def signed_in_page(new_context, username: str):
-    """A new context's page signed in as ``username`` through the login form, on the home page."""
-    page = new_context().new_page()
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/admin/")
-    return page
-
-
-def success_message(page) -> str:
-    alert = page.locator(".alert-success")
-    alert.first.wait_for()
-    return alert.first.inner_text()
 
 
 def test_agent_sees_the_dashboard_drawn_and_personal_data_masked(new_context, problems, demo_records, tmp_path):
