@@ -9,16 +9,17 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.mongoengine import ModelView
 from flask_admin.contrib.mongoengine.ajax import QueryAjaxModelLoader
+from flask_admin.contrib.mongoengine.filters import FilterConverter, ReferenceObjectIdFilter
 from flask_admin.form import SecureForm
 from flask_admin.model import typefmt
 from flask_login import current_user
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from mongoengine import NotUniqueError, Q, ValidationError
 
 from kefu.calendar import workcalendar
 from kefu.core.clock import utcnow
 from kefu.core.errors import DomainError
-from kefu.core.i18n import _
+from kefu.core.i18n import _, _l
 from kefu.core.validation import InvalidValue, check_typable
 from kefu.insight import dashboard
 from kefu.insight.scope import allowed_somewhere
@@ -60,8 +61,43 @@ def local_time(view, value, name=None) -> str:
     return value.astimezone(ZoneInfo(current_app.config["KEFU_TIMEZONE"])).strftime("%Y-%m-%d %H:%M")
 
 
-LOCAL_TIME_FORMATTERS = {**typefmt.BASE_FORMATTERS, datetime: local_time}
-LOCAL_TIME_DETAIL_FORMATTERS = {**typefmt.DETAIL_FORMATTERS, datetime: local_time}
+def yes_no_icon(view, value, name=None) -> Markup:
+    """A yes/no value as Flask-Admin's check or minus icon, titled in the user's language (Flask-Admin's own
+    title is ``active: true``)."""
+    icon = "fa-check-circle" if value else "fa-minus-circle"
+    title = f"{view.get_column_name(name)}：{_('是') if value else _('否')}" if name else (_("是") if value else _("否"))
+    return Markup(f'<span class="fa {icon}" title="{escape(title)}"></span>')
+
+
+def yes_no(view, value, name=None) -> str:
+    """A yes/no value as 是 / 否 in the user's language (Flask-Admin's details page shows ``True``)."""
+    return _("是") if value else _("否")
+
+
+LOCAL_TIME_FORMATTERS = {**typefmt.BASE_FORMATTERS, datetime: local_time, bool: yes_no_icon}
+LOCAL_TIME_DETAIL_FORMATTERS = {**typefmt.DETAIL_FORMATTERS, datetime: local_time, bool: yes_no}
+MAX_FILTER_OPTIONS = 500  # a reference filter offers names to pick; past this, the list would not be read
+
+
+class NamedReferenceFilter(ReferenceObjectIdFilter):
+    """A filter on a reference (project, department …) picking the document by its name: Flask-Admin's own asks
+    for an ObjectId to be typed."""
+
+    def __init__(self, column, name, document_type):
+        super().__init__(column, name, options=lambda: [
+            (str(document.pk), str(document)) for document in document_type.objects.limit(MAX_FILTER_OPTIONS)])
+
+    def operation(self):
+        return _l("为")
+
+
+class NamedFilterConverter(FilterConverter):
+    """Flask-Admin's filters, with :class:`NamedReferenceFilter` for references."""
+
+    def convert(self, type_name, column, name):
+        if type_name == "ReferenceField":
+            return [NamedReferenceFilter(column.name, name, column.document_type)]
+        return super().convert(type_name, column, name)
 
 
 def page_number(raw) -> int:
@@ -110,8 +146,23 @@ class SecureModelView(AccessControlled, BoundedPaging, ModelView):
     form_base_class = AdminForm
     column_type_formatters = LOCAL_TIME_FORMATTERS
     column_type_formatters_detail = LOCAL_TIME_DETAIL_FORMATTERS
+    filter_converter = NamedFilterConverter()
     page_size = 50
     can_view_details = True
+
+    def get_column_name(self, field: str) -> str:
+        """A column's header: its ``column_labels`` entry, else the model field's ``verbose_name`` (the label its
+        form shows), else Flask-Admin's prettified attribute name (English: every field should have a label)."""
+        if self.column_labels and field in self.column_labels:
+            return self.column_labels[field]
+        return self._field_label(field) or super().get_column_name(field)
+
+    def search_placeholder(self) -> str | None:
+        """The search box says what it searches (Flask-Admin leaves it to each view and shows ``None``)."""
+        if not self.column_searchable_list:
+            return None
+        names = "、".join(str(self.get_column_name(getattr(c, "name", c))) for c in self.column_searchable_list)
+        return _("搜索：%(columns)s", columns=names)
 
     def _create_ajax_loader(self, name, options):
         reference = getattr(self.model, name)
@@ -127,7 +178,7 @@ class SecureModelView(AccessControlled, BoundedPaging, ModelView):
         if isinstance(exc, ValidationError):
             errors = exc.to_dict() or {exc.field_name or "": exc.message}
             for name, message in errors.items():
-                label = self._field_label(name)
+                label = self._field_label(name) or name
                 flash(f"{label}：{message}" if label else str(message), "error")
             return True
         if isinstance(exc, NotUniqueError):
@@ -135,9 +186,9 @@ class SecureModelView(AccessControlled, BoundedPaging, ModelView):
             return True
         return super().handle_view_exception(exc)
 
-    def _field_label(self, name: str) -> str:
+    def _field_label(self, name: str) -> str | None:
         field = self.model._fields.get(name)
-        return str(field.verbose_name) if field is not None and field.verbose_name else name
+        return field.verbose_name if field is not None and field.verbose_name else None
 
 
 class HomeView(AccessControlled, AdminIndexView):

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from flask import abort, flash, redirect, request
 from flask_admin import BaseView, expose
+from flask_babel import get_locale
 from flask_login import current_user
 
 from admin_views.base import AccessControlled
@@ -20,7 +21,7 @@ from kefu.org.roles import (
     ACTION_LABELS, ANY_TYPE, CAPABILITY_LABELS, SCOPE_LABELS, AccessRole, Action, Capability, Scope, delete_role,
     holder_counts, save_role,
 )
-from kefu.records.types import RecordType
+from kefu.records.types import RecordType, type_name
 
 ANY_TYPE_LABEL = _l("全部类型")
 
@@ -34,9 +35,13 @@ class GridRow(NamedTuple):
 
 def _grid_rows() -> list[GridRow]:
     """``*`` and then every record type (disabled ones too: a role keeps their grants), in menu order."""
-    types = RecordType.objects.only("key", "name", "active").order_by("sort_order", "key")
-    return [GridRow(ANY_TYPE, f"{ANY_TYPE_LABEL} *"),
-            *(GridRow(t.key, t.name if t.active else _("%(name)s（已停用）", name=t.name)) for t in types)]
+    types = RecordType.objects.only("key", "name", "name_en", "active").order_by("sort_order", "key")
+    locale = str(get_locale())
+    rows = [GridRow(ANY_TYPE, f"{ANY_TYPE_LABEL} *")]
+    for t in types:
+        name = type_name({"name": t.name, "name_en": t.name_en}, locale)
+        rows.append(GridRow(t.key, name if t.active else _("%(name)s（已停用）", name=name)))
+    return rows
 
 
 def _draft_of(role: AccessRole | None) -> dict:

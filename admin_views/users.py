@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from flask import request
 from flask_admin.contrib.mongoengine.filters import FilterEqual
-from wtforms import PasswordField, SelectMultipleField, StringField
+from markupsafe import Markup
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from admin_views.base import SecureModelView
@@ -16,6 +18,7 @@ from kefu.core.validation import mask_phone
 from kefu.org import users
 from kefu.org.roles import Capability, role_keys, role_label
 from web.actor import current_actor
+from web.i18n import LANGUAGES
 
 
 class RolesField(SelectMultipleField):
@@ -39,6 +42,14 @@ class ApprovalTitlesField(StringField):
         return "、".join(self.data or [])
 
 
+def _language(locale: str | None) -> Markup | str:
+    """A user's language by its own name, marked with its ``lang``."""
+    for code, name, lang in LANGUAGES:
+        if code == locale:
+            return Markup(f'<span lang="{lang}">{name}</span>')
+    return locale or ""
+
+
 class UserView(SecureModelView):
     required_capability = Capability.MANAGE_SYSTEM.value
     can_delete = False  # accounts are disabled, never deleted: records keep pointing at them
@@ -49,6 +60,7 @@ class UserView(SecureModelView):
     column_details_exclude_list = ("password_hash", "phone_enc")
     column_formatters = {"roles": lambda view, context, model, name: "、".join(role_label(r) for r in model.roles),
                          "approval_titles": lambda view, context, model, name: "、".join(model.approval_titles or [])}
+    column_formatters_detail = {**column_formatters, "locale": lambda view, context, model, name: _language(model.locale)}
     form_columns = ("username", "display_name", "new_password", "roles", "approval_titles", "department", "email",
                     "phone", "locale", "active")
     form_overrides = {"roles": RolesField, "approval_titles": ApprovalTitlesField}
@@ -58,6 +70,9 @@ class UserView(SecureModelView):
         "new_password": PasswordField(_l("新密码"), validators=[Optional()],
                                       description=_l("新建账号时必填；编辑时留空表示不修改")),
         "phone": StringField(_l("电话"), validators=[Optional()]),  # stored encrypted by kefu.org.users
+        # Each language by its own name (中文 / English), marked with its lang, not by its code (zh_Hans_CN).
+        "locale": SelectField(users.User.locale.verbose_name, validators=[Optional()], choices=[
+            SelectChoice(code, name, render_kw={"lang": lang}) for code, name, lang in LANGUAGES]),
     }
     form_widget_args = {"username": {"autocomplete": "off"}}
 

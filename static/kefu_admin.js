@@ -28,3 +28,40 @@
     }
   });
 })();
+// Flask-Admin's date pickers (bootstrap-daterangepicker 1.3 on moment) and pick lists (select2 3.5) speak English
+// whatever the page's language: the page's #kefu-locale JSON (web/i18n.py, admin_locale) gives their words. The
+// pickers are created when the document is ready (Flask-Admin's form.js) or when a filter is added, so the
+// daterangepicker plug-in is wrapped once the scripts are loaded, before form.js's own ready handler runs.
+(function () {
+  "use strict";
+  var data = document.getElementById("kefu-locale");
+  var jq = window.jQuery;
+  if (!data || !jq) {
+    return;
+  }
+  var words = JSON.parse(data.textContent);
+  document.documentElement.lang = words.lang;
+  if (jq.fn.select2) {
+    var s = words.select2;
+    jq.extend(jq.fn.select2.defaults, {
+      formatNoMatches: function () { return s.noMatches; },
+      formatSearching: function () { return s.searching; },
+      formatLoadMore: function () { return s.loadMore; },
+      formatAjaxError: function () { return s.ajaxError; },
+      formatInputTooShort: function (input, min) { return s.inputTooShort.replace("{n}", min - input.length); },
+      formatInputTooLong: function (input, max) { return s.inputTooLong.replace("{n}", input.length - max); },
+      formatSelectionTooBig: function (limit) { return s.selectionTooBig.replace("{n}", limit); },
+      formatMatches: function (count) { return s.matches.replace("{n}", count); }
+    });
+  }
+  jq(function () {
+    var original = jq.fn.daterangepicker;
+    if (!original) {
+      return;
+    }
+    jq.fn.daterangepicker = function (options, callback) {
+      var localised = jq.extend({}, options, {locale: jq.extend({}, words.picker, (options || {}).locale)});
+      return original.call(this, localised, callback);
+    };
+  });
+})();

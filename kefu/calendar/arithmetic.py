@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 from kefu.calendar.days import FIRST_YEAR, LAST_YEAR, CalendarDay, DayKind, is_statutory, stored_version
 from kefu.calendar.workday_index import WorkdayIndex
+from kefu.core.i18n import _
 
 END_OF_DAY = clock_time(23, 59, 59)
-WEEKEND_NAME = "周末"
 
 # Fixed-date holidays assumed for a year nobody has entered yet: (month, day) → name.
 FALLBACK_HOLIDAYS = {(1, 1): "元旦", (5, 1): "劳动节", (10, 1): "国庆节", (10, 2): "国庆节", (10, 3): "国庆节"}
@@ -125,7 +125,8 @@ class WorkCalendar:
 
         ``skipped``: runs of consecutive days off in the window, each ``{"first", "last", "name"}`` — a run
         holding holidays is named after its most frequent holiday (weekends next to 国庆节 join its run),
-        a run of plain weekend days is named 周末. ``makeup``: the 调休上班 days counted, ``{"day", "name"}``.
+        a run of plain weekend days is named 周末 (in the request's language). ``makeup``: the 调休上班 days
+        counted, ``{"day", "name"}``.
         ``fallback_years``: years of the window not entered yet (their fixed-date fallback was used).
         The window is the days after ``start``'s local date up to the due day (for ``n == 0`` it includes
         ``start``'s own day).
@@ -139,7 +140,7 @@ class WorkCalendar:
 
         def close_run():
             if run:
-                name = names.most_common(1)[0][0] if names else WEEKEND_NAME
+                name = names.most_common(1)[0][0] if names else _("周末")
                 skipped.append({"first": run[0], "last": run[-1], "name": name})
                 run.clear()
                 names.clear()

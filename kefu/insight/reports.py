@@ -271,7 +271,8 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
                 for value, count in sorted(current.items(), key=lambda item: (-item[1], str(item[0])))]
         rows += [{"value": names.get(value, value if value is not None else "（未填写）"), "count": 0,
                   "previous": count, "change": -1.0} for value, count in last.items() if value not in current]
-        by.append({"key": key, "label": str(label), "rows": rows})
+        by.append({"key": key, "label": str(label), "label_en": definition.label_en if definition else "Department",
+                   "rows": rows})
     hours = _handling_hours(record_type, start, end)
     satisfaction = _satisfaction(record_type, start, end)
     answered = sum(satisfaction.values())
@@ -280,7 +281,7 @@ def complaint_analysis(record_type, month: str, now: datetime | None = None) -> 
     top = _top_issues(record_type, match)
     repeats = _repeats(record_type, match)
     return {
-        "type": record_type.key, "type_name": record_type.name, "month": month, "previous_month": previous,
+        "type": record_type.key, "type_name": record_type.name, "type_name_en": record_type.name_en, "month": month, "previous_month": previous,
         "generated_at": now, "total": total, "previous": before, "change": _change(total, before), "by": by,
         "clocks": clock_rates(record_type, start, end),
         "handling": {"closed": len(hours), "average_hours": round(sum(hours) / len(hours), 2) if hours else None,

@@ -97,16 +97,16 @@ class Notification(Document):
 class Delivery(Document):
     """One message to send through one channel, and what became of it (the delivery log)."""
 
-    key = StringField(required=True, unique=True)
+    key = StringField(required=True, unique=True, verbose_name=_l("去重键"))
     channel = StringField(required=True, choices=list(CHANNEL_LABELS), verbose_name=_l("渠道"))
     target = StringField(verbose_name=_l("发送对象"))
     kind = StringField(verbose_name=_l("类型"))
     subject = StringField(verbose_name=_l("标题"))
     body = StringField(verbose_name=_l("内容"))
     sealed_payload = BinaryField()  # a webhook's JSON (it names phone numbers), encrypted (PAYLOAD_CONTEXT)
-    record_id = ObjectIdField()
+    record_id = ObjectIdField(verbose_name=_l("记录"))
     record_number = StringField(verbose_name=_l("编号"))
-    urgent = BooleanField(default=False)
+    urgent = BooleanField(default=False, verbose_name=_l("紧急"))
     status = StringField(default=DeliveryStatus.PENDING.value, choices=[s.value for s in DeliveryStatus],
                          verbose_name=_l("状态"))
     attempts = IntField(default=0, verbose_name=_l("尝试次数"))
@@ -114,8 +114,8 @@ class Delivery(Document):
     answer = StringField(verbose_name=_l("对方应答"))
     not_before = DateTimeField(verbose_name=_l("最早发送时间"))
     created_at = DateTimeField(default=utcnow, verbose_name=_l("创建时间"))
-    enqueued_at = DateTimeField()
-    claimed_at = DateTimeField()
+    enqueued_at = DateTimeField(verbose_name=_l("入队时间"))
+    claimed_at = DateTimeField(verbose_name=_l("领取时间"))
     sent_at = DateTimeField(verbose_name=_l("发送时间"))
 
     meta = {"collection": "deliveries", "ordering": ["-created_at"],

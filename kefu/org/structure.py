@@ -21,7 +21,7 @@ class Department(Document):
     description = StringField(max_length=200, verbose_name=_l("说明"))
     sort_order = IntField(default=0, verbose_name=_l("排序"))
     active = BooleanField(default=True, verbose_name=_l("启用"))
-    created_at = DateTimeField(default=utcnow)
+    created_at = DateTimeField(default=utcnow, verbose_name=_l("创建时间"))
 
     meta = {"collection": "departments", "ordering": ["sort_order", "name"]}
 
@@ -65,7 +65,7 @@ class Project(Document):
     address = StringField(max_length=120, verbose_name=_l("地址"))
     handover_date = DateTimeField(verbose_name=_l("交付日期"))
     active = BooleanField(default=True, verbose_name=_l("启用"))
-    created_at = DateTimeField(default=utcnow)
+    created_at = DateTimeField(default=utcnow, verbose_name=_l("创建时间"))
 
     meta = {"collection": "projects", "ordering": ["name"]}
 
