@@ -10,6 +10,7 @@ from admin_views.base import HomeView
 from admin_views.calendar import CalendarDayView
 from admin_views.customers import CustomerView
 from admin_views.exports import ExportsView
+from admin_views.imports import ImportsView
 from admin_views.inbox import InboxView, TasksView
 from admin_views.navigation import main_menu
 from admin_views.notify import DeliveryView, MessageTemplateView, NotificationSettingsView
@@ -66,6 +67,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(MessageTemplateView(MessageTemplate, name=_l("消息模板"), category=settings,
                                        endpoint="message_templates"))
     admin.add_view(DeliveryView(Delivery, name=_l("发送记录"), category=settings, endpoint="deliveries"))
+    admin.add_view(ImportsView(name=_l("导入"), category=settings, endpoint="imports", url="/admin/imports"))
     admin.add_view(QueueView(name=_l("任务队列"), category=settings, endpoint="queue", url="/admin/queue"))
 
     @app.context_processor

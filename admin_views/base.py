@@ -149,6 +149,9 @@ class SecureModelView(AccessControlled, BoundedPaging, ModelView):
     filter_converter = NamedFilterConverter()
     page_size = 50
     can_view_details = True
+    list_template = "admin/kefu_model_list.html"
+    # What the list's 从 Excel 导入 link imports into (a target of kefu.insight.imports), shown to whoever may create.
+    import_target: str | None = None
 
     def get_column_name(self, field: str) -> str:
         """A column's header: its ``column_labels`` entry, else the model field's ``verbose_name`` (the label its

@@ -49,6 +49,7 @@ def _personal_input(label, max_length: int):
 
 
 class CustomerView(SecureModelView):
+    import_target = "customers"
     required_capability = Capability.MANAGE_CUSTOMERS.value
     can_delete = False  # archived, never deleted: records keep pointing at their customer
     column_list = ("name", "gender", "phone", "id_number", "project", "unit", "grade", "created_at")

@@ -31,6 +31,7 @@ class BuildingView(SecureModelView):
 
 
 class UnitView(SecureModelView):
+    import_target = "units"
     required_capability = Capability.MANAGE_SYSTEM.value
     column_list = ("project", "label", "building", "entrance", "room", "area", "layout")
     column_searchable_list = ("label",)

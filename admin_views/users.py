@@ -51,6 +51,7 @@ def _language(locale: str | None) -> Markup | str:
 
 
 class UserView(SecureModelView):
+    import_target = "users"
     required_capability = Capability.MANAGE_SYSTEM.value
     can_delete = False  # accounts are disabled, never deleted: records keep pointing at them
     column_list = ("username", "display_name", "roles", "approval_titles", "department", "active", "last_login_at")

@@ -297,8 +297,8 @@ def test_background_exports_are_removed_after_seven_days(app, client, agent, cas
         SimpleWorker(["default"], connection=app.extensions["kefu_redis"]).work(burst=True, with_scheduler=False)
     assert db["exports.files"].count_documents({}) == 1
     with app.app_context():
-        assert remove_old_exports(datetime.now(timezone.utc) + timedelta(days=6)) == "exports removed: 0"
-        assert remove_old_exports(datetime.now(timezone.utc) + timedelta(days=8)) == "exports removed: 1"
+        assert remove_old_exports(datetime.now(timezone.utc) + timedelta(days=6)) == "exports removed: 0; imports removed: 0"
+        assert remove_old_exports(datetime.now(timezone.utc) + timedelta(days=8)) == "exports removed: 1; imports removed: 0"
     assert db.export_jobs.count_documents({}) == 0 and db["exports.files"].count_documents({}) == 0
     assert db["exports.chunks"].count_documents({}) == 0
     assert client.get(f"/api/v1/exports/{job['id']}", headers=agent).status_code == 404

@@ -15,6 +15,8 @@ from typing import Callable, TypeVar
 
 import mongoengine
 import pymongo
+from gridfs import GridFSBucket
+from gridfs.errors import NoFile
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -198,3 +200,14 @@ def mark_migration_done(name: str) -> None:
     """Note that the one-off migration ``name`` has run to the end (idempotent)."""
     get_database()[MIGRATIONS].update_one({"_id": name}, {"$setOnInsert": {"done_at": utcnow()}},
                                           upsert=True)
+
+
+def delete_files(bucket_name: str, file_ids) -> None:
+    """Delete the GridFS files ``file_ids`` of bucket ``bucket_name``; one already gone is skipped (a clean-up
+    interrupted half-way is run again)."""
+    bucket = GridFSBucket(get_database(), bucket_name=bucket_name)
+    for file_id in file_ids:
+        try:
+            bucket.delete(file_id)
+        except NoFile:
+            pass

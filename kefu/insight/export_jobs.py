@@ -24,7 +24,7 @@ from mongoengine import BinaryField, DateTimeField, Document, IntField, ListFiel
 
 from kefu.core import background
 from kefu.core.clock import utcnow
-from kefu.core.db import get_database
+from kefu.core.db import delete_files, get_database
 from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _l
@@ -165,17 +165,10 @@ def run(job_id: str) -> ExportJob:
 
 def remove_old(now, keep: timedelta = KEEP) -> int:
     """Delete background exports (and their files) older than ``keep``; return how many."""
-    bucket = GridFSBucket(get_database(), bucket_name=BUCKET)
-    removed = 0
-    for job in ExportJob.objects(created_at__lt=now - keep):
-        if job.file_id is not None:
-            try:
-                bucket.delete(job.file_id)
-            except Exception:  # the file is gone already: the job record still goes
-                pass
-        job.delete()
-        removed += 1
-    return removed
+    old = list(ExportJob.objects(created_at__lt=now - keep).only("id", "file_id"))
+    delete_files(BUCKET, [job.file_id for job in old if job.file_id is not None])
+    ExportJob.objects(id__in=[job.pk for job in old]).delete()
+    return len(old)
 
 
 def fail(job_id: str, error: str) -> None:

@@ -19,7 +19,7 @@ from kefu.core.config import ConfigError
 from kefu.core.crypto import DecryptionFailed, FieldCipher, key_id_of
 from kefu.core.db import get_database
 from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
-from kefu.insight import export_jobs, views
+from kefu.insight import export_jobs, imports, views
 from kefu.notify import notifications
 from kefu.notify.channels import NotificationSettings
 from kefu.org import customers, users
@@ -34,8 +34,8 @@ ROTATE_COMMAND = "flask --app app:create_app kefu rotate-key"
 SMTP_PASSWORD = EncryptedFields(NotificationSettings._get_collection_name(), (
     EncryptedField("smtp_password_encrypted", "smtp.password", as_hex=True),))
 ENCRYPTED_STORES = (*record_encryption.ENCRYPTED_STORES, *customers.ENCRYPTED_STORES, *users.ENCRYPTED_STORES,
-                    *export_jobs.ENCRYPTED_STORES, *views.ENCRYPTED_STORES, *notifications.ENCRYPTED_STORES,
-                    SMTP_PASSWORD)
+                    *export_jobs.ENCRYPTED_STORES, *imports.ENCRYPTED_STORES, *views.ENCRYPTED_STORES,
+                    *notifications.ENCRYPTED_STORES, SMTP_PASSWORD)
 
 
 def _wrong_key(key_id: str | None) -> ConfigError:

@@ -7,7 +7,7 @@ whichever process touches a collection first (a race with concurrent inserts).
 """
 from __future__ import annotations
 
-from kefu.insight import dashboard, overdue
+from kefu.insight import dashboard, imports_targets, overdue
 from kefu.notify import reminders
 from kefu.notify.notifications import Delivery, Notification, Task
 from kefu.org.roles import AccessRole, ensure_shipped_roles
@@ -18,7 +18,7 @@ from kefu.schedule.duties import DutyRun
 
 # Indexes of the records collection declared outside the records area, by the module whose queries use them.
 DECLARED_RECORD_INDEXES = (*sla.RECORD_INDEXES, *callbacks.RECORD_INDEXES, *reminders.RECORD_INDEXES,
-                           *overdue.RECORD_INDEXES, *dashboard.RECORD_INDEXES)
+                           *overdue.RECORD_INDEXES, *dashboard.RECORD_INDEXES, *imports_targets.RECORD_INDEXES)
 
 
 def ensure_collections() -> None:

@@ -31,7 +31,7 @@ repeated run sends nothing twice:
 | ``care_messages`` | daily 10:00 | handover care 30/15/3 days before; greetings the working day before a statutory holiday |
 | ``weekly_summary`` | Wednesdays 09:00 | the week's numbers to the roles with ``view_reports`` |
 | ``monthly_report`` | the 5th 08:00 | last month's report archived (``kefu.insight.reports``), ``view_reports`` told |
-| ``remove_old_exports`` | daily 03:00 | background exports older than 7 days deleted with their files |
+| ``remove_old_exports`` | daily 03:00 | background exports and imports older than 7 days deleted with their files |
 """
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ DUTIES = (
          catch_up=timedelta(days=3)),
     Duty("monthly_report", _l("月度报告"), routines.monthly_report, at=time(8, 0), monthday=5,
          catch_up=timedelta(days=20), lease=timedelta(minutes=60)),
-    Duty("remove_old_exports", _l("清理过期导出文件"), routines.remove_old_exports, at=time(3, 0),
+    Duty("remove_old_exports", _l("清理过期导出与导入文件"), routines.remove_old_exports, at=time(3, 0),
          catch_up=timedelta(hours=20)),
     # A type saved in the admin has its indexes built at once (``jobs.schema.queue_list_indexes``); a type that has
     # grown past the size that needs them gets them here.

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from kefu.calendar.days import is_statutory
 from kefu.core.db import get_database
-from kefu.insight.export_jobs import remove_old
+from kefu.insight import export_jobs, imports
 from kefu.insight.reports import archive_monthly, previous_month, week_numbers
 from kefu.notify.messages import record_values
 from kefu.notify.notifications import Alert, Outbox, add_tasks, task_day
@@ -222,4 +222,4 @@ def monthly_report(now: datetime) -> str:
 
 
 def remove_old_exports(now: datetime) -> str:
-    return f"exports removed: {remove_old(now)}"
+    return f"exports removed: {export_jobs.remove_old(now)}; imports removed: {imports.remove_old(now)}"
