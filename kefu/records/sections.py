@@ -11,7 +11,11 @@ collection alike — handled by one ``Section`` object:
   no-ops by default;
 - ``choice_references``: the choice values the section's rules name by their text (a rename of one is refused),
   none by default;
-- ``json_schema()``: the model's JSON Schema (``GET /api/v1/types/schema``).
+- ``json_schema()``: the model's JSON Schema (``GET /api/v1/types/schema``; the record-type screen's rule editors
+  are rendered from it), its titles in the reader's language.
+
+``problem_paths`` says where each problem of a definition is: the path of the value it is about
+("sla.0.within", "levels.rules.2.units") → its message, for the editors to show it at that value's control.
 
 Validation (``kefu.records.types``) and the lifecycle iterate the same registry in registration order, so adding a
 section is one module that calls ``register``. The sections live above the records area (``kefu.rules``) and are
@@ -73,9 +77,28 @@ class SectionInvalid(DomainError):
 
     code = "definition_invalid"
 
-    def __init__(self, messages: list[str], message=None):
+    def __init__(self, messages: list[str], message=None, paths: list[str] | None = None):
         super().__init__(message or "；".join(messages))
         self.messages = messages
+        self.paths = paths or []  # the path of each message's value ("sla.0.within"), in the same order
+
+
+class Located:
+    """A ``problems`` message with the path of the value it is about (``at("sla.resolve.start", message)``):
+    ``str()`` is the message, ``path`` the dotted path — a list item by its position or, in a list of items
+    with keys (the clocks), by its ``key``."""
+
+    __slots__ = ("path", "message")
+
+    def __init__(self, path: str, message):
+        self.path, self.message = path, message
+
+    def __str__(self) -> str:
+        return str(self.message)
+
+
+def at(path: str, message) -> Located:
+    return Located(path, message)
 
 
 @dataclass(frozen=True)
@@ -127,7 +150,8 @@ class Section:
         try:
             return self.model.model_validate(raw)
         except ValidationError as exc:
-            raise SectionInvalid(_messages(self, raw, exc.errors())) from None
+            located = _messages(self, raw, exc.errors())
+            raise SectionInvalid([m for _p, m in located], paths=[p for p, _m in located]) from None
 
     def partial(self, raw):
         """The parts of a ``raw`` that does not parse as a whole which do (their ``problems`` are reported too),
@@ -160,7 +184,17 @@ class Section:
         return []
 
     def json_schema(self) -> dict:
-        return {**self.model.model_json_schema(), "title": str(self.title)}
+        """The model's JSON Schema; its titles and descriptions (lazy ``_l`` strings) in the current language."""
+        return _plain({**self.model.model_json_schema(), "title": self.title})
+
+
+def _plain(value):
+    """``value`` with every lazy string made text (JSON Schemas carry the models' ``_l`` titles)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
 _REGISTRY: dict[str, Section] = {}
@@ -246,8 +280,8 @@ def stored_problems(record_type) -> dict[str, str]:
     return found
 
 
-def definition_problems(data: Mapping) -> dict[str, str]:
-    """What is wrong with the sections of definition ``data`` (as written): section key → its messages joined.
+def _checked(data: Mapping) -> dict[str, list]:
+    """Every problem of the sections of ``data``: section key → its problems (``Located`` or messages).
 
     Every section present is parsed first; then each one that parsed runs its ``problems`` against the draft
     (the fields, and the other sections as parsed — a broken one is not consulted)."""
@@ -260,15 +294,48 @@ def definition_problems(data: Mapping) -> dict[str, str]:
         try:
             models[section.key] = section.parse(data[section.key])
         except SectionInvalid as exc:
-            found[section.key] = exc.messages
+            found[section.key] = [at(path, message) for path, message in zip(exc.paths, exc.messages)]
             partial[section.key] = section.partial(data[section.key])
     draft = Draft(key=data.get("key"), fields=fields, models=models, broken=frozenset(found))
     checked = {**{k: m for k, m in partial.items() if m is not None}, **models}
     for key, model in checked.items():
-        messages = [str(p) for p in registered(key).problems(draft, model)]
-        if messages:
-            found[key] = [*found.get(key, []), *messages]
-    return {key: "；".join(messages) for key, messages in found.items()}
+        problems = list(registered(key).problems(draft, model))
+        if problems:
+            found[key] = [*found.get(key, []), *problems]
+    return found
+
+
+def definition_problems(data: Mapping) -> dict[str, str]:
+    """What is wrong with the sections of definition ``data`` (as written): section key → its messages joined."""
+    return {key: "；".join(str(p) for p in problems) for key, problems in _checked(data).items()}
+
+
+def problem_paths(definition: Mapping) -> dict[str, str]:
+    """Where each problem of the sections of ``definition`` is: the path of the value it is about → its messages
+    joined. Paths are dotted, list items by position ("sla.0.within", "levels.rules.2.units", "workflow.initial");
+    a problem about a section as a whole is at the section's key."""
+    found: dict[str, list[str]] = {}
+    for key, problems in _checked(definition).items():
+        for problem in problems:
+            path = _positional(getattr(problem, "path", key) or key, definition)
+            found.setdefault(path, []).append(str(problem))
+    return {path: "；".join(messages) for path, messages in found.items()}
+
+
+def _positional(path: str, definition: Mapping) -> str:
+    """``path`` with a list item named by its ``key`` ("sla.resolve.start") named by its position ("sla.0.start");
+    a segment no item has is kept as written."""
+    node, segments = definition, []
+    for segment in path.split("."):
+        if isinstance(node, list):
+            if not segment.isdigit():
+                segment = next((str(n) for n, item in enumerate(node)
+                                if isinstance(item, dict) and item.get("key") == segment), segment)
+            node = node[int(segment)] if segment.isdigit() and int(segment) < len(node) else None
+        else:
+            node = node.get(segment) if isinstance(node, Mapping) else None
+        segments.append(segment)
+    return ".".join(segments)
 
 
 # -- shape errors as Chinese messages -------------------------------------------------------------------------
@@ -294,22 +361,42 @@ def _where(section: Section, raw, loc: tuple) -> str:
     return text
 
 
-def _messages(section: Section, raw, errors: list[dict]) -> list[str]:
+def _path(section: Section, raw, loc: tuple) -> str:
+    """The dotted path of ``loc`` in ``raw`` ("sla.0.within"): what ``_where`` says for a person, for a program
+    (the tags of tagged unions and ``[key]`` left out the same way)."""
+    parts, node = [section.key], raw
+    for position, segment in enumerate(loc):
+        if segment == "[key]":
+            continue
+        if isinstance(segment, int) and not isinstance(node, dict):
+            node = node[segment] if isinstance(node, list) and segment < len(node) else None
+        elif isinstance(node, dict) and segment not in node and position < len(loc) - 1:
+            continue
+        else:
+            node = node.get(segment) if isinstance(node, dict) else None
+        parts.append(str(segment))
+    return ".".join(parts)
+
+
+def _messages(section: Section, raw, errors: list[dict]) -> list[tuple[str, str]]:
+    """Each error as ``(path, message)``: the path of the value it is about, and the message naming it."""
     messages, extra = [], {}
     for error in errors:
         loc = tuple(error["loc"])
         kind, context = error["type"], error.get("ctx") or {}
         if kind == "extra_forbidden":
-            extra.setdefault(_where(section, raw, loc[:-1]), []).append(str(loc[-1]))
+            extra.setdefault((_path(section, raw, loc[:-1]), _where(section, raw, loc[:-1])), []).append(str(loc[-1]))
             continue
         if kind == "missing":
-            messages.append(str(_l("%(where)s 缺少 %(key)s", where=_where(section, raw, loc[:-1]), key=loc[-1])))
+            messages.append((_path(section, raw, loc), str(_l("%(where)s 缺少 %(key)s",
+                                                              where=_where(section, raw, loc[:-1]), key=loc[-1]))))
             continue
         problem = context["text"] if kind == SECTION_ERROR else _problem(kind, context)
         where = _where(section, raw, loc)
-        messages.append(f"{where}{problem}" if problem.startswith(".") else f"{where} {problem}")
-    for where, keys in extra.items():
-        messages.append(str(_l("%(where)s 有不认识的项：%(keys)s", where=where, keys="、".join(keys))))
+        messages.append((_path(section, raw, loc),
+                         f"{where}{problem}" if problem.startswith(".") else f"{where} {problem}"))
+    for (path, where), keys in extra.items():
+        messages.append((path, str(_l("%(where)s 有不认识的项：%(keys)s", where=where, keys="、".join(keys)))))
     return messages
 
 

@@ -48,12 +48,12 @@ from kefu.org.roles import role_label
 from kefu.records.actor import system_actor
 from kefu.records.engine_state import add_approval_reviews, decide_approval, set_approval
 from kefu.records.fields import get_field_type
-from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse, workflow_of
+from kefu.records.sections import WORKFLOW, Section, SectionModel, at, parsed, refuse, workflow_of
 from kefu.records.store import get_record, get_record_for
 from kefu.records.timeline import record_event
 from kefu.records.types import get_record_type
 from kefu.records.write import update_record
-from kefu.rules.shapes import NUMBERS, Name
+from kefu.rules.shapes import NUMBERS, Name, picker
 
 
 class State(str, Enum):
@@ -101,11 +101,11 @@ Amount = Annotated[Decimal, BeforeValidator(_amount)]
 class Band(SectionModel):
     """One amount band: ``lower`` ≤ amount < ``upper`` (None: no upper bound)."""
 
-    lower: Amount = Field(Decimal(0), alias="from", description="起始金额（含）；第 1 档为 0")
-    upper: Amount | None = Field(None, alias="below", description="上限金额（不含）；最后一档不写")
-    approver: Name = Field(description="审批职务")
-    reviewers: tuple[Name, ...] = Field((), description="先审核的审批职务")
-    note: StrictStr = ""
+    lower: Amount = Field(Decimal(0), alias="from", title=_l("起始金额（含）"), description=_l("第 1 档为 0"))
+    upper: Amount | None = Field(None, alias="below", title=_l("上限金额（不含）"), description=_l("最后一档不写"))
+    approver: Name = Field(title=_l("审批职务"))
+    reviewers: tuple[Name, ...] = Field((), title=_l("先审核的职务"), json_schema_extra=picker("words"))
+    note: StrictStr = Field("", title=_l("备注"))
 
     @model_validator(mode="after")
     def _distinct_titles(self):
@@ -133,13 +133,17 @@ class Band(SectionModel):
 class Approvals(SectionModel):
     """The ``approvals:`` section: bands from 0 up, each starting at the previous one's ``below``."""
 
-    amount_field: StrictStr = Field(description="金额、小数或整数字段（非敏感）")
-    on_status: Name = Field(description="进入该状态时按金额发起审批")
-    approved_status: Name | None = Field(None, description="通过后转到的状态")
-    rejected_status: Name | None = Field(None, description="驳回后转到的状态")
+    amount_field: StrictStr = Field(title=_l("金额字段"), description=_l("金额、小数或整数字段（非敏感）"),
+                                    json_schema_extra=picker("field", "number"))
+    on_status: Name = Field(title=_l("发起审批的状态"), description=_l("进入该状态时按金额发起审批"),
+                            json_schema_extra=picker("status"))
+    approved_status: Name | None = Field(None, title=_l("通过后转到"), json_schema_extra=picker("status"))
+    rejected_status: Name | None = Field(None, title=_l("驳回后转到"), json_schema_extra=picker("status"))
     requires_approval: tuple[Name, ...] | None = Field(
-        None, min_length=1, description="金额有值时须审批通过才能进入的状态（默认：approved_status 与流程的关闭状态）")
-    bands: tuple[Band, ...] = Field(min_length=1, description="金额档位")
+        None, min_length=1, title=_l("须审批通过才能进入的状态"),
+        description=_l("金额有值时须审批通过才能进入的状态（默认：通过后转到的状态与流程的关闭状态）"),
+        json_schema_extra=picker("statuses"))
+    bands: tuple[Band, ...] = Field(min_length=1, title=_l("金额档位"), json_schema_extra=picker("table"))
 
     @model_validator(mode="after")
     def _contiguous_bands(self):
@@ -202,13 +206,15 @@ class ApprovalsSection(Section):
             problems.append(_l("approvals.amount_field“%(field)s”应为金额、小数或整数字段", field=model.amount_field))
         elif field.get("sensitive"):
             problems.append(_l("approvals.amount_field 不能是敏感字段“%(field)s”", field=model.amount_field))
+        problems = [at("approvals.amount_field", problem) for problem in problems]
         workflow = draft.section(WORKFLOW)
         named = [(key, getattr(model, key)) for key in ("on_status", "approved_status", "rejected_status")]
         named += [("requires_approval", status) for status in model.requires_approval or ()]
         for key, value in named:
             if value is not None and workflow is not None and value not in workflow.statuses:
-                problems.append(_l("approvals.%(key)s“%(status)s”不在流程状态中；可选：%(statuses)s", key=key,
-                                   status=value, statuses="、".join(workflow.statuses)))
+                problems.append(at(f"approvals.{key}", _l(
+                    "approvals.%(key)s“%(status)s”不在流程状态中；可选：%(statuses)s", key=key, status=value,
+                    statuses="、".join(workflow.statuses))))
         return problems
 
     def before_save(self, record_type, model, current, after, changed, *, system):

@@ -44,14 +44,14 @@ from kefu.records.actor import system_actor
 from kefu.records.definitions import TYPE_KEY_PATTERN
 from kefu.records.engine_state import claim_outcome, link_callback, set_callback_result
 from kefu.records.fields import get_field_type
-from kefu.records.sections import WORKFLOW, Section, SectionModel, parsed, refuse, workflow_of
+from kefu.records.sections import WORKFLOW, Section, SectionModel, at, parsed, refuse, workflow_of
 from kefu.records.store import RECORDS
 from kefu.records.timeline import record_event
 from kefu.records.types import RecordType, get_record_type
 from kefu.records.values import core_values, read_values
 from kefu.records.write import create_record, system_update
 from kefu.rules.levels import customer_rejected
-from kefu.rules.shapes import MOMENTS, SINGLE_CHOICE, CallbackWindow, Name
+from kefu.rules.shapes import MOMENTS, SINGLE_CHOICE, CallbackWindow, Name, picker
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,20 @@ RECORD_INDEXES = [
 class Callback(SectionModel):
     """The ``callback:`` section."""
 
-    type: StrictStr = Field(description="要创建的回访记录类型的键")
-    on_status: Name = Field(description="进入该状态（关闭）时生成回访")
-    within: CallbackWindow = Field(description="回访期限：working_days / days / hours 之一")
-    due_field: Name = Field(DEFAULT_DUE_FIELD, description="回访类型中保存期限的日期时间字段")
-    result_field: Name = Field(description="回访类型中记录回访结果的选项字段")
-    rejected_values: tuple[Name, ...] = Field(min_length=1, description="表示客户不满意的结果")
-    values: dict[StrictStr, Any] = Field({}, description="回访记录的固定值：回访字段 → 值")
-    copy_: dict[StrictStr, StrictStr] = Field({}, alias="copy", description="本类型字段 → 回访字段")
+    type: StrictStr = Field(title=_l("回访记录类型"), description=_l("要创建的回访记录类型的键"),
+                            json_schema_extra=picker("record_type"))
+    on_status: Name = Field(title=_l("生成回访的状态"), description=_l("进入该状态（关闭）时生成回访"),
+                            json_schema_extra=picker("status"))
+    within: CallbackWindow = Field(title=_l("回访期限"), json_schema_extra=picker("window",
+                                                                               units=list(CallbackWindow.units)))
+    due_field: Name = Field(DEFAULT_DUE_FIELD, title=_l("期限字段"), description=_l("回访类型中保存期限的日期时间字段"))
+    result_field: Name = Field(title=_l("结果字段"), description=_l("回访类型中记录回访结果的选项字段"))
+    rejected_values: tuple[Name, ...] = Field(min_length=1, title=_l("不满意的结果"),
+                                              description=_l("表示客户不满意的结果"), json_schema_extra=picker("words"))
+    values: dict[StrictStr, Any] = Field({}, title=_l("回访记录的固定值"), description=_l("回访字段 → 值"),
+                                         json_schema_extra=picker("pairs"))
+    copy_: dict[StrictStr, StrictStr] = Field({}, alias="copy", title=_l("复制到回访的字段"),
+                                              description=_l("本类型字段 → 回访字段"), json_schema_extra=picker("pairs"))
 
     @field_validator("type")
     @classmethod
@@ -125,14 +131,15 @@ class CallbackSection(Section):
     def problems(self, draft, model: Callback) -> list:
         problems = []
         if model.type == draft.key:
-            problems.append(_l("callback.type 不能是本类型自己"))
+            problems.append(at("callback.type", _l("callback.type 不能是本类型自己")))
         workflow = draft.section(WORKFLOW)
         if workflow is not None and model.on_status not in workflow.statuses:
-            problems.append(_l("callback.on_status“%(status)s”不在流程状态中；可选：%(statuses)s",
-                               status=model.on_status, statuses="、".join(workflow.statuses)))
+            problems.append(at("callback.on_status", _l("callback.on_status“%(status)s”不在流程状态中；可选：%(statuses)s",
+                                                        status=model.on_status, statuses="、".join(workflow.statuses))))
         missing = [k for k in model.copy_ if draft.field(k) is None and k not in CORE_KEYS]
         if missing:
-            problems.append(_l("callback.copy 中本类型没有的字段：%(fields)s", fields="、".join(missing)))
+            problems.append(at("callback.copy", _l("callback.copy 中本类型没有的字段：%(fields)s",
+                                                   fields="、".join(missing))))
         target = RecordType.objects(key=model.type).first() if model.type != draft.key else None
         if target is not None:
             problems.extend(_target_problems(target, model))
@@ -164,17 +171,19 @@ def _target_problems(target, rules: Callback) -> list:
     problems = []
     due = target.field(rules.due_field)
     if due is None or due.type not in MOMENTS:
-        problems.append(_l("callback.due_field：回访类型“%(type)s”没有日期时间字段“%(field)s”", type=target.name,
-                           field=rules.due_field))
+        problems.append(at("callback.due_field", _l("callback.due_field：回访类型“%(type)s”没有日期时间字段“%(field)s”",
+                                                    type=target.name, field=rules.due_field)))
     result = target.field(rules.result_field)
     if result is None or result.type not in SINGLE_CHOICE:
-        problems.append(_l("callback.result_field：回访类型“%(type)s”没有选项字段“%(field)s”", type=target.name,
-                           field=rules.result_field))
+        problems.append(at("callback.result_field", _l(
+            "callback.result_field：回访类型“%(type)s”没有选项字段“%(field)s”", type=target.name,
+            field=rules.result_field)))
     else:
         unknown = [v for v in rules.rejected_values if v not in (result.choices or [])]
         if unknown:
-            problems.append(_l("callback.rejected_values 中的“%(values)s”不是“%(field)s”的可选项（%(choices)s）",
-                               values="、".join(unknown), field=result.label, choices="、".join(result.choices or [])))
+            problems.append(at("callback.rejected_values", _l(
+                "callback.rejected_values 中的“%(values)s”不是“%(field)s”的可选项（%(choices)s）",
+                values="、".join(unknown), field=result.label, choices="、".join(result.choices or []))))
     missing = [k for k in [*rules.values, *rules.copy_.values()] if target.field(k) is None and k not in WRITABLE_CORE]
     if missing:
         problems.append(_l("callback：回访类型“%(type)s”没有字段 %(fields)s", type=target.name,

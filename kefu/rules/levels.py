@@ -53,7 +53,7 @@ from kefu.org.roles import Action
 from kefu.records.actor import system_actor
 from kefu.records.engine_state import claim_level_rules, release_level_rules
 from kefu.records.fields import get_field_type
-from kefu.records.sections import Section, SectionModel, parsed, refuse, usable, workflow_of
+from kefu.records.sections import Section, SectionModel, at, parsed, refuse, usable, workflow_of
 from kefu.records.store import RECORDS, get_record, get_record_for
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, record_event
 from kefu.records.types import RecordType, get_record_type
@@ -61,7 +61,7 @@ from kefu.records.write import system_update
 from kefu.rules.level_rules import (
     AnyRule, AtLeast, Communications, Flag, OpenLonger, RepeatCustomer, Rule, SameIssueUnits,
 )
-from kefu.rules.shapes import SINGLE_CHOICE, FieldKind, Name
+from kefu.rules.shapes import SINGLE_CHOICE, FieldKind, Name, picker
 
 CORE_CUSTOMER = "customer"  # the record's own link to the customer archive
 DEFAULT_LEVEL_FIELD = "level"  # also the SLA clocks' default ``level_field``
@@ -72,16 +72,18 @@ APPLIED = "level_rules"  # on a record: ids of the rules that raised it (each ra
 
 
 class OnRejected(SectionModel):
-    steps: StrictInt = Field(1, ge=1, description="客户不接受处理结果时升几级")
+    steps: StrictInt = Field(1, ge=1, title=_l("客户不接受处理结果时升几级"))
 
 
 class Levels(SectionModel):
     """The ``levels:`` section."""
 
-    field: StrictStr = Field(description="保存等级的选项字段")
-    order: tuple[Name, ...] = Field(min_length=1, description="由低到高的等级")
-    rules: tuple[AnyRule, ...] = ()
-    on_rejected: OnRejected = OnRejected()
+    field: StrictStr = Field(title=_l("等级字段"), description=_l("保存等级的选项字段"),
+                             json_schema_extra=picker("field", "choice"))
+    order: tuple[Name, ...] = Field(min_length=1, title=_l("等级顺序"), description=_l("由低到高的等级"),
+                                    json_schema_extra=picker("level_order"))
+    rules: tuple[AnyRule, ...] = Field((), title=_l("升级规则"))
+    on_rejected: OnRejected = Field(OnRejected(), title=_l("客户不接受时"))
 
     @model_validator(mode="after")
     def _distinct_levels(self):
@@ -147,16 +149,17 @@ class LevelsSection(Section):
         choices: list = []
         if level_field is None:
             choice_fields = "、".join(k for k, f in draft.fields.items() if f.get("type") in SINGLE_CHOICE) or "-"
-            problems.append(_l("levels.field 应为本类型的选项字段；“%(field)s”不存在（可用：%(fields)s）",
-                               field=model.field, fields=choice_fields))
+            problems.append(at("levels.field", _l("levels.field 应为本类型的选项字段；“%(field)s”不存在（可用：%(fields)s）",
+                                                  field=model.field, fields=choice_fields)))
         elif level_field.get("type") not in SINGLE_CHOICE or level_field.get("sensitive"):
-            problems.append(_l("levels.field“%(field)s”应为选项字段（choice），且不能是敏感字段", field=model.field))
+            problems.append(at("levels.field", _l("levels.field“%(field)s”应为选项字段（choice），且不能是敏感字段",
+                                                  field=model.field)))
         else:
             choices = list(level_field.get("choices") or [])
         if choices and [v for v in model.order if v not in choices]:
-            problems.append(_l("levels.order 中的“%(levels)s”不是“%(field)s”的可选项（%(choices)s）",
-                               levels="、".join(v for v in model.order if v not in choices),
-                               field=level_field.get("label"), choices="、".join(choices)))
+            problems.append(at("levels.order", _l("levels.order 中的“%(levels)s”不是“%(field)s”的可选项（%(choices)s）",
+                                                  levels="、".join(v for v in model.order if v not in choices),
+                                                  field=level_field.get("label"), choices="、".join(choices))))
         for n, rule in enumerate(model.rules, start=1):
             problems.extend(_rule_problems(n, rule, draft, model))
         return problems
@@ -171,23 +174,32 @@ class LevelsSection(Section):
 
 
 def _rule_problems(n: int, rule: Rule, draft, levels: Levels) -> list:
+    """The problems of the ``n``-th rule (from 1), each at the path of the value it is about."""
+    where, problems = f"levels.rules.{n - 1}", []
+    for problem, key in _rule_messages(n, rule, draft, levels):
+        problems.append(at(f"{where}.{key}" if key else where, problem))
+    return problems
+
+
+def _rule_messages(n: int, rule: Rule, draft, levels: Levels) -> list[tuple]:
+    """``(message, key)`` pairs: ``key`` the rule's setting the message is about (None: the rule as a whole)."""
     order, problems = levels.order, []
     for key, level in (("level", rule.level), ("from", getattr(rule, "from_", None))):
         if level is not None and level not in order:
-            problems.append(_l("levels.rules 第 %(n)s 条的 %(key)s“%(level)s”不在 levels.order 中（%(order)s）", n=n,
-                               key=key, level=level, order="、".join(order)))
+            problems.append((_l("levels.rules 第 %(n)s 条的 %(key)s“%(level)s”不在 levels.order 中（%(order)s）",
+                                n=n, key=key, level=level, order="、".join(order)), key))
     if isinstance(rule, Communications) and not all(k in MANUAL_EVENT_KINDS for k in rule.kinds):
-        problems.append(_l("levels.rules 第 %(n)s 条的 kinds 应为过程记录类型列表；可用：%(kinds)s", n=n,
-                           kinds="、".join(f"{k}（{EVENT_KINDS[k]}）" for k in MANUAL_EVENT_KINDS)))
+        problems.append((_l("levels.rules 第 %(n)s 条的 kinds 应为过程记录类型列表；可用：%(kinds)s", n=n,
+                            kinds="、".join(f"{k}（{EVENT_KINDS[k]}）" for k in MANUAL_EVENT_KINDS)), "kinds"))
     for key, kind in rule.field_kinds.items():
         value = getattr(rule, key)
         if value is not None:
-            problems.extend(_field_problems(n, key, value, kind, draft, levels.field,
-                                            allow_sensitive=key == "customer_field"))
+            problems.extend((message, key) for message in _field_problems(
+                n, key, value, kind, draft, levels.field, allow_sensitive=key == "customer_field"))
     if isinstance(rule, OpenLonger) and rule.from_ in order and rule.level in order \
             and order.index(rule.from_) >= order.index(rule.level):
-        problems.append(_l("levels.rules 第 %(n)s 条的 level“%(level)s”应高于 from“%(from_level)s”", n=n,
-                           level=rule.level, from_level=rule.from_))
+        problems.append((_l("levels.rules 第 %(n)s 条的 level“%(level)s”应高于 from“%(from_level)s”", n=n,
+                            level=rule.level, from_level=rule.from_), "level"))
     return problems
 
 

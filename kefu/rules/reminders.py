@@ -22,6 +22,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, StrictInt, WithJso
 from kefu.core.clock import TIME_OF_DAY, aware, time_of_day
 from kefu.core.i18n import _l
 from kefu.records.sections import Section, SectionModel, parsed, refuse
+from kefu.rules.shapes import picker
 
 DEFAULT_MANAGER_AFTER = 2
 
@@ -45,19 +46,20 @@ class Ladder(SectionModel):
     """While a clock is overdue: a reminder every working day at ``at``; the managers too from ``manager_after``."""
 
     # The default as written in a definition: pydantic would write the time as "09:00:00", which "HH:MM" refuses.
-    at: TimeOfDay = Field(time(9, 0), description="每个工作日提醒的时间（时:分）", json_schema_extra={"default": "09:00"})
-    manager_after: StrictInt = Field(DEFAULT_MANAGER_AFTER, ge=1, description="逾期第几个工作日起通知经理")
+    at: TimeOfDay = Field(time(9, 0), title=_l("每个工作日提醒的时间"), description=_l("时:分，如 09:00"),
+                          json_schema_extra={"default": "09:00", **picker("time")})
+    manager_after: StrictInt = Field(DEFAULT_MANAGER_AFTER, ge=1, title=_l("逾期第几个工作日起通知经理"))
 
 
 class DailyUpdate(SectionModel):
-    after_working_days: StrictInt = Field(ge=1, description="受理超过几个工作日起每天生成“今日跟进”任务")
+    after_working_days: StrictInt = Field(ge=1, title=_l("受理超过几个工作日起每天生成“今日跟进”任务"))
 
 
 class Reminders(SectionModel):
     """``ladder`` None: no follow-up after the overdue alert; ``daily_update`` None: no 今日跟进 tasks."""
 
-    ladder: Ladder | None = Field(Ladder(), description="逾期后的逐日提醒；false 表示不再提醒")
-    daily_update: DailyUpdate | None = None
+    ladder: Ladder | None = Field(Ladder(), title=_l("逾期后的逐日提醒"), description=_l("不勾选则逾期提醒后不再提醒"))
+    daily_update: DailyUpdate | None = Field(None, title=_l("每日跟进任务"))
 
     @field_validator("ladder", mode="before")
     @classmethod

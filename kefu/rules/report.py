@@ -20,22 +20,25 @@ from kefu.core.db import mark_migration_done, migration_done
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
 from kefu.records.definitions import save_definition
-from kefu.records.sections import Section, SectionModel, definition_problems, parsed
+from kefu.records.sections import Section, SectionModel, at, definition_problems, parsed
 from kefu.records.types import RecordType
-from kefu.rules.shapes import FieldKind
+from kefu.rules.shapes import FieldKind, named_kind, picker
 
 log = logging.getLogger(__name__)
 
 # What issues are counted by: a field the report breaks down by, or a short text.
-ISSUE_TYPES = FieldKind(lambda t: t.report_dimension or t.one_line_text,
-                        ("choice", "multi_choice", "project", "department", "text"))
+ISSUE_TYPES = named_kind("issue", FieldKind(lambda t: t.report_dimension or t.one_line_text,
+                                           ("choice", "multi_choice", "project", "department", "text")))
 # How a repeat complainant is named: a short text.
-NAME_TYPES = FieldKind(lambda t: t.one_line_text, ("text",))
+NAME_TYPES = named_kind("text", FieldKind(lambda t: t.one_line_text, ("text",)))
 
 
 class Report(SectionModel):
-    name_field: StrictStr | None = Field(None, description="文本字段：重复投诉客户按它显示姓名")
-    issue_fields: tuple[StrictStr, ...] = Field((), description="主要问题按这些字段的取值组合计数，如 [project, category]")
+    name_field: StrictStr | None = Field(None, title=_l("客户姓名字段"), description=_l("重复投诉客户按它显示姓名"),
+                                         json_schema_extra=picker("field", "text"))
+    issue_fields: tuple[StrictStr, ...] = Field((), title=_l("主要问题按字段"),
+                                                description=_l("主要问题按这些字段的取值组合计数"),
+                                                json_schema_extra=picker("fields", "issue"))
 
 
 class ReportSection(Section):
@@ -51,12 +54,14 @@ class ReportSection(Section):
         if model.name_field is not None:
             field = draft.field(model.name_field)
             if field is None or field.get("type") not in NAME_TYPES:
-                problems.append(_l("report.name_field 应为本类型的文本字段；“%(field)s”不是", field=model.name_field))
+                problems.append(at("report.name_field", _l("report.name_field 应为本类型的文本字段；“%(field)s”不是",
+                                                           field=model.name_field)))
         for key in model.issue_fields:
             field = draft.field(key)
             if field is None or field.get("type") not in ISSUE_TYPES or field.get("sensitive"):
-                problems.append(_l("report.issue_fields 中的“%(field)s”应为本类型非敏感的 %(types)s 字段", field=key,
-                                   types="/".join(ISSUE_TYPES)))
+                problems.append(at("report.issue_fields", _l(
+                    "report.issue_fields 中的“%(field)s”应为本类型非敏感的 %(types)s 字段", field=key,
+                    types="/".join(ISSUE_TYPES))))
         return problems
 
 

@@ -1,5 +1,6 @@
-"""Value shapes the section models share: names, field keys, non-negative counts and time windows; and the
-kinds of field a section may name (``NUMBERS``, ``DATES`` …), told by what their field types hold."""
+"""Value shapes the section models share: names, field keys, non-negative counts and time windows; the
+kinds of field a section may name (``NUMBERS``, ``DATES`` …), told by what their field types hold; and the hints
+the record-type screen's rule editors read from the models' JSON Schemas (``picker``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -34,10 +35,29 @@ class FieldKind:
         return iter(self.shown)
 
 
-NUMBERS = FieldKind(lambda t: t.holds_numbers, ("money", "decimal", "integer"))
-DATES = FieldKind(lambda t: t.holds_dates, ("datetime", "date"))
-MOMENTS = FieldKind(lambda t: t.has_time_of_day, ("datetime",))
-SINGLE_CHOICE = FieldKind(lambda t: t.single_choice, ("choice",))
+# The kinds a ``picker`` hint may name, by name: the editors offer the fields whose type is one of ``shown``.
+PICKED_KINDS: dict[str, FieldKind] = {}
+
+
+def named_kind(name: str, kind: FieldKind) -> FieldKind:
+    """``kind``, offered by the editors' field pickers as ``name`` (``picker("field", "number")``)."""
+    PICKED_KINDS[name] = kind
+    return kind
+
+
+def picker(widget: str, kind: str | None = None, **more) -> dict:
+    """A model field's hint for the rule editors (``json_schema_extra``): ``x-kefu-picker`` is the control —
+    ``field`` / ``fields`` (one or several of the definition's fields of ``kind``), ``status`` / ``statuses``,
+    ``level`` / ``levels``, ``window``, ``conditions`` (field = value), ``event_kinds``, ``record_type``,
+    ``time``, ``pairs`` (key → value), ``hidden`` — and ``x-kefu-kind`` the kind of field offered."""
+    return {"x-kefu-picker": widget, **({"x-kefu-kind": kind} if kind else {}),
+            **{f"x-kefu-{key.replace('_', '-')}": value for key, value in more.items()}}
+
+
+NUMBERS = named_kind("number", FieldKind(lambda t: t.holds_numbers, ("money", "decimal", "integer")))
+DATES = named_kind("date", FieldKind(lambda t: t.holds_dates, ("datetime", "date")))
+MOMENTS = named_kind("moment", FieldKind(lambda t: t.has_time_of_day, ("datetime",)))
+SINGLE_CHOICE = named_kind("choice", FieldKind(lambda t: t.single_choice, ("choice",)))
 
 
 def not_blank(value: str) -> str:
@@ -57,10 +77,10 @@ class Window(SectionModel):
     units: ClassVar[tuple[str, ...]] = ("minutes", "hours", "days", "working_days")
     model_config = {"json_schema_extra": {"minProperties": 1, "maxProperties": 1}}
 
-    minutes: NonNegative | None = None
-    hours: NonNegative | None = None
-    days: NonNegative | None = None
-    working_days: NonNegative | None = None
+    minutes: NonNegative | None = Field(None, title=_l("分钟"))
+    hours: NonNegative | None = Field(None, title=_l("小时"))
+    days: NonNegative | None = Field(None, title=_l("天"))
+    working_days: NonNegative | None = Field(None, title=_l("工作日"))
 
     @model_validator(mode="before")
     @classmethod

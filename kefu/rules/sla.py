@@ -48,13 +48,15 @@ from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l
 from kefu.records.engine_state import set_sla_state
 from kefu.records.fields import get_field_type
-from kefu.records.sections import WORKFLOW, Section, SectionInvalid, SectionModel, parsed, refuse, usable, workflow_of
+from kefu.records.sections import (
+    WORKFLOW, Section, SectionInvalid, SectionModel, at, parsed, refuse, usable, workflow_of,
+)
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 from kefu.records.values import core_values, read_plain_values
 from kefu.rules.levels import DEFAULT_LEVEL_FIELD
 from kefu.rules.reminders import carried_alerts, reminders_of, sla_next
-from kefu.rules.shapes import DATES, MOMENTS, ClockTime, Name, Window
+from kefu.rules.shapes import DATES, MOMENTS, ClockTime, Name, Window, picker
 
 SLA_COLUMN = "sla"  # the key of the 时限 column (lists, views, exports): the nearest clock's state
 STATE_LABELS = {"on_time": _l("未到期"), "due_soon": _l("即将到期"), "overdue": _l("已逾期"), "met": _l("按时完成"),
@@ -86,17 +88,26 @@ def _clock_key(value: str) -> str:
 class Clock(SectionModel):
     """One deadline of the ``sla:`` list."""
 
-    key: Annotated[StrictStr, AfterValidator(_clock_key)]
-    name: Name
-    name_en: Annotated[str | None, BeforeValidator(lambda value: None if value is None else str(value))] = None
-    start: StrictStr = Field("created", description="created、status:状态，或一个日期时间字段")
-    within: Window
-    by_level: dict[StrictStr, Window] = Field({}, description="按等级字段的值另定时限")
-    level_field: StrictStr = DEFAULT_LEVEL_FIELD
-    when: dict[StrictStr, Any] = Field({}, description="只对字段取这些值的记录计时")
-    done_when: dict[StrictStr, Any] = Field({}, description="完成条件；“字段: '*'”表示填写即完成")
-    until: StrictStr | None = Field(None, description="约定期限字段（日期或日期时间）：填写后即为截止时间")
-    due_soon: ClockTime | None = Field(None, description="截止前多久算即将到期；默认时限的最后 20%，至少 2 小时")
+    key: Annotated[StrictStr, AfterValidator(_clock_key)] = Field(title=_l("键"), json_schema_extra=picker("key"))
+    name: Name = Field(title=_l("名称"))
+    name_en: Annotated[str | None, BeforeValidator(lambda value: None if value is None else str(value))] = Field(
+        None, title=_l("英文名称"))
+    start: StrictStr = Field("created", title=_l("开始于"), description=_l("created、status:状态，或一个日期时间字段"),
+                             json_schema_extra=picker("clock_start", "moment"))
+    within: Window = Field(title=_l("时限"), json_schema_extra=picker("window"))
+    by_level: dict[StrictStr, Window] = Field({}, title=_l("按等级另定时限"), description=_l("按等级字段的值另定时限"),
+                                              json_schema_extra=picker("by_level"))
+    level_field: StrictStr = Field(DEFAULT_LEVEL_FIELD, title=_l("等级字段"), json_schema_extra=picker("field", "choice"))
+    when: dict[StrictStr, Any] = Field({}, title=_l("适用条件"), description=_l("只对字段取这些值的记录计时"),
+                                       json_schema_extra=picker("conditions"))
+    done_when: dict[StrictStr, Any] = Field({}, title=_l("完成条件"), description=_l("完成条件；“字段: '*'”表示填写即完成"),
+                                            json_schema_extra=picker("conditions"))
+    until: StrictStr | None = Field(None, title=_l("约定期限字段"),
+                                    description=_l("约定期限字段（日期或日期时间）：填写后即为截止时间"),
+                                    json_schema_extra=picker("field", "date"))
+    due_soon: ClockTime | None = Field(None, title=_l("提前预警"),
+                                       description=_l("截止前多久算即将到期；默认时限的最后 20%，至少 2 小时"),
+                                       json_schema_extra=picker("window", units=list(ClockTime.units)))
 
     @model_validator(mode="before")
     @classmethod
@@ -178,25 +189,29 @@ def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
     where, problems = f"sla.{clock.key}", []
     if clock.start.startswith("status:"):
         if statuses is not None and clock.start[len("status:"):] not in statuses:
-            problems.append(_l("%(where)s.start 的状态“%(status)s”不在流程中", where=where,
-                               status=clock.start[len("status:"):]))
+            problems.append(at(f"{where}.start", _l("%(where)s.start 的状态“%(status)s”不在流程中", where=where,
+                                                    status=clock.start[len("status:"):])))
     elif clock.start != "created" and (draft.field(clock.start) or {}).get("type") not in MOMENTS:
-        problems.append(_l("%(where)s.start 应为 created、status:状态 或一个日期时间字段", where=where))
+        problems.append(at(f"{where}.start", _l("%(where)s.start 应为 created、status:状态 或一个日期时间字段",
+                                                where=where)))
     if clock.by_level and draft.field(clock.level_field) is None:
-        problems.append(_l("%(where)s.by_level 需要等级字段“%(field)s”", where=where, field=clock.level_field))
+        problems.append(at(f"{where}.level_field", _l("%(where)s.by_level 需要等级字段“%(field)s”", where=where,
+                                                      field=clock.level_field)))
     choices = set((draft.field(clock.level_field) or {}).get("choices") or [])
     for level in clock.by_level:
         if choices and level not in choices:
-            problems.append(_l("%(where)s.by_level 的等级“%(level)s”不在可选项中", where=where, level=level))
+            problems.append(at(f"{where}.by_level", _l("%(where)s.by_level 的等级“%(level)s”不在可选项中",
+                                                       where=where, level=level)))
     for part in ("when", "done_when"):
         for name in getattr(clock, part):
             if name not in CORE_CONDITION_KEYS and draft.field(name) is None:
-                problems.append(_l("%(where)s.%(part)s 的字段“%(field)s”不存在", where=where, part=part, field=name))
+                problems.append(at(f"{where}.{part}", _l("%(where)s.%(part)s 的字段“%(field)s”不存在", where=where,
+                                                         part=part, field=name)))
             elif (draft.field(name) or {}).get("sensitive"):
-                problems.append(_l("%(where)s.%(part)s 不能使用敏感字段“%(field)s”", where=where, part=part,
-                                   field=name))
+                problems.append(at(f"{where}.{part}", _l("%(where)s.%(part)s 不能使用敏感字段“%(field)s”",
+                                                         where=where, part=part, field=name)))
     if clock.until is not None and (draft.field(clock.until) or {}).get("type") not in DATES:
-        problems.append(_l("%(where)s.until 应为一个日期或日期时间字段", where=where))
+        problems.append(at(f"{where}.until", _l("%(where)s.until 应为一个日期或日期时间字段", where=where)))
     return problems
 
 

@@ -21,8 +21,8 @@ from pydantic import Field, StrictStr, model_validator
 
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _l
-from kefu.records.sections import WORKFLOW, Section, SectionModel, refuse
-from kefu.rules.shapes import Name
+from kefu.records.sections import WORKFLOW, Section, SectionModel, at, refuse
+from kefu.rules.shapes import Name, picker
 
 DEFAULT_STATUSES = ("待受理", "处理中", "已解决", "已关闭")
 
@@ -30,13 +30,18 @@ DEFAULT_STATUSES = ("待受理", "处理中", "已解决", "已关闭")
 class Workflow(SectionModel):
     """A type's statuses and moves; ``transitions`` None: every move between ``statuses`` is allowed."""
 
-    statuses: tuple[Name, ...] = Field(min_length=1, description="状态名称，按流程顺序")
-    initial: Name | None = Field(None, description="新记录的状态（默认第一个）")
+    statuses: tuple[Name, ...] = Field(min_length=1, title=_l("状态"), description=_l("状态名称，按流程顺序"))
+    initial: Name | None = Field(None, title=_l("新记录的状态"), description=_l("新记录的状态（默认第一个）"),
+                                 json_schema_extra=picker("status"))
     transitions: dict[StrictStr, tuple[Name, ...] | None] | None = Field(
-        None, description="状态 → 可转到的状态；不写则任意转换")
-    closed: tuple[Name, ...] = Field((), description="关闭状态：进入时须填写“关闭时必填”字段")
-    pausing: tuple[Name, ...] = Field((), description="暂停状态：时限停止计时")
-    rework: Name | None = Field(None, description="客户不接受处理结果时退回的状态（默认第二个）")
+        None, title=_l("允许的转换"), description=_l("状态 → 可转到的状态；不写则任意转换"))
+    closed: tuple[Name, ...] = Field((), title=_l("关闭状态"), description=_l("关闭状态：进入时须填写“关闭时必填”字段"),
+                                     json_schema_extra=picker("statuses"))
+    pausing: tuple[Name, ...] = Field((), title=_l("暂停状态"), description=_l("暂停状态：时限停止计时"),
+                                      json_schema_extra=picker("statuses"))
+    rework: Name | None = Field(None, title=_l("退回重新处理的状态"),
+                                description=_l("客户不接受处理结果时退回的状态（默认第二个）"),
+                                json_schema_extra=picker("status"))
 
     @model_validator(mode="before")
     @classmethod
@@ -126,8 +131,9 @@ class WorkflowSection(Section):
         """Checked when a definition is saved, not when a stored one is read: definitions saved before this check
         existed may name a target that is no status (it is never offered, so such a move cannot happen)."""
         known = set(model.statuses)
-        return [_l("workflow.transitions.%(status)s 中的“%(statuses)s”不在 statuses 中", status=source,
-                   statuses="、".join(unknown))
+        return [at(f"{WORKFLOW}.transitions",
+                   _l("workflow.transitions.%(status)s 中的“%(statuses)s”不在 statuses 中", status=source,
+                      statuses="、".join(unknown)))
                 for source, targets in (model.transitions or {}).items()
                 if (unknown := [s for s in targets or () if s not in known])]
 
