@@ -1,14 +1,13 @@
 """The navigation bar's menus: Flask-Admin's screens the user may open, and the record types they may read, by
-industry pack.
+menu group (``kefu.records.menu_groups``: the industry packs, then the groups admins created).
 
 Rendering them is most of the cost of the page layout (a macro per item), yet they depend only on what the
 user's roles allow (their capabilities, which record types they read — roles are data, so an edited role shows
-at once), the language, the page shown (its item is marked active), the URL prefix and the active record types;
+at once), the language, the page shown (its item is marked active), the URL prefix, the menu groups and the active
+record types;
 so ``main_menu`` renders them once per such combination and reuses the HTML.
 """
 from __future__ import annotations
-
-from collections import OrderedDict
 
 from flask import request
 from flask_babel import get_locale
@@ -20,7 +19,7 @@ from kefu.core.i18n import _
 from kefu.insight.scope import allowed_somewhere
 from kefu.org.access import AccessPolicy
 from kefu.org.roles import ALL_CAPABILITIES, Action
-from kefu.records.definitions import pack_names
+from kefu.records.menu_groups import group_name, menu_groups
 from kefu.records.types import type_name, type_summaries
 from web.actor import current_actor
 
@@ -30,14 +29,16 @@ MAX_RENDERED = 512  # permission sets × languages × pages: a few hundred at mo
 _rendered: dict[tuple, Markup] = {}
 
 
-def record_menu(summaries, locale: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    """``[(pack name, [(type key, type name)])]``: the active record types grouped by industry pack, named
-    in ``locale``."""
-    packs = pack_names(locale)
-    groups: OrderedDict = OrderedDict()
+def record_menu(summaries, groups, locale: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """``[(group name, [(type key, type name)])]``: the active record types under their menu group (``pack``),
+    named in ``locale``; groups in the order of ``groups`` (``menu_groups()``), types in the order of ``summaries``
+    (their ``sort_order``), a type without a known group under 记录 last. A group without types is left out."""
+    listed = {group["key"]: (group_name(group, locale), []) for group in groups}
+    others: list[tuple[str, str]] = []
     for summary in summaries:
-        groups.setdefault(summary["pack"], []).append((summary["key"], type_name(summary, locale)))
-    return [(packs.get(pack) or _("记录"), types) for pack, types in groups.items()]
+        listed.get(summary["pack"], (None, others))[1].append((summary["key"], type_name(summary, locale)))
+    menu = [(name, types) for name, types in listed.values() if types]
+    return menu + [(_("记录"), others)] if others else menu
 
 
 def permissions_key(access: AccessPolicy) -> tuple:
@@ -54,13 +55,15 @@ def main_menu(context) -> Markup:
     access = current_actor().access if current_user.is_authenticated else None
     if access is not None:
         summaries = tuple(s for s in summaries if access.may_read_type(s["key"]))
+    groups = menu_groups()
     key = (permissions_key(access) if access is not None else None, locale,
            getattr(admin_view, "endpoint", None), request.script_root,
-           tuple((s["key"], s["name"], s["name_en"], s["pack"]) for s in summaries))
+           tuple((s["key"], s["name"], s["name_en"], s["pack"]) for s in summaries),
+           tuple((g["key"], g["name"], g["name_en"]) for g in groups))
     html = _rendered.get(key)
     if html is None:
         html = Markup(context.environment.get_template(MENU_TEMPLATE).render(
-            context.get_all(), record_menu=record_menu(summaries, locale)))
+            context.get_all(), record_menu=record_menu(summaries, groups, locale)))
         if len(_rendered) >= MAX_RENDERED:
             _rendered.clear()
         _rendered[key] = html

@@ -9,8 +9,6 @@ change up on its next request.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from pathlib import Path
 
 import yaml
 
@@ -21,6 +19,7 @@ from kefu.core.i18n import _l
 from kefu.records import choice_migrations, sections
 from kefu.records.choice_changes import RENAME_KEY, carry_over_choices, rename_problem, rules_problem
 from kefu.records.fields import FIELD_FLAGS, FIELD_KEY_PATTERN, FIELD_OPTIONS, FIELD_TYPES, FieldSpec
+from kefu.records.menu_groups import SCHEMAS_DIR, is_menu_group, shipped_packs
 from kefu.records.migrations import convert_field_values, records_holding, records_not_converting
 from kefu.records.search import reindex_search
 from kefu.records.types import FieldDefinition, RecordType, no_such_type, summaries_changed
@@ -29,7 +28,6 @@ TYPE_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 # Type keys a route under /api/v1/types/ takes for itself (GET /api/v1/types/schema would hide a type so keyed).
 RESERVED_TYPE_KEYS = frozenset({"schema"})
 NUMBER_PREFIX_PATTERN = re.compile(r"^[A-Z]{1,6}$")
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 # Keys every record has besides its configured fields; a configured field may not take them.
 RESERVED_FIELD_KEYS = frozenset({
@@ -74,6 +72,10 @@ def _definition_problems(data: dict, existing: RecordType | None) -> dict[str, s
         if clash:
             problems["number_prefix"] = _l("编号前缀“%(prefix)s”已被“%(name)s”使用", prefix=prefix, name=clash.name)
 
+    if data.get("pack") and not is_menu_group(data["pack"]):
+        problems["pack"] = _l("菜单分组“%(pack)s”不存在", pack=data["pack"])
+    if "sort_order" in data and (isinstance(data["sort_order"], bool) or not isinstance(data["sort_order"], int)):
+        problems["sort_order"] = _l("菜单中的顺序应为整数")
     problems.update(sections.definition_problems(data))
     fields = data.get("fields")
     if not isinstance(fields, list):
@@ -172,7 +174,9 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     """Create (``key`` None) or replace the definition ``key``; return the saved type.
 
     Refuses, with ``ValidationFailed`` naming each problem: bad or duplicate
-    keys, reserved keys, unknown field types, invalid options, a changed
+    keys, reserved keys, a ``pack`` that is no menu group
+    (``kefu.records.menu_groups``), a ``sort_order`` that is not a whole
+    number, unknown field types, invalid options, a changed
     type key, a field type change whose stored values would not convert
     (listing those records, also under the field's key), a type change of a
     sensitive field that records hold values of, and a choice rename that a
@@ -222,7 +226,7 @@ def save_definition(data: dict, *, by: str | None = None, key: str | None = None
     if "sort_order" in data:
         record_type.sort_order = int(data["sort_order"])
     if "pack" in data:
-        record_type.pack = data["pack"]
+        record_type.pack = data["pack"] or None
     record_type.version = (existing.version + 1) if existing else 1
     record_type.updated_at = utcnow()
     record_type.updated_by = by
@@ -247,19 +251,6 @@ def set_type_active(key: str, active: bool, *, by: str | None = None) -> RecordT
     record_type.reload()
     background.record_type_saved.send(record_type.key)
     return record_type
-
-
-@lru_cache(maxsize=1)
-def shipped_packs() -> tuple[dict, ...]:
-    """The industry packs listed in ``schemas/packs.yaml`` (key, name, name_en, description, files)."""
-    packs = yaml.safe_load((SCHEMAS_DIR / "packs.yaml").read_text(encoding="utf-8"))
-    return tuple(packs["packs"])
-
-
-def pack_names(locale: str = "zh_Hans_CN") -> dict[str, str]:
-    """Pack key → its name in ``locale`` (for menus)."""
-    english = locale == "en"
-    return {p["key"]: (p.get("name_en") if english and p.get("name_en") else p["name"]) for p in shipped_packs()}
 
 
 def shipped_definitions() -> list[tuple[str, dict]]:
