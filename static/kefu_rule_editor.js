@@ -110,9 +110,12 @@
     document.querySelectorAll("[data-kefu-field-row]").forEach(function (row) {
       function part(name) { return row.querySelector("[name$='-" + name + "'][name^='fields-']"); }
       var key = part("key"), label = part("label"), type = part("type"), choices = part("choices");
-      var sensitive = part("sensitive");
+      var sensitive = part("sensitive"), labelEn = part("label_en");
       if (!key || !key.value.trim()) { return; }
-      fields.push({key: key.value.trim(), label: (label && label.value.trim()) || key.value.trim(),
+      // The pickers name fields in the page's language (kefu_admin.js sets <html lang>).
+      var shown = (document.documentElement.lang === "en" && labelEn && labelEn.value.trim()) ||
+        (label && label.value.trim()) || key.value.trim();
+      fields.push({key: key.value.trim(), label: shown,
                    type: type ? type.value : "", sensitive: !!(sensitive && sensitive.checked),
                    choices: choices ? choices.value.split("\n").map(function (c) {
                      return c.split(/\s*(?:→|->|=>)\s*/).pop().trim();
@@ -308,7 +311,7 @@
     if (!state.workflow) {
       body.appendChild(el("p", {"class": "small text-muted mb-1", text: W.default_workflow}));
       body.appendChild(button(W.customise, function () {
-        state.workflow = {statuses: config.default_statuses.slice(), closed: ["已关闭"]};
+        state.workflow = {statuses: config.default_statuses.slice(), closed: config.default_statuses.slice(-1)};
         render();
       }));
       return body;
@@ -674,10 +677,38 @@
       }
     });
   }
+  // One section shown at a time, under a tab per section (the 投诉 rules are several screens tall otherwise); the
+  // other cards stay in the page, hidden, so a problem finds its control wherever it is. A refused save opens on
+  // the first section with a problem; each such tab carries a "!".
+  // Built aside and swapped in at once: a change event re-renders while the click that caused it (on 保存, say) is
+  // still under way, and an emptied holder for a moment would shorten the page, scroll it and lose the click.
+  var activeSection = null;
   function render() {
     readFields();
-    holder.innerHTML = "";
-    config.sections.forEach(function (section) { holder.appendChild(sectionCard(section)); });
+    var frame = document.createDocumentFragment();
+    var troubled = Object.keys(config.problems).map(function (path) { return path.split(".")[0]; });
+    var keys = config.sections.map(function (section) { return section.key; });
+    if (!activeSection) {
+      activeSection = troubled.filter(function (key) { return keys.indexOf(key) >= 0; })[0] || keys[0];
+    }
+    var tabs = el("ul", {"class": "nav nav-tabs kefu-rule-tabs mb-2"});
+    frame.appendChild(tabs);
+    config.sections.forEach(function (section) {
+      var link = el("a", {"class": "nav-link" + (section.key === activeSection ? " active" : ""), href: "#",
+                          "data-kefu-tab": section.key, on: {click: function (event) {
+                            event.preventDefault();
+                            activeSection = section.key;
+                            render();
+                          }}}, [section.title]);
+      if (troubled.indexOf(section.key) >= 0) {
+        link.appendChild(el("span", {"class": "badge badge-danger ml-1", text: "!"}));
+      }
+      tabs.appendChild(el("li", {"class": "nav-item"}, [link]));
+      var card = sectionCard(section);
+      card.hidden = section.key !== activeSection;
+      frame.appendChild(card);
+    });
+    holder.replaceChildren(frame);
     showProblems();
   }
 

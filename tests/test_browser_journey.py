@@ -86,6 +86,7 @@ def test_reno_patrol_from_template_to_the_overdue_list(new_context, problems, db
 
     # 时限: 2 working days from 巡检时间, with its preview on the real calendar.
     sla = editor.locator("[data-kefu-section='sla']")
+    steps.click(editor.locator("[data-kefu-tab='sla']"))
     steps.click(sla.get_by_role("button", name="添加时限"))
     clock = sla.locator("[data-kefu-clock='0']")
     clock.locator("[data-path='sla.0.name']").fill("整改完成")

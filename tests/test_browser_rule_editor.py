@@ -14,6 +14,9 @@ def test_admin_builds_a_clock_and_a_level_rule_without_yaml(new_context, problem
     page.goto(f"/admin/record_types/edit/?id={before['_id']}")
     editor = page.locator("#kefu-rule-editor")
     sla = editor.locator("[data-kefu-section='sla']")
+    editor.locator("[data-kefu-tab='workflow'].active").wait_for()  # one section at a time, 流程 first
+    assert sla.is_hidden()
+    editor.locator("[data-kefu-tab='sla']").click()
     sla.locator("[data-kefu-clock]").first.wait_for()
     assert page.locator("#rules").is_hidden()  # the YAML box waits behind 高级（YAML）
 
@@ -29,7 +32,9 @@ def test_admin_builds_a_clock_and_a_level_rule_without_yaml(new_context, problem
     expected = "受理于 12-04 16:00 → 截止 12-08 23:59（跳过 12-05、12-06 周末）"
     preview.get_by_text(expected).wait_for()
     clock.screenshot(path=tmp_path / "clock.png")
+    editor.locator("[data-kefu-tab='workflow']").click()
     editor.locator("[data-kefu-section='workflow']").screenshot(path=tmp_path / "workflow.png")
+    editor.locator("[data-kefu-tab='levels']").click()
 
     levels = editor.locator("[data-kefu-section='levels']")
     rules_before = len(before["levels"]["rules"])
@@ -38,7 +43,9 @@ def test_admin_builds_a_clock_and_a_level_rule_without_yaml(new_context, problem
     rule.locator(f"[data-path='levels.rules.{rules_before}.rule']").select_option("at_least")
     rule = levels.locator(f"[data-kefu-level-rule='{rules_before}']")
     rule.locator(f"[data-path='levels.rules.{rules_before}.field']").select_option("claim_amount")
-    rule.locator(f"[data-path='levels.rules.{rules_before}.value']").fill("50000")
+    amount = rule.locator(f"[data-path='levels.rules.{rules_before}.value']")
+    amount.fill("50000")
+    amount.blur()  # Chromium scrolls a number box back into view when it commits on blur, moving the page under a click
     rule.locator(f"[data-path='levels.rules.{rules_before}.level']").select_option("重大")
     levels.screenshot(path=tmp_path / "levels.png")
 
