@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFError
 
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.errors import ValidationFailed
-from kefu.core.i18n import _
+from kefu.core.i18n import _, in_user_language
 from kefu.records.sections import sections
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS
 from kefu.records.types import RecordType
@@ -92,7 +92,8 @@ class RuleEditorMixin:
             "urls": {"preview": self.get_url(".clock_preview_view"), "text": self.get_url(".rules_text_view")},
             "kinds": {name: list(kind) for name, kind in PICKED_KINDS.items()},
             "event_kinds": [[kind, str(EVENT_KINDS[kind])] for kind in MANUAL_EVENT_KINDS],
-            "record_types": [[t.key, t.name] for t in RecordType.objects.only("key", "name").order_by("sort_order")
+            "record_types": [[t.key, in_user_language(t.name, t.name_en)]
+                             for t in RecordType.objects.only("key", "name", "name_en").order_by("sort_order")
                              if record_type is None or t.key != record_type.key],
             "core_fields": [["status", _("状态")], ["assignee", _("负责人")], ["department", _("部门")],
                             ["customer", _("客户")]],

@@ -12,7 +12,7 @@ from wtforms import FileField, SelectField, StringField
 
 from admin_views.base import AdminForm
 from kefu.core.errors import DomainError, ValidationFailed
-from kefu.core.i18n import _, _l
+from kefu.core.i18n import _, _l, in_user_language
 from kefu.records.definitions import shipped_definitions
 from kefu.records.menu_groups import ensure_menu_group, group_name, group_names, is_menu_group, menu_groups
 from kefu.records.type_templates import (
@@ -50,7 +50,7 @@ def _source_choices(locale: str) -> dict[str, list[tuple[str, str]]]:
         options = choices.setdefault(_("行业模板 · %(pack)s", pack=names.get(pack, pack)), [])
         if not options:
             options.append((f"pack:{pack}", _("整套：%(pack)s", pack=names.get(pack, pack))))
-        options.append((f"shipped:{definition['key']}", definition["name"]))
+        options.append((f"shipped:{definition['key']}", in_user_language(definition["name"], definition.get("name_en"))))
     for group in [*names, None]:
         types = group_types(group)
         if types:

@@ -1,8 +1,7 @@
 """A record as the record screens show it: its row, its fields' labels, the 时限 column."""
 from __future__ import annotations
 
-from flask_babel import get_locale
-
+from kefu.core.i18n import in_user_language
 from kefu.records.actor import Actor
 from kefu.records.query import SLA_SORT
 from kefu.records.types import RecordType
@@ -29,6 +28,4 @@ class RecordRow:
 
 def field_label(definition) -> str:
     """The field's label in the user's language (its ``label_en`` for English, when the definition has one)."""
-    if str(get_locale()) == "en" and getattr(definition, "label_en", None):
-        return definition.label_en
-    return str(definition.label)
+    return in_user_language(str(definition.label), getattr(definition, "label_en", None))

@@ -5,7 +5,23 @@ language and the handbooks' vocabulary); ``translations/en`` carries the
 English catalogue. Flask-Admin's own strings are English ids translated by its
 ``zh_Hans_CN`` catalogue. Outside a request the Chinese id is returned as is.
 """
-from flask_babel import gettext, lazy_gettext
+from flask_babel import get_locale, gettext, lazy_gettext
 
 _ = gettext
 _l = lazy_gettext
+
+
+def in_user_language(chinese: str, english: str | None) -> str:
+    """A name the data gives in both languages (a field's ``label`` and ``label_en``) in the request's language:
+    ``english`` for an English request when it is set, else ``chinese`` (also outside a request)."""
+    return english if english and str(get_locale() or "") == "en" else chinese
+
+
+def enumeration(items) -> str:
+    """``items`` as a list in a sentence of the user's language: "12-05、12-06" or "12-05, 12-06"."""
+    return _("、").join(str(item) for item in items)
+
+
+def clauses(items) -> str:
+    """``items`` as the clauses of one sentence in the user's language: "…，…" or "…, …"."""
+    return _("，").join(str(item) for item in items)

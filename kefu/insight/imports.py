@@ -34,7 +34,7 @@ from kefu.core.clock import utcnow
 from kefu.core.db import delete_files, get_database
 from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
 from kefu.core.errors import NotFound, PermissionDenied, ValidationFailed
-from kefu.core.i18n import _l
+from kefu.core.i18n import _l, in_user_language
 from kefu.core.sealed_files import SealedReader, new_file_key, seal
 from kefu.insight import imports_org
 from kefu.insight.export_notes import DIGIT_RUN, mask_digits
@@ -112,7 +112,7 @@ def target_of(key: str):
 def targets_for(actor: Actor) -> list[tuple[str, str]]:
     """``(key, name)`` of what ``actor`` may import into: the record types they may create records of, in menu
     order, then the customer archive, units and users as their capabilities allow."""
-    found = [(f"records:{s['key']}", s["name"]) for s in type_summaries()
+    found = [(f"records:{s['key']}", in_user_language(s["name"], s["name_en"])) for s in type_summaries()
              if actor.access.allows(s["key"], "create")]
     for target in (CustomerTarget(), *(kind() for kind in imports_org.TARGETS.values())):
         if target.allowed(actor.access):

@@ -25,7 +25,7 @@ from kefu.core import clock
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import ValidationFailed
-from kefu.core.i18n import _l
+from kefu.core.i18n import _l, in_user_language
 from kefu.core.validation import InvalidValue, check_typable, normalize_id_number, normalize_phone
 from kefu.org.access import AccessPolicy
 from kefu.org.customers import (
@@ -102,7 +102,8 @@ class RecordTarget:
             if get_field_type(definition.type).holds_files:
                 continue  # files cannot come from a spreadsheet
             names = (definition.label, definition.label_en or "", definition.key)
-            found.append(Column(definition.key, definition.label, tuple(n for n in names if n),
+            found.append(Column(definition.key, in_user_language(definition.label, definition.label_en),
+                                tuple(n for n in names if n),
                                 bool(definition.sensitive),
                                 bool(definition.required) and definition.default in (None, "")))
         return found

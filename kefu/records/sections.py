@@ -340,24 +340,30 @@ def _positional(path: str, definition: Mapping) -> str:
 
 # -- shape errors as Chinese messages -------------------------------------------------------------------------
 
+# A list item's ordinal after its list's name, by the section's word for the items ("levels.rules 第 5 条");
+# "{n}" is the number (English: "levels.rules #5").
+ORDINALS = {"个": _l(" 第 {n} 个"), "条": _l(" 第 {n} 条"), "档": _l(" 第 {n} 档"), "项": _l(" 第 {n} 项")}
+
+
 def _where(section: Section, raw, loc: tuple) -> str:
     """The path of ``loc`` for a person: names joined by dots, list items as ordinals (``第 2 档``).
 
     Segments pydantic inserts that are not in the data (the tag of a tagged union) are left out."""
-    text, node, parent_name = section.key, raw, section.key
+    text, node, parent_name, after_item = section.key, raw, section.key, False
     for position, segment in enumerate(loc):
         if segment == "[key]":  # the error is about the key just named, not a value under it
             continue
         if isinstance(segment, int) and not isinstance(node, dict):
-            word = section.item_words.get(parent_name, "项")
-            text += f" 第 {segment + 1} {word}"
+            ordinal = ORDINALS.get(section.item_words.get(parent_name), ORDINALS["项"])
+            text += str(ordinal).replace("{n}", str(segment + 1))
             node = node[segment] if isinstance(node, list) and segment < len(node) else None
+            after_item = True
             continue
         if isinstance(node, dict) and segment not in node and position < len(loc) - 1:
             continue  # a tag pydantic added (the tagged union's member), not a key of the data
-        text += f"的 {segment}" if text.endswith(tuple(section.item_words.values()) + ("项",)) else f".{segment}"
+        text += str(_l("的 %(key)s", key=segment)) if after_item else f".{segment}"
         node = node.get(segment) if isinstance(node, dict) else None
-        parent_name = segment
+        parent_name, after_item = segment, False
     return text
 
 

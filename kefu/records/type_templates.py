@@ -21,7 +21,7 @@ import yaml
 from pypinyin import Style, lazy_pinyin
 
 from kefu.core.errors import NotFound, ValidationFailed
-from kefu.core.i18n import _l
+from kefu.core.i18n import _l, in_user_language
 from kefu.records.definitions import (
     NUMBER_PREFIX_PATTERN, RESERVED_TYPE_KEYS, TYPE_KEY_PATTERN, save_definition, shipped_definitions,
 )
@@ -73,9 +73,11 @@ def new_number_prefix(name: str | None = None, base: str | None = None) -> str:
 
 
 def group_types(pack: str | None) -> list[tuple[str, str, int]]:
-    """``(key, name, sort_order)`` of the types in menu group ``pack``, in menu order (disabled ones too)."""
-    types = RecordType.objects(pack=pack or None).only("key", "name", "sort_order").order_by("sort_order", "key")
-    return [(t.key, t.name, t.sort_order or 0) for t in types]
+    """``(key, name, sort_order)`` of the types in menu group ``pack``, in menu order (disabled ones too), named
+    in the user's language."""
+    types = RecordType.objects(pack=pack or None).only("key", "name", "name_en", "sort_order").order_by(
+        "sort_order", "key")
+    return [(t.key, in_user_language(t.name, t.name_en), t.sort_order or 0) for t in types]
 
 
 def sort_order_after(pack: str | None, after: str | None) -> int:

@@ -42,7 +42,7 @@ from pydantic import BeforeValidator, Field, StrictStr, model_validator
 from kefu.core.clock import utcnow
 from kefu.core.db import transactional
 from kefu.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
-from kefu.core.i18n import _, _l
+from kefu.core.i18n import _, _l, in_user_language
 from kefu.org.roles import Action as AccessAction
 from kefu.org.roles import role_label
 from kefu.records.actor import system_actor
@@ -241,9 +241,9 @@ def stored_amount(record_type, rules: Approvals, document: dict) -> Decimal | No
 
 
 def amount_label(record_type, rules: Approvals) -> str:
-    """The amount field's label (its key when the field is gone)."""
+    """The amount field's label in the user's language (its key when the field is gone)."""
     definition = record_type.field(rules.amount_field)
-    return definition.label if definition is not None else rules.amount_field
+    return in_user_language(definition.label, definition.label_en) if definition is not None else rules.amount_field
 
 
 def _refuse_without_decision(record_type, rules: Approvals, current: dict | None, after: dict, changed) -> None:

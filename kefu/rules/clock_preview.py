@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from kefu.core.errors import ValidationFailed
-from kefu.core.i18n import _, _l
+from kefu.core.i18n import _, _l, clauses, enumeration
 from kefu.rules.shapes import Window
 
 # Sample starts the calendar arithmetic is asked about (its index covers a bounded span of years).
@@ -54,11 +54,11 @@ def _skipped_text(runs: list[dict]) -> str:
         if first == last:
             days = _day(first)
         elif (last - first).days == 1:
-            days = f"{_day(first)}、{_day(last)}"
+            days = enumeration((_day(first), _day(last)))
         else:
             days = f"{_day(first)}…{_day(last)}"
         parts.append(f"{days} {run['name']}")
-    return "；".join(parts)
+    return _("；").join(parts)
 
 
 def preview_deadline(window: Window, start: datetime, calendar, tz: ZoneInfo) -> dict:
@@ -77,7 +77,7 @@ def preview_deadline(window: Window, start: datetime, calendar, tz: ZoneInfo) ->
         notes.extend(_("%(day)s 调休上班", day=_day(m["day"])) for m in reasons["makeup"])
         if reasons["fallback_years"]:
             notes.append(_("%(years)s 年节假日未录入，按周末及元旦、劳动节、国庆节计算",
-                           years="、".join(str(y) for y in reasons["fallback_years"])))
+                           years=enumeration(reasons["fallback_years"])))
         skipped, makeup, fallback = reasons["skipped"], reasons["makeup"], reasons["fallback_years"]
     else:
         try:
@@ -88,7 +88,7 @@ def preview_deadline(window: Window, start: datetime, calendar, tz: ZoneInfo) ->
         notes, skipped, makeup, fallback = [_("按自然时间计算，含夜间和节假日")], [], [], []
     text = _("截止 %(due)s", due=f"{due_at:%m-%d %H:%M}")
     if notes:
-        text += _("（%(notes)s）", notes="，".join(notes))
+        text += _("（%(notes)s）", notes=clauses(notes))
     return {"due_at": due_at.isoformat(), "skipped": [{**run, "first": run["first"].isoformat(),
                                                         "last": run["last"].isoformat()} for run in skipped],
             "makeup": [{**m, "day": m["day"].isoformat()} for m in makeup], "fallback_years": fallback, "text": text}

@@ -45,7 +45,7 @@ from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import NotFound
-from kefu.core.i18n import _, _l
+from kefu.core.i18n import _, _l, clauses, enumeration
 from kefu.records.engine_state import set_sla_state
 from kefu.records.fields import get_field_type
 from kefu.records.sections import (
@@ -446,12 +446,12 @@ def explain(clock_state: dict, calendar, tz: ZoneInfo) -> str:
             skipped = [(_day(r["first"]) if r["first"] == r["last"] else f"{_day(r['first'])}…{_day(r['last'])}")
                        + f" {r['name']}" for r in reasons["skipped"]]
             if skipped:
-                parts.append(_("跳过 %(days)s", days="、".join(skipped)))
+                parts.append(_("跳过 %(days)s", days=enumeration(skipped)))
             parts.extend(_("%(day)s 调休上班", day=_day(m["day"])) for m in reasons["makeup"])
             if reasons["fallback_years"]:
                 parts.append(_("%(years)s 年节假日未录入，按周末及元旦、劳动节、国庆节计算",
-                               years="、".join(str(y) for y in reasons["fallback_years"])))
-        text = "，".join(parts) + _(" → %(due)s 截止", due=_short(base_due, tz))
+                               years=enumeration(reasons["fallback_years"])))
+        text = clauses(parts) + _(" → %(due)s 截止", due=_short(base_due, tz))
     if paused:
         minutes = int(paused.total_seconds() // 60)
         text += _("；暂停 %(hours)s 小时 %(minutes)s 分，顺延至 %(due)s", hours=minutes // 60, minutes=minutes % 60,
