@@ -154,19 +154,24 @@ class TypeTemplatesMixin:
                 group=group_names(str(get_locale()))[group]), "success")
         return redirect(self.get_url(".edit_view", id=str(saved.pk)))
 
-    @expose("/yaml/")
-    def view_yaml(self):
+    def _asked_type(self) -> RecordType | None:
+        """The record type the request's ``key`` names, or None once the user is told there is none."""
         record_type = RecordType.objects(key=request.args.get("key", "")).first()
         if record_type is None:
             flash(_("没有记录类型“%(key)s”", key=request.args.get("key", "")), "error")
+        return record_type
+
+    @expose("/yaml/")
+    def view_yaml(self):
+        record_type = self._asked_type()
+        if record_type is None:
             return redirect(self.get_url(".index_view"))
         return self.render("admin/type_yaml.html", record_type=record_type, text=to_yaml(type_document(record_type)))
 
     @expose("/export/")
     def export_definition(self):
-        record_type = RecordType.objects(key=request.args.get("key", "")).first()
+        record_type = self._asked_type()
         if record_type is None:
-            flash(_("没有记录类型“%(key)s”", key=request.args.get("key", "")), "error")
             return redirect(self.get_url(".index_view"))
         return _yaml_download(to_yaml(type_document(record_type)), f"{record_type.key}.yaml")
 

@@ -53,3 +53,13 @@ def enqueue(function, *args, queue: str = DEFAULT_QUEUE, job_id: str | None = No
         log.warning("could not enqueue %s on %s (Redis unreachable: %s); the scheduler's next tick catches up",
                     getattr(function, "__name__", function), queue, exc)
         return None
+
+
+def run_noting_failure(run, fail, target_id: str):
+    """``run(target_id)`` for a job working on a stored target (an export, an import): an exception is noted on the
+    target (``fail(target_id, text)``, which its owner sees) before it is raised again for rq to record."""
+    try:
+        return run(target_id)
+    except Exception as exc:
+        fail(target_id, f"{type(exc).__name__}: {exc}")
+        raise

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _l
 from kefu.core.validation import InvalidValue, check_typable, normalize_phone
-from kefu.insight.imports_targets import Column, Prepared, find_project, invalid_row
+from kefu.insight.imports_targets import Column, Prepared, invalid_row, project_named
 from kefu.org.access import AccessPolicy
 from kefu.org.roles import Capability, role_label, role_keys
 from kefu.org.structure import Building, Unit, unit_label
@@ -76,10 +76,7 @@ class UnitTarget(_SystemTarget):
 
     def _clean(self, key: str, raw, values: dict):
         if key == "project":
-            project = find_project(raw)
-            if project is None:
-                raise InvalidValue(_l("没有名称或编码为“%(name)s”的项目", name=raw))
-            return project
+            return project_named(raw)
         if key == "area":
             try:
                 area = Decimal(str(raw).replace("㎡", "").strip())

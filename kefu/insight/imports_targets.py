@@ -199,10 +199,13 @@ CUSTOMER_COLUMNS = (
 )
 
 
-def find_project(text) -> Project | None:
-    """The project named (or coded) ``text``."""
+def project_named(text) -> Project:
+    """The project named (or coded) ``text``; ``InvalidValue`` saying so when there is none."""
     name = unicodedata.normalize("NFKC", str(text)).strip()
-    return Project.objects(name=name).first() or Project.objects(code=name.upper()).first()
+    project = Project.objects(name=name).first() or Project.objects(code=name.upper()).first()
+    if project is None:
+        raise InvalidValue(_l("没有名称或编码为“%(name)s”的项目", name=text))
+    return project
 
 
 def _text(raw, limit: int, multiline: bool = False) -> str:
@@ -243,10 +246,7 @@ class CustomerTarget:
         if key == "id_number":
             return normalize_id_number(str(raw))
         if key == "project":
-            project = find_project(raw)
-            if project is None:
-                raise InvalidValue(_l("没有名称或编码为“%(name)s”的项目", name=raw))
-            return project
+            return project_named(raw)
         if key == "unit":
             return self._unit(raw, values)
         return _text(raw, MAX_ADDRESS_LENGTH if key == "address" else 2000, multiline=key == "notes")
