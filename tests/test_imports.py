@@ -239,6 +239,18 @@ def test_the_admin_screens_upload_map_check_and_import(app, client, seeded, cale
     assert db.records.count_documents({"imported.import": str(stored["_id"])}) == 11
 
 
+def test_an_english_uploader_reads_the_problems_in_english(app, seeded, calendar, db):
+    from kefu.core.i18n import in_language
+    from kefu.insight import imports
+
+    db.users.update_one({"username": "admin"}, {"$set": {"locale": "en"}})
+    job = imported(app, xlsx_bytes(HEADERS, complaint_rows(3, bad={1: ("联系电话", "12345", "")})))
+    assert (job.status, job.valid, job.invalid) == ("checked", 2, 1)
+    with app.test_request_context(), in_language("en"):  # as the English uploader's page shows them
+        texts = [p["text"] for p in imports.problems_of(job)]
+    assert texts == ["Row 3, 联系电话: Invalid mobile number: 11 digits starting with 1"]
+
+
 def test_an_import_is_its_uploader_s_own(app, client, seeded, sign_in, db):
     sign_in("agent", DEMO_PASSWORD)
     job = imported(app, xlsx_bytes(HEADERS, complaint_rows(2, bad={})))

@@ -5,7 +5,9 @@ language and the handbooks' vocabulary); ``translations/en`` carries the
 English catalogue. Flask-Admin's own strings are English ids translated by its
 ``zh_Hans_CN`` catalogue. Outside a request the Chinese id is returned as is.
 """
-from flask_babel import get_locale, gettext, lazy_gettext
+from contextlib import nullcontext
+
+from flask_babel import force_locale, get_locale, gettext, lazy_gettext
 
 _ = gettext
 _l = lazy_gettext
@@ -25,3 +27,9 @@ def enumeration(items) -> str:
 def clauses(items) -> str:
     """``items`` as the clauses of one sentence in the user's language: "…，…" or "…, …"."""
     return _("，").join(str(item) for item in items)
+
+
+def in_language(locale: str | None):
+    """A context in which messages are written in ``locale`` (a user's language; None: the request's or the
+    default): for work done for a user outside their request, such as a background job."""
+    return force_locale(locale) if locale else nullcontext()

@@ -14,11 +14,11 @@ import unicodedata
 from datetime import date, timedelta
 
 from kefu.core.clock import utcnow
-from kefu.core.i18n import _
+from kefu.core.i18n import _, _l
 
 
 class InvalidValue(ValueError):
-    """A value a person entered is not acceptable; ``str(exc)`` says why, in Chinese."""
+    """A value a person entered is not acceptable; ``str(exc)`` says why, in the user's language."""
 
 
 # --- characters nobody types ----------------------------------------------------
@@ -90,11 +90,11 @@ _LANDLINE = re.compile(
 _PHONE_NOISE = re.compile(r"[\d+\-()]|转|分机", re.ASCII)
 _COUNTRY_CODE = re.compile(r"^(?:\+86|0086|86)")
 
-MOBILE_FORMAT_MESSAGE = "手机号码格式不正确，应为 11 位数字，以 1 开头"
-MOBILE_PREFIX_MESSAGE = "手机号码格式不正确，前两位应为 13–19"
-LANDLINE_FORMAT_MESSAGE = "座机号码格式不正确，应为区号加 7–8 位号码，如 0571-87654321"
-SERVICE_FORMAT_MESSAGE = "400/800 号码格式不正确，应为 10 位数字，如 400-123-4567"
-PHONE_FORMAT_MESSAGE = "电话号码格式不正确，请填写 11 位手机号码或带区号的座机号码，如 0571-87654321"
+MOBILE_FORMAT_MESSAGE = _l("手机号码格式不正确，应为 11 位数字，以 1 开头")
+MOBILE_PREFIX_MESSAGE = _l("手机号码格式不正确，前两位应为 13–19")
+LANDLINE_FORMAT_MESSAGE = _l("座机号码格式不正确，应为区号加 7–8 位号码，如 0571-87654321")
+SERVICE_FORMAT_MESSAGE = _l("400/800 号码格式不正确，应为 10 位数字，如 400-123-4567")
+PHONE_FORMAT_MESSAGE = _l("电话号码格式不正确，请填写 11 位手机号码或带区号的座机号码，如 0571-87654321")
 
 
 def normalize_phone(text) -> str:
@@ -117,17 +117,17 @@ def normalize_phone(text) -> str:
     typed = _typed_text(text)
     compact = re.sub(r"\s+", "", typed)
     if not compact:
-        raise InvalidValue("请填写电话号码")
+        raise InvalidValue(_("请填写电话号码"))
     stray = _PHONE_NOISE.sub("", compact)
     if stray:
-        raise InvalidValue(f"电话号码中含有无法识别的字符“{stray[0]}”")
+        raise InvalidValue(_("电话号码中含有无法识别的字符“%(char)s”", char=stray[0]))
 
     digits_and_plus = re.sub(r"[\-()]", "", compact)
     mobile = _MOBILE.fullmatch(digits_and_plus)
     if mobile:
         number = mobile.group(1)
         if number[1] not in _MOBILE_SECOND_DIGITS:
-            raise InvalidValue(MOBILE_PREFIX_MESSAGE)
+            raise InvalidValue(str(MOBILE_PREFIX_MESSAGE))
         return number
     service = _SERVICE.fullmatch(digits_and_plus)
     if service:
@@ -141,12 +141,12 @@ def normalize_phone(text) -> str:
     # Nothing matched: say what the number looks like it was meant to be.
     national = _COUNTRY_CODE.sub("", digits_and_plus)
     if national.startswith("1"):
-        raise InvalidValue(MOBILE_FORMAT_MESSAGE)
+        raise InvalidValue(str(MOBILE_FORMAT_MESSAGE))
     if national.startswith(("400", "800")):
-        raise InvalidValue(SERVICE_FORMAT_MESSAGE)
+        raise InvalidValue(str(SERVICE_FORMAT_MESSAGE))
     if national.startswith("0"):
-        raise InvalidValue(LANDLINE_FORMAT_MESSAGE)
-    raise InvalidValue(PHONE_FORMAT_MESSAGE)
+        raise InvalidValue(str(LANDLINE_FORMAT_MESSAGE))
+    raise InvalidValue(str(PHONE_FORMAT_MESSAGE))
 
 
 def mask_phone(phone) -> str:
@@ -204,7 +204,7 @@ def id_number_check_digit(first17: str) -> str:
     Raises :class:`InvalidValue` when ``first17`` is not exactly 17 digits.
     """
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
-        raise InvalidValue("身份证号码本体应为 17 位数字")
+        raise InvalidValue(_("身份证号码本体应为 17 位数字"))
     weighted_sum = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS))
     return _ID_CHECK_CHARS[weighted_sum % 11]
 
@@ -222,26 +222,26 @@ def normalize_id_number(text, *, today: date | None = None) -> str:
     """
     compact = re.sub(r"\s+", "", _typed_text(text)).upper()
     if not compact:
-        raise InvalidValue("请填写身份证号码")
+        raise InvalidValue(_("请填写身份证号码"))
     if len(compact) != 18:
-        raise InvalidValue(f"身份证号码应为 18 位，当前为 {len(compact)} 位")
+        raise InvalidValue(_("身份证号码应为 18 位，当前为 %(n)s 位", n=len(compact)))
     if not _ID_SHAPE.fullmatch(compact):
-        raise InvalidValue("身份证号码前 17 位应为数字，最后一位为数字或 X")
+        raise InvalidValue(_("身份证号码前 17 位应为数字，最后一位为数字或 X"))
     if int(compact[:2]) not in _PROVINCE_CODES:
-        raise InvalidValue(f"身份证号码前两位“{compact[:2]}”不是有效的省份代码")
+        raise InvalidValue(_("身份证号码前两位“%(code)s”不是有效的省份代码", code=compact[:2]))
 
     birth_digits = compact[6:14]
     try:
         birth_date = date(int(birth_digits[:4]), int(birth_digits[4:6]), int(birth_digits[6:]))
     except ValueError:
-        raise InvalidValue(f"身份证号码中的出生日期“{birth_digits}”不是有效日期") from None
+        raise InvalidValue(_("身份证号码中的出生日期“%(date)s”不是有效日期", date=birth_digits)) from None
     if birth_date.year < _EARLIEST_BIRTH_YEAR:
-        raise InvalidValue(f"身份证号码中的出生日期“{birth_digits}”早于 1900 年")
+        raise InvalidValue(_("身份证号码中的出生日期“%(date)s”早于 1900 年", date=birth_digits))
     if birth_date > (today or china_today()):
-        raise InvalidValue(f"身份证号码中的出生日期“{birth_digits}”晚于今天")
+        raise InvalidValue(_("身份证号码中的出生日期“%(date)s”晚于今天", date=birth_digits))
 
     if id_number_check_digit(compact[:17]) != compact[17]:
-        raise InvalidValue("身份证号码校验位不正确，请核对是否输错")
+        raise InvalidValue(_("身份证号码校验位不正确，请核对是否输错"))
     return compact
 
 
@@ -267,7 +267,7 @@ _TOP_LEVEL_DOMAIN = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
 _EMAIL_MAX_LENGTH = 254
 _EMAIL_LOCAL_MAX_LENGTH = 64
 
-EMAIL_FORMAT_MESSAGE = "邮箱地址格式不正确，应类似 name@example.com"
+EMAIL_FORMAT_MESSAGE = _l("邮箱地址格式不正确，应类似 name@example.com")
 
 
 def normalize_email(text) -> str:
@@ -281,12 +281,12 @@ def normalize_email(text) -> str:
     """
     typed = _typed_text(text)
     if not typed:
-        raise InvalidValue("请填写邮箱地址")
+        raise InvalidValue(_("请填写邮箱地址"))
     if "@" not in typed:
-        raise InvalidValue("邮箱地址缺少“@”，应类似 name@example.com")
+        raise InvalidValue(_("邮箱地址缺少“@”，应类似 name@example.com"))
     if len(typed) > _EMAIL_MAX_LENGTH:
-        raise InvalidValue(f"邮箱地址过长，最多 {_EMAIL_MAX_LENGTH} 个字符")
-    local_part, _, domain = typed.rpartition("@")
+        raise InvalidValue(_("邮箱地址过长，最多 %(n)s 个字符", n=_EMAIL_MAX_LENGTH))
+    local_part, _at, domain = typed.rpartition("@")
     domain = domain.lower()
     labels = domain.split(".")
     if (
@@ -296,5 +296,5 @@ def normalize_email(text) -> str:
         or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
         or not _TOP_LEVEL_DOMAIN.fullmatch(labels[-1])
     ):
-        raise InvalidValue(EMAIL_FORMAT_MESSAGE)
+        raise InvalidValue(str(EMAIL_FORMAT_MESSAGE))
     return f"{local_part}@{domain}"

@@ -34,7 +34,7 @@ from kefu.core.clock import utcnow
 from kefu.core.db import delete_files, get_database
 from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
 from kefu.core.errors import NotFound, PermissionDenied, ValidationFailed
-from kefu.core.i18n import _l, in_user_language
+from kefu.core.i18n import _l, in_language, in_user_language
 from kefu.core.sealed_files import SealedReader, new_file_key, seal
 from kefu.insight import imports_org
 from kefu.insight.export_notes import DIGIT_RUN, mask_digits
@@ -235,7 +235,13 @@ def run(import_id: str) -> ImportJob | None:
     if user is None:
         fail(import_id, str(_l("发起导入的账号已停用或已删除，导入已取消")))
         return job.reload()
-    actor = user_actor(user)
+    with in_language(user.locale):
+        return _run_phase(job, user_actor(user))
+
+
+def _run_phase(job: ImportJob, actor: Actor) -> ImportJob:
+    """The phase ``job`` waits for, done as ``actor`` (in their language: the problems are stored as text)."""
+    import_id = str(job.pk)
     try:
         target = _permitted(actor, job.target)
     except (PermissionDenied, NotFound) as exc:
