@@ -8,12 +8,13 @@ from flask_admin import expose
 from flask_admin.contrib.mongoengine.filters import FilterEqual, IntEqualFilter
 from flask_admin.form import SecureForm
 from flask_login import current_user
-from wtforms import DateField, SelectField, StringField
-from wtforms.validators import InputRequired, Length, StopValidation
+from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField
+from wtforms.validators import InputRequired, Length, Optional, StopValidation
 
 from admin_views.base import SecureModelView
 from kefu.calendar import recompute, workcalendar
 from kefu.calendar.days import KIND_LABELS, SEED_SOURCE, CalendarDay, DayKind, kind_label, weekday_name
+from kefu.core.errors import ValidationFailed
 from kefu.core.clock import aware, utcnow
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _, _l
@@ -62,6 +63,22 @@ class CalendarRangeForm(SecureForm):
     kind = SelectField(_l("类型"), choices=_kind_choices)
     name = StringField(_l("名称"), validators=[Required(message=_l("请填写名称")), Length(max=40)],
                        description=NAME_HELP)
+
+
+class YearCompleteForm(SecureForm):
+    """Mark a year's holidays as completely entered (its fallback and its warning end)."""
+
+    year = IntegerField(_l("年份"), validators=[Required(message=_l("请填写年份"))])
+    complete = HiddenField(default="1")
+
+
+class WorkingHoursForm(SecureForm):
+    """The company's working hours, which working-hours deadlines (N 工作小时) count."""
+
+    start = StringField(_l("上班时间"), validators=[Required(message=_l("请填写上班时间"))], description="09:00")
+    end = StringField(_l("下班时间"), validators=[Required(message=_l("请填写下班时间"))], description="18:00")
+    lunch_start = StringField(_l("午休开始"), validators=[Optional()], description=_l("不午休则留空"))
+    lunch_end = StringField(_l("午休结束"), validators=[Optional()])
 
 
 def _zone() -> ZoneInfo:
@@ -156,8 +173,11 @@ class CalendarDayView(SecureModelView):
 
     def render(self, template, **kwargs):
         if template == self.list_template:
-            kwargs["missing_years"] = workcalendar.get_calendar().missing_years(workcalendar.today_in(_zone()))
+            calendar = workcalendar.get_calendar()
+            kwargs["missing_years"] = calendar.missing_years(workcalendar.today_in(_zone()))
             kwargs["recompute_note"] = recompute_note()
+            kwargs["complete_form"] = YearCompleteForm()
+            kwargs["hours_form"] = kwargs.get("hours_form") or WorkingHoursForm(data=calendar.hours.to_dict())
         return super().render(template, **kwargs)
 
     @expose("/range/", methods=("GET", "POST"))
@@ -178,3 +198,40 @@ class CalendarDayView(SecureModelView):
                 return redirect(url_for(".index_view", flt0_0=str(form.first.data.year)))
         return self.render("admin/calendar_range.html", form=form, return_url=return_url)
 
+
+    @expose("/complete/", methods=("POST",))
+    def complete_view(self):
+        """Mark a year's holidays as completely entered (``workcalendar.set_year_complete``)."""
+        form = YearCompleteForm(request.form)
+        if form.validate():
+            try:
+                workcalendar.set_year_complete(form.year.data, form.complete.data != "0", by=self._by())
+            except DomainError as exc:
+                self.handle_view_exception(exc)
+            else:
+                flash(_("已标记 %(year)s 年节假日录入完整", year=form.year.data), "success")
+        else:
+            flash(_("请填写年份"), "error")
+        return redirect(url_for(".index_view"))
+
+    @expose("/hours/", methods=("POST",))
+    def hours_view(self):
+        """Change the working hours (``workcalendar.set_working_hours``); a refused value is shown at its field."""
+        form = WorkingHoursForm(request.form)
+        if form.validate():
+            try:
+                hours = workcalendar.set_working_hours(
+                    {name: getattr(form, name).data for name in ("start", "end", "lunch_start", "lunch_end")},
+                    by=self._by())
+            except ValidationFailed as exc:
+                for name, message in exc.fields.items():
+                    getattr(form, name).errors = [str(message)]
+            else:
+                flash(_("工作时间已保存：%(hours)s", hours=hours.text()), "success")
+                return redirect(url_for(".index_view"))
+        return self.index_view_with(hours_form=form)
+
+    def index_view_with(self, **kwargs):
+        """The list page with ``kwargs`` handed to its template (a refused form shown with its errors)."""
+        self._template_args.update(kwargs)
+        return self.index_view()

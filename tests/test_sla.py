@@ -238,7 +238,7 @@ def test_invalid_sla_and_workflow_sections_are_refused_in_chinese(client, admin,
     broken["workflow"]["pausing"] = ["午休"]
     error = assert_error(client.post("/api/v1/types", json=broken, headers=admin), 422)
     assert "单位“weeks”不存在" in error["fields"]["sla"]
-    assert "start 应为 created、status:状态 或一个日期时间字段" in error["fields"]["sla"]
+    assert "start 应为 created、status:状态、field:字段=值、field:字段 或一个日期时间字段" in error["fields"]["sla"]
     assert "“午休”不在 statuses 中" in error["fields"]["workflow"]
     assert db.record_types.count_documents({"key": "sla_probe"}) == 0
 

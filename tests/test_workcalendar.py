@@ -221,11 +221,52 @@ def test_a_company_day_off_alone_does_not_make_a_year_entered(app):
         calendar = get_calendar()
         assert calendar.missing_years(date(2026, 11, 22)) == [2026, 2027]
         assert not calendar.is_workday(date(2027, 2, 3)) and not calendar.is_workday(date(2027, 1, 1))
+
+
+def test_one_festival_entered_keeps_the_year_missing_and_the_other_fallbacks(app, db):
+    # issue 18 "Wrong today": a single 2027 holiday must not mark the whole year as entered.
+    with app.app_context():
         workcalendar.set_range(date(2027, 10, 1), date(2027, 10, 7), "holiday", "国庆节", by="boss")
         calendar = get_calendar()
+        assert calendar.missing_years(date(2026, 11, 22)) == [2026, 2027]
+        assert not calendar.is_workday(date(2027, 1, 1))   # 元旦 not entered: its fallback stays
+        assert not calendar.is_workday(date(2027, 10, 7))  # the entered run counts as entered
+        assert calendar.festivals_entered(2027) == {"国庆"}
+        # 元旦 entered on other days: its 1 January fallback gives way to the entries.
+        workcalendar.set_range(date(2027, 1, 2), date(2027, 1, 3), "holiday", "元旦", by="boss")
+        assert get_calendar().is_workday(date(2027, 1, 1))
+        workcalendar.set_year_complete(2027, by="boss")
+        calendar = get_calendar()
     assert calendar.missing_years(date(2026, 11, 22)) == [2026]
-    assert calendar.is_workday(date(2027, 1, 1))  # entered now: no more fallback, 元旦 not yet entered
-    assert not calendar.is_workday(date(2027, 10, 7))
+    assert db.calendar_state.find_one({"_id": "calendar"})["complete_years"] == [2027]
+    assert calendar.explain_working_days(local(2027, 4, 30, 9, 0), 1, SHANGHAI)["fallback_years"] == []
+
+
+def test_an_import_covering_every_festival_enters_the_year(app, db):
+    rows = [(date(2027, 1, 1), date(2027, 1, 1), "holiday", "元旦"), (date(2027, 2, 6), date(2027, 2, 13), "holiday", "春节"),
+            (date(2027, 4, 5), date(2027, 4, 5), "holiday", "清明节"), (date(2027, 5, 1), date(2027, 5, 5), "holiday", "劳动节"),
+            (date(2027, 6, 9), date(2027, 6, 9), "holiday", "端午节"), (date(2027, 9, 15), date(2027, 9, 15), "holiday", "中秋节")]
+    with app.app_context():
+        workcalendar.load_entries(rows, by="boss")
+        assert get_calendar().missing_years(date(2027, 3, 1)) == [2027, 2028]  # 国庆节 still missing
+        workcalendar.load_entries([(date(2027, 10, 1), date(2027, 10, 7), "holiday", "国庆节")], by="boss")
+        calendar = get_calendar()
+    assert calendar.missing_years(date(2027, 3, 1)) == [2028]
+    assert db.calendar_days.count_documents({"year": 2027}) == 24
+
+
+def test_marking_a_year_complete_is_checked_and_undone(app, db):
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as refused:
+            workcalendar.set_year_complete(1999, by="boss")
+        assert "2000" in str(refused.value.message)
+        assert not get_calendar().is_workday(date(2027, 1, 1))  # Friday: the 元旦 fallback
+        workcalendar.set_year_complete(2027, by="boss")
+        assert get_calendar().is_workday(date(2027, 1, 1))      # complete: no fallback at all
+        workcalendar.set_year_complete(2027, False, by="boss")
+        assert 2027 not in get_calendar().entered_years()
+        assert not get_calendar().is_workday(date(2027, 1, 1))
+    assert db.calendar_state.find_one({"_id": "calendar"})["complete_years"] == []
 
 
 def test_the_in_memory_calendar_matches_the_package():
@@ -429,6 +470,10 @@ def test_home_warns_about_next_year_until_it_is_entered(seeded, admin_client, mo
     assert "/admin/calendar/" in page
     with seeded.app_context():
         workcalendar.set_range(date(2027, 2, 6), date(2027, 2, 13), "holiday", "春节")
+    # issue 18: one festival entered is not the whole year — the warning stays until the year is complete.
+    assert "工作日历尚未录入 2027 年的法定节假日" in admin_client.get("/admin/").get_data(as_text=True)
+    with seeded.app_context():
+        workcalendar.set_year_complete(2027)
     assert "工作日历尚未录入" not in admin_client.get("/admin/").get_data(as_text=True)
 
 

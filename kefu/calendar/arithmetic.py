@@ -1,10 +1,11 @@
 """Working-day arithmetic on an in-memory snapshot of the calendar (``WorkCalendar``): no query per call.
 
-A year counts as *entered* once it has a statutory holiday entry (a holiday
-whose name mentions 元旦, 春节, 清明, 劳动, 端午, 中秋, 国庆 or 抗战); a company
-day off alone does not. An unentered year falls back to weekends plus the
-fixed-date holidays (1 Jan 元旦, 1 May 劳动节, 1–3 Oct 国庆节), with its entries
-applied on top, and the admin home warns about it for this year and the next.
+A year counts as *entered* when it is complete: seeded from the ``chinesecalendar`` package, marked complete by
+an admin (``workcalendar.set_year_complete``), or holding a holiday entry for every yearly festival (元旦, 春节,
+清明, 劳动, 端午, 中秋, 国庆 — an imported notice covers them all). One festival entered does not make a year
+entered: until it is, the fixed-date fallback holidays (1 Jan 元旦, 1 May 劳动节, 1–3 Oct 国庆节) of the
+festivals not entered yet still apply, the entries apply on top, and the admin home warns about it for this
+year and the next.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from datetime import time as clock_time
 from datetime import timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from kefu.calendar.days import FIRST_YEAR, LAST_YEAR, CalendarDay, DayKind, is_statutory, stored_version
+from kefu.calendar.days import (
+    FIRST_YEAR, LAST_YEAR, STATE_ID, YEARLY_FESTIVALS, CalendarDay, CalendarState, DayKind, festival_of,
+)
+from kefu.calendar.working_hours import WorkingHours, add_working_hours
 from kefu.calendar.workday_index import WorkdayIndex
 from kefu.core.i18n import _
 
@@ -39,27 +43,41 @@ class WorkCalendar:
     however far apart the days are. The snapshot must not be changed after that use.
     """
 
-    def __init__(self, entries: dict[date, tuple[str, str]] | None = None, version: int = 0):
+    def __init__(self, entries: dict[date, tuple[str, str]] | None = None, version: int = 0,
+                 complete_years=(), hours: WorkingHours | None = None):
         self.entries: dict[date, tuple[str, str]] = dict(entries or {})
         self.version = version
-        self._entered = frozenset(day.year for day, (kind, name) in self.entries.items()
-                                  if kind == DayKind.HOLIDAY.value and is_statutory(name))
+        self.hours = hours or WorkingHours()
+        self._festivals: dict[int, set[str]] = {}  # year → the yearly festivals it has holiday entries for
+        for day, (kind, name) in self.entries.items():
+            festival = festival_of(name) if kind == DayKind.HOLIDAY.value else None
+            if festival is not None:
+                self._festivals.setdefault(day.year, set()).add(festival)
+        self._entered = frozenset(complete_years) | frozenset(
+            year for year, festivals in self._festivals.items() if festivals.issuperset(YEARLY_FESTIVALS))
         self._index: WorkdayIndex | None = None
 
     @classmethod
     def load(cls) -> "WorkCalendar":
-        """The calendar as stored now (one query for the version, one for the entries)."""
-        version = stored_version()  # read first: an edit racing the load shows up as a newer version later
+        """The calendar as stored now (one query for the state, one for the entries)."""
+        # The state is read first: an edit racing the load shows up as a newer version later.
+        state = CalendarState.objects(pk=STATE_ID).as_pymongo().first() or {}
         entries = {}
         for row in CalendarDay.objects.only("day", "kind", "name").as_pymongo():
             day = row["day"]
             entries[day.date() if isinstance(day, datetime) else day] = (row["kind"], row["name"])
-        return cls(entries, version)
+        return cls(entries, state.get("version", 0),
+                   complete_years={*state.get("seeded_years", ()), *state.get("complete_years", ())},
+                   hours=WorkingHours.from_dict(state.get("working_hours")))
 
     # -- single days --
     def entered_years(self) -> set[int]:
-        """Years with at least one statutory holiday entered."""
+        """Years counted as entered (complete: see the module docstring)."""
         return set(self._entered)
+
+    def festivals_entered(self, year: int) -> set[str]:
+        """The yearly festivals ``year`` has holiday entries for."""
+        return set(self._festivals.get(year, ()))
 
     def missing_years(self, today: date) -> list[int]:
         """Of this year and the next (relative to ``today``), those not entered yet."""
@@ -72,7 +90,7 @@ class WorkCalendar:
             return entry
         if day.year not in self._entered:
             name = FALLBACK_HOLIDAYS.get((day.month, day.day))
-            if name:
+            if name and festival_of(name) not in self._festivals.get(day.year, ()):
                 return (DayKind.HOLIDAY.value, name)
         return None
 
@@ -133,7 +151,22 @@ class WorkCalendar:
         """
         local_day = _as_utc(start).astimezone(tz).date()
         due_day = self.nth_workday_after(local_day, n)
-        day = local_day if n == 0 else local_day + timedelta(days=1)
+        due_at = datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
+        return {"due_at": due_at, **self._reasons(local_day if n == 0 else local_day + timedelta(days=1), due_day)}
+
+    def add_working_hours(self, start: datetime, n: int, tz: ZoneInfo) -> datetime:
+        """The deadline ``n`` working hours (``self.hours`` on working days) after ``start``, aware UTC."""
+        return add_working_hours(self, start, n, tz)
+
+    def explain_working_hours(self, start: datetime, n: int, tz: ZoneInfo) -> dict:
+        """``add_working_hours`` with the reasons, as ``explain_working_days`` gives them: the days off and the
+        make-up days from the day after ``start``'s local date to the due day."""
+        due_at = self.add_working_hours(start, n, tz)
+        local_day = _as_utc(start).astimezone(tz).date()
+        return {"due_at": due_at, **self._reasons(local_day + timedelta(days=1), due_at.astimezone(tz).date())}
+
+    def _reasons(self, day: date, due_day: date) -> dict:
+        """The days off (runs), the make-up days and the years not entered from ``day`` to ``due_day``."""
         skipped, makeup, years = [], [], set()
         run: list[date] = []
         names: Counter = Counter()
@@ -158,6 +191,5 @@ class WorkCalendar:
                     names[entry[1]] += 1
             day += timedelta(days=1)
         close_run()
-        due_at = datetime.combine(due_day, END_OF_DAY, tzinfo=tz).astimezone(timezone.utc)
-        return {"due_at": due_at, "skipped": skipped, "makeup": makeup,
+        return {"skipped": skipped, "makeup": makeup,
                 "fallback_years": sorted(year for year in years if year not in self._entered)}

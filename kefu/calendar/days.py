@@ -4,15 +4,16 @@ Saturdays and Sundays are off unless entered as a make-up workday (调休上班)
 dated entries (``CalendarDay``, collection ``calendar_days``) make a day a
 holiday (法定节假日, or a company day off) or a make-up workday, each with a
 name (国庆节, 春节 …). ``CalendarState`` holds the calendar's version, bumped by
-every edit (``kefu.calendar.workcalendar``), and the years seeded from the
-``chinesecalendar`` package.
+every edit (``kefu.calendar.workcalendar``), the years seeded from the
+``chinesecalendar`` package, the years an admin marked complete, and the
+company's working hours (``kefu.calendar.working_hours``).
 """
 from __future__ import annotations
 
 from datetime import date
 from enum import Enum
 
-from mongoengine import DateField, DateTimeField, Document, IntField, ListField, StringField
+from mongoengine import DateField, DateTimeField, DictField, Document, IntField, ListField, StringField
 
 from kefu.core.clock import utcnow
 from kefu.core.i18n import _l
@@ -23,8 +24,10 @@ MAX_NAME_LENGTH = 40
 SEED_SOURCE = "chinesecalendar"
 ADMIN_SOURCE = "admin"
 
-# A holiday entry whose name contains one of these makes its year "entered".
+# A holiday entry whose name contains one of these is a statutory one (抗战: the one-off 2015 day).
 STATUTORY_KEYWORDS = ("元旦", "春节", "清明", "劳动", "端午", "中秋", "国庆", "抗战")
+# The festivals every year has: a year whose holiday entries name all of them counts as entered.
+YEARLY_FESTIVALS = ("元旦", "春节", "清明", "劳动", "端午", "中秋", "国庆")
 
 WEEKDAY_NAMES = (_l("星期一"), _l("星期二"), _l("星期三"), _l("星期四"), _l("星期五"), _l("星期六"), _l("星期日"))
 
@@ -52,8 +55,13 @@ def weekday_name(day: date) -> str:
 
 
 def is_statutory(name: str) -> bool:
-    """Whether a holiday named ``name`` is a statutory one (its year then counts as entered)."""
+    """Whether a holiday named ``name`` is a statutory one."""
     return any(keyword in (name or "") for keyword in STATUTORY_KEYWORDS)
+
+
+def festival_of(name: str) -> str | None:
+    """The yearly festival (``YEARLY_FESTIVALS``) a holiday named ``name`` belongs to, if any."""
+    return next((keyword for keyword in YEARLY_FESTIVALS if keyword in (name or "")), None)
 
 
 class CalendarDay(Document):
@@ -78,11 +86,15 @@ class CalendarDay(Document):
 
 
 class CalendarState(Document):
-    """The single document holding the calendar version and the years seeded from the package."""
+    """The single document holding the calendar version, the years seeded from the package (complete: the
+    package lists every holiday of its years), the years an admin marked complete, and the working hours
+    (``WorkingHours.to_dict``; empty: the default 09:00–18:00 with lunch 12:00–13:00)."""
 
     id = StringField(primary_key=True, default=STATE_ID)
     version = IntField(default=0)
     seeded_years = ListField(IntField())
+    complete_years = ListField(IntField())
+    working_hours = DictField()
     updated_at = DateTimeField(default=utcnow)
     updated_by = StringField()
 

@@ -23,6 +23,7 @@ from mongoengine import NotUniqueError
 from pymongo.errors import BulkWriteError
 
 from kefu.calendar.arithmetic import WorkCalendar
+from kefu.calendar.working_hours import WorkingHours
 from kefu.calendar.days import (
     ADMIN_SOURCE, FIRST_YEAR, LAST_YEAR, MAX_NAME_LENGTH, SEED_SOURCE, STATE_ID, CalendarDay, CalendarState, DayKind,
     kind_label, stored_version, weekday_name,
@@ -277,6 +278,27 @@ def remove_day(day: date, *, by: str | None = None) -> None:
     """Delete ``day``'s entry; ``NotFound`` when it has none."""
     if not remove_days([day], by=by):
         raise NotFound(_l("%(day)s 没有日历条目", day=day.isoformat()))
+
+
+def set_year_complete(year, complete: bool = True, *, by: str | None = None) -> None:
+    """Mark ``year``'s holidays as completely entered (or not any more): an entered year has no fallback holidays
+    and no warning. ``ValidationFailed`` for a year outside the calendar's range."""
+    if not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
+        message = _l("年份须在 %(first)s 年至 %(last)s 年之间", first=FIRST_YEAR, last=LAST_YEAR)
+        raise ValidationFailed(message, {"year": message})
+    change = {"add_to_set__complete_years": year} if complete else {"pull__complete_years": year}
+    CalendarState.objects(pk=STATE_ID).update_one(upsert=True, **change)
+    _changed(date(year, 1, 1), date(year, 12, 31), by)
+
+
+def set_working_hours(data: dict, *, by: str | None = None) -> WorkingHours:
+    """Store the company's working hours (``WorkingHours.parse``: ``ValidationFailed`` at the field at fault); the
+    running working-hours deadlines are recomputed like after any calendar edit."""
+    hours = WorkingHours.parse(data)
+    CalendarState.objects(pk=STATE_ID).update_one(upsert=True, set__working_hours=hours.to_dict())
+    today = today_in(ZoneInfo("UTC"))
+    _changed(today, today, by)
+    return hours
 
 
 # -- seeding from chinesecalendar -------------------------------------------------------------------

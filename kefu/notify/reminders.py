@@ -17,6 +17,11 @@ each clock sends what the moment calls for — once:
 - ``ladder`` step k: 09:00 of the k-th working day after the deadline → the assignee, from step
   ``manager_after`` on the department's managers too. After an outage only the latest step is sent.
 
+A clock with ``notify_at_start`` (approval titles and/or role keys) also tells, once per start of the clock, the
+active users holding one of them — those of the record's department when it has any, else all of them — in
+``clock_started``; the start is noted in ``sla.<clock>.announced``. A start older than ``ANNOUNCE_WITHIN`` (a
+definition given ``notify_at_start`` later, a sweep down for long) is noted without telling anyone.
+
 Supervisors and managers are read from the roles' permissions, not their names (``People.supervisors`` and
 ``People.managers``): whoever may reassign the record's type across a department, and anywhere.
 
@@ -32,7 +37,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -43,21 +48,24 @@ from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
 from kefu.core.durations import DurationWords, duration_text
 from kefu.core.errors import NotFound
+from kefu.core.i18n import _
 from kefu.notify.channels import get_settings
 from kefu.notify.messages import Renderer, record_values
 from kefu.notify.notifications import Alert, Outbox, People
 from kefu.org.structure import Department
+from kefu.org.users import User
 from kefu.records.engine_state import clear_sla_next, mark_alerts
 from kefu.records.sections import usable
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 from kefu.rules.levels import level_of
-from kefu.rules.reminders import carried_alerts, ladder_steps, reminders_of, sla_next
-from kefu.rules.sla import state_at
+from kefu.rules.reminders import carried_alerts, ladder_steps, reminders_of, same_moment, sla_next
+from kefu.rules.sla import clocks_of, state_at
 
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
+ANNOUNCE_WITHIN = timedelta(days=1)
 SWEEP_FIELDS = {"type": 1, "number": 1, "status": 1, "assignee": 1, "department": 1, "created_by": 1, "data": 1,
                 "pii": 1, "sla": 1, "sla_open": 1, "sla_next": 1, "sla_rev": 1}
 
@@ -99,6 +107,7 @@ class SweepContext:
                          or "http://127.0.0.1:5000").rstrip("/")
         self.types: dict = {}
         self.department_names: dict | None = None
+        self._titled: list | None = None
 
     def record_type(self, key: str):
         if key not in self.types:
@@ -113,6 +122,16 @@ class SweepContext:
         if self.department_names is None:
             self.department_names = {d["_id"]: d.get("name", "") for d in Department.objects.only("name").as_pymongo()}
         return self.department_names.get(department_id, "") if department_id is not None else ""
+
+    def holders(self, names, department) -> list:
+        """Active users holding one of ``names`` as an approval title or a role key, those of ``department`` first
+        (all of them when it has none); every user is read with the first call."""
+        if self._titled is None:
+            self._titled = list(User.objects(active=True).only("id", "roles", "approval_titles", "department")
+                                .as_pymongo())
+        wanted = set(names)
+        found = [u for u in self._titled if wanted & {*(u.get("roles") or ()), *(u.get("approval_titles") or ())}]
+        return [u["_id"] for u in found if u.get("department") == department] or [u["_id"] for u in found]
 
     def url(self, document: dict) -> str:
         return f"{self.base_url}/admin/records/{document['type']}/details/?id={document['_id']}"
@@ -135,9 +154,14 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
             "level": level or "", "assignee": people.name(assignee), "department": context.department(department),
             "url": context.url(document), "record": texts}
     alerts, update, clocks = [], {}, {}
+    announce = {clock.key: clock.notify_at_start for clock in clocks_of(record_type) if clock.notify_at_start}
     for key, stored in (document.get("sla") or {}).items():
         state = dict(stored)
         clocks[key] = state
+        if key in announce and not same_moment(state.get("announced"), state["started_at"]):
+            if now - aware(state["started_at"]) <= ANNOUNCE_WITHIN:
+                alerts.append(_started(context, document, base, state, key, announce[key], urgent))
+            update[f"sla.{key}.announced"] = state["started_at"]
         if key not in running or state.get("met_at") is not None or state.get("paused"):
             continue
         due, warn = aware(state["due_at"]), aware(state["warn_at"])
@@ -177,6 +201,21 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
     update["sla_next"] = sla_next({k: s for k, s in clocks.items() if k in running}, reminders, context.calendar,
                                   context.tz)
     return alerts, update
+
+
+def _started(context: SweepContext, document: dict, base: dict, state: dict, key: str, names, urgent: bool) -> Alert:
+    """The ``clock_started`` alert of a clock with ``notify_at_start``, keyed by the clock's start."""
+    values = {"type": base["type_name"], "number": base["number"], "clock": state.get("name") or key,
+              "due": _local(state["due_at"], context.tz), "status": base["status"] or "-",
+              "assignee": base["assignee"] or _("未分配"), "url": base["url"]}
+    return Alert(
+        key=f"{document['_id']}:{key}:clock_started:{int(aware(state['started_at']).timestamp())}",
+        kind="clock_started", subject=_("【开始计时】%(type)s %(number)s：%(clock)s", **values),
+        body=_("%(type)s %(number)s 的“%(clock)s”已开始计时，%(due)s 截止，请立即跟进。\n状态：%(status)s；负责人：%(assignee)s\n"
+               "%(url)s", **values),
+        recipients=context.holders(names, document.get("department")),
+        record={"id": document["_id"], "type": document["type"], "number": document["number"]},
+        clock=key, url=base["url"], urgent=urgent)
 
 
 def sweep(now: datetime | None = None, batch: int = SWEEP_BATCH) -> SweepResult:

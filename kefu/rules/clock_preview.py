@@ -1,7 +1,8 @@
 """What a clock being edited would give: its deadline from a sample start, on the real calendar (the record-type
 screen shows it under each clock while the admin types: "受理于 12-04 16:00 → 截止 12-08 23:59（跳过 12-05、12-06 周末）").
 
-Computed by the engine itself — ``Window.due`` and the calendar's ``explain_working_days``, as ``kefu.rules.sla``
+Computed by the engine itself — ``Window.due`` and the calendar's ``explain_working_days`` /
+``explain_working_hours``, as ``kefu.rules.sla``
 computes a record's deadline — so the preview and the records agree.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _, _l, clauses, enumeration
+from kefu.rules.clock_start import field_event
 from kefu.rules.shapes import Window
 
 # Sample starts the calendar arithmetic is asked about (its index covers a bounded span of years).
@@ -64,14 +66,17 @@ def _skipped_text(runs: list[dict]) -> str:
 def preview_deadline(window: Window, start: datetime, calendar, tz: ZoneInfo) -> dict:
     """The deadline ``window`` gives from ``start`` (aware): ``{due_at, skipped: [{first, last, name}],
     makeup: [{day, name}], fallback_years, text}`` — ``text`` like "截止 12-08 23:59（跳过 12-05、12-06 周末）".
-    Days are skipped only for working days; minutes, hours and days are clock time."""
-    if window.unit == "working_days":
-        if window.amount > MAX_WORKING_DAYS:
+    Days are skipped only for working days and working hours; minutes, hours and days are clock time."""
+    if window.unit in ("working_days", "working_hours"):
+        limit = MAX_WORKING_DAYS * (1 if window.unit == "working_days" else calendar.hours.seconds_per_day // 3600)
+        if window.amount > limit:
             message = _l("预览最多计算 %(n)s 个工作日", n=MAX_WORKING_DAYS)
             raise ValidationFailed(message, {"within": message})
-        reasons = calendar.explain_working_days(start, window.amount, tz)
+        reasons = getattr(calendar, f"explain_{window.unit}")(start, window.amount, tz)
         due_at = reasons["due_at"].astimezone(tz)
         notes = []
+        if window.unit == "working_hours":
+            notes.append(_("只计工作日的工作时间 %(hours)s", hours=calendar.hours.text()))
         if reasons["skipped"]:
             notes.append(_("跳过 %(days)s", days=_skipped_text(reasons["skipped"])))
         notes.extend(_("%(day)s 调休上班", day=_day(m["day"])) for m in reasons["makeup"])
@@ -100,6 +105,12 @@ def _start_words(start, label) -> str:
         return _("受理于")
     if isinstance(start, str) and start.startswith("status:"):
         return _("进入“%(status)s”于", status=start[len("status:"):][:MAX_LABEL])
+    event = field_event(start) if isinstance(start, str) else None
+    if event is not None:
+        name = (label if isinstance(label, str) and label.strip() else event.key)[:MAX_LABEL]
+        if event.value is None:
+            return _("“%(field)s”首次填写于", field=name)
+        return _("“%(field)s”变为“%(value)s”于", field=name, value=event.value[:MAX_LABEL])
     name = label if isinstance(label, str) and label.strip() else start
     return _("“%(field)s”为", field=str(name)[:MAX_LABEL])
 

@@ -72,15 +72,17 @@ NonNegative = Annotated[StrictInt, Field(ge=0)]
 
 class Window(SectionModel):
     """An amount of exactly one unit, as written: ``{working_days: 7}``. Minutes, hours and days are clock time;
-    N working days end at 23:59:59 local time of the N-th working day after the start date."""
+    N working days end at 23:59:59 local time of the N-th working day after the start date; N working hours count
+    only the company's working hours on working days (``kefu.calendar.working_hours``)."""
 
-    units: ClassVar[tuple[str, ...]] = ("minutes", "hours", "days", "working_days")
+    units: ClassVar[tuple[str, ...]] = ("minutes", "hours", "days", "working_days", "working_hours")
     model_config = {"json_schema_extra": {"minProperties": 1, "maxProperties": 1}}
 
     minutes: NonNegative | None = Field(None, title=_l("分钟"))
     hours: NonNegative | None = Field(None, title=_l("小时"))
     days: NonNegative | None = Field(None, title=_l("天"))
     working_days: NonNegative | None = Field(None, title=_l("工作日"))
+    working_hours: NonNegative | None = Field(None, title=_l("工作小时"))
 
     @model_validator(mode="before")
     @classmethod
@@ -111,11 +113,14 @@ class Window(SectionModel):
     def text(self) -> str:
         return {"minutes": _("%(n)s 分钟", n=self.amount), "hours": _("%(n)s 小时", n=self.amount),
                 "days": _("%(n)s 天", n=self.amount),
-                "working_days": _("%(n)s 个工作日", n=self.amount)}[self.unit]
+                "working_days": _("%(n)s 个工作日", n=self.amount),
+                "working_hours": _("%(n)s 工作小时", n=self.amount)}[self.unit]
 
     def due(self, start: datetime, calendar, tz: ZoneInfo) -> datetime:
         if self.unit == "working_days":
             return calendar.add_working_days(start, self.amount, tz)
+        if self.unit == "working_hours":
+            return calendar.add_working_hours(start, self.amount, tz)
         return start + timedelta(**{self.unit: self.amount})
 
 

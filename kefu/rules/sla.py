@@ -4,8 +4,11 @@
 sla:
   - key: resolve
     name: 处理完成
-    start: received_at               # a datetime field, "created", or "status:已关闭" (when it last entered it)
-    within: {working_days: 7}        # exactly one of minutes / hours / days / working_days
+    start: received_at               # a datetime field, "created", "status:已关闭" (when it last entered it),
+                                     # "field:level=重要" (when the field last took that value) or
+                                     # "field:plan" (when the field was first filled in)
+    within: {working_days: 7}        # exactly one of minutes / hours / days / working_days / working_hours
+    notify_at_start: [项目经理, manager]  # optional: approval titles and/or role keys told once when it starts
     by_level: {重大: {hours: 0}, 重要: {hours: 1}, 一般: {days: 2}}   # optional, per value of level_field
     level_field: level               # optional, default "level"
     when: {category: 工程质量}        # optional: only for records whose fields match
@@ -16,7 +19,10 @@ sla:
 
 Minutes, hours and days are clock time (nights and holidays included); N
 working days end at 23:59:59 local time of the N-th working day after the
-start date (``kefu.calendar.workcalendar``). While the record is in one of its
+start date (``kefu.calendar.workcalendar``); N working hours count only the
+company's working hours (default 09:00–18:00, lunch 12:00–13:00, set with the
+calendar) on working days. A clock whose start event has not happened yet
+(status never reached, field never took the value) does not run. While the record is in one of its
 workflow's ``pausing`` statuses no clock runs; the paused time is added to
 every deadline it interrupted.
 
@@ -47,24 +53,24 @@ from kefu.core.db import get_database
 from kefu.core.errors import NotFound
 from kefu.core.i18n import _, _l, clauses, enumeration
 from kefu.records.engine_state import set_sla_state
-from kefu.records.fields import get_field_type
 from kefu.records.sections import (
     WORKFLOW, Section, SectionInvalid, SectionModel, at, parsed, refuse, usable, workflow_of,
 )
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type
 from kefu.records.values import core_values, read_plain_values
+from kefu.rules.clock_start import (
+    ANY_VALUE, CORE_CONDITION_KEYS, MARKS, field_event, marks, matches, start_of, start_problems,
+)
 from kefu.rules.levels import DEFAULT_LEVEL_FIELD
-from kefu.rules.reminders import carried_alerts, reminders_of, sla_next
+from kefu.rules.reminders import carried_alerts, reminders_of, same_moment, sla_next
 from kefu.rules.shapes import DATES, MOMENTS, ClockTime, Name, Window, picker
 
 SLA_COLUMN = "sla"  # the key of the 时限 column (lists, views, exports): the nearest clock's state
 STATE_LABELS = {"on_time": _l("未到期"), "due_soon": _l("即将到期"), "overdue": _l("已逾期"), "met": _l("按时完成"),
                 "missed": _l("超时完成")}
-ANY_VALUE = "*"  # in when / done_when: the field is filled in
 DUE_SOON_SHARE = 0.2
 DUE_SOON_AT_LEAST = timedelta(hours=2)
-CORE_CONDITION_KEYS = ("status", "assignee", "department", "customer")
 
 
 # The records collection's indexes over the SLA state this section keeps (created by kefu.runtime.storage):
@@ -92,9 +98,14 @@ class Clock(SectionModel):
     name: Name = Field(title=_l("名称"))
     name_en: Annotated[str | None, BeforeValidator(lambda value: None if value is None else str(value))] = Field(
         None, title=_l("英文名称"))
-    start: StrictStr = Field("created", title=_l("开始于"), description=_l("created、status:状态，或一个日期时间字段"),
+    start: StrictStr = Field("created", title=_l("开始于"),
+                             description=_l("created、status:状态、field:字段=值（字段取该值时）、field:字段（首次填写时），"
+                                            "或一个日期时间字段"),
                              json_schema_extra=picker("clock_start", "moment"))
     within: Window = Field(title=_l("时限"), json_schema_extra=picker("window"))
+    notify_at_start: tuple[Name, ...] = Field((), title=_l("开始时通知"),
+                                              description=_l("计时开始时通知的审批职务或角色（如 项目经理、manager），每次开始通知一次"),
+                                              json_schema_extra=picker("words"))
     by_level: dict[StrictStr, Window] = Field({}, title=_l("按等级另定时限"), description=_l("按等级字段的值另定时限"),
                                               json_schema_extra=picker("by_level"))
     level_field: StrictStr = Field(DEFAULT_LEVEL_FIELD, title=_l("等级字段"), json_schema_extra=picker("field", "choice"))
@@ -176,6 +187,9 @@ class SlaSection(Section):
             return []
         found = []
         for clock in model:
+            event = field_event(clock.start)
+            if event is not None and event.key == field_key and event.value is not None:
+                found.append((_l("时限“%(name)s”的开始于", name=clock.name), event.value))
             for part, words in (("when", _l("适用条件")), ("done_when", _l("完成条件"))):
                 expected = getattr(clock, part).get(field_key)
                 for value in expected if isinstance(expected, list) else [expected]:
@@ -186,14 +200,8 @@ class SlaSection(Section):
 
 def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
     """The clock's references to the definition's fields and statuses."""
-    where, problems = f"sla.{clock.key}", []
-    if clock.start.startswith("status:"):
-        if statuses is not None and clock.start[len("status:"):] not in statuses:
-            problems.append(at(f"{where}.start", _l("%(where)s.start 的状态“%(status)s”不在流程中", where=where,
-                                                    status=clock.start[len("status:"):])))
-    elif clock.start != "created" and (draft.field(clock.start) or {}).get("type") not in MOMENTS:
-        problems.append(at(f"{where}.start", _l("%(where)s.start 应为 created、status:状态 或一个日期时间字段",
-                                                where=where)))
+    where = f"sla.{clock.key}"
+    problems = start_problems(draft, where, clock.start, statuses, MOMENTS)
     if clock.by_level and draft.field(clock.level_field) is None:
         problems.append(at(f"{where}.level_field", _l("%(where)s.by_level 需要等级字段“%(field)s”", where=where,
                                                       field=clock.level_field)))
@@ -217,42 +225,12 @@ def _clock_problems(draft, clock: Clock, statuses: set | None) -> list:
 
 # -- computing clocks ---------------------------------------------------------------------------------
 
-def _matches(condition: dict, values: dict, record_type) -> bool:
-    """Every ``field: value`` (or ``field: [values]``) holds; a list value matches when it shares one;
-    ``field: "*"`` means the field is filled in. A value matches under every name of the same choice
-    (``FieldType.same_choice``: a renamed choice's old name, held until the rename's migration reaches it)."""
-    for name, expected in condition.items():
-        value = values.get(name)
-        if expected == ANY_VALUE:
-            if value in (None, "", []):
-                return False
-            continue
-        wanted = {str(w) for w in (expected if isinstance(expected, list) else [expected])}
-        definition = record_type.field(name)
-        if definition is not None:
-            same = get_field_type(definition.type).same_choice
-            wanted = {alias for w in wanted for alias in same(w, definition)}
-        present = value if isinstance(value, list) else [value]
-        if not any(str(v) in wanted for v in present if v is not None):
-            return False
-    return True
-
-
 def _end_of(value, tz: ZoneInfo) -> datetime:
     if isinstance(value, datetime):
         return aware(value)
     if isinstance(value, date):
         return datetime.combine(value, time(23, 59, 59), tzinfo=tz).astimezone(timezone.utc)
     raise TypeError(value)
-
-
-def _start_of(clock: Clock, document: dict, values: dict) -> datetime | None:
-    if clock.start == "created":
-        return aware(document.get("created_at"))
-    if clock.start.startswith("status:"):
-        return aware((document.get("status_at") or {}).get(clock.start[len("status:"):]))
-    value = values.get(clock.start)
-    return aware(value) if isinstance(value, datetime) else None
 
 
 def _soon(clock: Clock, window: timedelta) -> timedelta:
@@ -294,11 +272,12 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
     if paused_now and paused_since is None:
         paused_since = now
     stored = document.get("sla") or {}
-    clocks, open_clocks = {}, []
+    clocks, open_clocks, unannounced = {}, [], []
+    field_marks = marks([clock.start for clock in clocks_of(record_type)], document, values, record_type, now)
     for clock in clocks_of(record_type):
-        if clock.when and not _matches(clock.when, values, record_type):
+        if clock.when and not matches(clock.when, values, record_type):
             continue
-        start = _start_of(clock, document, values)
+        start = start_of(clock.start, document, values, field_marks)
         if start is None:
             continue
         previous = stored.get(clock.key) or {}
@@ -307,7 +286,7 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
             start = rearmed_at
         paused_s = float(previous.get("paused_s") or 0)
         met_at = aware(previous.get("met_at"))
-        done = bool(clock.done_when) and _matches(clock.done_when, values, record_type)
+        done = bool(clock.done_when) and matches(clock.done_when, values, record_type)
         if met_at is not None and not done:
             # Reopened: a fresh window from now; the old deadline must not fire (osTicket #5955).
             start = rearmed_at = now
@@ -329,10 +308,12 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
             "name": clock.name, "started_at": start, "due_at": due_at, "warn_at": warn_at, "paused_s": paused_s,
             "met_at": met_at, "window": window.to_dict(), "level": level if window is not clock.within else None,
             "until": agreed is not None, "rearmed_at": rearmed_at, "paused": met_at is None and paused_now,
-            "alerts": carried_alerts(previous, due_at),
+            "alerts": carried_alerts(previous, due_at), "announced": previous.get("announced"),
         }
         state["state"] = state_at(state, now)
         clocks[clock.key] = state
+        if clock.notify_at_start and not same_moment(state["announced"], start):
+            unannounced.append(start)  # the sweep tells notify_at_start (kefu.notify.reminders)
         if running:
             open_clocks.append({"clock": clock.key, "warn_at": warn_at, "due_at": due_at})
     running_keys = {c["clock"] for c in open_clocks}
@@ -340,9 +321,9 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
         "sla": clocks, "sla_open": open_clocks,
         "sla_due": min((c["due_at"] for c in open_clocks), default=None),
         "sla_live": sum(1 for c in clocks.values() if c["met_at"] is None),
-        "paused_since": paused_since if paused_now else None,
-        "sla_next": sla_next({k: c for k, c in clocks.items() if k in running_keys}, reminders_of(record_type),
-                             calendar, tz),
+        "paused_since": paused_since if paused_now else None, MARKS: field_marks,
+        "sla_next": min(filter(None, [*unannounced, sla_next({k: c for k, c in clocks.items() if k in running_keys},
+                                                             reminders_of(record_type), calendar, tz)]), default=None),
     }
 
 
@@ -441,8 +422,11 @@ def explain(clock_state: dict, calendar, tz: ZoneInfo) -> str:
         parts = [_("%(start)s 起 %(window)s", start=_short(start, tz), window=window.text())]
         if clock_state.get("level"):
             parts[0] = _("等级“%(level)s”：", level=clock_state["level"]) + parts[0]
-        if window.unit == "working_days":
-            reasons = calendar.explain_working_days(aware(start), window.amount, tz)
+        if window.unit in ("working_days", "working_hours"):
+            explain_window = getattr(calendar, f"explain_{window.unit}")
+            reasons = explain_window(aware(start), window.amount, tz)
+            if window.unit == "working_hours":
+                parts.append(_("工作时间 %(hours)s", hours=calendar.hours.text()))
             skipped = [(_day(r["first"]) if r["first"] == r["last"] else f"{_day(r['first'])}…{_day(r['last'])}")
                        + f" {r['name']}" for r in reasons["skipped"]]
             if skipped:
