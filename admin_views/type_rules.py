@@ -1,11 +1,11 @@
-"""The rule-section form editors of the record-type screen (issue 17): what the page's editors are built from and
+"""The rule-section form editors of the record-type screen: what the page's editors are built from and
 the two routes they call while the admin edits.
 
 The editors (``templates/admin/_rule_editor.html``, ``static/kefu_rule_editor.js``) are rendered from the sections'
 JSON Schemas (``kefu.records.sections``: titles in the reader's language, ``x-kefu-picker`` hints from
 ``kefu.rules.shapes.picker``); on submit they write the sections into the form's rules box as JSON, which the view
-parses as YAML like anything typed there. Scheduled duties of a pack are code (``kefu.schedule.duties``), not a
-section, so they have no editor here.
+parses as YAML like anything typed there. A pack's scheduled duties are not a section of a type: their days and
+times are edited on 系统设置 → 定时任务 (``admin_views.schedules``).
 """
 from __future__ import annotations
 
@@ -41,12 +41,14 @@ def _words() -> dict:
         "customise": _("自定义"), "enabled": _("启用"), "remove": _("删除"), "up": _("上移"), "down": _("下移"),
         "add_clock": _("添加时限"), "clock_name": _("时限名称"), "start": _("开始于"),
         "created": _("受理/登记时"), "field_prefix": _("字段："), "status_became": _("状态变为“%(status)s”"),
+        "field_became": _("“%(field)s”变为“%(value)s”"), "field_filled": _("“%(field)s”首次填写"),
+        "notify_at_start": _("开始时通知（审批职务或角色）"),
         "within": _("时限"), "by_level": _("按等级另定时限"), "add_level_window": _("添加等级"),
         "when": _("适用条件（都满足才计时）"), "done_when": _("完成条件"), "add_condition": _("添加条件"),
         "filled": _("已填写（任意值）"), "until": _("约定期限字段（填写后即为截止时间）"), "none": _("（无）"),
         "due_soon": _("提前预警（不填：时限的最后 20%，至少 2 小时）"), "sample": _("示例开始时间"),
         "preview_failed": _("预览失败，请稍后重试"), "add_rule": _("添加升级规则"),
-        "rule_kind": _("规则"), "add_band": _("添加档位"), "order": _("等级顺序（由低到高）"),
+        "rule_kind": _("规则"), "add_band": _("添加档位"), "add_entry": _("添加一条"), "order": _("等级顺序（由低到高）"),
         "missing": _("%(value)s（不存在）"),
         "advanced": _("高级（YAML）"), "back_to_form": _("返回表单"), "yaml_hint": _(
             "可查看、粘贴 YAML，或从别处复制；返回表单时按 YAML 重建各规则"), "yaml_broken": _("规则文本不是有效的 YAML，请在“高级（YAML）”中修改"),

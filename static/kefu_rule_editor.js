@@ -393,6 +393,13 @@
     var options = [["created", W.created]];
     fieldOptions("moment").forEach(function (f) { options.push([f[0], W.field_prefix + f[1]]); });
     statuses().forEach(function (s) { options.push(["status:" + s, fmt(W.status_became, {status: s})]); });
+    // Field events (kefu.rules.clock_start): a choice field taking a value, any field first filled in.
+    fields.filter(function (f) { return !f.sensitive; }).forEach(function (f) {
+      (f.choices || []).forEach(function (c) {
+        options.push(["field:" + f.key + "=" + c, fmt(W.field_became, {field: f.label, value: c})]);
+      });
+      options.push(["field:" + f.key, fmt(W.field_filled, {field: f.label})]);
+    });
     return options;
   }
   function slaEditor() {
@@ -421,7 +428,10 @@
         labelled(W.until, control(clockSchema.properties.until, clock.until, function (v) { setOrDrop(clock, "until", v); },
                                   path + ".until", false, "sla")),
         labelled(W.due_soon, windowControl(clock.due_soon, function (v) { setOrDrop(clock, "due_soon", v); },
-                                           path + ".due_soon", clockSchema.properties.due_soon["x-kefu-units"]))]));
+                                           path + ".due_soon", clockSchema.properties.due_soon["x-kefu-units"])),
+        labelled(W.notify_at_start, control(clockSchema.properties.notify_at_start, clock.notify_at_start,
+                                            function (v) { setOrDrop(clock, "notify_at_start", v); },
+                                            path + ".notify_at_start", false, "sla"))]));
       card.appendChild(previewBlock(clock, index));
       body.appendChild(card);
     });
@@ -542,7 +552,7 @@
     var block = root.querySelector("[data-kefu-preview='" + index + "'] [data-kefu-preview-text]");
     if (!clock || !block) { return; }
     var start = clock.start || "created";
-    var field = fieldByKey(start);
+    var field = fieldByKey(start.indexOf("field:") === 0 ? start.slice(6).split("=")[0] : start);
     post(config.urls.preview, {start: start, start_label: field ? field.label : null, within: clock.within,
                                by_level: clock.by_level, sample: clock._sample || config.sample})
       .then(function (answer) {
@@ -624,6 +634,41 @@
     reminders: function () { return {ladder: {at: "09:00", manager_after: 2}}; },
     report: function () { return {}; }
   };
+  // A section that is a list of entries with no editor of its own (computed:, spawn: …): each entry's settings from
+  // the item schema — for a tagged union (``discriminator``), a kind picker first, then the chosen kind's settings.
+  function listEditor(key) {
+    var schema = schemas[key], items = schema.items || {}, union = items.discriminator;
+    var list = state[key] = state[key] || [];
+    var body = el("div");
+    function kindOf(tag) { return resolve({$ref: union.mapping[tag]}, key); }
+    list.forEach(function (item, index) {
+      var path = key + "." + index;
+      var wrap = el("div", {"class": "kefu-rule-item", "data-path": path});
+      if (union) {
+        var tagName = union.propertyName;
+        var kinds = Object.keys(union.mapping).map(function (tag) {
+          var def = kindOf(tag), own = (def.properties || {})[tagName] || {};
+          return [tag, own.title || def.title || tag];  // the kind's own title ("低于阈值"), not its class name
+        });
+        wrap.appendChild(el("div", {"class": "kefu-rule-row"}, [labelled(W.rule_kind, select(kinds, item[tagName],
+          function (tag) { var fresh = {}; fresh[tagName] = tag; list[index] = fresh; render(); }, path + "." + tagName))]));
+        if (item[tagName] && union.mapping[item[tagName]]) {
+          wrap.appendChild(propsRow(kindOf(item[tagName]), item, path, key, [tagName]));
+        }
+      } else {
+        wrap.appendChild(propsRow(resolve(items, key), item, path, key));
+      }
+      wrap.appendChild(button(W.remove, function () { list.splice(index, 1); render(); }, "btn-outline-danger"));
+      body.appendChild(wrap);
+    });
+    body.appendChild(button(W.add_entry, function () {
+      var item = {};
+      if (union) { item[union.propertyName] = Object.keys(union.mapping)[0]; }
+      list.push(item);
+      render();
+    }));
+    return body;
+  }
   function sectionCard(section) {
     var key = section.key;
     var card = el("div", {"class": "card mb-2", "data-kefu-section": key, "data-path": key});
@@ -644,7 +689,9 @@
     }
     if (key === "workflow") { body.appendChild(workflowEditor()); } else if (key === "sla") {
       body.appendChild(slaEditor());
-    } else if (key === "levels") { body.appendChild(levelsEditor()); } else {
+    } else if (key === "levels") { body.appendChild(levelsEditor()); } else if (section.schema.type === "array") {
+      body.appendChild(listEditor(key));
+    } else {
       body.appendChild(propsRow(section.schema, state[key], key, key));
     }
     return card;

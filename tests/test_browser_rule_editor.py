@@ -49,6 +49,16 @@ def test_admin_builds_a_clock_and_a_level_rule_without_yaml(new_context, problem
     rule.locator(f"[data-path='levels.rules.{rules_before}.level']").select_option("重大")
     levels.screenshot(path=tmp_path / "levels.png")
 
+    # A list section without an editor of its own (计算字段): entries from its schema, a kind picker first.
+    editor.locator("[data-kefu-tab='computed']").click()
+    computed = editor.locator("[data-kefu-section='computed']")
+    computed.get_by_role("button", name="添加一条").click()
+    computed.locator("[data-path='computed.0.kind']").select_option("below_threshold")
+    computed.locator("select[data-path='computed.0.field']").wait_for()
+    computed.screenshot(path=tmp_path / "computed.png")
+    computed.locator("[data-path='computed.0']").get_by_role("button", name="删除").click()
+    assert computed.locator("[data-path='computed.0']").count() == 0
+
     page.locator(".kefu-form-buttons button[type=submit]").first.click()
     assert "保存" in success_message(page) or "成功" in success_message(page)
 

@@ -77,7 +77,8 @@ def test_closing_creates_exactly_one_callback_due_7_working_days_later(app, clie
     closed_at = original["status_at"]["已关闭"]
     assert callback["type"] == "callback" and callback["status"] == "待受理"
     assert callback["source"] == {"type": "complaint", "id": original["_id"], "number": original["number"],
-                                  "closed_at": closed_at, "due_at": callback["data"]["due_at"]}
+                                  "closed_at": closed_at, "due_at": callback["data"]["due_at"],
+                                  "within": {"working_days": 7}, "due_field": "due_at"}
     assert callback["data"]["due_at"] == working_days_after(closed_at, 7)
     assert callback["assignee"] == db.users.find_one({"username": "agent"})["_id"] == original["created_by"]
     assert callback["data"]["target_number"] == original["number"]
@@ -258,3 +259,71 @@ def test_a_bad_callback_section_is_refused_with_a_chinese_message(client, seeded
     for word in words:
         assert word in message, message
     assert db.record_types.find_one({"key": "complaint"})["version"] == version
+
+
+# The callback's deadline clock (the callback type's ``sla:``: start created, until its due field) — as the packs
+# ship it; put here so the test does not depend on which pack is installed.
+CALLBACK_CLOCK = [{"key": "callback_due", "name": "按期回访", "start": "created", "within": {"working_days": 7},
+                   "until": "due_at", "done_when": {"status": ["已关闭"]}}]
+
+
+def give_callbacks_a_clock(client, db) -> None:
+    admin = token_headers(client, "admin")
+    definition = client.get("/api/v1/types/callback", headers=admin).get_json()
+    definition["sla"] = CALLBACK_CLOCK
+    response = client.put("/api/v1/types/callback", headers=admin, json=definition)
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+# 003 §4.1.3 (called back within 7 working days of closing): a callback not made by its due date stays on the
+# overdue list — it does not disappear after its due day.
+def test_a_missed_callback_stays_overdue(app, client, agent, supervisor, db, calendar):
+    from kefu.records.types import get_record_type
+    from kefu.rules import sla
+
+    give_callbacks_a_clock(client, db)
+    closed = closed_complaint(client, agent, supervisor)
+    callback, = callbacks_of(db, closed["id"])
+    due = callback["data"]["due_at"]
+    assert callback["sla"]["callback_due"]["due_at"] == due and callback["sla_due"] == due
+
+    with app.app_context():
+        sla.refresh(get_record_type("callback"), callback["_id"], now=due + timedelta(days=3))
+
+    late = db.records.find_one({"_id": callback["_id"]})
+    assert late["sla"]["callback_due"]["state"] == "overdue" and late["sla_live"] == 1
+    # Made and answered: the callback closes and its clock stops.
+    answered = patch(client, agent, "callback", str(callback["_id"]), result="满意", called_at="2026-11-24 10:00")
+    assert answered.status_code == 200, answered.get_data(as_text=True)
+    done = db.records.find_one({"_id": callback["_id"]})
+    assert done["sla"]["callback_due"]["met_at"] is not None and done["sla_live"] == 0
+
+
+# The callback deadline is counted on the working-day calendar (003 §4.1.3: 7 working days): a day off entered
+# after the closing moves it, on the callback, its link on the original and its clock.
+def test_the_callback_due_date_follows_a_calendar_edit(app, client, agent, supervisor, db, calendar):
+    from kefu.calendar import workcalendar
+
+    give_callbacks_a_clock(client, db)
+    closed = closed_complaint(client, agent, supervisor)
+    callback, = callbacks_of(db, closed["id"])
+    closed_at = callback["source"]["closed_at"]
+    first_workday = working_days_after(closed_at, 1).date()
+
+    with app.test_request_context():
+        workcalendar.set_day(first_workday, "holiday", "公司团建")
+
+    moved = db.records.find_one({"_id": callback["_id"]})
+    assert moved["data"]["due_at"] == working_days_after(closed_at, 8)  # one working day fewer in the window
+    assert moved["source"]["due_at"] == moved["data"]["due_at"] == moved["sla"]["callback_due"]["due_at"]
+    original = db.records.find_one({"_id": ObjectId(closed["id"])})
+    assert original["callbacks"][0]["due_at"] == moved["data"]["due_at"]
+    assert db.record_events.find_one({"record_id": callback["_id"], "kind": "callback",
+                                      "text": {"$regex": "工作日历已调整"}})
+    shown = client.get(f"/api/v1/records/callback/{callback['_id']}", headers=agent).get_json()
+    assert shown["due_at"] == working_days_after(closed_at, 8).isoformat()
+
+    # Entered again the other way (the day worked after all), the date comes back.
+    with app.test_request_context():
+        workcalendar.remove_day(first_workday)
+    assert db.records.find_one({"_id": callback["_id"]})["data"]["due_at"] == working_days_after(closed_at, 7)

@@ -999,7 +999,8 @@ def test_the_json_schema_of_every_section_is_served(api):
 
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
-    assert body["order"] == ["workflow", "levels", "approvals", "callback", "sla", "reminders", "report"]
+    assert body["order"] == ["workflow", "computed", "levels", "approvals", "callback", "sla", "reminders", "report",
+                             "spawn"]
     schemas = body["sections"]
     sla = schemas["sla"]
     assert sla["title"] == "时限" and sla["type"] == "array"

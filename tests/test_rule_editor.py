@@ -135,8 +135,8 @@ def test_the_preview_needs_the_pages_csrf_token(admin_client, db):
 def test_the_edit_page_hands_the_editors_the_sections_in_the_users_language(admin_client, db):
     config = editor_config(admin_client.get(edit_path(db, "complaint")).get_data(as_text=True))
 
-    assert [s["key"] for s in config["sections"]] == ["workflow", "levels", "approvals", "callback", "sla",
-                                                      "reminders", "report"]
+    assert [s["key"] for s in config["sections"]] == ["workflow", "computed", "levels", "approvals",
+                                                      "callback", "sla", "reminders", "report", "spawn"]
     clock = next(s for s in config["sections"] if s["key"] == "sla")["schema"]["$defs"]["Clock"]
     assert clock["properties"]["start"]["title"] == "开始于"
     assert clock["properties"]["until"]["x-kefu-picker"] == "field"

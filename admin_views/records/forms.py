@@ -19,6 +19,7 @@ from kefu.records.fields import get_field_type
 from kefu.records.sections import workflow_of
 from kefu.records.values import project_id_for
 from kefu.records.write import create_record, update_record
+from kefu.rules.computed import computed_targets
 
 
 class RecordForms:
@@ -77,6 +78,7 @@ class RecordForms:
         form = self._form_class()(request.form if request.method == "POST" else None)
         if request.method != "POST":
             form.status.data = workflow_of(self.record_type).initial
+        _disable(form, computed_targets(self.record_type))
         return form
 
     def _masked_keys(self) -> set[str]:
@@ -108,11 +110,7 @@ class RecordForms:
                     # A masked input starts empty, not with the field's default: a default shown and sent back
                     # would overwrite the value the user cannot see.
                     form[definition.key].data = None if value is None else self._form_data(definition, value)
-        for key in self._fixed_keys(obj) if obj is not None else ():
-            if key in form:
-                form[key].render_kw = {**(form[key].render_kw or {}), "disabled": True}
-                form[key].validators = [Optional()]
-                form[key].flags.required = False
+        _disable(form, {*(self._fixed_keys(obj) if obj is not None else ()), *computed_targets(self.record_type)})
         for definition in self.record_type.active_fields:
             field = form[definition.key] if definition.key in form else None
             if field is None:
@@ -131,7 +129,7 @@ class RecordForms:
     def _values_from(self, form, row: RecordRow | None = None) -> dict:
         """The validated form's values; on edit only those that differ from the stored record."""
         values = {}
-        fixed = self._fixed_keys(row) if row is not None else set()
+        fixed = {*(self._fixed_keys(row) if row is not None else ()), *computed_targets(self.record_type)}
         for definition in [*self._editable_core(), *self.record_type.active_fields]:
             if definition.key not in form or definition.key in fixed:
                 continue
@@ -195,3 +193,13 @@ class RecordForms:
 
     def delete_model(self, model):  # pragma: no cover - can_delete is False
         return False
+
+
+def _disable(form, keys) -> None:
+    """Show the inputs ``keys`` disabled (what arrives for them is ignored): fields this user may not change, and
+    the fields the type's ``computed:`` rules set."""
+    for key in keys:
+        if key in form:
+            form[key].render_kw = {**(form[key].render_kw or {}), "disabled": True}
+            form[key].validators = [Optional()]
+            form[key].flags.required = False

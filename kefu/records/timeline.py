@@ -24,7 +24,7 @@ EVENT_KINDS = {
     "created": _l("登记"), "updated": _l("修改"), "comment": _l("备注"), "call": _l("电话沟通"),
     "visit": _l("上门/来访"), "forward": _l("转办部门"), "plan": _l("处理方案"), "approval": _l("审批"),
     "callback": _l("回访"), "status": _l("状态变更"), "level": _l("等级变更"), "attachment": _l("附件"),
-    "assign": _l("转派"),
+    "assign": _l("转派"), "spawn": _l("生成记录"),
 }
 # Kinds a person may add by hand; the others are written by the engine.
 MANUAL_EVENT_KINDS = ("comment", "call", "visit", "forward", "plan", "approval", "callback", "attachment")

@@ -6,18 +6,25 @@ registry in the order the save lifecycle runs them: SLA clocks after the section
 """
 from __future__ import annotations
 
+from kefu.calendar.workcalendar import on_change
 from kefu.records.sections import register
 from kefu.rules.approvals import ApprovalsSection
 from kefu.rules.callbacks import CallbackSection
+from kefu.rules.computed import ComputedSection
 from kefu.rules.levels import LevelsSection
 from kefu.rules.reminders import RemindersSection
 from kefu.rules.report import ReportSection
 from kefu.rules.sla import SlaSection
+from kefu.rules.spawn import SpawnSection, follow_calendar
 from kefu.rules.workflow import WorkflowSection
 
 
 def register_sections() -> None:
     """Register every section (idempotent: registering again replaces each in place)."""
-    for section in (WorkflowSection(), LevelsSection(), ApprovalsSection(), CallbackSection(), SlaSection(),
+    for section in (WorkflowSection(),
+                    ComputedSection(),  # computed fields first: the level rules and clocks read them
+                    LevelsSection(), ApprovalsSection(), CallbackSection(), SlaSection(),
                     RemindersSection(), ReportSection()):
         register(section)
+    register(SpawnSection())
+    on_change(follow_calendar)  # due dates counted in working days (callbacks, spawned records) follow edits

@@ -208,19 +208,16 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
     due = rules.due(closed_at, actor.tz)
     try:
         target = get_record_type(rules.type)
-        source_values = {**core_values(document), **read_values(record_type, document, system)}
-        values = {key: value for key, value in rules.values.items() if _writable(target, key)}
-        for source_key, target_key in rules.copy_.items():
-            value = source_values.get(source_key)
-            if value not in (None, "", []) and _writable(target, target_key):
-                values[target_key] = value
+        values = carried_values(record_type, document, target, rules.values, rules.copy_)
         registered_by = document.get("created_by") or document.get("assignee")
         if registered_by is not None:
             values["assignee"] = registered_by
         if _writable(target, rules.due_field):
             values[rules.due_field] = due
+        # ``within`` and ``due_field``: what kefu.rules.spawn.follow_calendar recounts the deadline from.
         source = {"type": record_type.key, "id": document["_id"], "number": document["number"],
-                  "closed_at": closed_at, "due_at": due}
+                  "closed_at": closed_at, "due_at": due, "within": rules.within.to_dict(),
+                  "due_field": rules.due_field}
         # In the closing save's transaction: a concurrent closing that made it first is a write conflict, and the
         # retried save finds it above.
         created = create_record(rules.type, values, system, extra={"source": source})
@@ -235,6 +232,19 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
                      due=due.astimezone(actor.tz).strftime("%Y-%m-%d %H:%M"),
                      within=rules.within_text())))
     return created
+
+
+def carried_values(record_type, document: dict, target, fixed: dict, copy: dict) -> dict:
+    """The values a record created from ``document`` (of ``target`` type) starts with: the ``fixed`` ones, then
+    ``document``'s fields named by ``copy`` (its field → the target's field) that hold something; only target
+    fields that can be written (active ones and ``WRITABLE_CORE``)."""
+    source_values = {**core_values(document), **read_values(record_type, document, system_actor())}
+    values = {key: value for key, value in fixed.items() if _writable(target, key)}
+    for source_key, target_key in copy.items():
+        value = source_values.get(source_key)
+        if value not in (None, "", []) and _writable(target, target_key):
+            values[target_key] = value
+    return values
 
 
 def _writable(target, key: str) -> bool:
@@ -297,8 +307,8 @@ def record_result(record_type, document: dict, changed, actor) -> None:
 # -- reading ------------------------------------------------------------------------------------------
 
 def links_of(document: dict, tz, access) -> list[dict]:
-    """The records linked to ``document`` that ``access`` may read: its original (for a callback) and its
-    callbacks, with their current status, for the details pages (one query for the statuses, one for the type
+    """The records linked to ``document`` that ``access`` may read: its original (for a callback or a record made
+    by a ``spawn:`` rule), its callbacks and the records its ``spawn:`` rules made, with their current status, for the details pages (one query for the statuses, one for the type
     names). A linked record out of the reader's scope stays unseen."""
     links = []
     source = document.get("source")
@@ -308,6 +318,13 @@ def links_of(document: dict, tz, access) -> list[dict]:
     for entry in document.get("callbacks") or []:
         links.append({"role": "callback", "type": entry["type"], "id": entry["id"], "number": entry["number"],
                       "due_at": entry.get("due_at"), "result": entry.get("result")})
+    spawned_from = document.get("spawned_from")
+    if spawned_from:
+        links.append({"role": "source", "type": spawned_from["type"], "id": spawned_from["id"],
+                      "number": spawned_from["number"], "due_at": spawned_from.get("due_at")})
+    for entry in document.get("spawned") or []:
+        links.append({"role": "spawned", "type": entry["type"], "id": entry["id"], "number": entry["number"],
+                      "due_at": entry.get("due_at"), "name": entry.get("name"), "attempt": entry.get("attempt")})
     found = get_database()[RECORDS].find({"_id": {"$in": [link["id"] for link in links]}},
                                          {**ACCESS_PROJECTION, "status": 1})
     stored = {d["_id"]: d for d in found if access.permits(d, Action.READ.value)}

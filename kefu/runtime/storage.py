@@ -13,12 +13,13 @@ from kefu.notify.notifications import Delivery, Notification, Task
 from kefu.org.roles import AccessRole, ensure_shipped_roles
 from kefu.records.attachments import ensure_attachment_indexes
 from kefu.records.indexes import ensure_record_indexes
-from kefu.rules import callbacks, sla
+from kefu.rules import callbacks, sla, spawn
 from kefu.schedule.duties import DutyRun
 
 # Indexes of the records collection declared outside the records area, by the module whose queries use them.
 DECLARED_RECORD_INDEXES = (*sla.RECORD_INDEXES, *callbacks.RECORD_INDEXES, *reminders.RECORD_INDEXES,
-                           *overdue.RECORD_INDEXES, *dashboard.RECORD_INDEXES, *imports_targets.RECORD_INDEXES)
+                           *overdue.RECORD_INDEXES, *dashboard.RECORD_INDEXES, *imports_targets.RECORD_INDEXES,
+                           *spawn.RECORD_INDEXES)
 
 
 def ensure_collections() -> None:
