@@ -21,6 +21,7 @@ from admin_views.record_types import RecordTypeView
 from admin_views.records import RecordView
 from admin_views.reports import ReportView
 from admin_views.roles import RoleView
+from admin_views.schedules import SchedulesView
 from admin_views.tokens import ApiTokenView
 from admin_views.users import UserView
 from kefu.calendar.days import CalendarDay
@@ -69,6 +70,7 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(DeliveryView(Delivery, name=_l("发送记录"), category=settings, endpoint="deliveries"))
     admin.add_view(ImportsView(name=_l("导入"), category=settings, endpoint="imports", url="/admin/imports"))
     admin.add_view(QueueView(name=_l("任务队列"), category=settings, endpoint="queue", url="/admin/queue"))
+    admin.add_view(SchedulesView(name=_l("定时任务"), category=settings, endpoint="schedules", url="/admin/schedules"))
 
     @app.context_processor
     def record_navigation():

@@ -226,9 +226,10 @@ def test_due_now_claims_each_occurrence_once_and_catches_up(app, calendar):
         first = {duty.name for duty, _occurrence in due_now(wednesday)}
         again = due_now(wednesday)
         later = {duty.name for duty, _o in due_now(wednesday + timedelta(minutes=1))}
-    # 01:00, 02:00 and 03:00 are within their catch-up; care (10:00) is not due yet and yesterday's is too old.
+    # 01:00, 02:00 and 03:00 are within their catch-up; care (10:00) is not due yet and yesterday's is too old;
+    # Wednesday: the 装修 pre-acceptance list (002 工程预验收流程) too, Tuesday's callback analysis is past its catch-up.
     assert first == {"sla_sweep", "escalate_levels", "follow_up_tasks", "callbacks_due", "weekly_summary",
-                     "remove_old_exports", "list_indexes"}
+                     "remove_old_exports", "list_indexes", "pre_acceptance_list"}
     assert again == []
     assert later == {"sla_sweep"}
 
@@ -242,7 +243,7 @@ def test_a_failed_or_abandoned_run_is_claimed_again(app, calendar, db):
         assert claim(duty, occurrence, occurrence)
         assert abandon_stale(occurrence + timedelta(minutes=5)) == []
         assert not claim(duty, occurrence, occurrence + timedelta(minutes=5))  # running, within its lease
-        assert abandon_stale(occurrence + timedelta(minutes=16)) == ["follow_up_tasks:20261125T0100"]
+        assert abandon_stale(occurrence + timedelta(minutes=16)) == ["follow_up_tasks:2026-11-25"]
         assert db.duty_runs.find_one()["state"] == "abandoned"
         assert claim(duty, occurrence, occurrence + timedelta(minutes=16))  # its worker died
         db.duty_runs.update_one({}, {"$set": {"state": "failed"}})
@@ -270,13 +271,13 @@ def test_a_runs_lease_counts_from_its_start_and_a_live_workers_run_is_left_alone
         stored = db.duty_runs.find_one()
         assert (stored["state"], stored["attempts"], stored["worker"]) == ("running", 1, "worker-a")
         # Its outcome never written (rq stops a live run at its 10-minute timeout first): the lease, from its start.
-        assert abandon_stale(occurrence + timedelta(minutes=23), alive) == ["follow_up_tasks:20261125T0100"]
+        assert abandon_stale(occurrence + timedelta(minutes=23), alive) == ["follow_up_tasks:2026-11-25"]
         assert "after it started" in db.duty_runs.find_one()["error"]
         # Its worker gone: abandoned at once, however young the run.
         assert claim(duty, occurrence, occurrence + timedelta(minutes=24))
         start(duty, occurrence, "worker-c", occurrence + timedelta(minutes=25))
         assert abandon_stale(occurrence + timedelta(minutes=25), alive) == []
-        assert abandon_stale(occurrence + timedelta(minutes=25), dead) == ["follow_up_tasks:20261125T0100"]
+        assert abandon_stale(occurrence + timedelta(minutes=25), dead) == ["follow_up_tasks:2026-11-25"]
         assert "worker-c stopped" in db.duty_runs.find_one()["error"]
 
 

@@ -1,8 +1,12 @@
 """Scheduled work (定时任务): what runs when, each occurrence exactly once, with catch-up after an outage.
 
-The schedule is code (``DUTIES``); its state is in MongoDB (``duty_runs``,
-one document per duty and occurrence). ``due_now`` names, for every duty,
-its latest occurrence up to now and *claims* it by inserting that document:
+What each duty does and its cadence are code (``DUTIES``, at their default
+moments); the moment of each — time, weekday, day of month — and its options
+are data an admin edits on 定时任务 (``kefu.schedule.timetable``:
+``current_duties`` applies them, read at every tick). The state is in MongoDB
+(``duty_runs``, one document per duty and occurrence). ``due_now`` names, for
+every enabled duty, its latest occurrence up to now and *claims* it by
+inserting that document:
 however many schedulers tick at the same moment, one claim wins. The worker
 that runs a claim *starts* it (``run``): one worker per claim, however often
 its job was queued. A run whose worker is gone (its rq heartbeat lapsed —
@@ -14,6 +18,12 @@ a duty's latest occurrence is claimed again, ``MAX_ATTEMPTS`` times in all —
 an every-tick duty's next occurrence does the work of an abandoned one. A
 Redis restart that loses its data while a worker runs a duty can make the run
 look abandoned: it may then run twice, which every duty allows (below).
+An occurrence's key (``run_id``) is its *period* — the minute of an every-tick
+duty, the local day of a daily one, the ISO week of a weekly one, the month of
+a monthly one — not its time: an admin who moves 09:00 to 10:00 after today's
+09:00 run does not make it run again today, nor moving Wednesday to Thursday
+this week, nor the 5th to the 10th this month.
+
 Because occurrences are computed from the clock, a
 scheduler that was down (or a Redis outage) catches up at its next tick: the
 latest missed occurrence runs, if it is not older than the duty's
@@ -32,13 +42,20 @@ repeated run sends nothing twice:
 | ``weekly_summary`` | Wednesdays 09:00 | the week's numbers to the roles with ``view_reports`` |
 | ``monthly_report`` | the 5th 08:00 | last month's report archived (``kefu.insight.reports``), ``view_reports`` told |
 | ``remove_old_exports`` | daily 03:00 | background exports and imports older than 7 days deleted with their files |
+| ``list_indexes`` | daily 02:00 | the list sort indexes the types' sizes call for |
+| ``callback_analysis`` | 装修: Tuesdays 09:00 | the week's 在施工程节点回访 listed to their supervisors (002 在施工程电话回访制度 五) |
+| ``pre_acceptance_list`` | 装修: Wednesdays 09:00 | open 预验收 due from tomorrow to next Wednesday (002 工程预验收流程) |
+
+The last two are *list duties* (``routines.record_list``): which types, statuses and date window they list is
+data too, per pack.
 """
 from __future__ import annotations
 
 import logging
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -51,6 +68,7 @@ from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware, utcnow
 from kefu.core.i18n import _l
 from kefu.schedule import routines
+from kefu.schedule.timetable import Cadence, applied, cadence_of, stored_schedules
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +102,9 @@ class Duty:
     # ``jobs.TIMEOUTS``), so a live worker's run is stopped by rq first (``run`` records it failed); the lease only
     # catches a run whose outcome was never written. Time spent waiting in the queue does not count against it.
     lease: timedelta = timedelta(minutes=15)
+    pack: str | None = None            # the menu group (行业模板) a duty belongs to; None: the whole system
+    enabled: bool = True               # a pack's duty can be switched off
+    options: dict = field(default_factory=dict, compare=False)  # keyword arguments of ``function`` (editable)
 
     def latest(self, now: datetime, calendar, tz: ZoneInfo) -> datetime | None:
         """The latest occurrence at or before ``now`` (UTC; for every-tick duties: ``now``'s minute)."""
@@ -125,7 +146,8 @@ DUTIES = (
     Duty("callbacks_due", _l("今日回访提醒"), routines.callbacks_due, at=time(9, 0), working_days=True,
          catch_up=timedelta(hours=9)),
     Duty("care_messages", _l("客户关怀消息"), routines.care_messages, at=time(10, 0),
-         catch_up=timedelta(hours=8)),
+         catch_up=timedelta(hours=8),
+         options={"offsets": list(routines.CARE_DAYS), "holiday_greetings": True}),
     Duty("weekly_summary", _l("每周汇总"), routines.weekly_summary, at=time(9, 0), weekday=2,
          catch_up=timedelta(days=3)),
     Duty("monthly_report", _l("月度报告"), routines.monthly_report, at=time(8, 0), monthday=5,
@@ -136,8 +158,31 @@ DUTIES = (
     # grown past the size that needs them gets them here.
     Duty("list_indexes", _l("列表排序索引"), routines.update_list_indexes, at=time(2, 0),
          catch_up=timedelta(hours=20), lease=timedelta(minutes=60)),
+    # 002 在施工程电话回访制度 五: the week's callbacks analysed and handed to the department manager every Tuesday.
+    Duty("callback_analysis", _l("周回访情况分析"),
+         partial(routines.record_list, name="callback_analysis", title=_l("周回访情况分析")), at=time(9, 0),
+         weekday=1, catch_up=timedelta(days=1), pack="renovation",
+         options={"types": ["construction_checkpoint"], "statuses": "all", "date_field": "created_at",
+                  "window_from": -7, "window_to": 0}),
+    # 002 工程预验收流程: 工程部 lists next week's jobs every Wednesday, 客服监察部 inspects them every Thursday.
+    Duty("pre_acceptance_list", _l("预验收工程名录"),
+         partial(routines.record_list, name="pre_acceptance_list", title=_l("预验收工程名录")), at=time(9, 0),
+         weekday=2, catch_up=timedelta(days=1), pack="renovation",
+         options={"types": ["pre_acceptance"], "statuses": "open", "date_field": "inspection_date",
+                  "window_from": 1, "window_to": 8}),
 )
-DUTY_BY_NAME = {duty.name: duty for duty in DUTIES}
+DUTY_BY_NAME = {duty.name: duty for duty in DUTIES}  # at their defaults; ``current_duties`` for the stored moments
+
+
+def current_duties() -> list[Duty]:
+    """Every duty at the moment and with the options an admin stored (``kefu.schedule.timetable``), in order."""
+    stored = stored_schedules()
+    return [applied(duty, stored.get(duty.name)) for duty in DUTIES]
+
+
+def current_duty(name: str) -> Duty:
+    """The duty ``name`` as ``current_duties`` has it; KeyError for an unknown name."""
+    return applied(DUTY_BY_NAME[name], stored_schedules().get(name))
 
 
 class DutyRun(Document):
@@ -162,7 +207,18 @@ class DutyRun(Document):
 
 
 def run_id(duty: Duty, occurrence: datetime) -> str:
-    return f"{duty.name}:{occurrence.astimezone(timezone.utc):%Y%m%dT%H%M}"
+    """``<duty>:<period>``: the UTC minute of an every-tick duty's occurrence, else its local day, ISO week or
+    month by the duty's cadence (see the module docstring)."""
+    cadence = cadence_of(duty)
+    if cadence == Cadence.TICK:
+        return f"{duty.name}:{occurrence.astimezone(timezone.utc):%Y%m%dT%H%M}"
+    day = occurrence.astimezone(ZoneInfo(current_app.config["KEFU_TIMEZONE"])).date()
+    if cadence == Cadence.MONTHLY:
+        return f"{duty.name}:{day:%Y-%m}"
+    if cadence == Cadence.WEEKLY:
+        year, week, _weekday = day.isocalendar()
+        return f"{duty.name}:{year}-W{week:02d}"
+    return f"{duty.name}:{day.isoformat()}"
 
 
 def claim(duty: Duty, occurrence: datetime, now: datetime) -> bool:
@@ -227,7 +283,9 @@ def due_now(now: datetime | None = None, worker_alive: Callable[[str], bool] | N
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
     calendar = get_calendar()
     claimed = []
-    for duty in DUTIES:
+    for duty in current_duties():
+        if not duty.enabled:
+            continue
         occurrence = duty.latest(now, calendar, tz)
         if occurrence is None or now - occurrence > duty.catch_up:
             continue
@@ -248,7 +306,7 @@ def run(name: str, occurrence: datetime, now: datetime | None = None, worker: st
     """Start one claimed occurrence in ``worker`` (the rq worker's name) and record its outcome; return its result
     text (raises on failure). A claim some worker has started already, or that is no longer running, is left alone:
     each claim runs once, however often its job was queued."""
-    duty = DUTY_BY_NAME[name]
+    duty = current_duty(name)
     collection = DutyRun._get_collection()
     identifier = run_id(duty, occurrence)
     started = start(duty, occurrence, worker, utcnow())
@@ -256,7 +314,7 @@ def run(name: str, occurrence: datetime, now: datetime | None = None, worker: st
         return f"{identifier}: not waiting for a worker (started elsewhere, finished or abandoned); nothing done"
     this_attempt = {"_id": identifier, "attempts": started["attempts"]}
     try:
-        result = duty.function(now or utcnow())
+        result = duty.function(now or utcnow(), **duty.options)
     except Exception:
         collection.update_one(this_attempt, {"$set": {"state": RunState.FAILED, "finished_at": utcnow(),
                                                       "error": traceback.format_exc()[-4000:]}})
@@ -268,15 +326,14 @@ def run(name: str, occurrence: datetime, now: datetime | None = None, worker: st
 
 
 def schedule_overview(now: datetime | None = None) -> list[dict]:
-    """Per duty: label, last run (occurrence, state, result, error) and next occurrence, for the queue page."""
+    """Per duty: label, last run (occurrence, state, result, error) and next occurrence (None: switched off), for
+    the queue page and 定时任务."""
     now = now or utcnow()
     tz = ZoneInfo(current_app.config["KEFU_TIMEZONE"])
     calendar = get_calendar()
     rows = []
-    for duty in DUTIES:
+    for duty in current_duties():
         last = DutyRun.objects(duty=duty.name).order_by("-occurrence").first()
-        rows.append({"duty": duty, "last": last, "next": duty.next_after(now, calendar, tz)})
+        rows.append({"duty": duty, "last": last,
+                     "next": duty.next_after(now, calendar, tz) if duty.enabled else None})
     return rows
-
-
-# -- the duties -----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What each scheduled duty does (``kefu.schedule.duties`` decides when): the sweep, level escalation, the day's
-follow-up and callback tasks, care messages, the weekly summary, the monthly report and the clean-up of old exports.
+follow-up and callback tasks, care messages, the weekly summary, the monthly report, the clean-up of old exports and
+the record lists of the packs' list duties (``record_list``).
 
 Each takes the moment of its occurrence, derives its work from MongoDB and writes with unique keys, so a repeated run
 sends nothing twice; each returns a line saying what it did (kept on the run).
@@ -134,19 +135,20 @@ def callbacks_due(now: datetime) -> str:
     return _record_tasks(now, "callback_due", found, context)
 
 
-CARE_DAYS = (30, 15, 3)
+CARE_DAYS = (30, 15, 3)  # the default offsets; an admin changes them on 定时任务 (kefu.schedule.timetable)
 
 
-def care_messages(now: datetime) -> str:
-    """Care messages (domain §8) through the care webhook: to each customer of a project 30, 15 and 3 days
-    before its handover; to every customer on the working day before a statutory holiday."""
+def care_messages(now: datetime, offsets=CARE_DAYS, holiday_greetings: bool = True) -> str:
+    """Care messages (domain §8; 002 日常流程 1(1): 前30日、前15日、前3日) through the care webhook: to each
+    customer of a project ``offsets`` days before its handover; with ``holiday_greetings``, to every customer on
+    the working day before a statutory holiday."""
     context = _context(now)
     today = _local_day(now, context.tz)
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
     handover_count = greeting_count = 0
     # project id → (project, days ahead, handover day); then all their customers in one query
     handing_over = {}
-    for days in CARE_DAYS:
+    for days in offsets:
         target = today + timedelta(days=days)
         start = datetime(target.year, target.month, target.day, tzinfo=timezone.utc)
         for project in Project.objects(active=True, handover_date__gte=start, handover_date__lt=start + timedelta(1)):
@@ -161,7 +163,7 @@ def care_messages(now: datetime) -> str:
         outbox.add(Alert(key=f"care:handover:{project.pk}:{days}:{customer['_id']}", kind="care_handover",
                          subject=subject, body=body, webhook="care_webhook_url", mobiles=[stored_phone(customer)]))
         handover_count += 1
-    holiday = holiday_ahead(today, context.calendar)
+    holiday = holiday_ahead(today, context.calendar) if holiday_greetings else None
     if holiday is not None:
         name, first_day = holiday
         for customer in Customer.objects(archived__ne=True).only("id", "name", "phone_enc", "project"):
@@ -223,3 +225,52 @@ def monthly_report(now: datetime) -> str:
 
 def remove_old_exports(now: datetime) -> str:
     return f"exports removed: {export_jobs.remove_old(now)}; imports removed: {imports.remove_old(now)}"
+
+
+def record_list(now: datetime, *, name: str, title, types=(), statuses: str = "open", date_field: str = "created_at",
+                window_from: int = 0, window_to: int = 7) -> str:
+    """A list duty (``kefu.schedule.timetable``): the records of ``types`` (``statuses`` "open": not closed yet)
+    whose ``date_field`` falls on a day from ``window_from`` up to (not including) ``window_to`` days after the
+    run's day, listed in one message to the supervisors of their types — e.g. 002 工程预验收流程: every Wednesday
+    the jobs to pre-accept next week. Once per duty and day (the message's key); nothing sent when none match."""
+    context = _context(now)
+    today = _local_day(now, context.tz)
+    first, last = today + timedelta(days=window_from), today + timedelta(days=window_to)
+    lines, recipients = [], []
+    for key in types:
+        record_type = context.record_type(key)
+        if record_type is None or not record_type.active:
+            continue
+        query = {"type": key, date_field if date_field in ("created_at", "updated_at") else f"data.{date_field}":
+                 _window(record_type, date_field, first, last, context.tz)}
+        if statuses == "open":
+            query["status"] = {"$in": list(workflow_of(record_type).open_statuses)}
+        found = list(get_database()[RECORDS].find(query).sort("number", 1))
+        texts = record_values(record_type, found, context.tz) if found else {}
+        shown = [spec for spec in record_type.specs if spec.list and spec.active]  # its list columns
+        for document in found:
+            summary = "；".join(f"{spec.label}：{texts[document['_id']][spec.key]}" for spec in shown
+                               if spec.key in texts[document["_id"]])
+            lines.append(f"{record_type.name} {document['number']}（{document.get('status') or '-'}）{summary}")
+        if found:
+            recipients.extend(context.people.supervisors(key))
+    if not lines:
+        return "records: 0; notifications created: 0"
+    period = f"{first.isoformat()} 至 {(last - timedelta(days=1)).isoformat()}"
+    subject, body = context.renderer.render("weekly_summary", {
+        "title": f"{title}（{period}）", "lines": lines, "period": period, "url": f"{context.base_url}/admin/"})
+    outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
+    outbox.add(Alert(key=f"list:{name}:{today.isoformat()}", kind="weekly_summary", subject=subject, body=body,
+                     recipients=recipients, url=f"{context.base_url}/admin/"))
+    return f"records: {len(lines)}; notifications created: {outbox.flush()}"
+
+
+def _window(record_type, date_field: str, first: date, last: date, tz) -> dict:
+    """The query on ``date_field`` for the days ``first`` ≤ day < ``last``: a date field is stored as the UTC
+    midnight of its day, a moment (登记时间, a datetime field) is compared with the local days' bounds."""
+    spec = record_type.field(date_field)
+    if spec is not None and spec.type == "date":
+        bounds = [datetime(d.year, d.month, d.day, tzinfo=timezone.utc) for d in (first, last)]
+    else:
+        bounds = [_day_bounds(first, tz)[0], _day_bounds(last, tz)[0]]
+    return {"$gte": bounds[0], "$lt": bounds[1]}
