@@ -72,10 +72,11 @@ def test_a_claim_of_20000_makes_it_major_with_a_reason_and_the_major_deadlines(c
     assert document["data"]["level"] == "重大" and document["level_rules"] == ["at_least:claim_amount:重大"]
     event, = level_events(db, major["id"])
     assert event["text"] == "等级 一般 → 重大：客户索赔 2 万元及以上" and event["by_name"] == "系统"
-    # The major level's deadlines apply at once: forward immediately (by_level 重大: 0 hours), the important plan.
-    assert document["sla"]["forward"]["due_at"] == document["data"]["received_at"]
-    assert "important_plan" in document["sla"] and "resolve" not in document["sla"]
-    assert "important_plan" in major["sla"]
+    # The major level's deadlines apply at once (004 投诉处理 1: "immediately" is a 30-minute forward clock, not
+    # "0 hours" — overdue the moment it is registered), and its plan clock (003 §4.1.3).
+    assert document["sla"]["forward"]["due_at"] == document["data"]["received_at"] + timedelta(minutes=30)
+    assert "major_plan" in document["sla"] and "resolve" not in document["sla"]
+    assert "major_plan" in major["sla"]
     shown = client.get(f"/api/v1/records/complaint/{major['id']}", headers=agent).get_json()
     assert [e["text"] for e in shown["events"] if e["kind"] == "level"] == ["等级 一般 → 重大：客户索赔 2 万元及以上"]
 
