@@ -63,7 +63,7 @@ def _unreadable() -> ValidationFailed:
 
 def _xlsx_rows(data: bytes) -> Iterator[tuple[int, tuple]]:
     from openpyxl import load_workbook  # optional: ~95 ms to import, needed only while an import reads its file
-    from openpyxl.utils.exceptions import InvalidFileException
+    from openpyxl.utils.exceptions import InvalidFileException  # optional: with load_workbook, for the same reason
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
