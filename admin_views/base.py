@@ -81,11 +81,15 @@ MAX_FILTER_OPTIONS = 500  # a reference filter offers names to pick; past this, 
 
 class NamedReferenceFilter(ReferenceObjectIdFilter):
     """A filter on a reference (project, department …) picking the document by its name: Flask-Admin's own asks
-    for an ObjectId to be typed."""
+    for an ObjectId to be typed. Its names are read with each list page (``SecureModelView._get_filter_groups``),
+    not when Flask-Admin makes the view at start-up: a project added since is offered, and start-up reads nothing."""
 
     def __init__(self, column, name, document_type):
-        super().__init__(column, name, options=lambda: [
-            (str(document.pk), str(document)) for document in document_type.objects.limit(MAX_FILTER_OPTIONS)])
+        super().__init__(column, name)
+        self.document_type = document_type
+
+    def current_options(self) -> list[tuple[str, str]]:
+        return [(str(document.pk), str(document)) for document in self.document_type.objects.limit(MAX_FILTER_OPTIONS)]
 
     def operation(self):
         return _l("为")
@@ -159,6 +163,16 @@ class SecureModelView(AccessControlled, BoundedPaging, ModelView):
         if self.column_labels and field in self.column_labels:
             return self.column_labels[field]
         return self._field_label(field) or super().get_column_name(field)
+
+    def _get_filter_groups(self):
+        """Flask-Admin's filter groups, the names of the reference filters read now (see NamedReferenceFilter)."""
+        groups = super()._get_filter_groups()
+        for items in (groups or {}).values():
+            for item in items:
+                found = self._filters[item["index"]]
+                if isinstance(found, NamedReferenceFilter):
+                    item["options"] = found.current_options()
+        return groups
 
     def search_placeholder(self) -> str | None:
         """The search box says what it searches (Flask-Admin leaves it to each view and shows ``None``)."""

@@ -121,3 +121,12 @@ def test_times_are_shown_in_the_configured_zone(client, seeded, sign_in, db):
     page = client.get("/admin/customers/").get_data(as_text=True)
     assert "2026-11-23 00:30" in page  # 16:30 UTC is 00:30 the next day in Asia/Shanghai
     assert "16:30" not in page
+
+
+def test_a_project_added_after_start_up_is_offered_in_the_list_filters(client, seeded, sign_in, db):
+    """The reference filters (项目, 部门 …) read their names with each list page, not once when the views are made."""
+    sign_in("admin", DEMO_PASSWORD)
+    assert "滨江·新建项目" not in client.get("/admin/customers/").get_data(as_text=True)
+    added = db.projects.insert_one({"name": "滨江·新建项目", "code": "BJXJ", "city": "杭州市"}).inserted_id
+    page = client.get("/admin/customers/").get_data(as_text=True)
+    assert "滨江·新建项目" in page and str(added) in page  # offered by name, picked by its id
