@@ -46,7 +46,7 @@ from pymongo import ASCENDING, IndexModel
 
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware
-from kefu.core.db import get_database
+from kefu.core.db import get_database, in_transaction
 from kefu.core.errors import DomainError, NotFound
 from kefu.core.i18n import _l
 from kefu.records.actor import system_actor
@@ -329,7 +329,12 @@ def follow_calendar(first: date, last: date) -> int:
     for link_key, moment_key, list_key, kind in DUE_LINKS:
         query = {f"{link_key}.{moment_key}": {"$lt": before_end}, f"{link_key}.due_at": {"$gte": from_start}}
         for document in collection.find(query, {"type": 1, "status": 1, "number": 1, "data": 1, link_key: 1}):
-            moved += _follow(document, link_key, moment_key, list_key, kind, calendar, tz)
+            try:  # a record's moved date, its original's list, its clocks and its timeline commit together
+                moved += in_transaction(lambda document=document, link_key=link_key, moment_key=moment_key,
+                                        list_key=list_key, kind=kind:
+                                        _follow(document, link_key, moment_key, list_key, kind, calendar, tz))
+            except Exception:  # one record that cannot move must not keep the others from following the calendar
+                log.exception("the due date of record %s did not follow the calendar edit", document["_id"])
     return moved
 
 
