@@ -136,7 +136,8 @@ class RuleEditorMixin:
         refused = self._refuse_without_token()
         if refused is not None:
             return refused
-        body = request.get_json(silent=True) or {}
+        body = request.get_json(silent=True)
+        body = body if isinstance(body, dict) else {}
         if isinstance(body.get("rules"), dict):
             rules = {key: value for key, value in body["rules"].items() if value not in (None, {}, [])}
             text = yaml.safe_dump(rules, allow_unicode=True, sort_keys=False, width=120) if rules else ""

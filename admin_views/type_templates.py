@@ -134,7 +134,7 @@ class TypeTemplatesMixin:
         return self.render("admin/type_template.html", form=form)
 
     def _copy(self, form, by: str):
-        source = form.source.data
+        source = form.source.data or ""
         if not source.startswith("pack:") and not (form.name.data or "").strip():  # before a new group is made
             raise ValidationFailed(_l("请填写名称"), {"name": _l("请填写名称")})
         group, sort_order = _target(form, by)

@@ -192,7 +192,7 @@ def check(job: ImportJob, actor: Actor, mapping: dict, mode: str) -> ImportJob:
     for index, key in mapping.items():
         if not key:
             continue
-        if key not in columns or not str(index).isdigit() or int(index) >= len(job.headers):
+        if key not in columns or not (str(index).isascii() and str(index).isdecimal()) or int(index) >= len(job.headers):
             errors[f"col-{index}"] = _l("没有这个字段")
         elif key in chosen.values():
             errors[f"col-{index}"] = _l("“%(label)s”已由另一列导入", label=columns[key].label)

@@ -328,10 +328,10 @@ def _positional(path: str, definition: Mapping) -> str:
     node, segments = definition, []
     for segment in path.split("."):
         if isinstance(node, list):
-            if not segment.isdigit():
+            if not (segment.isascii() and segment.isdecimal()):
                 segment = next((str(n) for n, item in enumerate(node)
                                 if isinstance(item, dict) and item.get("key") == segment), segment)
-            node = node[int(segment)] if segment.isdigit() and int(segment) < len(node) else None
+            node = node[int(segment)] if segment.isascii() and segment.isdecimal() and int(segment) < len(node) else None
         else:
             node = node.get(segment) if isinstance(node, Mapping) else None
         segments.append(segment)

@@ -234,7 +234,8 @@ def _entries(document) -> tuple[dict | None, list]:
     ``file``) for anything else, or for entries that are not definitions with a key — before anything is written."""
     if isinstance(document, Mapping) and "types" in document:
         pack, types = document.get("pack"), document.get("types")
-        if not isinstance(pack, Mapping) or not isinstance(pack.get("name"), str) or not isinstance(types, list):
+        if not isinstance(pack, Mapping) or not isinstance(pack.get("name"), str) or not isinstance(types, list) \
+                or not all(isinstance(pack.get(part), str | None) for part in ("key", "name_en")):
             message = _l("分组文件应为 pack:（含 key、name）和 types:（类型列表）")
             raise ValidationFailed(message, {"file": message})
     elif isinstance(document, Mapping) and "key" in document:
