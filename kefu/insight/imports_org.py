@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _l
 from kefu.core.validation import InvalidValue, check_typable, normalize_phone
-from kefu.insight.imports_targets import Column, Prepared, invalid_row, project_named
+from kefu.insight.imports_targets import Column, Prepared, invalid_row, project_named, remembered
 from kefu.org.access import AccessPolicy
 from kefu.org.roles import Capability, role_label, role_keys
 from kefu.org.structure import Building, Unit, unit_label
@@ -37,6 +37,9 @@ def _text(raw, limit: int) -> str:
 
 
 class _SystemTarget:
+    def __init__(self):
+        self._found: dict = {}  # (column, cell) → the project it names, or its problem
+
     def allowed(self, access: AccessPolicy) -> bool:
         return access.has(Capability.MANAGE_SYSTEM.value)
 
@@ -76,7 +79,7 @@ class UnitTarget(_SystemTarget):
 
     def _clean(self, key: str, raw, values: dict):
         if key == "project":
-            return project_named(raw)
+            return remembered(self._found, ("project", str(raw)), lambda: project_named(raw))
         if key == "area":
             try:
                 area = Decimal(str(raw).replace("㎡", "").strip())

@@ -126,15 +126,11 @@ class RecordTarget:
             if not isinstance(field_type, ReferenceType):
                 continue
             memo = (key, str(values[key]), getattr(project, "pk", None))
-            if memo not in self._references:
-                try:
-                    found = field_type.clean(values[key], definition, actor.field_context(memo[2]))
-                    self._references[memo] = field_type.kind.document.objects(pk=found).first()
-                except InvalidValue as exc:
-                    self._references[memo] = exc
-            found = self._references[memo]
-            if isinstance(found, InvalidValue):
-                errors[key] = str(found)
+            try:
+                found = remembered(self._references, memo, lambda: field_type.kind.document.objects(
+                    pk=field_type.clean(values[key], definition, actor.field_context(memo[2]))).first())
+            except InvalidValue as exc:
+                errors[key] = str(exc)
                 resolved.pop(key)
             else:
                 resolved[key] = found
@@ -199,6 +195,19 @@ CUSTOMER_COLUMNS = (
 )
 
 
+def remembered(cache: dict, key, look_up):
+    """``look_up()`` once per ``key`` of ``cache`` — its ``InvalidValue`` too, raised again on every hit: a file names
+    the same few projects, units and people on every row."""
+    if key not in cache:
+        try:
+            cache[key] = look_up()
+        except InvalidValue as exc:
+            cache[key] = exc
+    if isinstance(cache[key], InvalidValue):
+        raise cache[key]
+    return cache[key]
+
+
 def project_named(text) -> Project:
     """The project named (or coded) ``text``; ``InvalidValue`` saying so when there is none."""
     name = unicodedata.normalize("NFKC", str(text)).strip()
@@ -221,6 +230,9 @@ class CustomerTarget:
 
     key = "customers"
     name = _l("客户档案")
+
+    def __init__(self):
+        self._found: dict = {}  # (column, cell[, project]) → the project or unit it names, or its problem
 
     def allowed(self, access: AccessPolicy) -> bool:
         return access.has(Capability.MANAGE_CUSTOMERS.value)
@@ -246,9 +258,10 @@ class CustomerTarget:
         if key == "id_number":
             return normalize_id_number(str(raw))
         if key == "project":
-            return project_named(raw)
+            return remembered(self._found, ("project", str(raw)), lambda: project_named(raw))
         if key == "unit":
-            return self._unit(raw, values)
+            return remembered(self._found, ("unit", str(raw), getattr(values.get("project"), "pk", None)),
+                              lambda: self._unit(raw, values))
         return _text(raw, MAX_ADDRESS_LENGTH if key == "address" else 2000, multiline=key == "notes")
 
     def _unit(self, raw, values: dict) -> Unit:
