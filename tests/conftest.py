@@ -28,6 +28,22 @@ def pytest_configure(config):
     os.environ["KEFU_VAR_DIR"] = tempfile.mkdtemp(prefix="kefu-test-var-")
 
 
+# The files that take longest (about a minute or more each on two busy cores: outages, elections, real worker
+# processes, fuzzing, browsers), longest first. The two processes take whole files in collection order (pytest.ini:
+# xdist's own order, most tests first, put exactly these last, and one process ran the last of them alone while the
+# other had nothing left); handed out first, they run while the many quick files fill the gaps.
+SLOWEST_FILES = (
+    "test_background_outages.py", "test_api_contract.py", "test_browser.py", "test_failover.py", "test_workers.py",
+    "test_durability.py", "test_imports.py", "test_admin_language.py", "test_admin_screens.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slowest files first (``SLOWEST_FILES``), the rest in their usual order: the same order in every process."""
+    rank = {name: position for position, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))
+
+
 # The session's MongoDB keeps its files in memory where the machine has /dev/shm: every write is acknowledged only
 # after the journal is flushed (w: majority, j: true), which on a disk makes the suite wait on fsync, not work.
 # Crashes and elections are tested on servers of their own (tests/test_durability.py, tests/test_failover.py).
@@ -174,8 +190,43 @@ def seed_snapshot(mongo_server, redis_server):
     return {collection: documents for collection, documents in snapshot.items() if documents}
 
 
+@pytest.fixture(scope="session")
+def demo_records_snapshot(mongo_server, redis_server, seed_snapshot):
+    """Every collection after ``kefu seed``, the calendar and ``kefu seed-records`` (six weeks of records through the
+    services), as documents: the command runs once per session into a scratch database (it takes seconds; a copy
+    milliseconds) and tests/test_seed_records.py checks what it wrote. The scratch app uses a Redis database of its
+    own, so the jobs its writes queue never reach the test that asked for the snapshot."""
+    from app import create_app
+    from kefu.calendar.workcalendar import seed_calendar
+
+    name = f"kefu_records_{uuid.uuid4().hex[:12]}"
+    scratch_redis = redis_server.url.rsplit("/", 1)[0] + "/15"
+    app = create_app({
+        "TESTING": True, "MONGODB_URI": mongo_server.uri, "MONGODB_DB": name, "REDIS_URL": scratch_redis,
+        "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, "KEFU_LOCALE": "zh_Hans_CN",
+        "KEFU_TIMEZONE": "Asia/Shanghai",
+    })
+    client = MongoClient(mongo_server.uri)
+    try:
+        source = client[name]
+        load_snapshot(source, seed_snapshot)
+        with app.app_context():
+            seed_calendar()
+        result = app.test_cli_runner().invoke(args=["kefu", "seed-records"])
+        assert result.exit_code == 0 and "none added" not in result.output, result.output
+        snapshot = {collection: list(source[collection].find())
+                    for collection in source.list_collection_names() if not collection.startswith("system.")}
+    finally:
+        client.drop_database(name)
+        client.close()
+        Redis.from_url(scratch_redis).flushdb()
+    assert snapshot["records"]
+    return {collection: documents for collection, documents in snapshot.items() if documents}
+
+
 def load_snapshot(database, snapshot: dict) -> None:
-    """Make ``database`` hold exactly the ``seed_snapshot`` documents in the collections it names."""
+    """Make ``database`` hold exactly the snapshot's documents (``seed_snapshot``, ``demo_records_snapshot``) in the
+    collections it names."""
     for collection, documents in snapshot.items():
         database[collection].delete_many({})
         database[collection].insert_many([dict(document) for document in documents])
@@ -186,6 +237,13 @@ def seeded(app, db, seed_snapshot):
     """This test's database holds exactly what ``kefu seed`` writes (replacing what the app wrote at start: the
     shipped roles)."""
     load_snapshot(db, seed_snapshot)
+
+
+@pytest.fixture
+def demo_records(app, db, seeded, demo_records_snapshot):
+    """This test's database holds what ``kefu seed``, the calendar and ``kefu seed-records`` write (the demo data
+    and six weeks of records, open, closed and overdue ones)."""
+    load_snapshot(db, demo_records_snapshot)
 
 
 @pytest.fixture

@@ -50,12 +50,10 @@ DEEP_EXAMPLES = 20
 
 
 @pytest.fixture(scope="module")
-def live_api(mongo_server, redis_server, seed_snapshot):
-    """The app on a free port with ``kefu seed``'s data and the demo records; bearer headers of the demo admin and
-    agent, and ids of real records and notifications to aim at."""
+def live_api(mongo_server, redis_server, demo_records_snapshot):
+    """The app on a free port with ``kefu seed``'s data, the calendar and the demo records; bearer headers of the
+    demo admin and agent, and ids of real records and notifications to aim at."""
     from app import create_app
-    from kefu.calendar.workcalendar import seed_calendar
-    from seed.records import seed_demo_records
 
     name = f"kefu_contract_{uuid.uuid4().hex[:12]}"
     app = create_app({"TESTING": True, "MONGODB_URI": mongo_server.uri, "MONGODB_DB": name,
@@ -63,10 +61,7 @@ def live_api(mongo_server, redis_server, seed_snapshot):
                       "KEFU_LOCALE": "zh_Hans_CN", "KEFU_TIMEZONE": "Asia/Shanghai"})
     client = MongoClient(mongo_server.uri)
     database = client[name]
-    load_snapshot(database, seed_snapshot)
-    with app.app_context():
-        seed_calendar()
-        seed_demo_records()
+    load_snapshot(database, demo_records_snapshot)
     try:
         with LiveServer(app) as server:
             headers = {who: _bearer(server.url, who) for who in ("admin", "agent")}

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
@@ -35,15 +36,17 @@ MAX_TRIES = 6  # per create: the first try and five retries (a 503 says retry af
 DATABASE = "kefu_failover"
 
 
-@pytest.fixture
-def replica_set(tmp_path):
-    """Three members, the first preferred as primary (priority 2), started and initiated; stopped afterwards."""
+@pytest.fixture(scope="module")
+def replica_set(tmp_path_factory):
+    """Three members, started together and initiated, once for the module; killed afterwards. Equal priorities: a
+    member restarted after a test killed it rejoins as a secondary and takes nothing over (see ``whole_set``)."""
     ports = [free_port() for _ in range(3)]
-    members = [{"_id": n, "host": f"127.0.0.1:{port}", "priority": 2 if n == 0 else 1} for n, port in enumerate(ports)]
-    servers = [EmbeddedMongo(tmp_path / f"mongo{n}", port, members=members) for n, port in enumerate(ports)]
+    members = [{"_id": n, "host": f"127.0.0.1:{port}"} for n, port in enumerate(ports)]
+    folder = tmp_path_factory.mktemp("replica-set")
+    servers = [EmbeddedMongo(folder / f"mongo{n}", port, members=members) for n, port in enumerate(ports)]
     try:
-        for server in servers:
-            server.start(timeout=60)
+        with ThreadPoolExecutor(max_workers=len(servers)) as starting:
+            list(starting.map(lambda server: server.start(timeout=60), servers))
         servers[0].initiate()
         deadline = time.monotonic() + 60
         while primary_of(servers) is None:
@@ -53,6 +56,37 @@ def replica_set(tmp_path):
     finally:
         for server in servers:
             server.kill()
+
+
+@pytest.fixture
+def whole_set(replica_set):
+    """The module's set with all three members up (the member an earlier test killed restarted: back as a secondary,
+    caught up with the primary) and a primary: each test kills a primary of a whole set."""
+    for server in replica_set:
+        if server.process.poll() is not None:
+            server.start(timeout=60)
+    deadline = time.monotonic() + 60
+    while not set_is_whole(replica_set):
+        assert time.monotonic() < deadline, "the set was not whole again within 60 s"
+        time.sleep(0.2)
+    return replica_set
+
+
+def set_is_whole(servers: list[EmbeddedMongo]) -> bool:
+    """One primary, every other member a healthy secondary at the primary's last write."""
+    primary = primary_of(servers)
+    if primary is None:
+        return False
+    client = MongoClient("127.0.0.1", primary.port, directConnection=True, serverSelectionTimeoutMS=300)
+    try:
+        members = client.admin.command("replSetGetStatus")["members"]
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+    newest = max(member["optimeDate"] for member in members)
+    return (sorted(member["stateStr"] for member in members) == ["PRIMARY", "SECONDARY", "SECONDARY"]
+            and all(member["health"] == 1 and member["optimeDate"] == newest for member in members))
 
 
 def primary_of(servers: list[EmbeddedMongo]) -> EmbeddedMongo | None:
@@ -83,10 +117,10 @@ TIMEOUTS = {"waits-out-the-election": None, "answers-503-and-clients-retry": 400
 
 
 @pytest.fixture(params=list(TIMEOUTS.values()), ids=list(TIMEOUTS))
-def web(request, replica_set, redis_server, seed_snapshot):
+def web(request, whole_set, redis_server, seed_snapshot):
     """The app behind werkzeug's threaded server on a free port, on the set (all three hosts), with the demo data;
     yields its port and its MONGODB_TIMEOUT_MS (None: the default)."""
-    uri = replica_set[0].uri
+    uri = whole_set[0].uri
     timeout = {"MONGODB_TIMEOUT_MS": request.param} if request.param else {}
     app = create_app({"TESTING": True, "MONGODB_URI": uri, "MONGODB_DB": DATABASE, "REDIS_URL": redis_server.url,
                       "SECRET_KEY": TEST_SECRET_KEY, "KEFU_DATA_KEY": TEST_DATA_KEY, **timeout})

@@ -1,16 +1,12 @@
-"""The demo records: registered through the services at the times they happened, once."""
+"""The demo records: registered through the services at the times they happened, once. ``kefu seed-records`` runs
+once per test session after ``kefu seed`` and the calendar (the ``demo_records`` fixture, tests/conftest.py); this
+test checks what it wrote, then runs it again."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 
-def test_demo_records_fill_six_weeks_once(app, runner, seeded, db):
-    from kefu.calendar.workcalendar import seed_calendar
-
-    with app.app_context():
-        seed_calendar()
-    result = runner.invoke(args=["kefu", "seed-records"])
-    assert result.exit_code == 0, result.output
+def test_demo_records_fill_six_weeks_once(app, runner, demo_records, db):
     counts = {t: db.records.count_documents({"type": t}) for t in ("complaint", "consultation", "repair", "callback")}
     assert counts["complaint"] == 70 and counts["consultation"] == 25 and counts["repair"] == 25
     assert counts["callback"] > 10  # closing created them

@@ -38,6 +38,8 @@ DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 DEFAULT_RETRY_INTERVALS = "30,120,600"
 DEFAULT_EXPORT_ASYNC_ROWS = 20_000
 DEFAULT_TICK_SECONDS = 60
+# A worker's lease on itself and its running job (kefu.runtime.worker): a killed worker's job is abandoned after it.
+DEFAULT_WORKER_LEASE_SECONDS = 30
 # Above a normal replica-set election (~11 s): a request waits for the new primary instead of failing.
 DEFAULT_MONGODB_TIMEOUT_MS = 15_000
 # Uploads: attachments may be up to 100 MB each (videos of site visits).
@@ -186,6 +188,7 @@ class Settings:
     smtp_from: str | None = None
     smtp_security: str | None = None
     tick_seconds: int = DEFAULT_TICK_SECONDS                 # KEFU_TICK_SECONDS
+    worker_lease_seconds: int = DEFAULT_WORKER_LEASE_SECONDS  # KEFU_WORKER_LEASE_SECONDS
     retry_intervals: tuple[int, ...] = (30, 120, 600)        # KEFU_RETRY_INTERVALS
     export_async_rows: int = DEFAULT_EXPORT_ASYNC_ROWS       # KEFU_EXPORT_ASYNC_ROWS
     mongodb_timeout_ms: int = DEFAULT_MONGODB_TIMEOUT_MS     # MONGODB_TIMEOUT_MS
@@ -238,6 +241,8 @@ class Settings:
             smtp_user=setting("KEFU_SMTP_USER"), smtp_password=setting("KEFU_SMTP_PASSWORD"),
             smtp_from=setting("KEFU_SMTP_FROM"), smtp_security=setting("KEFU_SMTP_SECURITY"),
             tick_seconds=_whole_number("KEFU_TICK_SECONDS", setting("KEFU_TICK_SECONDS", DEFAULT_TICK_SECONDS), 60),
+            worker_lease_seconds=_count("KEFU_WORKER_LEASE_SECONDS",
+                                        setting("KEFU_WORKER_LEASE_SECONDS", DEFAULT_WORKER_LEASE_SECONDS), 30),
             retry_intervals=_intervals(setting("KEFU_RETRY_INTERVALS", DEFAULT_RETRY_INTERVALS)),
             export_async_rows=_whole_number("KEFU_EXPORT_ASYNC_ROWS",
                                             setting("KEFU_EXPORT_ASYNC_ROWS", DEFAULT_EXPORT_ASYNC_ROWS), 20000),
@@ -272,6 +277,7 @@ class Settings:
             # Background work: seconds between scheduler ticks; links in messages; retry backoff of deliveries;
             # exports with more rows than this are built by a worker.
             "KEFU_TICK_SECONDS": self.tick_seconds,
+            "KEFU_WORKER_LEASE_SECONDS": self.worker_lease_seconds,
             "KEFU_BASE_URL": self.base_url,
             "KEFU_RETRY_INTERVALS": list(self.retry_intervals),
             "KEFU_EXPORT_ASYNC_ROWS": self.export_async_rows,

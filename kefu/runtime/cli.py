@@ -153,7 +153,8 @@ def worker_command(queues, burst, with_scheduler, log_level):
         except RedisError as exc:
             click.echo(f"worker: Redis unreachable ({exc}); retrying in 5 s", err=True)
             time.sleep(5)
-    worker = KefuWorker(list(queues), connection=connection)
+    worker = KefuWorker(list(queues), connection=connection,
+                        lease_seconds=current_app.config["KEFU_WORKER_LEASE_SECONDS"])
     worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=log_level)
 
 

@@ -14,8 +14,8 @@
   launcher with it): the worker waits for Redis and goes on.
 - **A killed worker's job is noticed within ``PULSE_TTL`` seconds.** A ``SimpleWorker`` runs the job in its own
   process and so, in rq, stops heartbeating until the job ends: its job stays "started" (and the worker listed)
-  for the job's timeout plus a minute after a ``kill -9``. Here a thread heartbeats every ``PULSE_SECONDS`` while
-  a job runs, with a lease of ``PULSE_TTL``: when it stops, rq's registry cleanup moves the job to the failed
+  for the job's timeout plus a minute after a ``kill -9``. Here a thread heartbeats six times per lease while
+  a job runs, with a lease of ``KEFU_WORKER_LEASE_SECONDS`` (``PULSE_TTL``, 30 s, by default): when it stops, rq's registry cleanup moves the job to the failed
   jobs as abandoned and the worker's record expires (``kefu.schedule.duties`` re-runs a duty it held).
 """
 from __future__ import annotations
@@ -27,11 +27,12 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.worker import WorkerStatus
 
+from kefu.core.config import DEFAULT_WORKER_LEASE_SECONDS
+
 MAINTENANCE_SECONDS = 30
 WAKE_SECONDS = 15
 RECONNECT_SECONDS = 10.0
-PULSE_SECONDS = 5
-PULSE_TTL = 30
+PULSE_TTL = DEFAULT_WORKER_LEASE_SECONDS  # the lease by default (KEFU_WORKER_LEASE_SECONDS), renewed 6 times in it
 
 
 class KefuWorker(SimpleWorker):
@@ -39,14 +40,15 @@ class KefuWorker(SimpleWorker):
 
     max_connection_wait_time = RECONNECT_SECONDS
 
-    def __init__(self, queues, connection, **kwargs):
+    def __init__(self, queues, connection, lease_seconds: int = PULSE_TTL, **kwargs):
+        self.lease_seconds = lease_seconds
         # rq waits for a job ``worker_ttl - 15`` seconds at a time and looks at maintenance between two waits.
         super().__init__(queues, connection=connection, maintenance_interval=MAINTENANCE_SECONDS,
                          worker_ttl=WAKE_SECONDS + 15, **kwargs)
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         """The lease of the worker and its job while it runs, renewed by the pulse thread."""
-        return PULSE_TTL
+        return self.lease_seconds
 
     def execute_job(self, job, queue):
         """Run ``job`` here with the pulse. A job that ends while Redis is away does not stop the worker (rq's
@@ -78,11 +80,11 @@ class KefuWorker(SimpleWorker):
                 time.sleep(RECONNECT_SECONDS)
 
     def _pulse(self, job, execution, stop: threading.Event) -> None:
-        while not stop.wait(PULSE_SECONDS):
+        while not stop.wait(max(1, self.lease_seconds // 6)):
             try:
                 with self.connection.pipeline() as pipeline:
-                    self.heartbeat(PULSE_TTL, pipeline=pipeline)
-                    execution.heartbeat(job.started_job_registry, PULSE_TTL, pipeline=pipeline)
+                    self.heartbeat(self.lease_seconds, pipeline=pipeline)
+                    execution.heartbeat(job.started_job_registry, self.lease_seconds, pipeline=pipeline)
                     pipeline.execute()
             except RedisError as exc:  # the job goes on; the next pulse tries again
                 self.log.warning("Worker %s: heartbeat of job %s failed: %s", self.name, job.id, exc)
