@@ -29,6 +29,7 @@ DEPARTMENTS = (
     ("财务部", "赔付审核与付款"),
     ("人力资源部", "考核与奖惩"),
     ("营运部", "商户沟通与营运管理"),
+    ("物业管理部", "商业物业的物业管理（004 投诉处理：物业管理类投诉）"),
 )
 
 PROJECTS = (
@@ -50,8 +51,9 @@ DEMO_USERS = (
     ("handler", "王志刚", Role.HANDLER, "工程部"),
     ("approver", "沈国栋", Role.APPROVER, "营销部"),
 )
-# Approval titles of the demo users (用户 → 审批职务): the demo approver approves compensation below 5,000.
-DEMO_APPROVAL_TITLES = {"approver": ["项目总监"]}
+# Approval titles of the demo users (用户 → 审批职务): the demo approver approves compensation below 5,000; the
+# manager is the 客服经理 the renovation pack's 重大客诉 are routed to (002 重大客诉处理程序).
+DEMO_APPROVAL_TITLES = {"approver": ["项目总监"], "manager": ["客服经理"]}
 # Where reminders reach the demo users once SMTP or a group robot is set up (通知设置).
 DEMO_EMAIL_DOMAIN = "kefu.example.com"
 DEMO_PHONES = {"admin": "13800138000", "manager": "13800138001", "supervisor": "13800138002",

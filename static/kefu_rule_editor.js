@@ -178,7 +178,9 @@
     if (picker === "record_type") { return select(config.record_types, value, onChange, path, blank); }
     if (picker === "time") { return input("time", value, onChange, path); }
     if (picker === "pairs") {
-      var text = Object.keys(value || {}).map(function (k) { return k + " = " + value[k]; }).join("\n");
+      var text = Object.keys(value || {}).map(function (k) {
+        return k + " = " + (Array.isArray(value[k]) ? value[k].join("、") : value[k]);  // a list of titles
+      }).join("\n");
       var area = el("textarea", {"class": "form-control form-control-sm", rows: "2", "data-path": path,
                                  placeholder: W.pairs_hint});
       area.value = text;
@@ -230,6 +232,10 @@
         row.appendChild(table(real, obj, name, here, section, prop.title || name));
         return;
       }
+      if (prop["x-kefu-picker"] === "conditions") {  // field = value rows, as a clock's 适用条件 (routing, computed)
+        row.appendChild(conditions(obj, name, prop.title || name, path));
+        return;
+      }
       var node = control(prop, obj[name], function (v) { setOrDrop(obj, name, v); if (onAny) { onAny(); } },
                          here, required.indexOf(name) >= 0, section);
       var label = labelled(prop.title || name, node);
@@ -262,7 +268,8 @@
     if (on) { wrap.appendChild(propsRow(real, obj[name], path, section, [], onAny)); }
     return wrap;
   }
-  function table(itemSchema, obj, name, path, section, title) {
+  function table(listSchema, obj, name, path, section, title) {
+    var itemSchema = resolve(listSchema.items || listSchema, section);  // the rows' model (a band …)
     var list = obj[name] = obj[name] || [];
     var wrap = el("div", {"class": "w-100", "data-path": path}, [el("div", {"class": "small font-weight-bold",
                                                                          text: title})]);
@@ -676,11 +683,14 @@
     card.appendChild(header);
     var body = el("div", {"class": "card-body"});
     card.appendChild(body);
-    if (SKELETONS[key]) {
+    // An object section is off until ticked (one with no skeleton of its own starts empty); the workflow always is.
+    var skeleton = SKELETONS[key] || (section.schema.type === "object" && key !== "workflow" ?
+      function () { return {}; } : null);
+    if (skeleton) {
       var on = state[key] !== undefined && state[key] !== null;
       var tick = el("input", {type: "checkbox", checked: on, "data-kefu-enable": key});
       tick.addEventListener("change", function () {
-        if (tick.checked) { state[key] = SKELETONS[key](); } else { delete state[key]; }
+        if (tick.checked) { state[key] = skeleton(); } else { delete state[key]; }
         render();
       });
       header.insertBefore(el("label", {"class": "float-right font-weight-normal small mb-0"}, [tick, " " + W.enabled]),
@@ -789,7 +799,8 @@
     var out = {};
     config.sections.forEach(function (s) {
       var v = clean(state[s.key]);
-      if (v !== undefined && !(Array.isArray(v) && !v.length)) { out[s.key] = v; }
+      var empty = v && typeof v === "object" && !Object.keys(v).length;  // [] or {}: the section is not written
+      if (v !== undefined && !empty) { out[s.key] = v; }
     });
     return out;
   }

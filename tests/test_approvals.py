@@ -407,6 +407,40 @@ def test_a_sound_section_is_saved_and_used(client, seeded, people, db):
     assert request["approver"] == "总经理" and request["reviewers"] == ["财务总监"]
 
 
+def test_a_section_wide_approver_by_chooses_the_approver_by_category(client, seeded, people, db):
+    """003 §4.2–§4.3: ``approver_by`` for every band without its own — an 工程质量 complaint is approved by the
+    区域总经理 instead of the band's 项目总监; the others keep the band's approver."""
+    admin = token_headers(client, "admin")
+    definition = client.get("/api/v1/types/complaint", headers=admin).get_json()
+    definition["approvals"]["bands"] = [{"below": 1000, "approver": "项目总监"},
+                                        {"from": 1000, "approver": "总经理", "reviewers": ["财务总监"]}]
+    definition["approvals"]["approver_by"] = {"field": "category", "values": {"工程质量": "区域总经理"}}
+    saved = client.put("/api/v1/types/complaint", headers=admin, json=definition)
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    assert db.record_types.find_one({"key": "complaint"})["approvals"]["approver_by"]["values"] == {"工程质量": "区域总经理"}
+
+    record_id = pending_complaint(client, people, "3000")  # 工程质量
+    request = stored(db, record_id)["approval"]
+    assert request["approver"] == "区域总经理" and request["reviewers"] == ["财务总监"]
+    reviewed = act(client, people["caiwu"], record_id, "review")
+    assert reviewed.status_code == 200
+    approved = act(client, people["quyu"], record_id, "approve")
+    assert approved.status_code == 200 and stored(db, record_id)["approval"]["state"] == "approved"
+
+
+def test_an_approver_by_naming_no_choice_is_refused(client, seeded, db):
+    admin = token_headers(client, "admin")
+    definition = client.get("/api/v1/types/complaint", headers=admin).get_json()
+    version = db.record_types.find_one({"key": "complaint"})["version"]
+    definition["approvals"]["approver_by"] = {"field": "category", "values": {"家电": "营销总监"}}
+
+    response = client.put("/api/v1/types/complaint", headers=admin, json=definition)
+
+    message = assert_error(response, 422, "validation_failed")["fields"]["approvals"]
+    assert "“家电”不是字段“category”的可选项" in message
+    assert db.record_types.find_one({"key": "complaint"})["version"] == version
+
+
 # -- the admin screens --------------------------------------------------------------------------------------
 
 def signed_in(app, username, password=PASSWORD):

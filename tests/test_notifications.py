@@ -161,3 +161,65 @@ def test_deliveries_log_lists_and_retries_failed_ones(app, client, seeded, db):
                                                               "rowid": str(delivery["_id"])})
     assert response.status_code == 302
     assert db.deliveries.find_one({"key": "k1"})["status"] == "pending"
+
+
+def test_clock_started_and_list_duty_kinds_have_their_own_editable_templates(app, client, seeded, db):
+    """The "clock started" notice (a clock with notify_at_start) and the packs' list duties — 002 在施工程电话回访制度
+    五 周回访情况分析, 002 工程预验收流程 预验收工程名录 — each have a kind of their own on 消息模板, with a shipped template
+    that renders on the sample values, so an admin edits one without changing the weekly summary."""
+    from kefu.notify.messages import KINDS, SAMPLE_VALUES, Renderer
+
+    web_sign_in(client, "admin")
+    page = client.get("/admin/message_templates/").get_data(as_text=True)
+    assert "开始计时提醒" in page and "周回访情况分析" in page and "预验收工程名录" in page
+    stored = {t["kind"]: t for t in db.message_templates.find()}
+    for kind in ("clock_started", "callback_analysis", "pre_acceptance_list"):
+        assert stored[kind]["subject"] == KINDS[kind].subject and stored[kind]["body"] == KINDS[kind].body
+    edit = f"/admin/message_templates/edit/?id={stored['clock_started']['_id']}"
+    assert "due_at" in client.get(edit).get_data(as_text=True)  # its variables: a record reminder's
+    with app.app_context():
+        subject, body = Renderer().render("clock_started", SAMPLE_VALUES)
+    assert subject == "【开始计时】投诉 TS-202612-0001：处理完成" and "2026-12-03 18:00 截止" in body
+
+
+def test_a_list_duty_sends_with_its_own_edited_template(app, client, admin, seeded, db):
+    """002 工程预验收流程: the Wednesday 预验收工程名录 goes out as kind ``pre_acceptance_list``, written with that
+    kind's template as the admin edited it; the weekly summary's template is untouched."""
+    from kefu.notify.messages import KINDS, save_template
+    from kefu.schedule.duties import claim, current_duty, run
+    from tests.test_schedules import local
+
+    response = client.post("/api/v1/records/pre_acceptance", headers=admin, json={
+        "customer_name": "王女士", "inspection_date": "2026-11-26", "foreman": "李工", "attempt": "第一次验收"})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    wednesday = local("2026-11-25T09:00")
+    with app.app_context():
+        save_template("pre_acceptance_list", "{{ title }}·共 {{ lines | length }} 项", "请周四预验收：{{ lines | join('；') }}")
+        assert claim(current_duty("pre_acceptance_list"), wednesday, wednesday)
+        assert run("pre_acceptance_list", wednesday, wednesday).startswith("records: 1;")
+    notes = list(db.notifications.find({"key": {"$regex": "^list:pre_acceptance_list:"}}))
+    assert notes and {n["kind"] for n in notes} == {"pre_acceptance_list"}
+    assert notes[0]["title"] == "预验收工程名录（2026-11-26 至 2026-12-02）·共 1 项"
+    assert notes[0]["body"].startswith("请周四预验收：") and response.get_json()["number"] in notes[0]["body"]
+    summary = db.message_templates.find_one({"kind": "weekly_summary"})
+    assert summary is None or summary["body"] == KINDS["weekly_summary"].body
+
+
+def test_the_clock_started_notice_is_written_with_its_template(app, client, agent, seeded, calendar, db):
+    """004 投诉处理 1 (重大 即时报告): the sweep's "clock started" notice to the 客服经理 is kind ``clock_started``,
+    written with that kind's template as the admin edited it (no fixed text)."""
+    from kefu.notify.messages import save_template
+    from kefu.notify.reminders import sweep
+    from tests.test_pack_commercial import complaint
+
+    with app.app_context():
+        save_template("clock_started", "立即处理 {{ number }}：{{ clock }}", "{{ type_name }}，{{ due_at }} 前开始处理")
+    created = client.post("/api/v1/records/mall_complaint", headers=agent, json=complaint(level="重大"))
+    assert created.status_code == 201, created.get_data(as_text=True)
+    record = created.get_json()
+    with app.app_context():
+        sweep(datetime.now(timezone.utc) + timedelta(seconds=1))
+    note = db.notifications.find_one({"record_id": ObjectId(record["id"]), "kind": "clock_started",
+                                      "user": db.users.find_one({"username": "manager"})["_id"]})
+    assert note is not None and note["title"].startswith(f"立即处理 {record['number']}：")
+    assert note["body"].startswith("商业投诉，") and note["body"].endswith("前开始处理")

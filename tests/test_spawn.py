@@ -12,11 +12,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from bson import ObjectId
 
+from seed.demo import DEMO_PASSWORD
 from tests.conftest import token_headers
 from tests.test_callbacks import SHANGHAI, patch, working_days_after
 from tests.test_records_api import assert_error
 
 STAGES = ["开工", "隐蔽工程", "中期", "完工"]
+AUDIENCES = ["商户", "业户", "消费者"]
 
 FOLLOW_UP = {
     "key": "probe_follow_up", "name": "跟进测试", "number_prefix": "GJ",
@@ -28,6 +30,7 @@ FOLLOW_UP = {
         {"key": "planned_date", "label": "计划日期", "type": "date"},
         {"key": "attempt", "label": "第几次", "type": "integer"},
         {"key": "round", "label": "验收次数", "type": "choice", "choices": ["第一次验收", "第二次验收", "第三次验收"]},
+        {"key": "audience", "label": "告知对象", "type": "choice", "choices": AUDIENCES},
     ],
     "sla": [{"key": "call", "name": "按期跟进", "start": "created", "within": {"working_days": 1},
              "until": "due_at", "done_when": {"status": ["已关闭"]}}],
@@ -43,6 +46,7 @@ def job(spawn: list) -> dict:
             {"key": "phone", "label": "电话", "type": "phone", "sensitive": True},
             {"key": "inspection", "label": "预验收结果", "type": "choice", "choices": ["合格", "不合格"]},
             {"key": "note", "label": "备注", "type": "text"},
+            {"key": "audiences", "label": "告知对象", "type": "multi_choice", "choices": AUDIENCES},
         ],
         "workflow": {"statuses": ["待开工", *STAGES, "已到访", "已关闭"], "closed": ["已关闭"]},
         "spawn": spawn,
@@ -69,9 +73,9 @@ def types(client, admin, calendar):
     return define
 
 
-def new_job(client, headers) -> str:
+def new_job(client, headers, **values) -> str:
     created = client.post("/api/v1/records/probe_job", headers=headers,
-                          json={"customer_name": "赵六", "phone": "13612345678"})
+                          json={"customer_name": "赵六", "phone": "13612345678", **values})
     assert created.status_code == 201, created.get_data(as_text=True)
     return created.get_json()["id"]
 
@@ -208,6 +212,12 @@ def test_a_due_date_counted_in_working_days_follows_a_calendar_edit(app, client,
     (lambda e: e.update({"copy": {"nothing": "customer_name"}}), "spawn", ["nothing"]),
     (lambda e: e.update({"type": "probe_job"}), "spawn", ["本类型自己"]),
     (lambda e: e.update({"when": {"nothing": "x"}}), "spawn", ["nothing", "不存在"]),
+    (lambda e: e.update({"for_each": "audiences"}), "spawn", ["for_each", "each_into", "同时写"]),
+    (lambda e: e.update({"each_into": "audience"}), "spawn", ["for_each", "each_into", "同时写"]),
+    (lambda e: e.update({"for_each": "note", "each_into": "audience"}), "spawn", ["for_each", "多选字段", "note"]),
+    (lambda e: e.update({"for_each": "audiences", "each_into": "nothing"}), "spawn", ["each_into", "单值字段"]),
+    (lambda e: e.update({"for_each": "audiences", "each_into": "checkpoint"}), "spawn",
+     ["each_into", "节点", "商户、业户、消费者"]),
 ])
 def test_a_bad_spawn_section_is_refused_with_a_chinese_message(client, types, db, change, where, words):
     admin = token_headers(client, "admin")
@@ -222,3 +232,90 @@ def test_a_bad_spawn_section_is_refused_with_a_chinese_message(client, types, db
     for word in words:
         assert word in message, message
     assert db.record_types.find_one({"key": "probe_job"})["version"] == version
+
+
+# for_each: one record per value of a multi-valued field (004 沟通事项: one confirmation per target of a notice).
+EACH_AUDIENCE = [{"key": "confirm", "name": "通知确认", "on_status": "开工", "type": "probe_follow_up",
+                  "for_each": "audiences", "each_into": "audience", "copy": {"customer_name": "customer_name"},
+                  "attempt_field": "attempt", "due": {"working_days": 1}, "due_field": "due_at"}]
+
+
+def test_for_each_makes_one_record_per_value_once_even_when_the_hook_runs_again(app, client, types, agent,
+                                                                                 supervisor, db):
+    from kefu.records import lifecycle
+    from kefu.records.actor import system_actor
+    from kefu.records.types import get_record_type
+
+    types(EACH_AUDIENCE)
+    record_id = new_job(client, agent, audiences=["业户", "商户"])
+    response = patch(client, supervisor, "probe_job", record_id, status="开工")
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+    # The hook run again on the same save (a retried transaction) finds the records made, makes none.
+    with app.test_request_context():
+        document = db.records.find_one({"_id": ObjectId(record_id)})
+        lifecycle.after_save(get_record_type("probe_job"), document, {"status": "待开工"}, {"status"},
+                             system_actor())
+
+    job_doc = db.records.find_one({"_id": ObjectId(record_id)})
+    made = spawned_of(db, record_id)
+    reached = job_doc["status_at"]["开工"]
+    assert sorted(m["data"]["audience"] for m in made) == sorted(["商户", "业户"])
+    for made_doc in made:
+        assert made_doc["spawned_from"]["each"] == made_doc["data"]["audience"]
+        # Seen where the job is seen: its registering department (the agent's), though the system made it.
+        assert made_doc["created_department"] == job_doc["created_department"] is not None
+        assert made_doc["spawned_from"]["at"] == reached and made_doc["data"]["attempt"] == 1  # counted per value
+        assert made_doc["data"]["due_at"] == working_days_after(reached, 1) == made_doc["sla"]["call"]["due_at"]
+    assert sorted((e["each"], e["id"]) for e in job_doc["spawned"]) == sorted(
+        (m["data"]["audience"], m["_id"]) for m in made)
+    notes = [e["text"] for e in db.record_events.find({"record_id": job_doc["_id"], "kind": "spawn"})]
+    assert len(notes) == 2 and any("通知确认（商户）" in text for text in notes)
+    shown = client.get(f"/api/v1/records/probe_follow_up/{made[0]['_id']}", headers=agent).get_json()
+    assert shown["audience"] == made[0]["data"]["audience"]
+
+    # A value added later is served by the same occurrence; the values already served are not doubled.
+    assert patch(client, supervisor, "probe_job", record_id, audiences=AUDIENCES).status_code == 200
+    made = spawned_of(db, record_id)
+    assert sorted(m["data"]["audience"] for m in made) == sorted(AUDIENCES)
+    assert {m["spawned_from"]["at"] for m in made} == {reached}
+    assert len(db.records.find_one({"_id": ObjectId(record_id)})["spawned"]) == 3
+
+
+def test_for_each_on_an_empty_field_makes_nothing_and_the_index_keeps_values_apart(app, client, types, agent,
+                                                                                  supervisor, db):
+    from pymongo.errors import DuplicateKeyError
+
+    types(EACH_AUDIENCE)
+    empty = new_job(client, agent)
+    assert patch(client, supervisor, "probe_job", empty, status="开工").status_code == 200
+    assert spawned_of(db, empty) == [] and "spawned" not in db.records.find_one({"_id": ObjectId(empty)})
+
+    record_id = new_job(client, agent, audiences=["消费者"])
+    assert patch(client, supervisor, "probe_job", record_id, status="开工").status_code == 200
+    made, = spawned_of(db, record_id)
+    twin = {k: v for k, v in made.items() if k not in ("_id", "number")}
+    with pytest.raises(DuplicateKeyError):  # one record per (trigger occurrence, value), enforced by MongoDB
+        db.records.insert_one({**twin, "number": "GJ-TWIN"})
+    other = {**twin, "number": "GJ-OTHER", "spawned_from": {**made["spawned_from"], "each": "商户"}}
+    db.records.insert_one(other)  # another value of the same occurrence is a record of its own
+
+
+def test_the_rule_editor_offers_for_each_as_a_pick_of_the_types_multi_choice_fields(client, seeded, sign_in, db):
+    """The record-type screen's spawn list (``listEditor`` of static/kefu_rule_editor.js, generic over the entry's
+    JSON Schema): ``for_each`` is a field picker of the multi-choice fields, ``each_into`` a text box; the shipped
+    通知 rule (004 沟通事项) is handed to it as stored."""
+    from tests.test_rule_editor import edit_path, editor_config
+
+    assert sign_in("admin", DEMO_PASSWORD).status_code == 302
+    page = client.get(edit_path(db, "notice"))
+    assert page.status_code == 200
+    config = editor_config(page.get_data(as_text=True))
+    entry = next(s for s in config["sections"] if s["key"] == "spawn")["schema"]["$defs"]["SpawnRule"]
+    assert entry["properties"]["for_each"]["x-kefu-picker"] == "field"
+    assert entry["properties"]["for_each"]["x-kefu-kind"] == "multiple" and config["kinds"]["multiple"] == [
+        "multi_choice"]
+    assert entry["properties"]["each_into"]["title"] == "逐项值写入"
+    rule, = config["rules"]["spawn"]
+    assert (rule["for_each"], rule["each_into"], rule["type"]) == ("targets", "target", "notice_confirmation")
+    assert db.record_types.find_one({"key": "notice"})["spawn"][0]["for_each"] == "targets"

@@ -9,12 +9,15 @@ the sample values of its kind, is refused on save with the line and the reason.
 
 What each kind is given (``KINDS[kind].variables``):
 
-- record reminders (``due_soon``, ``overdue``, ``ladder``, ``callback_due``, ``follow_up``): ``number``,
+- record reminders (``due_soon``, ``overdue``, ``ladder``, ``callback_due``, ``follow_up``, ``clock_started`` —
+  a clock with ``notify_at_start`` has started, ``due_at`` its deadline): ``number``,
   ``type_name``, ``status``, ``level``, ``clock`` (the deadline's name), ``due_at`` (local time), ``late``
   (how late, e.g. ``3 天 4 小时``), ``step`` (the follow-up's working day), ``assignee``, ``department``, ``url``
   and ``record`` — the record's fields by key, as text (sensitive fields masked: messages leave the system);
 - care messages: ``customer``, ``project``, ``handover_date``, ``days``, ``holiday``;
-- summaries: ``title``, ``lines`` (a list of text lines), ``period``, ``url``.
+- summaries (``weekly_summary``, ``monthly_report``, and the record lists of the packs' list duties,
+  ``kefu.schedule.routines.record_list``: ``callback_analysis`` 周回访情况分析, ``pre_acceptance_list`` 预验收工程名录):
+  ``title``, ``lines`` (a list of text lines), ``period``, ``url``.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ MAX_BODY = 4000
 
 RECORD_VARIABLES = ("number", "type_name", "status", "level", "clock", "due_at", "late", "step", "assignee",
                     "department", "url", "record")
+SUMMARY_VARIABLES = ("title", "lines", "period", "url")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ KINDS: dict[str, Kind] = {
     "callback_due": Kind(_l("今日回访提醒"), "【今日回访】{{ type_name }} {{ number }}",
                          "回访 {{ number }} 今天到期（{{ due_at }}），请致电客户并记录回访结果。\n{{ url }}",
                          RECORD_VARIABLES),
+    "clock_started": Kind(_l("开始计时提醒"), "【开始计时】{{ type_name }} {{ number }}：{{ clock }}",
+                          "{{ type_name }} {{ number }} 的“{{ clock }}”已开始计时，{{ due_at }} 截止，请立即跟进。\n"
+                          "状态：{{ status or '-' }}{% if level %}；等级：{{ level }}{% endif %}；"
+                          "负责人：{{ assignee or '未分配' }}\n{{ url }}", RECORD_VARIABLES),
     "care_handover": Kind(_l("交付关怀"), "{{ project }} 交付提醒",
                           "尊敬的{{ customer }}：您好！您购买的{{ project }}将于 {{ handover_date }} 交付，距今还有 {{ days }} "
                           "天。届时请携带相关证件办理收房手续，如有疑问欢迎致电客服中心。",
@@ -76,9 +84,25 @@ KINDS: dict[str, Kind] = {
                          "尊敬的{{ customer }}：{{ holiday }}将至，客服中心全体员工祝您和家人节日快乐、万事如意！",
                          ("customer", "project", "holiday")),
     "weekly_summary": Kind(_l("每周汇总"), "{{ title }}", "{{ period }}\n{% for line in lines %}{{ line }}\n{% endfor %}"
-                           "{{ url }}", ("title", "lines", "period", "url")),
+                           "{{ url }}", SUMMARY_VARIABLES),
     "monthly_report": Kind(_l("月度报告"), "{{ title }}", "{{ period }}\n{% for line in lines %}{{ line }}\n{% endfor %}"
-                           "{{ url }}", ("title", "lines", "period", "url")),
+                           "{{ url }}", SUMMARY_VARIABLES),
+    # 002 在施工程电话回访制度 五: the week's callbacks, analysed and handed to the department manager on Tuesdays.
+    "callback_analysis": Kind(_l("周回访情况分析"), "{{ title }}",
+                              "{{ period }} 的回访共 {{ lines | length }} 条，请分析后填写《周回访情况分析表》交部门经理：\n"
+                              "{% for line in lines %}{{ line }}\n{% endfor %}{{ url }}", SUMMARY_VARIABLES),
+    # 002 工程预验收流程: 工程部 lists next week's jobs on Wednesdays, 客服监察部 inspects them on Thursdays.
+    "pre_acceptance_list": Kind(_l("预验收工程名录"), "{{ title }}",
+                                "{{ period }} 预验收工程共 {{ lines | length }} 项，请按名录安排预验收：\n"
+                                "{% for line in lines %}{{ line }}\n{% endfor %}{{ url }}", SUMMARY_VARIABLES),
+    # 001 §二3: customers' needs are reviewed periodically; the open needs not reviewed for a month, on Mondays.
+    "need_review": Kind(_l("需求定期回访"), "{{ title }}",
+                        "{{ period }} 需定期回访的客户需求共 {{ lines | length }} 条，请逐一回访并更新回访时间：\n"
+                        "{% for line in lines %}{{ line }}\n{% endfor %}{{ url }}", SUMMARY_VARIABLES),
+    # 000 §五, 004 满意度调查: consumers every May, merchants every quarter; the plan is approved 20 days ahead.
+    "survey_reminder": Kind(_l("满意度调查提醒"), "请开展{{ title }}满意度调查（{{ period }}）",
+                            "按制度本月应开展{{ title }}满意度调查：调查计划须在调查开始前 20 天报批，问卷回收率不低于 70%。\n"
+                            "{{ url }}", SUMMARY_VARIABLES),
 }
 
 SAMPLE_VALUES = {

@@ -57,6 +57,8 @@ KIND_LABELS = {
     "due_soon": _l("即将到期"), "overdue": _l("已逾期"), "ladder": _l("逾期跟进"), "follow_up": _l("今日跟进"),
     "callback_due": _l("今日回访"), "care_handover": _l("交付关怀"), "care_holiday": _l("节日问候"),
     "weekly_summary": _l("每周汇总"), "monthly_report": _l("月度报告"), "export_ready": _l("导出完成"),
+    "clock_started": _l("开始计时"), "callback_analysis": _l("周回访情况分析"), "pre_acceptance_list": _l("预验收工程名录"),
+    "need_review": _l("需求定期回访"), "survey_reminder": _l("满意度调查提醒"),
 }
 
 

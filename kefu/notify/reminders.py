@@ -48,7 +48,6 @@ from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
 from kefu.core.durations import DurationWords, duration_text
 from kefu.core.errors import NotFound
-from kefu.core.i18n import _
 from kefu.notify.channels import get_settings
 from kefu.notify.messages import Renderer, record_values
 from kefu.notify.notifications import Alert, Outbox, People
@@ -204,15 +203,14 @@ def _record_alerts(context: SweepContext, record_type, document: dict, texts: di
 
 
 def _started(context: SweepContext, document: dict, base: dict, state: dict, key: str, names, urgent: bool) -> Alert:
-    """The ``clock_started`` alert of a clock with ``notify_at_start``, keyed by the clock's start."""
-    values = {"type": base["type_name"], "number": base["number"], "clock": state.get("name") or key,
-              "due": _local(state["due_at"], context.tz), "status": base["status"] or "-",
-              "assignee": base["assignee"] or _("未分配"), "url": base["url"]}
+    """The ``clock_started`` alert of a clock with ``notify_at_start``, keyed by the clock's start, written with the
+    ``clock_started`` message template (消息模板)."""
+    subject, body = context.renderer.render("clock_started", {
+        **base, "clock": state.get("name") or key, "due_at": _local(state["due_at"], context.tz), "late": "",
+        "step": 0})
     return Alert(
         key=f"{document['_id']}:{key}:clock_started:{int(aware(state['started_at']).timestamp())}",
-        kind="clock_started", subject=_("【开始计时】%(type)s %(number)s：%(clock)s", **values),
-        body=_("%(type)s %(number)s 的“%(clock)s”已开始计时，%(due)s 截止，请立即跟进。\n状态：%(status)s；负责人：%(assignee)s\n"
-               "%(url)s", **values),
+        kind="clock_started", subject=subject, body=body,
         recipients=context.holders(names, document.get("department")),
         record={"id": document["_id"], "type": document["type"], "number": document["number"]},
         clock=key, url=base["url"], urgent=urgent)

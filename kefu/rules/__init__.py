@@ -1,5 +1,5 @@
 """The sections of a record-type definition that drive the engine — workflow, SLA clocks, levels, approvals,
-callbacks, reminders — and the report settings: one module per section, each a ``kefu.records.sections.Section``.
+callbacks, reminders, routing — and the report settings: one module per section, each a ``kefu.records.sections.Section``.
 
 ``register_sections`` (called once by the composition root, ``create_app``) adds them to the records area's
 registry in the order the save lifecycle runs them: SLA clocks after the sections that change the level or status.
@@ -13,6 +13,7 @@ from kefu.rules.callbacks import CallbackSection
 from kefu.rules.computed import ComputedSection
 from kefu.rules.levels import LevelsSection
 from kefu.rules.reminders import RemindersSection
+from kefu.rules.routing import RoutingSection
 from kefu.rules.report import ReportSection
 from kefu.rules.sla import SlaSection
 from kefu.rules.spawn import SpawnSection, follow_calendar
@@ -24,7 +25,11 @@ def register_sections() -> None:
     for section in (WorkflowSection(),
                     ComputedSection(),  # computed fields first: the level rules and clocks read them
                     LevelsSection(), ApprovalsSection(), CallbackSection(), SlaSection(),
-                    RemindersSection(), ReportSection()):
+                    RemindersSection(), ReportSection(),
+                    # Routing's change is a save of its own that runs every section again (the clocks and reminders
+                    # then read the routed department and assignee); after them, the clocks' events stay dated by
+                    # the save that caused them (a registration, not the routing a moment later).
+                    RoutingSection()):
         register(section)
     register(SpawnSection())
     on_change(follow_calendar)  # due dates counted in working days (callbacks, spawned records) follow edits

@@ -3,6 +3,7 @@ language, and the details page's panel — the band the current amount falls in 
 take it or why not (``kefu.rules.approvals.refusal``)."""
 from __future__ import annotations
 
+from kefu.records.values import read_plain_values
 from kefu.rules.approvals import (
     ACTION_LABELS, STATE_LABELS, Band, State, amount_label, amount_text, refusal, rules_of, stored_amount,
 )
@@ -45,7 +46,7 @@ def panel(record_type, document: dict, actor) -> dict | None:
     amount = stored_amount(record_type, rules, document)
     preview = None
     if amount is not None:
-        index, band = rules.band_for(amount)
+        index, band = rules.band_for(amount, read_plain_values(record_type, document))  # approver_by applied
         preview = {"amount": amount_text(amount), "band_text": band.text(), "approver": band.approver,
                    "reviewers": list(band.reviewers), "note": band.note}
     request = request_json(document, actor.tz)

@@ -19,6 +19,8 @@ type (``kefu.org.roles``) *and* the title: every reviewer title reviews first, t
 Entering ``on_status`` without an amount is refused; while a request is pending the record leaves ``on_status`` only
 by a decision, and a changed amount opens a fresh request (its band may differ).
 
+``approver_by`` (section-wide or per band, ``kefu.rules.approvers``) chooses the titles by a field's value.
+
 Approval cannot be skipped: while the amount has a value, a person's save may not enter a status past the approval
 point (``requires_approval``; default: ``approved_status`` and the workflow's closed statuses) unless the request is
 approved for that very amount. Changing an approved amount, wherever the record is, opens a new pending request that
@@ -52,7 +54,9 @@ from kefu.records.sections import WORKFLOW, Section, SectionModel, at, parsed, r
 from kefu.records.store import get_record, get_record_for
 from kefu.records.timeline import record_event
 from kefu.records.types import get_record_type
+from kefu.records.values import read_plain_values
 from kefu.records.write import update_record
+from kefu.rules.approvers import ApproverBy, chooser_problems
 from kefu.rules.shapes import NUMBERS, Name, picker
 
 
@@ -106,6 +110,8 @@ class Band(SectionModel):
     approver: Name = Field(title=_l("审批职务"))
     reviewers: tuple[Name, ...] = Field((), title=_l("先审核的职务"), json_schema_extra=picker("words"))
     note: StrictStr = Field("", title=_l("备注"))
+    approver_by: ApproverBy | None = Field(None, title=_l("按字段值确定审批人"),
+                                           description=_l("003 §4.2–§4.3：如销售类由营销总监、设计类由研发总监审批"))
 
     @model_validator(mode="after")
     def _distinct_titles(self):
@@ -113,6 +119,9 @@ class Band(SectionModel):
             raise refuse(_l("的审批职务“%(title)s”不能同时是审核人", title=self.approver))
         if len(set(self.reviewers)) != len(self.reviewers):
             raise refuse(_l("的 reviewers 有重复"))
+        clashes = self.approver_by.clashes(self.approver, self.reviewers) if self.approver_by else []
+        if clashes:
+            raise refuse(clashes[0])
         return self
 
     @classmethod
@@ -143,6 +152,8 @@ class Approvals(SectionModel):
         None, min_length=1, title=_l("须审批通过才能进入的状态"),
         description=_l("金额有值时须审批通过才能进入的状态（默认：通过后转到的状态与流程的关闭状态）"),
         json_schema_extra=picker("statuses"))
+    approver_by: ApproverBy | None = Field(None, title=_l("按字段值确定审批人"),
+                                           description=_l("各档未单独设置时适用"))
     bands: tuple[Band, ...] = Field(min_length=1, title=_l("金额档位"), json_schema_extra=picker("table"))
 
     @model_validator(mode="after")
@@ -166,13 +177,31 @@ class Approvals(SectionModel):
             if band.upper is not None and n == len(self.bands):
                 raise refuse(_l(".bands 最后一档不应写 below（它覆盖以上所有金额）"))
             expected = band.upper
+            clashes = self.approver_by.clashes(band.approver, band.reviewers) \
+                if self.approver_by and not band.approver_by else []
+            if clashes:
+                raise refuse(_l(".bands 第 %(n)s 档%(problem)s", n=n, problem=clashes[0]))
         return self
 
-    def band_for(self, amount: Decimal) -> tuple[int, Band]:
+    def chooser(self, band: Band) -> ApproverBy | None:
+        """Who chooses the band's approver by a field's value: its own ``approver_by``, else the section's."""
+        return band.approver_by or self.approver_by
+
+    def band_for(self, amount: Decimal, values: dict | None = None) -> tuple[int, Band]:
+        """The band ``amount`` falls in; with the record's ``values``, its titles as ``approver_by`` chooses."""
         for index, band in enumerate(self.bands):
             if band.covers(amount):
-                return index, band
+                chooser = self.chooser(band)
+                if values is None or chooser is None:
+                    return index, band
+                approver, reviewers = chooser.titles_for(values.get(chooser.field), band.approver, band.reviewers)
+                return index, band.model_copy(update={"approver": approver, "reviewers": reviewers})
         raise ValidationFailed(_l("金额 %(amount)s 不在任何审批档位内", amount=amount_text(amount)))
+
+    def chooser_fields(self) -> set[str]:
+        """The fields an ``approver_by`` reads."""
+        return {chooser.field for chooser in (self.approver_by, *(band.approver_by for band in self.bands))
+                if chooser is not None}
 
     def past_approval(self, workflow) -> frozenset[str]:
         """The statuses past the approval point: entered, while the amount has a value, only with the request
@@ -207,6 +236,7 @@ class ApprovalsSection(Section):
         elif field.get("sensitive"):
             problems.append(_l("approvals.amount_field 不能是敏感字段“%(field)s”", field=model.amount_field))
         problems = [at("approvals.amount_field", problem) for problem in problems]
+        problems += chooser_problems(model, draft)
         workflow = draft.section(WORKFLOW)
         named = [(key, getattr(model, key)) for key in ("on_status", "approved_status", "rejected_status")]
         named += [("requires_approval", status) for status in model.requires_approval or ()]
@@ -216,6 +246,14 @@ class ApprovalsSection(Section):
                     "approvals.%(key)s“%(status)s”不在流程状态中；可选：%(statuses)s", key=key, status=value,
                     statuses="、".join(workflow.statuses))))
         return problems
+
+    def choice_references(self, owner, model, type_key, field_key):
+        """The choice texts the type's own ``approver_by`` settings name."""
+        if owner.key != type_key or model is None:
+            return []
+        choosers = (model.approver_by, *(band.approver_by for band in model.bands))
+        return [(_l("审批规则 approvals 的 approver_by"), value) for chooser in choosers
+                if chooser is not None and chooser.field == field_key for value in chooser.named()]
 
     def before_save(self, record_type, model, current, after, changed, *, system):
         if model is not None:
@@ -296,7 +334,7 @@ def _open_on_entry(record_type, rules: Approvals, document: dict, changed, actor
     """Open an approval request when the record enters ``on_status`` or its amount changes there, and when the
     amount of an approved request changes anywhere (the record does not pass the approval point again until the
     new amount is approved)."""
-    if "status" not in changed and rules.amount_field not in changed:
+    if "status" not in changed and rules.amount_field not in changed and not rules.chooser_fields() & set(changed):
         return
     amount = stored_amount(record_type, rules, document)
     if amount is None:
@@ -308,20 +346,24 @@ def _open_on_entry(record_type, rules: Approvals, document: dict, changed, actor
         open_request(record_type, document, amount, actor)
 
 
-def _request_key(document: dict, rules: Approvals, amount: Decimal) -> str:
+def _request_key(document: dict, rules: Approvals, amount: Decimal, band: Band) -> str:
+    """One request per entry into ``on_status``, amount and — when a field's value chooses them — titles."""
     entered = (document.get("status_at") or {}).get(rules.on_status)
-    return f"{entered.isoformat() if entered else '-'}|{amount}"
+    key = f"{entered.isoformat() if entered else '-'}|{amount}"
+    if rules.chooser(band) is not None:
+        key += f"|{band.approver}|{'、'.join(band.reviewers)}"
+    return key
 
 
 def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | None:
     """Open the request for ``amount`` (replacing a pending one for another amount); idempotent: the same
     entry into ``on_status`` with the same amount opens one request only. Returns the request, or None."""
     rules = rules_of(record_type)
-    key = _request_key(document, rules, amount)
+    index, band = rules.band_for(amount, read_plain_values(record_type, document))
+    key = _request_key(document, rules, amount, band)
     existing = document.get("approval") or {}
     if existing.get("key") == key:
         return None
-    index, band = rules.band_for(amount)
     now = utcnow()
     request = {
         "id": str(ObjectId()), "key": key, "state": State.PENDING.value, "amount": Decimal128(str(amount)),

@@ -18,16 +18,26 @@ spawn:
                                    # for this record: an integer field gets N, a choice field its N-th choice
                                    # (第一次验收, 第二次验收, 第三次验收; the last one beyond)
     assign_to: assignee            # optional: assignee (default) or created_by — this record's person who gets it
+    for_each: targets              # optional: a field of this type holding several values (a multi-choice):
+    each_into: target              # one record per value it holds at the trigger, the value written into this
+                                   # field of the new record (required with for_each) — 004 沟通事项: one
+                                   # 通知确认 per target of an important notice
 ```
 
 At least one of ``on_status`` / ``when``. The trigger moment is when the record entered ``on_status``
 (``status_at``), else the save in which ``when`` came to hold. N working days end at 23:59:59 local of the N-th
 working day after the trigger's date; days and hours are clock time; a date field gets the due moment's local date.
 
-The new record stores ``spawned_from`` = {type, id, number, rule, name, at, due_at, within, due_field, attempt}; the
-record that triggered it keeps ``spawned`` = [{rule, name, type, id, number, at, due_at, attempt}]. One trigger
+The new record stores ``spawned_from`` = {type, id, number, rule, name, at, due_at, within, due_field, attempt[, each]}
+and the origin's ``created_department`` (who may read the origin by department reads it too); the
+record that triggered it keeps ``spawned`` = [{rule, name, type, id, number, at, due_at, attempt[, each]}]. One trigger
 occurrence creates one record, however often the rule runs (a unique index on ``spawned_from.id`` + ``rule`` +
-``at``); entering the status again later is a new occurrence and creates the next one (attempt N + 1).
+``at``); entering the status again later is a new occurrence and creates the next one (attempt N + 1). With
+``for_each`` an occurrence creates one record per value (``spawned_from.each``, in the unique index too): a value
+already served by this occurrence is found again, never doubled (a retried transaction, a rule run twice); the
+attempt number counts per value; a field holding nothing at the trigger creates nothing. A value added to the field
+later, while the record is still at the stage, gets its record from the latest occurrence (a target added to a
+published notice); a value removed keeps the record it had.
 
 A due date counted in working days follows calendar edits while the spawned record is open and its due field
 still holds the computed value (``follow_calendar``, a calendar listener; a due date someone changed by hand
@@ -60,7 +70,7 @@ from kefu.records.values import core_values, read_plain_values
 from kefu.records.write import create_record
 from kefu.rules.callbacks import CORE_KEYS, WRITABLE_CORE, carried_values, rules_of
 from kefu.rules.clock_start import CORE_CONDITION_KEYS, matches
-from kefu.rules.shapes import DATES, NUMBERS, SINGLE_CHOICE, CallbackWindow, Name, picker
+from kefu.rules.shapes import DATES, NUMBERS, SINGLE_CHOICE, CallbackWindow, FieldKind, Name, named_kind, picker
 from kefu.rules.sla import refresh
 
 log = logging.getLogger(__name__)
@@ -69,11 +79,15 @@ SPAWNED_FROM = "spawned_from"   # on the new record: where it came from
 SPAWNED = "spawned"             # on the record that triggered it: what it made
 EVENT_KIND = "spawn"
 
-# The records collection's indexes (created by kefu.runtime.storage): one record per trigger occurrence of an entry,
-# and the count of an entry's records for one record (the attempt number).
+# The fields ``for_each`` may name: those holding several values at once.
+MULTIPLE = named_kind("multiple", FieldKind(lambda t: t.multiple, ("multi_choice",)))
+
+# The records collection's indexes (created by kefu.runtime.storage): one record per trigger occurrence of an entry
+# (and value of its ``for_each`` field), and the count of an entry's records for one record (the attempt number).
 RECORD_INDEXES = [
     IndexModel([(f"{SPAWNED_FROM}.id", ASCENDING), (f"{SPAWNED_FROM}.rule", ASCENDING),
-                (f"{SPAWNED_FROM}.at", ASCENDING)], unique=True, name="spawned_from",
+                (f"{SPAWNED_FROM}.at", ASCENDING), (f"{SPAWNED_FROM}.each", ASCENDING)], unique=True,
+               name="spawned_from",
                partialFilterExpression={f"{SPAWNED_FROM}.id": {"$exists": True}}),
 ]
 
@@ -108,6 +122,11 @@ class SpawnRule(SectionModel):
                                             description=_l("新记录类型中保存“第几次”的整数或选项字段"))
     assign_to: Literal["assignee", "created_by"] = Field(
         "assignee", title=_l("处理人"), description=_l("assignee：本记录的处理人；created_by：本记录的登记人"))
+    for_each: StrictStr | None = Field(None, title=_l("逐项生成"),
+                                       description=_l("本类型的多选字段：为它的每一个值各生成一条记录"),
+                                       json_schema_extra=picker("field", "multiple"))
+    each_into: StrictStr | None = Field(None, title=_l("逐项值写入"),
+                                        description=_l("新记录类型中保存该值的字段（与“逐项生成”同时写）"))
 
     @field_validator("type")
     @classmethod
@@ -122,6 +141,8 @@ class SpawnRule(SectionModel):
             raise refuse(_l("应写 on_status 或 when（或两者）"))
         if self.due is not None and self.due_field is None:
             raise refuse(_l("写了 due 就要写 due_field"))
+        if (self.for_each is None) != (self.each_into is None):
+            raise refuse(_l("for_each 与 each_into 要同时写"))
         return self
 
 
@@ -170,13 +191,16 @@ class SpawnSection(Section):
                 if name not in CORE_CONDITION_KEYS and draft.field(name) is None:
                     problems.append(at(f"{where}.when", _l("%(where)s.when 的字段“%(field)s”不存在", where=where,
                                                            field=name)))
+            if rule.for_each is not None and (draft.field(rule.for_each) or {}).get("type") not in MULTIPLE:
+                problems.append(at(f"{where}.for_each", _l("%(where)s.for_each：本类型没有多选字段“%(field)s”",
+                                                           where=where, field=rule.for_each)))
             missing = [k for k in rule.copy_ if draft.field(k) is None and k not in CORE_KEYS]
             if missing:
                 problems.append(at(f"{where}.copy", _l("%(where)s.copy 中本类型没有的字段：%(fields)s", where=where,
                                                        fields="、".join(missing))))
             target = RecordType.objects(key=rule.type).first() if rule.type != draft.key else None
             if target is not None:
-                problems.extend(_target_problems(where, target, rule))
+                problems.extend(_target_problems(where, target, rule, draft))
         return problems
 
     def choice_references(self, owner, model, type_key, field_key):
@@ -197,13 +221,20 @@ class SpawnSection(Section):
         if not model:
             return None
         values = {**core_values(document), **read_plain_values(record_type, document)}
-        made = [spawn(record_type, rule, document) for rule in model
-                if _triggered(rule, record_type, values, before, changed)]
-        return get_record(record_type.key, document["_id"]) if any(made) else None
+        made = []
+        for rule in model:
+            if _triggered(rule, record_type, values, before, changed):
+                made.extend(spawn(record_type, rule, document))
+            elif rule.for_each in changed and _holds(rule, record_type, values):
+                # A value added after the trigger (a target added to the notice) is served by the same occurrence.
+                last = max((e["at"] for e in document.get(SPAWNED) or () if e.get("rule") == rule.key), default=None)
+                if last is not None:
+                    made.extend(spawn(record_type, rule, document, aware(last)))
+        return get_record(record_type.key, document["_id"]) if made else None
 
 
-def _target_problems(where: str, target, rule: SpawnRule) -> list:
-    problems = []
+def _target_problems(where: str, target, rule: SpawnRule, draft) -> list:
+    problems = _each_into_problems(where, target, rule, draft) if rule.each_into is not None else []
     if rule.due_field is not None and getattr(target.field(rule.due_field), "type", None) not in DATES:
         problems.append(at(f"{where}.due_field", _l("%(where)s.due_field：“%(type)s”没有日期或日期时间字段“%(field)s”",
                                                     where=where, type=target.name, field=rule.due_field)))
@@ -220,7 +251,29 @@ def _target_problems(where: str, target, rule: SpawnRule) -> list:
     return problems
 
 
+def _each_into_problems(where: str, target, rule: SpawnRule, draft) -> list:
+    """``each_into`` must be a single-valued field of the new type able to hold every value of ``for_each``: a
+    choice field offering each of its choices (a value it lacks would fail every time it is picked)."""
+    definition, source = target.field(rule.each_into), draft.field(rule.for_each) or {}
+    if definition is None or definition.type in MULTIPLE:
+        return [at(f"{where}.each_into", _l("%(where)s.each_into：“%(type)s”没有单值字段“%(field)s”", where=where,
+                                            type=target.name, field=rule.each_into))]
+    if definition.type in SINGLE_CHOICE:
+        lacking = [c for c in source.get("choices") or [] if c not in definition.choices]
+        if lacking:
+            return [at(f"{where}.each_into", _l(
+                "%(where)s.each_into：“%(type)s”的“%(field)s”缺少可选项 %(values)s", where=where, type=target.name,
+                field=definition.label, values="、".join(lacking)))]
+    return []
+
+
 # -- creating the records -------------------------------------------------------------------------------
+
+def _holds(rule: SpawnRule, record_type, values: dict) -> bool:
+    """Whether the record is at the entry's stage now: in ``on_status`` (if any) with ``when`` holding."""
+    return (rule.on_status is None or values.get("status") == rule.on_status) and (
+        not rule.when or matches(rule.when, values, record_type))
+
 
 def _triggered(rule: SpawnRule, record_type, values: dict, before: dict | None, changed: set) -> bool:
     """Whether this save is a trigger occurrence of ``rule``: the record entered ``on_status`` (with ``when``
@@ -243,12 +296,25 @@ def _moment(rule: SpawnRule, document: dict) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def spawn(record_type, rule: SpawnRule, document: dict) -> dict | None:
-    """The record ``rule`` makes for this trigger occurrence of ``document``: created once, then found again.
-    None when it could not be created (the reason is written to ``document``'s timeline)."""
-    moment = _moment(rule, document)
+def spawn(record_type, rule: SpawnRule, document: dict, moment: datetime | None = None) -> list[dict]:
+    """The records ``rule`` makes for this trigger occurrence of ``document`` (the one at ``moment``; by default
+    the latest): one, or with ``for_each`` one per value that field holds; each created once, then found again.
+    One that could not be created is left out (the reason is written to ``document``'s timeline)."""
+    moment = moment or _moment(rule, document)
+    if rule.for_each is None:
+        each = [None]
+    else:
+        each = read_plain_values(record_type, document).get(rule.for_each) or []
+    made = [_spawn_one(record_type, rule, document, moment, value) for value in each]
+    return [record for record in made if record is not None]
+
+
+def _spawn_one(record_type, rule: SpawnRule, document: dict, moment: datetime, each) -> dict | None:
+    """The record of one occurrence (and ``for_each`` value ``each``; None without it)."""
     collection = get_database()[RECORDS]
     occurrence = {f"{SPAWNED_FROM}.id": document["_id"], f"{SPAWNED_FROM}.rule": rule.key}
+    if each is not None:
+        occurrence[f"{SPAWNED_FROM}.each"] = each
     existing = collection.find_one({**occurrence, f"{SPAWNED_FROM}.at": moment})
     if existing is not None:
         _link(document, existing)
@@ -256,6 +322,7 @@ def spawn(record_type, rule: SpawnRule, document: dict) -> dict | None:
     system = system_actor()
     attempt = collection.count_documents(occurrence) + 1
     due = rule.due.due(moment, get_calendar(), system.tz) if rule.due is not None else None
+    name = rule.name if each is None else str(_l("%(name)s（%(value)s）", name=rule.name, value=each))
     try:
         target = get_record_type(rule.type)
         values = carried_values(record_type, document, target, rule.values, rule.copy_)
@@ -266,25 +333,38 @@ def spawn(record_type, rule: SpawnRule, document: dict) -> dict | None:
             values[rule.due_field] = due
         if rule.attempt_field is not None:
             values[rule.attempt_field] = _attempt_value(target, rule.attempt_field, attempt)
+        if each is not None:
+            values[rule.each_into] = each
         link = {"type": record_type.key, "id": document["_id"], "number": document["number"], "rule": rule.key,
                 "name": rule.name, "at": moment, "due_at": due, "attempt": attempt,
-                "within": rule.due.to_dict() if rule.due is not None else None, "due_field": rule.due_field}
+                "within": rule.due.to_dict() if rule.due is not None else None, "due_field": rule.due_field,
+                **({"each": each} if each is not None else {})}
         # In the triggering save's transaction: a concurrent save of the same record is a write conflict, and the
         # retried save finds the record made above.
         created = create_record(rule.type, values, system, extra={SPAWNED_FROM: link})
     except DomainError as exc:
         log.warning("spawn %s for %s %s not created: %s", rule.key, record_type.key, document["number"], exc)
         record_event(record_type.key, document["_id"], EVENT_KIND, system, text=str(_l(
-            "未能自动生成%(name)s：%(reason)s", name=rule.name, reason=str(exc.message))))
+            "未能自动生成%(name)s：%(reason)s", name=name, reason=str(exc.message))))
         return None
+    _seen_where_origin_is(document, created)
     if _link(document, created):
-        text = _l("已生成%(name)s %(number)s（第 %(attempt)s 次）", name=rule.name, number=created["number"],
+        text = _l("已生成%(name)s %(number)s（第 %(attempt)s 次）", name=name, number=created["number"],
                   attempt=attempt)
         if due is not None:
             text = _l("%(text)s，期限 %(due)s（%(within)s）", text=text, within=rule.due.text(),
                       due=due.astimezone(system.tz).strftime("%Y-%m-%d %H:%M"))
         record_event(record_type.key, document["_id"], EVENT_KIND, system, text=str(text))
     return created
+
+
+def _seen_where_origin_is(document: dict, created: dict) -> None:
+    """Give the new record its origin's registering department: made by the system, it has none, and the
+    department's supervisors who see the origin (a notice their agent published) must see what it made."""
+    department = document.get("created_department")
+    if department is not None and created.get("created_department") is None:
+        get_database()[RECORDS].update_one({"_id": created["_id"]}, {"$set": {"created_department": department}})
+        created["created_department"] = department
 
 
 def _attempt_value(target, field_key: str, attempt: int):
@@ -299,7 +379,7 @@ def _attempt_value(target, field_key: str, attempt: int):
 def _link(document: dict, created: dict) -> bool:
     """Note the new record on the one that triggered it (once); True when it was added now."""
     source = created[SPAWNED_FROM]
-    entry = {key: source.get(key) for key in ("rule", "name", "at", "due_at", "attempt")}
+    entry = {key: source[key] for key in ("rule", "name", "at", "due_at", "attempt", "each") if key in source}
     entry.update(type=created["type"], id=created["_id"], number=created["number"])
     written = get_database()[RECORDS].update_one({"_id": document["_id"], f"{SPAWNED}.id": {"$ne": created["_id"]}},
                                                  {"$push": {SPAWNED: entry}})

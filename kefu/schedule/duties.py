@@ -45,9 +45,10 @@ repeated run sends nothing twice:
 | ``list_indexes`` | daily 02:00 | the list sort indexes the types' sizes call for |
 | ``callback_analysis`` | 装修: Tuesdays 09:00 | the week's 在施工程节点回访 listed to their supervisors (002 在施工程电话回访制度 五) |
 | ``pre_acceptance_list`` | 装修: Wednesdays 09:00 | open 预验收 due from tomorrow to next Wednesday (002 工程预验收流程) |
+| ``need_review`` | 中介: Mondays 09:00 | open 需求 last reviewed 30 days to a year ago (001 §二3 定期回访和更新) |
 
-The last two are *list duties* (``routines.record_list``): which types, statuses and date window they list is
-data too, per pack.
+``callback_analysis``, ``pre_acceptance_list`` and ``need_review`` are *list duties* (``routines.record_list``):
+which types, statuses and date window they list is data too, per pack.
 """
 from __future__ import annotations
 
@@ -160,16 +161,25 @@ DUTIES = (
          catch_up=timedelta(hours=20), lease=timedelta(minutes=60)),
     # 002 在施工程电话回访制度 五: the week's callbacks analysed and handed to the department manager every Tuesday.
     Duty("callback_analysis", _l("周回访情况分析"),
-         partial(routines.record_list, name="callback_analysis", title=_l("周回访情况分析")), at=time(9, 0),
+         partial(routines.record_list, name="callback_analysis", title=_l("周回访情况分析"),
+                 kind="callback_analysis"), at=time(9, 0),
          weekday=1, catch_up=timedelta(days=1), pack="renovation",
          options={"types": ["construction_checkpoint"], "statuses": "all", "date_field": "created_at",
                   "window_from": -7, "window_to": 0}),
     # 002 工程预验收流程: 工程部 lists next week's jobs every Wednesday, 客服监察部 inspects them every Thursday.
     Duty("pre_acceptance_list", _l("预验收工程名录"),
-         partial(routines.record_list, name="pre_acceptance_list", title=_l("预验收工程名录")), at=time(9, 0),
+         partial(routines.record_list, name="pre_acceptance_list", title=_l("预验收工程名录"),
+                 kind="pre_acceptance_list"), at=time(9, 0),
          weekday=2, catch_up=timedelta(days=1), pack="renovation",
          options={"types": ["pre_acceptance"], "statuses": "open", "date_field": "inspection_date",
                   "window_from": 1, "window_to": 8}),
+    # 001 §二3 定期回访和更新客户信息 (no period given): every Monday the open 需求 last reviewed 30 days to a year ago
+    # (``reviewed_at`` is filled in at registration) — the period and window are editable data.
+    Duty("need_review", _l("需求定期回访"),
+         partial(routines.record_list, name="need_review", title=_l("需求定期回访"), kind="need_review"),
+         at=time(9, 0), weekday=0, catch_up=timedelta(days=1), pack="agency",
+         options={"types": ["need"], "statuses": "open", "date_field": "reviewed_at",
+                  "window_from": -366, "window_to": -30}),
 )
 DUTY_BY_NAME = {duty.name: duty for duty in DUTIES}  # at their defaults; ``current_duties`` for the stored moments
 

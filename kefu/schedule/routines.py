@@ -227,12 +227,13 @@ def remove_old_exports(now: datetime) -> str:
     return f"exports removed: {export_jobs.remove_old(now)}; imports removed: {imports.remove_old(now)}"
 
 
-def record_list(now: datetime, *, name: str, title, types=(), statuses: str = "open", date_field: str = "created_at",
-                window_from: int = 0, window_to: int = 7) -> str:
+def record_list(now: datetime, *, name: str, title, kind: str, types=(), statuses: str = "open",
+                date_field: str = "created_at", window_from: int = 0, window_to: int = 7) -> str:
     """A list duty (``kefu.schedule.timetable``): the records of ``types`` (``statuses`` "open": not closed yet)
     whose ``date_field`` falls on a day from ``window_from`` up to (not including) ``window_to`` days after the
     run's day, listed in one message to the supervisors of their types — e.g. 002 工程预验收流程: every Wednesday
-    the jobs to pre-accept next week. Once per duty and day (the message's key); nothing sent when none match."""
+    the jobs to pre-accept next week — written with the message template ``kind`` (``kefu.notify.messages``). Once
+    per duty and day (the message's key); nothing sent when none match."""
     context = _context(now)
     today = _local_day(now, context.tz)
     first, last = today + timedelta(days=window_from), today + timedelta(days=window_to)
@@ -257,10 +258,10 @@ def record_list(now: datetime, *, name: str, title, types=(), statuses: str = "o
     if not lines:
         return "records: 0; notifications created: 0"
     period = f"{first.isoformat()} 至 {(last - timedelta(days=1)).isoformat()}"
-    subject, body = context.renderer.render("weekly_summary", {
+    subject, body = context.renderer.render(kind, {
         "title": f"{title}（{period}）", "lines": lines, "period": period, "url": f"{context.base_url}/admin/"})
     outbox = Outbox(now, context.people, context.settings, context.calendar, context.tz)
-    outbox.add(Alert(key=f"list:{name}:{today.isoformat()}", kind="weekly_summary", subject=subject, body=body,
+    outbox.add(Alert(key=f"list:{name}:{today.isoformat()}", kind=kind, subject=subject, body=body,
                      recipients=recipients, url=f"{context.base_url}/admin/"))
     return f"records: {len(lines)}; notifications created: {outbox.flush()}"
 
