@@ -7,6 +7,7 @@ from redis import Redis
 from admin_views import init_admin
 from jobs import signals
 from jobs.calendar import queue_recompute
+from kefu import knowledge
 from kefu.calendar import workcalendar
 from kefu.core import db
 from kefu.core.config import Settings
@@ -39,6 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     workcalendar.on_change(queue_recompute)
     signals.connect()
     register_sections()
+    knowledge.setup()  # the knowledge base's section, after the engine's own
     init_web(app)
     init_admin(app)
     app.cli.add_command(kefu_cli)

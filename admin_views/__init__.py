@@ -8,10 +8,13 @@ from flask_login import current_user
 
 from admin_views.base import HomeView
 from admin_views.calendar import CalendarDayView
+from admin_views.caller import CallerView
 from admin_views.customers import CustomerView
 from admin_views.exports import ExportsView
 from admin_views.imports import ImportsView
 from admin_views.inbox import InboxView, TasksView
+from admin_views.knowledge import KnowledgeView, init_knowledge
+from admin_views.loyalty import LoyaltyView
 from admin_views.navigation import main_menu
 from admin_views.notify import DeliveryView, MessageTemplateView, NotificationSettingsView
 from admin_views.org import BuildingView, DepartmentView, ProjectView, UnitView
@@ -22,10 +25,13 @@ from admin_views.records import RecordView
 from admin_views.reports import ReportView
 from admin_views.roles import RoleView
 from admin_views.schedules import SchedulesView
+from admin_views.search import SearchView
+from admin_views.surveys import SurveyView
 from admin_views.tokens import ApiTokenView
 from admin_views.users import UserView
 from kefu.calendar.days import CalendarDay
 from kefu.core.i18n import _l
+from kefu.knowledge.entries import KnowledgeEntry
 from kefu.notify.messages import MessageTemplate
 from kefu.notify.notifications import Delivery, unread_count
 from kefu.org.customers import Customer
@@ -54,6 +60,11 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(InboxView(name=_l("消息"), endpoint="inbox", url="/admin/inbox"))
     admin.add_view(ExportsView(name=_l("我的导出"), endpoint="exports", url="/admin/exports"))
     admin.add_view(CustomerView(Customer, name=_l("客户档案"), endpoint="customers"))
+    admin.add_view(SurveyView(name=_l("调查列表"), category=_l("满意度调查"), endpoint="surveys",
+                              url="/admin/surveys"))
+    admin.add_view(KnowledgeView(KnowledgeEntry, name=_l("知识库"), endpoint="knowledge", url="/admin/knowledge"))
+    init_knowledge(app)
+    admin.add_view(CallerView(name=_l("来电弹屏"), endpoint="caller", url="/admin/caller"))
     admin.add_view(ProjectView(Project, name=_l("项目"), category=organisation, endpoint="projects"))
     admin.add_view(BuildingView(Building, name=_l("楼栋"), category=organisation, endpoint="buildings"))
     admin.add_view(UnitView(Unit, name=_l("户位"), category=organisation, endpoint="units"))
@@ -71,6 +82,8 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(ImportsView(name=_l("导入"), category=settings, endpoint="imports", url="/admin/imports"))
     admin.add_view(QueueView(name=_l("任务队列"), category=settings, endpoint="queue", url="/admin/queue"))
     admin.add_view(SchedulesView(name=_l("定时任务"), category=settings, endpoint="schedules", url="/admin/schedules"))
+    admin.add_view(LoyaltyView(name=_l("会员等级"), category=settings, endpoint="loyalty", url="/admin/loyalty"))
+    admin.add_view(SearchView(name=_l("搜索"), endpoint="search", url="/admin/search"))
 
     @app.context_processor
     def record_navigation():

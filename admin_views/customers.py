@@ -9,17 +9,24 @@ the blind index (counted like every phone lookup). Customers are never deleted: 
 from __future__ import annotations
 
 from bson import ObjectId
-from flask import flash, request
+from flask import abort, flash, request, url_for
+from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.form import SecureForm
 from flask_admin.contrib.mongoengine.filters import BaseMongoEngineFilter
 from wtforms import StringField
 from wtforms.validators import Length, Optional
 
+from markupsafe import Markup, escape
+
 from admin_views.base import SecureModelView
-from kefu.core.errors import DomainError
+from kefu.core.errors import DomainError, NotFound, PermissionDenied
 from kefu.core.i18n import _, _l
-from kefu.org import customers
+from kefu.insight import customer_archive
+from kefu.insight.customer_merge import merge_customers
+from kefu.org import customers, loyalty
 from kefu.org.roles import Capability
+from kefu.rules.sla import STATE_LABELS
 from web.actor import current_actor
 
 
@@ -44,6 +51,24 @@ def _personal(view, context, model, name) -> str:
     return customers.shown(model, name, customers.sees_personal_data(current_actor().access))
 
 
+def archive_link(customer_id, label) -> Markup:
+    """``label`` (a customer's name as the reader may see it) linking to the customer's 360° archive when the signed-in
+    user may open it, else the label alone: how a record's customer is shown (list cell, details page)."""
+    if customer_id is None or not customer_archive.may_read_archive(current_actor().access):
+        return escape(label)
+    url = url_for("customers.archive_view", customer_id=str(customer_id))
+    return Markup(f'<a class="kefu-customer-link" href="{escape(url)}">{escape(label)}</a>')
+
+
+def _archive_link(view, context, model, name) -> Markup:
+    return archive_link(model.pk, model.name)
+
+
+def _tier(view, context, model, name) -> str:
+    """The customer's membership tier (``kefu.org.loyalty``)."""
+    return loyalty.tiers_of([model.pk])[model.pk] or ""
+
+
 def _personal_input(label, max_length: int):
     return StringField(label, validators=[Optional(), Length(max=max_length)])
 
@@ -52,10 +77,10 @@ class CustomerView(SecureModelView):
     import_target = "customers"
     required_capability = Capability.MANAGE_CUSTOMERS.value
     can_delete = False  # archived, never deleted: records keep pointing at their customer
-    column_list = ("name", "gender", "phone", "id_number", "project", "unit", "grade", "created_at")
+    column_list = ("name", "gender", "phone", "id_number", "project", "unit", "grade", "tier", "created_at")
     column_details_list = ("name", "gender", "phone", "id_number", "address", "project", "unit", "grade",
                            "notes", "archived", "archived_at", "created_at", "updated_at")
-    column_labels = dict(customers.PERSONAL_LABELS)
+    column_labels = {**customers.PERSONAL_LABELS, "tier": _l("会员等级")}
     column_searchable_list = ("name",)  # and a whole phone number, exactly: see _search
     column_filters = ("grade", "gender", "project", "created_at", ArchiveStateFilter())
     form_columns = ("name", "gender", "phone", "id_number", "address", "project", "unit", "grade", "notes")
@@ -64,8 +89,8 @@ class CustomerView(SecureModelView):
         "id_number": _personal_input(customers.PERSONAL_LABELS["id_number"], 40),
         "address": _personal_input(customers.PERSONAL_LABELS["address"], customers.MAX_ADDRESS_LENGTH),
     }
-    column_formatters = {name: _personal for name in customers.PERSONAL_FIELDS}
-    column_formatters_detail = column_formatters
+    column_formatters_detail = {name: _personal for name in customers.PERSONAL_FIELDS}
+    column_formatters = {**column_formatters_detail, "name": _archive_link, "tier": _tier}
     column_default_sort = ("created_at", True)
     form_ajax_refs = {"unit": {"fields": ("label",), "page_size": 20}}
 
@@ -93,6 +118,23 @@ class CustomerView(SecureModelView):
             found = []
         return query.filter(pk__in=[customer.pk for customer in found])
 
+    # -- the 360° archive ----------------------------------------------------------------------------------------
+
+    @expose("/<customer_id>")
+    def archive_view(self, customer_id):
+        """一户一档: the customer's card and every record of every type linked to them that the user may read,
+        newest first (``kefu.insight.customer_archive``); 404 page naming the id when it names nobody."""
+        try:
+            archive = customer_archive.archive(customer_id, current_actor())
+        except NotFound as exc:
+            abort(404, str(exc.message))
+        except PermissionDenied as exc:
+            abort(403, str(exc.message))
+        may_redeem = current_actor().access.has(Capability.MANAGE_CUSTOMERS.value)
+        return self.render("admin/customer_archive.html", archive=archive, names=customer_archive.type_names(),
+                           sla_states=STATE_LABELS, may_edit=self.can_edit,
+                           redeem_form=SecureForm() if may_redeem else None)
+
     # -- forms: personal data masked, written through the services -----------------------------------------
 
     def edit_form(self, obj=None):
@@ -106,6 +148,13 @@ class CustomerView(SecureModelView):
             shown = customers.shown(obj, name, False) if obj is not None else ""
             field.render_kw = {**(field.render_kw or {}),
                                "placeholder": _("%(masked)s（留空则不修改）", masked=shown or "-")}
+        return form
+
+    def create_form(self, obj=None):
+        """The create form; ``?phone=`` fills the phone in (the caller page's 新来电 button)."""
+        form = super().create_form(obj)
+        if request.method != "POST" and request.args.get("phone"):
+            form["phone"].data = request.args["phone"][:40]
         return form
 
     def _values(self, form, creating: bool) -> dict:
@@ -135,6 +184,8 @@ class CustomerView(SecureModelView):
     # -- archiving ----------------------------------------------------------------------------------------------
 
     def is_action_allowed(self, name):
+        if name == "merge":
+            return current_actor().access.has(Capability.MANAGE_CUSTOMERS.value)
         if name in ("archive", "restore"):
             return current_actor().access.has(Capability.ARCHIVE_CUSTOMERS.value)
         return super().is_action_allowed(name)
@@ -160,3 +211,19 @@ class CustomerView(SecureModelView):
     def action_restore(self, ids):
         done = self._each_selected(ids, customers.restore_customer)
         flash(_("已恢复 %(n)s 位客户", n=done), "success")
+
+    @action("merge", _l("合并"), _l("合并所选的两位客户？保留先建档的一位，另一位的全部记录改为关联到保留的档案，并归档被合并的档案"))
+    def action_merge(self, ids):
+        """Two archives of the same person: the one registered first is kept (``kefu.insight.customer_merge``)."""
+        chosen = list(customers.Customer.objects(pk__in=[ObjectId(i) for i in ids if ObjectId.is_valid(i)]))
+        if len(chosen) != 2:
+            flash(_("请恰好选择两位客户进行合并"), "error")
+            return
+        kept, removed = sorted(chosen, key=lambda customer: (customer.created_at, str(customer.pk)))
+        try:
+            result = merge_customers(kept.pk, removed.pk, current_actor())
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return
+        flash(_("已将“%(removed)s”合并到“%(kept)s”，转移记录 %(n)s 条", removed=removed.name, kept=kept.name,
+                n=len(result["moved"])), "success")

@@ -227,9 +227,10 @@ def test_due_now_claims_each_occurrence_once_and_catches_up(app, calendar):
         again = due_now(wednesday)
         later = {duty.name for duty, _o in due_now(wednesday + timedelta(minutes=1))}
     # 01:00, 02:00 and 03:00 are within their catch-up; care (10:00) is not due yet and yesterday's is too old;
-    # Wednesday: the 装修 pre-acceptance list (002 工程预验收流程) too, Tuesday's callback analysis is past its catch-up.
+    # Wednesday: the 装修 pre-acceptance list (002 工程预验收流程) too, Tuesday's callback analysis is past its catch-up;
+    # the grade callbacks (08:30 on working days) are within theirs.
     assert first == {"sla_sweep", "escalate_levels", "follow_up_tasks", "callbacks_due", "weekly_summary",
-                     "remove_old_exports", "list_indexes", "pre_acceptance_list"}
+                     "remove_old_exports", "list_indexes", "pre_acceptance_list", "grade_callbacks"}
     assert again == []
     assert later == {"sla_sweep"}
 

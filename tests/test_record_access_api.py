@@ -250,7 +250,7 @@ def test_the_handler_of_another_department_does_not_see_a_record_awaiting_approv
 
 @pytest.mark.parametrize("who, capabilities", [
     ("admin", {"manage_system", "view_reports", "manage_customers", "lookup_customers", "view_customer_pii",
-               "archive_customers", "share_views"}),
+               "archive_customers", "share_views", "manage_knowledge"}),
     ("agent", {"manage_customers", "lookup_customers"}),
     ("handler", set()),
     ("approver", set()),

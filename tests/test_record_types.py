@@ -36,7 +36,7 @@ from seed.demo import DEMO_PASSWORD
 from tests.conftest import CSRF_PATTERN, csrf_token
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_TYPE_COUNT = 21
+SHIPPED_TYPE_COUNT = 29
 SHIPPED_KEYS = [definition["key"] for _pack, definition in shipped_definitions()]
 SCHEMA_CHANGE_DEADLINE = 5.0  # seconds a second process may take to serve a changed definition
 
@@ -880,15 +880,19 @@ def test_load_types_creates_the_21_shipped_types(runner, db):
     assert db.record_types.count_documents({}) == SHIPPED_TYPE_COUNT
 
 
-def _filled_fields(type_key: str, refs: dict) -> list[tuple[dict, tuple]]:
+def _filled_fields(type_key: str, refs: dict, db) -> list[tuple[dict, tuple]]:
     definition = yaml_definition(type_key)
     levels = definition.get("levels") or {}
+    parent = definition.get("parent") or {}
     entries = registered("computed").parse(definition["computed"]) if definition.get("computed") else ()
     computed = {target for entry in entries for target in entry.targets()}
 
     def sample_of(field):
         if field["key"] == levels.get("field"):  # the top level: no level rule raises it (tests/test_levels.py)
             return (levels["order"][-1],) * 4
+        if field["key"] == parent.get("field"):  # the number of a parent record (its pack created some before)
+            number = db.records.find_one({"type": parent["type"]}, sort=[("_id", -1)])["number"]
+            return (number,) * 4
         return sample_value(field, refs)
 
     return [(field, sample) for field in definition["fields"]  # the engine fills the computed ones
@@ -896,7 +900,7 @@ def _filled_fields(type_key: str, refs: dict) -> list[tuple[dict, tuple]]:
 
 
 def _create_through_the_form(client, db, type_key: str, refs: dict) -> str | None:
-    filled = _filled_fields(type_key, refs)
+    filled = _filled_fields(type_key, refs, db)
     before = {d["_id"] for d in db.records.find({"type": type_key}, {"_id": 1})}
     response = client.post(f"/admin/records/{type_key}/new/",
                            data=record_form(client, type_key, {f["key"]: s[0] for f, s in filled}))
@@ -916,7 +920,7 @@ def _create_through_the_form(client, db, type_key: str, refs: dict) -> str | Non
 
 
 def _create_through_the_api(api, db, type_key: str, refs: dict) -> str | None:
-    filled = _filled_fields(type_key, refs)
+    filled = _filled_fields(type_key, refs, db)
     response = api("POST", f"/api/v1/records/{type_key}", json={f["key"]: s[1] for f, s in filled})
     if response.status_code != 201:
         return f"api: status {response.status_code}: {response.get_data(as_text=True)[:400]}"
@@ -1003,7 +1007,7 @@ def test_the_json_schema_of_every_section_is_served(api):
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["order"] == ["workflow", "computed", "levels", "approvals", "callback", "sla", "reminders", "report",
-                             "spawn"]
+                             "routing", "spawn", "loyalty", "parent", "knowledge"]
     schemas = body["sections"]
     sla = schemas["sla"]
     assert sla["title"] == "时限" and sla["type"] == "array"

@@ -136,7 +136,8 @@ def test_the_edit_page_hands_the_editors_the_sections_in_the_users_language(admi
     config = editor_config(admin_client.get(edit_path(db, "complaint")).get_data(as_text=True))
 
     assert [s["key"] for s in config["sections"]] == ["workflow", "computed", "levels", "approvals",
-                                                      "callback", "sla", "reminders", "report", "spawn"]
+                                                      "callback", "sla", "reminders", "report", "routing", "spawn",
+                                                      "loyalty", "parent", "knowledge"]
     clock = next(s for s in config["sections"] if s["key"] == "sla")["schema"]["$defs"]["Clock"]
     assert clock["properties"]["start"]["title"] == "开始于"
     assert clock["properties"]["until"]["x-kefu-picker"] == "field"

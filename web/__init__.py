@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from web import api, attachments, auth, errors, health, i18n, security
+from web import surveys as survey_pages
 
 
 def init_web(app: Flask) -> None:
@@ -18,5 +19,6 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(attachments.blueprint)
+    app.register_blueprint(survey_pages.blueprint)  # /s/<token>: the public survey answer page
     errors.init_app(app)
     security.init_app(app)

@@ -9,6 +9,7 @@ from flask_admin.helpers import get_redirect_target
 from wtforms import FileField, HiddenField, SelectField, TextAreaField
 from wtforms.validators import InputRequired
 
+from admin_views.customers import archive_link
 from admin_views.records.rows import field_label
 from kefu.core.errors import DomainError, NotFound, PermissionDenied
 from kefu.core.i18n import _, _l
@@ -16,7 +17,7 @@ from kefu.org.roles import Action
 from kefu.records.core_fields import core_field
 from kefu.records.references import is_reference, reference_labels
 from kefu.records.timeline import EVENT_KINDS, MANUAL_EVENT_KINDS, add_event, record_audit, record_events
-from kefu.rules import approval_panel, approvals, callbacks, levels, sla
+from kefu.rules import approval_panel, approvals, callbacks, levels, parent, sla
 
 DETAILS_CORE_FIELDS = ("number", "status", "assignee", "department", "customer", "created_by", "created_at",
                        "updated_at")
@@ -63,9 +64,10 @@ class RecordDetails:
             approval=approval_panel.panel(self.record_type, row.document, self._actor()),
             approval_form=ApprovalForm(),
             links=callbacks.links_of(row.document, self._actor().tz, self._actor().access),
+            children=parent.children_of(self.record_type, row.document, self._actor().tz, self._actor().access),
             clocks=sla.clocks_json(row.document, self._actor().tz), sla_states=sla.STATE_LABELS,
             rejection=levels.rejection_preview(self.record_type, row.document), reject_form=RejectForm(),
-            may_edit=self._actor().access.permits(row.document, Action.EDIT.value),
+            may_edit=self._actor().access.permits(row.document, Action.EDIT.value), customer_link=archive_link,
         )
 
     def _reference_labels(self, row, definitions) -> dict:

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bson import ObjectId
 from flask import flash, request
 from flask_admin import expose
 from wtforms import HiddenField
 from wtforms.validators import InputRequired, Optional
 
+from admin_views.knowledge import suggest_attributes
 from admin_views.records.guard import record_or_abort, require_type
 from admin_views.records.rows import RecordRow, field_label
 from kefu.core.errors import Conflict, DomainError
 from kefu.core.i18n import _
 from kefu.org.roles import Action
 from kefu.records.fields import get_field_type
+from kefu.records.references import is_reference
 from kefu.records.sections import workflow_of
 from kefu.records.values import project_id_for
 from kefu.records.write import create_record, update_record
+from kefu.rules import parent
 from kefu.rules.computed import computed_targets
 
 
@@ -55,6 +59,9 @@ class RecordForms:
             if kind:  # reference fields get autocomplete from /api/v1/refs/<kind>
                 field.kwargs["render_kw"] = {**(field.kwargs.get("render_kw") or {}), "data-ref-kind": kind,
                                              "autocomplete": "off", "list": f"ref-{definition.key}"}
+            hints = suggest_attributes(self.record_type, definition.key)
+            if hints:  # the knowledge base's suggestions under the question input
+                field.kwargs["render_kw"] = {**(field.kwargs.get("render_kw") or {}), **hints}
             setattr(RecordForm, definition.key, field)
         return RecordForm
 
@@ -78,6 +85,14 @@ class RecordForms:
         form = self._form_class()(request.form if request.method == "POST" else None)
         if request.method != "POST":
             form.status.data = workflow_of(self.record_type).initial
+            # A prefill of references from the link that opened the form (the caller page: ?customer=<id>&unit=<id>).
+            for key, value in request.args.items():
+                definition = self._definition(key) if key in form and value else None
+                if definition is not None and is_reference(definition) and ObjectId.is_valid(value):
+                    form[key].data = self._form_data(definition, value)  # shown as a person knows it: the name
+            # The parent's number from its details page's add button (?meeting=ZTH-…: kefu.rules.parent).
+            for key, number in parent.prefilled(self.record_type, request.args).items():
+                form[key].data = number
         _disable(form, computed_targets(self.record_type))
         return form
 

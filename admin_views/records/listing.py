@@ -9,6 +9,7 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 
 from admin_views.base import BoundedPaging
+from admin_views.customers import archive_link
 from admin_views.records.filters import FieldFilter, SlaFilter
 from admin_views.records.guard import require_type
 from admin_views.records.rows import SORT_FIELDS, RecordRow, field_label
@@ -22,7 +23,7 @@ from kefu.org.roles import Action, Capability
 from kefu.records.core_fields import CORE_FIELDS, core_field
 from kefu.records.fields import get_field_type
 from kefu.records.query import COUNT_LIMIT, SLA_SORT, RecordQuery, find_page
-from kefu.records.references import is_reference, reference_labels
+from kefu.records.references import CUSTOMER, is_reference, reference_labels
 from kefu.records.store import get_record_for
 from kefu.rules import sla
 from kefu.rules.sla import SLA_COLUMN
@@ -192,8 +193,11 @@ class RecordListing(BoundedPaging):
             return lambda row, value: field_type.mask(value)
         if is_reference(definition):
             deleted = _("（已删除）")
-            return lambda row, value: (row.labels[key].get(value, deleted) if key in row.labels
-                                       else self.display_value(row, key))
+            shown = (lambda row, value: row.labels[key].get(value, deleted) if key in row.labels
+                     else self.display_value(row, key))
+            if definition.type == CUSTOMER:  # links to the customer's archive (一户一档)
+                return lambda row, value: archive_link(value, shown(row, value))
+            return shown
         tz = self._actor().tz
         if not field_type.finite_values:
             return lambda row, value: field_type.display(value, tz)

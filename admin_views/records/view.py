@@ -171,4 +171,4 @@ class RecordView(RecordListing, SavedViews, RecordForms, RecordDetails, AccessCo
 
     @property
     def extra_js(self):
-        return [url_for("static", filename="kefu.js")]
+        return [url_for("static", filename="kefu.js"), url_for("static", filename="kefu_knowledge_suggest.js")]

@@ -22,6 +22,7 @@ from mongoengine import (
 )
 
 from kefu.core.clock import utcnow
+from kefu.core.db import get_database
 from kefu.core.encrypted_stores import EncryptedField, EncryptedFields
 from kefu.core.errors import DomainError, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _l
@@ -62,6 +63,7 @@ class Customer(Document):
     archived = BooleanField(default=False, verbose_name=_l("已归档"))
     archived_at = DateTimeField(verbose_name=_l("归档时间"))
     archived_by = ObjectIdField()  # the user who archived the customer
+    merged_into = ObjectIdField(verbose_name=_l("合并到"))  # set when merged: the archive that was kept
     created_at = DateTimeField(default=utcnow, verbose_name=_l("建档时间"))
     updated_at = DateTimeField(default=utcnow, verbose_name=_l("更新时间"))
 
@@ -229,6 +231,15 @@ def restore_customer(customer: Customer, access: AccessPolicy) -> Customer:
                                                 unset__archived_by=True, set__updated_at=utcnow())
     customer.reload()
     return customer
+
+
+def mark_merged(removed: Customer, kept: Customer, user_id=None) -> None:
+    """Archive ``removed`` as merged into ``kept`` (``merged_into`` points at it). Only for the merge use-case
+    (``kefu.insight.customer_merge``), which checks the rights and relinks the records in the same transaction:
+    written through ``get_database`` so it joins that transaction."""
+    now = utcnow()
+    get_database()[Customer._get_collection_name()].update_one({"_id": removed.pk}, {"$set": {
+        "archived": True, "archived_at": now, "archived_by": user_id, "merged_into": kept.pk, "updated_at": now}})
 
 
 # -- lookups --------------------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ class Capability(str, Enum):
     VIEW_CUSTOMER_PII = "view_customer_pii"  # customers' phone, ID number and address unmasked
     ARCHIVE_CUSTOMERS = "archive_customers"  # archive a customer (never a hard delete)
     SHARE_VIEWS = "share_views"  # save list views shared with everyone
+    MANAGE_KNOWLEDGE = "manage_knowledge"  # write the knowledge base (知识库); everyone signed in reads it
 
 
 CAPABILITY_LABELS = {
@@ -101,6 +102,7 @@ CAPABILITY_LABELS = {
     Capability.VIEW_CUSTOMER_PII: _l("查看客户个人信息明文"),
     Capability.ARCHIVE_CUSTOMERS: _l("归档客户档案"),
     Capability.SHARE_VIEWS: _l("共享列表视图"),
+    Capability.MANAGE_KNOWLEDGE: _l("维护知识库"),
 }
 ALL_CAPABILITIES = tuple(capability.value for capability in Capability)
 
@@ -177,7 +179,7 @@ SHIPPED_ROLES: tuple[dict, ...] = (
     {"key": Role.SUPERVISOR.value, "name": "客服主管",
      "capabilities": [Capability.VIEW_REPORTS.value, Capability.MANAGE_CUSTOMERS.value,
                       Capability.LOOKUP_CUSTOMERS.value, Capability.VIEW_CUSTOMER_PII.value,
-                      Capability.SHARE_VIEWS.value],
+                      Capability.SHARE_VIEWS.value, Capability.MANAGE_KNOWLEDGE.value],
      "grants": [{"record_type": ANY_TYPE, "scope": Scope.DEPARTMENT.value,
                  "actions": [*_AGENT_ACTIONS, Action.VIEW_PII.value, Action.REASSIGN.value]}]},
     {"key": Role.AGENT.value, "name": "客服专员",

@@ -12,6 +12,8 @@ from kefu.rules.approvals import ApprovalsSection
 from kefu.rules.callbacks import CallbackSection
 from kefu.rules.computed import ComputedSection
 from kefu.rules.levels import LevelsSection
+from kefu.rules.loyalty import LoyaltySection
+from kefu.rules.parent import ParentSection
 from kefu.rules.reminders import RemindersSection
 from kefu.rules.routing import RoutingSection
 from kefu.rules.report import ReportSection
@@ -32,4 +34,6 @@ def register_sections() -> None:
                     RoutingSection()):
         register(section)
     register(SpawnSection())
+    register(LoyaltySection())  # points and tier for a completed deal (001 §六2)
+    register(ParentSection())  # child records of another record: a meeting's agreed items (004 顾客沟通)
     on_change(follow_calendar)  # due dates counted in working days (callbacks, spawned records) follow edits

@@ -46,6 +46,10 @@ repeated run sends nothing twice:
 | ``callback_analysis`` | 装修: Tuesdays 09:00 | the week's 在施工程节点回访 listed to their supervisors (002 在施工程电话回访制度 五) |
 | ``pre_acceptance_list`` | 装修: Wednesdays 09:00 | open 预验收 due from tomorrow to next Wednesday (002 工程预验收流程) |
 | ``need_review`` | 中介: Mondays 09:00 | open 需求 last reviewed 30 days to a year ago (001 §二3 定期回访和更新) |
+| ``consumer_survey`` | the 1st 09:00, in May | remind to start the yearly consumer survey (``kefu.surveys.duties``) |
+| ``merchant_survey`` | the 1st 09:00, each quarter | remind to start the quarterly merchant survey |
+| ``grade_callbacks`` | working days 08:30 | the callbacks customers' grades call for (``kefu.rules.loyalty``, 002 第五章) |
+| ``monthly_contacts`` | 商业物业: the 1st 09:00 | a contact per anchor store and merchant (``kefu.schedule.contacts``) |
 
 ``callback_analysis``, ``pre_acceptance_list`` and ``need_review`` are *list duties* (``routines.record_list``):
 which types, statuses and date window they list is data too, per pack.
@@ -68,8 +72,11 @@ from pymongo.errors import DuplicateKeyError
 from kefu.calendar.workcalendar import get_calendar
 from kefu.core.clock import aware, utcnow
 from kefu.core.i18n import _l
+from kefu.rules.loyalty import grade_callbacks
 from kefu.schedule import routines
+from kefu.schedule.contacts import DEFAULT_OPTIONS as CONTACT_OPTIONS, monthly_contacts
 from kefu.schedule.timetable import Cadence, applied, cadence_of, stored_schedules
+from kefu.surveys.duties import CONSUMER_MONTHS, MERCHANT_MONTHS, survey_reminder
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +187,17 @@ DUTIES = (
          at=time(9, 0), weekday=0, catch_up=timedelta(days=1), pack="agency",
          options={"types": ["need"], "statuses": "open", "date_field": "reviewed_at",
                   "window_from": -366, "window_to": -30}),
+    # 000 §五, 004 满意度调查: the yearly consumer survey (May) and the quarterly merchant survey — remind on the 1st.
+    Duty("consumer_survey", _l("消费者满意度调查提醒"), partial(survey_reminder, kind="consumer"), at=time(9, 0),
+         monthday=1, catch_up=timedelta(days=7), options={"months": list(CONSUMER_MONTHS)}),
+    Duty("merchant_survey", _l("商户满意度调查提醒"), partial(survey_reminder, kind="merchant"), at=time(9, 0),
+         monthday=1, catch_up=timedelta(days=7), options={"months": list(MERCHANT_MONTHS)}),
+    # 002 第五章: each grade's callback frequency and script (会员等级 settings, kefu.rules.loyalty).
+    Duty("grade_callbacks", _l("按客户等级生成回访"), grade_callbacks, at=time(8, 30), working_days=True,
+         catch_up=timedelta(days=3)),
+    # 004 沟通对象 1, 2: 主力店 (物业管理部) and 商户 (营运部) contacted at least once a month.
+    Duty("monthly_contacts", _l("主力店与商户月度沟通"), monthly_contacts, at=time(9, 0), monthday=1,
+         catch_up=timedelta(days=20), pack="commercial", options=dict(CONTACT_OPTIONS)),
 )
 DUTY_BY_NAME = {duty.name: duty for duty in DUTIES}  # at their defaults; ``current_duties`` for the stored moments
 

@@ -5,7 +5,10 @@ the one blueprint.
 """
 from __future__ import annotations
 
-from web.api import approvals, docs, levels, notifications, records, tokens, types, views
+from web.api import (
+    approvals, customers, docs, knowledge, levels, loyalty, notifications, records, search, tokens, types, views,
+)
 from web.api.base import blueprint
 
-__all__ = ["blueprint", "approvals", "docs", "levels", "notifications", "records", "tokens", "types", "views"]
+__all__ = ["blueprint", "approvals", "customers", "docs", "knowledge", "levels", "loyalty", "notifications",
+           "records", "search", "tokens", "types", "views"]

@@ -14,7 +14,11 @@ from kefu.records.references import REFERENCE_KINDS
 from kefu.records.sections import section_keys
 from kefu.records.types import RecordType
 from web.api.base import MAX_PAGE
+from web.api.customers import CUSTOMER_SCHEMAS, customer_paths
+from web.api.knowledge import knowledge_paths
+from web.api.loyalty import loyalty_paths
 from web.api.notifications import NOTIFICATIONS_PER_PAGE
+from web.api.search import SEARCH_SCHEMAS, search_paths
 from web.api.spec_parts import (
     ID, IDEMPOTENCY_KEY, SCHEMAS, TEXT, error_responses, export_answers, json_answer, json_body, listing, obj,
     operation, path_id, ref, security, security_schemes, type_definition,
@@ -190,7 +194,9 @@ def openapi_document(types: list[RecordType], *, cookie_name: str) -> dict:
     cookie's."""
     schemas = {**SCHEMAS, **section_schemas(),
                "TypeDefinition": type_definition([f"section_{key}" for key in section_keys()])}
-    paths = {**type_paths(), **caller_paths(), **shared_paths([t.key for t in types])}
+    schemas.update({**CUSTOMER_SCHEMAS, **SEARCH_SCHEMAS})
+    paths = {**type_paths(), **caller_paths(), **shared_paths([t.key for t in types]), **customer_paths(),
+             **search_paths(), **knowledge_paths(), **loyalty_paths()}
     for record_type in types:
         schemas.update(record_schemas(record_type))
         paths.update(record_paths(record_type))
