@@ -1,5 +1,6 @@
 """The audit's cheap gaps (docs/handbook-audit.md): rules whose data was shipped or nearly so, now each run by a test
-naming its clause — 000 §三(一)3, §三(三)1, §三(三)3; 001 §二3, §五1, §五2; 004 投诉处理 管理控制 2, 受理业户报修 2.
+naming its clause — 000 §三(一)3, §三(三)1, §三(三)3; 001 §二3, §五1, §五2; 002 在施工程电话回访制度 五, 客户投诉处理流程 (回访, 月末汇总分析), 保修期间维修处理 (3);
+003 §4.1.3 (当日告知); 004 投诉处理 管理控制 2, 受理业户报修 2.
 
 One module-scoped database holds the demo data and the working-day calendar; ``world`` builds every record through
 the services (``kefu.records.write``) as the demo supervisor, in the order the handbooks' steps happen, and keeps the
@@ -126,6 +127,59 @@ def _work_order(steps: Steps) -> dict:
     return {"closed": closed, "callback": steps.callback_of(closed)}
 
 
+def _engineering_complaints(steps: Steps) -> dict:
+    complaint = {"channel": ["来电"], "project": "云栖·江南府", "owner_name": "吴九", "content": "卫生间墙面渗水",
+                 "category": "工程质量"}
+    monday = steps.new("complaint", received_at="2026-11-16T09:00", phone="13500000001", **complaint)
+    saturday = steps.new("complaint", received_at="2026-11-21T10:00", phone="13500000002", **complaint)
+    property_one = steps.new("complaint", received_at="2026-11-16T09:00", phone="13500000003",
+                             **{**complaint, "category": "物业管理"})
+    return {"monday": monday, "saturday": saturday, "property": property_one,
+            "forwarded": steps.change(monday, status="已转办")}
+
+
+def _reno_complaints(steps: Steps) -> dict:
+    from kefu.insight.reports import complaint_analysis
+    from kefu.records.types import get_record_type
+
+    complaint = {"customer_name": "郑十", "phone": "13800000001", "content": "墙面开裂", "respondent": "施工队",
+                 "stage": "售中"}
+    received = steps.new("reno_complaint", **complaint)
+    steps.new("reno_complaint", **complaint)
+    steps.new("reno_complaint", **{**complaint, "respondent": "设计师", "stage": "售前"})
+    handled = steps.change(steps.change(received, status="已转部门"), status="待回访", result="已修补墙面")
+    callback = steps.callback_of(handled)
+    steps.change(callback, result="不满意", called_at="2026-11-24T10:00", opinion="裂缝又出现了")
+    month = received["created_at"].astimezone(SHANGHAI).strftime("%Y-%m")
+    return {"handled": handled, "callback": callback, "after": steps.reload(handled),
+            "analysis": complaint_analysis(get_record_type("reno_complaint"), month)}
+
+
+def _reno_repair(steps: Steps) -> dict:
+    repair = steps.new("reno_repair", customer_name="冯十一", phone="13800000002", problem="厨房吊顶开裂",
+                       crew="张家工队")
+    fixed = steps.change(steps.change(repair, status="处理中"), status="已解决", fixed_at="2026-11-24T15:00",
+                         satisfaction="满意")
+    callback = steps.callback_of(fixed)
+    steps.change(callback, result="满意", called_at="2026-11-25T10:00")
+    return {"fixed": fixed, "callback": callback, "answered": steps.reload(callback), "after": steps.reload(fixed)}
+
+
+def _callback_analysis(steps: Steps) -> dict:
+    from kefu.core import clock as kefu_clock
+    from kefu.schedule.duties import claim, current_duty, run
+
+    checkpoint = {"customer_name": "褚十二", "phone": "13800000003", "checkpoint": "开工"}
+    made = {}
+    for name, moment in (("last_week", "2026-11-23T10:00"), ("older", "2026-11-10T10:00"),
+                         ("run_day", "2026-11-24T08:00")):
+        with kefu_clock.at(local(moment)):
+            made[name] = steps.new("construction_checkpoint", **checkpoint)
+    tuesday = local("2026-11-24T09:00").astimezone(timezone.utc)
+    assert claim(current_duty("callback_analysis"), tuesday, tuesday)
+    return {**made, "result": run("callback_analysis", tuesday, tuesday)}
+
+
 @pytest.fixture(scope="module")
 def world(mongo_server, redis_server, seed_snapshot):
     """Every record the tests look at, built once through the services on the demo data and the calendar."""
@@ -147,7 +201,8 @@ def world(mongo_server, redis_server, seed_snapshot):
         built = SimpleNamespace(
             db=database, consultation=_consultations(steps), suggestion=_suggestions(steps), repair=_repair(steps),
             need=_needs(steps), agency=_agency_complaint(steps), mall=_mall_complaint(steps),
-            work_order=_work_order(steps),
+            work_order=_work_order(steps), engineering=_engineering_complaints(steps),
+            reno=_reno_complaints(steps), reno_repair=_reno_repair(steps), analysis=_callback_analysis(steps),
             supervisor=User.objects.get(username="supervisor").pk)
     yield built
     MongoClient(mongo_server.uri).drop_database(name)
@@ -231,3 +286,61 @@ def test_004_closing_a_work_order_creates_its_mall_callback(world):
     assert callback["data"]["target_number"] == closed["number"]
     assert callback["data"]["due_at"] == working_days_after(closed["status_at"]["已关闭"], 3)
     assert callback["sla"]["callback_due"]["due_at"] == callback["data"]["due_at"]
+
+
+def test_003_4_1_3_the_engineer_is_told_the_same_working_day(world):
+    """003 §4.1.3 (一般投诉 2): 物业客服中心在当日告知项目工程部专业工程师 — an 工程质量 complaint's ``engineer_told``
+    clock (``working_days: 0``) ends at 23:59 of the intake's working day, of the next working day when it came in
+    on a Saturday; forwarding meets it; other categories carry none."""
+    monday = world.engineering["monday"]["sla"]["engineer_told"]
+    assert monday["due_at"] == end_of("2026-11-16") and monday["window"] == {"working_days": 0}
+    assert world.engineering["saturday"]["sla"]["engineer_told"]["due_at"] == end_of("2026-11-23")
+    assert "engineer_told" not in world.engineering["property"]["sla"]
+    assert world.engineering["forwarded"]["sla"]["engineer_told"]["met_at"] is not None
+
+
+def test_002_a_handled_renovation_complaint_is_called_back_and_unsatisfied_goes_back_to_the_department(world):
+    """002 客户投诉处理流程: 客服回访客户解决情况，满意结案，不满意反馈相关部门 — reaching 待回访 makes one 投诉回访
+    due 3 working days later; 不满意 sends the 装修投诉 back to 已转部门, escalated to 重大 (重大客诉处理程序)."""
+    callback, handled = world.reno["callback"], world.reno["handled"]
+    assert callback["type"] == "callback" and callback["data"]["callback_type"] == "投诉回访"
+    assert callback["data"]["target_number"] == handled["number"] and callback["data"]["customer_name"] == "郑十"
+    assert callback["data"]["due_at"] == working_days_after(handled["status_at"]["待回访"], 3)
+    assert callback["sla"]["callback_due"]["due_at"] == callback["data"]["due_at"]
+    after = world.reno["after"]
+    assert after["status"] == "已转部门" and after["data"]["level"] == "重大"
+    assert after["callbacks"][0]["result"] == "不满意"
+
+
+def test_002_month_end_complaint_analysis_counts_by_respondent_and_stage(world):
+    """002 客户投诉处理流程 (月末): 月末将汇总分析后的客诉报表转相关部门，总结问题存在的根源 — the 装修投诉 analysis
+    counts its top issues by 被投诉对象 and 阶段 (``report.issue_fields``)."""
+    analysis = world.reno["analysis"]
+    assert [f["key"] for f in analysis["issue_fields"]] == ["respondent", "stage"]
+    assert analysis["top_issues"][:2] == [{"respondent": "施工队", "stage": "售中", "count": 2},
+                                          {"respondent": "设计师", "stage": "售前", "count": 1}]
+
+
+def test_002_a_finished_repair_is_called_back_about_the_result(world):
+    """002 保修期间维修处理 (3): 维修处理完毕后电话回访，询问是否对维修结果满意 — marking the 装修报修 已解决 makes one
+    报修回访 due 3 working days later; a 满意 answer closes the callback and leaves the repair as it is."""
+    callback, fixed = world.reno_repair["callback"], world.reno_repair["fixed"]
+    assert callback["type"] == "callback" and callback["data"]["callback_type"] == "报修回访"
+    assert callback["data"]["target_number"] == fixed["number"]
+    assert callback["data"]["due_at"] == working_days_after(fixed["status_at"]["已解决"], 3)
+    assert world.reno_repair["answered"]["status"] == "已关闭"
+    assert world.reno_repair["after"]["status"] == "已解决"
+
+
+def test_002_the_weekly_callback_analysis_goes_out_every_tuesday(world):
+    """002 在施工程电话回访制度 五: 客服专员每周要对电话回访情况分析、汇总，提交“周回访情况分析表”，于每周二上报部门经理
+    — the renovation pack's ``callback_analysis`` list duty, run on Tuesday 24 November, lists the week's 在施工程节点回访
+    (17–23 November) to the type's supervisors, not the older one nor that day's."""
+    assert world.analysis["result"].startswith("records: 1;")
+    note = world.db.notifications.find_one({"key": {"$regex": "^list:callback_analysis:2026-11-24:"}})
+    assert note is not None and note["kind"] == "callback_analysis" and note["title"].startswith("周回访情况分析")
+    assert world.analysis["last_week"]["number"] in note["body"]
+    assert world.analysis["older"]["number"] not in note["body"]
+    assert world.analysis["run_day"]["number"] not in note["body"]
+    assert world.supervisor in {n["user"] for n in world.db.notifications.find(
+        {"key": {"$regex": "^list:callback_analysis:"}})}

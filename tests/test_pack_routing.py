@@ -208,7 +208,8 @@ def test_routing_section_shapes_are_checked(app, ready, routing, words):
 
 
 def test_approver_by_is_checked(app, ready):
-    """approvals.approver_by: its field has choices, its values are among them, and a value's titles stay distinct."""
+    """approvals.approver_by: its field is a single choice (a multi-choice value never names one approver), its values
+    are among the choices, and a value's titles stay distinct."""
     from kefu.records.definitions import shipped_definitions
     from kefu.records.sections import definition_problems
 
@@ -219,8 +220,12 @@ def test_approver_by_is_checked(app, ready):
             **approvals, "approver_by": {"field": "content", "values": {"x": "营销总监"}}}})
         wrong_value = definition_problems({**definition, "approvals": {
             **approvals, "approver_by": {"field": "category", "values": {"家电": "营销总监"}}}})
+        several = next(f for f in definition["fields"] if f["type"] == "multi_choice")  # a list never matches
+        multiple = definition_problems({**definition, "approvals": {**approvals, "approver_by": {
+            "field": several["key"], "values": {several["choices"][0]: "营销总监"}}}})
         clash = definition_problems({**definition, "approvals": {**approvals, "bands": [
             {"approver": "项目总监", "approver_by": {"field": "category", "reviewers": {"销售承诺": "项目总监、财务总监"}}}]}})
     assert "有可选项的字段" in wrong_field["approvals"] and "content" in wrong_field["approvals"]
     assert "“家电”不是字段“category”的可选项" in wrong_value["approvals"]
+    assert "有可选项的字段" in multiple["approvals"] and several["key"] in multiple["approvals"].split("不是")[0]
     assert "不能同时是审核人" in clash["approvals"] and "销售承诺" in clash["approvals"]

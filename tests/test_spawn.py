@@ -290,6 +290,11 @@ def test_for_each_on_an_empty_field_makes_nothing_and_the_index_keeps_values_apa
     empty = new_job(client, agent)
     assert patch(client, supervisor, "probe_job", empty, status="开工").status_code == 200
     assert spawned_of(db, empty) == [] and "spawned" not in db.records.find_one({"_id": ObjectId(empty)})
+    # Values given later, while the job is still at the stage, get their records from that same entry into it.
+    assert patch(client, supervisor, "probe_job", empty, audiences=["业户"]).status_code == 200
+    late, = spawned_of(db, empty)
+    assert late["data"]["audience"] == "业户"
+    assert late["spawned_from"]["at"] == db.records.find_one({"_id": ObjectId(empty)})["status_at"]["开工"]
 
     record_id = new_job(client, agent, audiences=["消费者"])
     assert patch(client, supervisor, "probe_job", record_id, status="开工").status_code == 200

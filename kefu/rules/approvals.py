@@ -346,13 +346,11 @@ def _open_on_entry(record_type, rules: Approvals, document: dict, changed, actor
         open_request(record_type, document, amount, actor)
 
 
-def _request_key(document: dict, rules: Approvals, amount: Decimal, band: Band) -> str:
-    """One request per entry into ``on_status``, amount and — when a field's value chooses them — titles."""
+def _request_key(document: dict, rules: Approvals, amount: Decimal) -> str:
+    """One request per entry into ``on_status`` and amount (and, for a band a field's value chooses the titles of,
+    per titles: ``open_request``)."""
     entered = (document.get("status_at") or {}).get(rules.on_status)
-    key = f"{entered.isoformat() if entered else '-'}|{amount}"
-    if rules.chooser(band) is not None:
-        key += f"|{band.approver}|{'、'.join(band.reviewers)}"
-    return key
+    return f"{entered.isoformat() if entered else '-'}|{amount}"
 
 
 def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | None:
@@ -360,9 +358,11 @@ def open_request(record_type, document: dict, amount: Decimal, actor) -> dict | 
     entry into ``on_status`` with the same amount opens one request only. Returns the request, or None."""
     rules = rules_of(record_type)
     index, band = rules.band_for(amount, read_plain_values(record_type, document))
-    key = _request_key(document, rules, amount, band)
+    key = _request_key(document, rules, amount)
     existing = document.get("approval") or {}
-    if existing.get("key") == key:
+    same_titles = rules.chooser(band) is None or (
+        (existing.get("approver"), existing.get("reviewers")) == (band.approver, list(band.reviewers)))
+    if existing.get("key") == key and same_titles:
         return None
     now = utcnow()
     request = {

@@ -29,7 +29,7 @@ from pydantic import BeforeValidator, Field, StrictStr, model_validator
 
 from kefu.core.i18n import _l
 from kefu.records.sections import SectionModel, at, refuse
-from kefu.rules.shapes import Name, picker
+from kefu.rules.shapes import SINGLE_CHOICE, Name, picker
 
 
 def _titles(value):
@@ -94,8 +94,9 @@ def _problems(chooser: ApproverBy, draft) -> list:
     """``chooser``'s field must be a non-sensitive field of the definition with choices, and the values it names
     among them."""
     field = draft.field(chooser.field)
-    if field is None or field.get("sensitive") or not field.get("choices"):
-        usable = "、".join(key for key, f in draft.fields.items() if f.get("choices") and not f.get("sensitive"))
+    if field is None or field.get("sensitive") or not field.get("choices") or field.get("type") not in SINGLE_CHOICE:
+        usable = "、".join(key for key, f in draft.fields.items()
+                          if f.get("choices") and not f.get("sensitive") and f.get("type") in SINGLE_CHOICE)
         return [_l("approver_by.field 应为本类型有可选项的字段；“%(field)s”不是（可用：%(fields)s）",
                    field=chooser.field, fields=usable or "-")]
     return [_l("approver_by 的“%(value)s”不是字段“%(field)s”的可选项；可选：%(choices)s", value=value,

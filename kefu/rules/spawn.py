@@ -226,10 +226,10 @@ class SpawnSection(Section):
             if _triggered(rule, record_type, values, before, changed):
                 made.extend(spawn(record_type, rule, document))
             elif rule.for_each in changed and _holds(rule, record_type, values):
-                # A value added after the trigger (a target added to the notice) is served by the same occurrence.
+                # A value added after the trigger (a target added to the notice) is served by the same occurrence;
+                # a trigger reached while the field was empty made nothing: its first values start the occurrence.
                 last = max((e["at"] for e in document.get(SPAWNED) or () if e.get("rule") == rule.key), default=None)
-                if last is not None:
-                    made.extend(spawn(record_type, rule, document, aware(last)))
+                made.extend(spawn(record_type, rule, document, None if last is None else aware(last)))
         return get_record(record_type.key, document["_id"]) if made else None
 
 
