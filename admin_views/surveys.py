@@ -2,7 +2,10 @@
 corrective actions, download the report (``kefu.surveys`` does all of it; this is the screen).
 
 Who: planning, approving, distributing, corrective actions and the report need ``view_reports`` (supervisors,
-managers, admins); an agent (``manage_customers``) sees the surveys and enters answers taken on the phone.
+managers, admins); an agent (``manage_customers``) sees the surveys, marks a respondent's link sent and enters
+answers taken on the phone. Only the runners see the respondents' answer links. Every survey screen is limited to
+the surveys in the user's scope (their ``survey_plan`` record's: ``kefu.surveys.plans.get_survey``); another
+survey answers 404.
 """
 from __future__ import annotations
 
@@ -10,22 +13,23 @@ import json
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Response, abort, current_app, flash, redirect, request
+from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 
 from admin_views.base import AccessControlled
 from admin_views.inbox import ActionForm
 from kefu.calendar.workcalendar import today_in
-from kefu.core.errors import DomainError, NotFound, ValidationFailed
+from kefu.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.insight.exports import content_disposition
-from kefu.org.roles import Capability
+from kefu.org.roles import Action, Capability
 from kefu.org.structure import Project
 from kefu.surveys import answers, plans, results
 from web.actor import current_actor
 
 RUNNER = Capability.VIEW_REPORTS.value      # plans, approves, distributes, opens corrective actions
 PHONE_ENTRY = Capability.MANAGE_CUSTOMERS.value  # enters answers taken on the phone
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FIELD_LABELS = {"owner": _l("整改负责人"), "deadline": _l("整改期限"), "assignee": _l("整改负责人")}
 
 
@@ -45,19 +49,27 @@ class SurveyView(AccessControlled, BaseView):
         if not current_actor().access.has(capability):
             abort(403)
 
-    def _survey(self, survey_id) -> dict:
+    def _survey(self, survey_id, action: str = Action.READ.value) -> dict:
+        """The survey when it is in the user's scope for ``action``: 404 otherwise, 403 when readable only."""
         try:
-            return plans.get_survey(survey_id)
+            return plans.get_survey(survey_id, current_actor().access, action)
         except NotFound:
             abort(404)
+        except PermissionDenied:
+            abort(403)
 
     @expose("/")
     def index(self):
-        today = today_in(self._tz())
-        rows = [{"survey": s, "rates": answers.rates(s), "approval_late": plans.approval_late(s, today)}
-                for s in plans.list_surveys()]
+        tz = self._tz()
+        today = today_in(tz)
+        surveys = plans.list_surveys(current_actor().access, limit=plans.LIST_LIMIT + 1)
+        shown = surveys[:plans.LIST_LIMIT]
+        progress = answers.rates_of(shown)
+        rows = [{"survey": s, "rates": progress[s["_id"]], "approval_late": plans.approval_late(s, today, tz)}
+                for s in shown]
         return self.render("admin/surveys.html", rows=rows, stages=plans.STAGE_LABELS, kinds=plans.KINDS,
-                           runner=current_actor().access.has(RUNNER))
+                           runner=current_actor().access.has(RUNNER), more=len(surveys) > plans.LIST_LIMIT,
+                           limit=plans.LIST_LIMIT)
 
     @expose("/new/", methods=("GET", "POST"))
     def create_view(self):
@@ -95,7 +107,8 @@ class SurveyView(AccessControlled, BaseView):
     @expose("/<survey_id>/")
     def details_view(self, survey_id):
         survey = self._survey(survey_id)
-        today = today_in(self._tz())
+        tz = self._tz()
+        today = today_in(tz)
         found = results.scores(survey)
         charts = {"dimensions": {"names": [d["name"] for d in found["dimensions"]],
                                  "values": [d["average"] for d in found["dimensions"]]},
@@ -104,16 +117,17 @@ class SurveyView(AccessControlled, BaseView):
         return self.render(
             "admin/survey_details.html", survey=survey, rates=answers.rates(survey), scores=found,
             low=results.low_items(survey, found), stages=plans.STAGE_LABELS, kinds=plans.KINDS,
-            kind_labels=plans.QUESTION_KINDS, approval_late=plans.approval_late(survey, today),
-            archive_late=plans.archive_late(survey, today), form=ActionForm(),
+            kind_labels=plans.QUESTION_KINDS, approval_late=plans.approval_late(survey, today, tz),
+            archive_late=plans.archive_late(survey, today, tz), form=ActionForm(),
             pending=answers.respondents(survey["_id"], answered=False, limit=50),
             access=current_actor().access, runner=RUNNER, phone_entry=PHONE_ENTRY,
             default_deadline=(today + timedelta(days=30)).isoformat(),
             charts_json=json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"))
 
-    def _act(self, survey_id, action, done_message):
-        """Run ``action(survey_id, actor)`` for a POST with a valid CSRF token; flash the outcome."""
-        self._require(RUNNER)
+    def _act(self, survey_id, action, done_message, capability: str = RUNNER):
+        """Run ``action(survey_id, actor)`` for a POST with a valid CSRF token; flash the outcome. The service
+        checks the survey is in the actor's scope for the change; one outside it answers 404 here first."""
+        self._require(capability)
         self._survey(survey_id)
         if not ActionForm(request.form).validate():
             flash(_("页面已过期，请刷新后重试"), "error")
@@ -133,8 +147,29 @@ class SurveyView(AccessControlled, BaseView):
 
     @expose("/<survey_id>/distribute/", methods=("POST",))
     def distribute_view(self, survey_id):
-        return self._act(survey_id, lambda value, _actor: answers.distribute(value),
-                         lambda added: _("已发放 %(n)s 份问卷", n=added))
+        return self._act(survey_id, answers.prepare_links,
+                         lambda added: _("已生成 %(n)s 个答卷链接；下载发放名单或标记已发送后计入发放率", n=added))
+
+    @expose("/<survey_id>/sent/<answer_id>/", methods=("POST",))
+    def sent_view(self, survey_id, answer_id):
+        return self._act(survey_id, lambda value, actor: answers.mark_sent(value, answer_id, actor),
+                         lambda changed: _("已标记为已发送") if changed else _("此问卷此前已发送"), PHONE_ENTRY)
+
+    @expose("/<survey_id>/distribution.xlsx")
+    def distribution_xlsx_view(self, survey_id):
+        self._require(RUNNER)
+        survey = self._survey(survey_id)
+        try:
+            body = answers.distribution_list(survey["_id"], current_actor(), self._link)
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return redirect(self.get_url(".details_view", survey_id=survey_id))
+        return Response(body, mimetype=XLSX, headers={
+            "Content-Disposition": content_disposition(f"{survey['title']}_发放名单.xlsx")})
+
+    @staticmethod
+    def _link(token: str) -> str:
+        return url_for("surveys_public.answer", token=token, _external=True)
 
     @expose("/<survey_id>/close/", methods=("POST",))
     def close_view(self, survey_id):
@@ -164,7 +199,7 @@ class SurveyView(AccessControlled, BaseView):
         self._require(PHONE_ENTRY)
         survey = self._survey(survey_id)
         try:
-            token = answers.token_of(survey_id, answer_id)
+            token = answers.token_of(survey_id, answer_id, current_actor().access)
             respondent, _survey = answers.by_token(token)
         except NotFound:
             abort(404)
@@ -190,8 +225,7 @@ class SurveyView(AccessControlled, BaseView):
     @expose("/<survey_id>/report.xlsx")
     def report_xlsx_view(self, survey_id):
         self._require(RUNNER)
-        survey = self._survey(survey_id)
+        survey = self._survey(survey_id, Action.EXPORT.value)
         body = results.report_xlsx(survey, answers.rates(survey), results.scores(survey))
         filename = f"{survey['title']}_满意度调查报告.xlsx"
-        return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": content_disposition(filename)})
+        return Response(body, mimetype=XLSX, headers={"Content-Disposition": content_disposition(filename)})

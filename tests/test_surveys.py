@@ -15,6 +15,12 @@ from kefu.org.structure import Project
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import csrf_token
 
+
+def policy_of(user):
+    from kefu.org.access import policy_for
+
+    return policy_for(user)
+
 QUESTIONS = "售后|评分|报修处理是否及时？\n房屋质量|评分|房屋质量是否满意？\n整体|选择|是否愿意推荐？|愿意/不愿意\n整体|文字|其他意见"
 
 
@@ -68,6 +74,13 @@ def test_survey_reaches_its_return_target_with_links_and_phone_entry(app, db, se
     tokens = [a["token"] for a in db.survey_answers.find({"survey": survey["_id"]}).sort("customer_name", 1)]
     assert len(tokens) == 4 and len(set(tokens)) == 4
     assert db.records.find_one({"_id": plan["_id"]})["sla"]["approval"]["state"] == "met"
+    # Prepared links are not distributed until sent: the rate counts what the distribution list sent.
+    assert 'data-figure="distribution">0.0%' in boss.get(page).get_data(as_text=True)
+    listed = boss.get(f"{page}distribution.xlsx")
+    assert listed.status_code == 200
+    rows = list(load_workbook(BytesIO(listed.data)).active.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == 4 and rows[0][0] == "业主1" and rows[0][2].endswith(f"/s/{tokens[0]}")
+    assert db.survey_answers.count_documents({"survey": survey["_id"], "sent_at": {"$ne": None}}) == 4
 
     visitor = app.test_client()
     assert _answer(visitor, tokens[0], {"q1": "2", "q2": "5", "q3": "愿意", "q4": "维修慢"}).status_code == 200
@@ -99,14 +112,16 @@ def test_survey_reaches_its_return_target_with_links_and_phone_entry(app, db, se
 def test_low_score_opens_a_corrective_action_that_goes_overdue(app, db, seeded):
     """000 §五, 004 满意度调查 4: the lowest items get corrective actions with owner and deadline; a late one is
     overdue on 逾期督办. The report downloads as XLSX with the numbers."""
-    from kefu.records.actor import system_actor
+    from kefu.org.users import User
+    from kefu.records.actor import user_actor
     from kefu.surveys import answers, plans
 
     project = _project_with_customers(2)
     with app.test_request_context():
-        survey = plans.create_survey({**_plan(project), "projects": [str(project.pk)]}, system_actor())
-        plans.approve(survey["_id"], system_actor())
-        answers.distribute(survey["_id"])
+        runner = user_actor(User.objects.get(username="supervisor"))  # the survey is in the supervisor's scope
+        survey = plans.create_survey({**_plan(project), "projects": [str(project.pk)]}, runner)
+        plans.approve(survey["_id"], runner)
+        answers.prepare_links(survey["_id"], runner)
         for respondent, score in zip(answers.respondents(survey["_id"]), ("1", "3")):
             answers.submit(respondent["token"], {"q1": score, "q2": "5", "q3": "愿意"})
     boss = _signed_in(app, "supervisor")
@@ -114,6 +129,7 @@ def test_low_score_opens_a_corrective_action_that_goes_overdue(app, db, seeded):
     refused = _post(boss, f"{page}actions/", {"owner": "nobody-here", "deadline": "2026-01-01"}, page)
     assert "整改负责人" in boss.get(refused.headers["Location"]).get_data(as_text=True)
     assert db.records.count_documents({"type": "corrective_action"}) == 0
+    assert db.surveys.find_one({"_id": survey["_id"]})["actions"] == {}  # no item left claimed
     yesterday = (date.today() - timedelta(days=2)).isoformat()
     made = _post(boss, f"{page}actions/", {"owner": "supervisor", "deadline": yesterday, "measures": "加派维修人员"},
                  page)
@@ -193,11 +209,156 @@ def test_survey_duties_remind_in_their_months(app, db, seeded):
 
     from kefu.schedule.duties import DUTY_BY_NAME
 
-    may = datetime(2027, 5, 1, 1, 0, tzinfo=timezone.utc)
-    june = datetime(2027, 6, 1, 1, 0, tzinfo=timezone.utc)
+    from kefu.org.roles import Capability
+    from kefu.org.users import User
+
+    april, may = (datetime(2027, month, 1, 1, 0, tzinfo=timezone.utc) for month in (4, 5))
+    december = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
     consumer, merchant = DUTY_BY_NAME["consumer_survey"], DUTY_BY_NAME["merchant_survey"]
+    runners = {u.pk for u in User.objects(active=True) if policy_of(u).has(Capability.VIEW_REPORTS.value)}
+    assert runners
     with app.app_context():
-        assert "notifications created" in consumer.function(may, **consumer.options)
-        assert "not a survey month" in consumer.function(june, **consumer.options)
-        assert "not a survey month" in merchant.function(may, **merchant.options)
-    assert db.notifications.count_documents({"kind": "survey_reminder"}) >= 1
+        # 004 满意度调查 1: approved 20 days before the survey month, so reminded on 1 April for May …
+        assert "notifications created: %d" % len(runners) in consumer.function(april, **consumer.options)
+        assert "no survey next month" in consumer.function(may, **consumer.options)
+        assert "no survey next month" in merchant.function(april, **merchant.options)
+        # … and on 1 December for the January quarter's merchant survey.
+        assert "notifications created: %d" % len(runners) in merchant.function(december, **merchant.options)
+        sent = list(db.notifications.find({"kind": "survey_reminder"}))
+        for kind in ("consumer", "merchant"):  # exactly one notification per recipient and run
+            assert sorted(str(n["user"]) for n in sent if f":{kind}:" in n["key"]) == sorted(map(str, runners))
+        assert "2027-05" in next(n for n in sent if ":consumer:" in n["key"])["key"]
+        assert "notifications created: 0" in consumer.function(april, **consumer.options)  # a second run
+    assert db.notifications.count_documents({"kind": "survey_reminder"}) == 2 * len(runners)
+
+
+def _approved_survey(app, db, customers: int = 2) -> dict:
+    """A survey planned and approved by the demo supervisor (客服中心), its links prepared."""
+    from kefu.org.users import User
+    from kefu.records.actor import user_actor
+    from kefu.surveys import answers, plans
+
+    project = _project_with_customers(customers)
+    with app.test_request_context():
+        runner = user_actor(User.objects.get(username="supervisor"))
+        survey = plans.create_survey({**_plan(project), "projects": [str(project.pk)]}, runner)
+        plans.approve(survey["_id"], runner)
+        answers.prepare_links(survey["_id"], runner)
+    return db.surveys.find_one({"_id": survey["_id"]})
+
+
+def test_missing_or_expired_csrf_token_on_the_answer_page_asks_to_reload(app, db, seeded):
+    survey = _approved_survey(app, db, 1)
+    token = db.survey_answers.find_one({"survey": survey["_id"]})["token"]
+    visitor = app.test_client()
+    for sent in ({}, {"csrf_token": "expired-or-forged"}):
+        answered = visitor.post(f"/s/{token}", data={"q1": "5", "q2": "5", "q3": "愿意", **sent})
+        assert answered.status_code == 400 and "页面已过期，请刷新后重新填写" in answered.get_data(as_text=True)
+    assert db.survey_answers.find_one({"token": token})["answered_at"] is None
+
+
+def test_surveys_of_another_department_are_out_of_scope(app, db, seeded, make_user):
+    """A supervisor or agent of another department neither sees nor changes the 客服中心's survey (404)."""
+    survey = _approved_survey(app, db)
+    make_user("sup_eng", role="supervisor", department="工程部", password=DEMO_PASSWORD)
+    make_user("agent_eng", role="agent", department="工程部", password=DEMO_PASSWORD)
+    other, other_agent = _signed_in(app, "sup_eng"), _signed_in(app, "agent_eng")
+    page = f"/admin/surveys/{survey['_id']}/"
+    respondent = db.survey_answers.find_one({"survey": survey["_id"]})
+    assert str(survey["_id"]) not in other.get("/admin/surveys/").get_data(as_text=True)
+    assert str(survey["_id"]) in _signed_in(app, "supervisor").get("/admin/surveys/").get_data(as_text=True)
+    token = csrf_token(other, "/admin/surveys/new/")
+    for path in ("close/", "distribute/", "actions/", f"sent/{respondent['_id']}/"):
+        assert other.post(f"{page}{path}", data={"csrf_token": token, "owner": "sup_eng",
+                                                 "deadline": "2030-01-01"}).status_code == 404
+    for path in ("", "report.xlsx", "distribution.xlsx"):
+        assert other.get(f"{page}{path}").status_code == 404
+    phone = f"{page}phone/{respondent['_id']}/"
+    assert other_agent.get(phone).status_code == 404
+    assert other_agent.post(phone, data={"q1": "1", "q2": "1", "csrf_token": csrf_token(other_agent, "/admin/")
+                                         }).status_code == 404
+    stored = db.survey_answers.find_one({"_id": respondent["_id"]})
+    assert stored["answered_at"] is None and stored["sent_at"] is None
+    assert db.surveys.find_one({"_id": survey["_id"]})["status"] == "approved"
+
+
+def test_answer_links_are_for_runners_and_staff_answer_by_phone(app, db, seeded):
+    """Agents see no answer link (they mark a row sent and enter phone answers); a signed-in staff member cannot
+    answer through a customer's link."""
+    survey = _approved_survey(app, db)
+    page = f"/admin/surveys/{survey['_id']}/"
+    first = db.survey_answers.find_one({"survey": survey["_id"]}, sort=[("customer_name", 1)])
+    agent = _signed_in(app, "agent")
+    shown = agent.get(page).get_data(as_text=True)
+    assert first["token"] not in shown and "电话录入" in shown
+    assert first["token"] in _signed_in(app, "supervisor").get(page).get_data(as_text=True)
+    assert _post(agent, f"{page}sent/{first['_id']}/", {}, page).status_code == 302
+    stored = db.survey_answers.find_one({"_id": first["_id"]})
+    assert stored["sent_via"] == "manual" and stored["sent_by"] is not None
+    assert 'data-figure="distribution">50.0%' in agent.get(page).get_data(as_text=True)
+
+    refused = agent.post(f"/s/{first['token']}", data={"q1": "5", "q2": "5", "csrf_token": csrf_token(agent, page)})
+    assert refused.status_code == 403 and "电话录入" in refused.get_data(as_text=True)
+    assert db.survey_answers.find_one({"_id": first["_id"]})["answered_at"] is None
+
+
+def test_a_refused_plan_record_update_leaves_the_survey_unchanged(app, db, seeded):
+    """Survey and plan record move in one transaction: when the record's update is refused, the survey stays."""
+    from kefu.core.errors import DomainError
+    from kefu.org.users import User
+    from kefu.records.actor import user_actor
+    from kefu.surveys import plans
+
+    project = _project_with_customers(1)
+    with app.test_request_context():
+        runner = user_actor(User.objects.get(username="supervisor"))
+        survey = plans.create_survey({**_plan(project), "projects": [str(project.pk)]}, runner)
+        db.records.update_one({"_id": survey["plan_record"]["id"]}, {"$set": {"status": "已归档"}})
+        try:
+            plans.approve(survey["_id"], runner)
+        except DomainError:
+            pass
+        else:
+            raise AssertionError("the plan record cannot move from 已归档 to 已批准")
+    stored = db.surveys.find_one({"_id": survey["_id"]})
+    assert stored["status"] == "draft" and "approved_at" not in stored
+    assert db.records.find_one({"_id": survey["plan_record"]["id"]})["status"] == "已归档"
+
+
+def test_plan_numbers_and_local_deadlines(app, db, seeded):
+    """Whole sample sizes, a return target of at least 70 % (004 满意度调查), late judged on local dates."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from kefu.surveys import plans
+
+    project = _project_with_customers(1)
+    boss = _signed_in(app, "supervisor")
+    bad = _post(boss, "/admin/surveys/new/", _plan(project, planned="12.5", return_target="60"),
+                "/admin/surveys/new/")
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 200 and "计划样本数须为 1 到 1000000 之间的整数" in text
+    assert "回收率目标须为 70–100 之间的百分数" in text and db.surveys.count_documents({}) == 0
+    assert _post(boss, "/admin/surveys/new/", _plan(project, planned="12", return_target="70"),
+                 "/admin/surveys/new/").status_code == 302
+    assert db.surveys.find_one({})["planned"] == 12 and db.surveys.find_one({})["return_target"] == 0.7
+    # 17:30 UTC on 10 April is 01:30 on 11 April in Shanghai: a day after an approve_by of 10 April.
+    survey = {"approve_by": "2027-04-10", "approved_at": datetime(2027, 4, 10, 17, 30, tzinfo=timezone.utc),
+              "archive_by": "2027-04-10", "archived_at": datetime(2027, 4, 9, 17, 30, tzinfo=timezone.utc)}
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert plans.approval_late(survey, date(2027, 4, 1), shanghai)
+    assert not plans.archive_late(survey, date(2027, 4, 30), shanghai)
+
+
+def test_survey_list_rates_in_one_query_and_capped(app, db, seeded):
+    from kefu.surveys import answers, plans
+
+    survey = _approved_survey(app, db, 3)
+    db.survey_answers.update_one({"survey": survey["_id"]}, {"$set": {"sent_at": utcnow()}})
+    progress = answers.rates_of([survey])[survey["_id"]]
+    assert (progress.planned, progress.prepared, progress.distributed, progress.answered) == (3, 3, 1, 0)
+    db.surveys.insert_many([{**survey, "_id": ObjectId(), "title": f"旧调查{n}", "starts_on": "2000-01-01"}
+                            for n in range(plans.LIST_LIMIT)])
+    listed = _signed_in(app, "admin").get("/admin/surveys/").get_data(as_text=True)
+    assert listed.count("data-survey=") == plans.LIST_LIMIT and f'data-capped="{plans.LIST_LIMIT}"' in listed
+    assert str(survey["_id"]) in listed  # the latest first

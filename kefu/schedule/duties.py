@@ -46,8 +46,8 @@ repeated run sends nothing twice:
 | ``callback_analysis`` | 装修: Tuesdays 09:00 | the week's 在施工程节点回访 listed to their supervisors (002 在施工程电话回访制度 五) |
 | ``pre_acceptance_list`` | 装修: Wednesdays 09:00 | open 预验收 due from tomorrow to next Wednesday (002 工程预验收流程) |
 | ``need_review`` | 中介: Mondays 09:00 | open 需求 last reviewed 30 days to a year ago (001 §二3 定期回访和更新) |
-| ``consumer_survey`` | the 1st 09:00, in May | remind to start the yearly consumer survey (``kefu.surveys.duties``) |
-| ``merchant_survey`` | the 1st 09:00, each quarter | remind to start the quarterly merchant survey |
+| ``consumer_survey`` | 1 April 09:00 | remind to plan the yearly consumer survey of May (``kefu.surveys.duties``) |
+| ``merchant_survey`` | the 1st 09:00 of Dec, Mar, Jun, Sep | remind to plan the next quarter's merchant survey |
 | ``grade_callbacks`` | working days 08:30 | the callbacks customers' grades call for (``kefu.rules.loyalty``, 002 第五章) |
 | ``monthly_contacts`` | 商业物业: the 1st 09:00 | a contact per anchor store and merchant (``kefu.schedule.contacts``) |
 
@@ -187,7 +187,8 @@ DUTIES = (
          at=time(9, 0), weekday=0, catch_up=timedelta(days=1), pack="agency",
          options={"types": ["need"], "statuses": "open", "date_field": "reviewed_at",
                   "window_from": -366, "window_to": -30}),
-    # 000 §五, 004 满意度调查: the yearly consumer survey (May) and the quarterly merchant survey — remind on the 1st.
+    # 000 §五, 004 满意度调查: the yearly consumer survey (May) and the quarterly merchant survey — ``months`` are the
+    # survey months; reminded on the 1st of the month before, so the plan is approved 20 days ahead (004 满意度调查 1).
     Duty("consumer_survey", _l("消费者满意度调查提醒"), partial(survey_reminder, kind="consumer"), at=time(9, 0),
          monthday=1, catch_up=timedelta(days=7), options={"months": list(CONSUMER_MONTHS)}),
     Duty("merchant_survey", _l("商户满意度调查提醒"), partial(survey_reminder, kind="merchant"), at=time(9, 0),

@@ -2,32 +2,40 @@
 
 Each respondent is one document in ``survey_answers``::
 
-    {_id, survey, customer, customer_name, project, token, distributed_at,
+    {_id, survey, customer, customer_name, project, token, prepared_at, sent_at, sent_by, sent_via: list|manual,
      answered_at (None until answered), channel: link|phone, entered_by, answers: {question key: value}}
 
-Distributing gives every (not archived) customer of the survey's projects a document with a random token — the
-answer link ``/s/<token>``; distributing again adds only the customers not reached yet (unique per survey and
-customer). An answer is accepted once: the write is conditional on ``answered_at`` still being empty, so a second
-submission of the same link (or a phone entry racing it) is refused.
+Preparing (``prepare_links``) gives every (not archived) customer of the survey's projects a document with a
+random token — the answer link ``/s/<token>``; preparing again adds only the customers not reached yet (unique per
+survey and customer). A link is *distributed* only once it is sent: the distribution list downloaded as XLSX
+(``distribution_list``) marks the rows it carries sent, an agent marks one row sent (``mark_sent``), and an answer
+(through the link or on the phone) shows the respondent was reached. An answer is accepted once: the write is
+conditional on ``answered_at`` still being empty, so a second submission of the same link (or a phone entry racing
+it) is refused.
 
-Rates (004 满意度调查): distribution = distributed / planned, target 100 %; return = answered / distributed,
-target the survey's ``return_target`` (≥ 70 %). When short, the gap says how many more are needed.
+Rates (004 满意度调查): distribution = sent / planned, target 100 %; return = answered / sent, target the survey's
+``return_target`` (≥ 70 %). When short, the gap says how many more are needed.
 """
 from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from io import BytesIO
 
+from openpyxl import Workbook
+from openpyxl.styles import Font
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from kefu.core.clock import utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from kefu.core.i18n import _, _l
-from kefu.org.customers import Customer
-from kefu.surveys.plans import DISTRIBUTION_TARGET, Stage, get_survey, survey_id
+from kefu.org.customers import Customer, sees_personal_data, shown
+from kefu.org.roles import Action
+from kefu.surveys.plans import DEFAULT_RETURN_TARGET, DISTRIBUTION_TARGET, Stage, get_survey, survey_id
 
 ANSWERS = "survey_answers"
 TOKEN_BYTES = 18  # 24 URL-safe characters: not guessable
@@ -44,29 +52,71 @@ def ensure_indexes() -> None:
     get_database()[ANSWERS].create_indexes(INDEXES)
 
 
-def distribute(value) -> int:
-    """Give every customer of the survey's projects not reached yet an answer link; return how many were added.
-
-    Only an approved survey is distributed (``Conflict`` otherwise)."""
-    survey = get_survey(value)
+def prepare_links(value, actor) -> int:
+    """Give every customer of the survey's projects not reached yet an answer link (prepared, not yet sent);
+    return how many were added. Only an approved survey in the actor's scope (``Conflict`` otherwise)."""
+    survey = get_survey(value, actor.access, Action.EDIT.value)
     if survey["status"] != Stage.APPROVED:
         raise Conflict(_l("调查计划批准后才能发放问卷"))
     reached = set(get_database()[ANSWERS].distinct("customer", {"survey": survey["_id"]}))
-    added = 0
+    now = utcnow()
     targets = Customer.objects(project__in=survey["projects"], archived__ne=True).only("name", "project")
-    for customer in targets.as_pymongo():
-        if customer["_id"] in reached:
-            continue
-        try:
-            get_database()[ANSWERS].insert_one({
-                "survey": survey["_id"], "customer": customer["_id"], "customer_name": customer.get("name"),
-                "project": customer.get("project"),
-                "token": secrets.token_urlsafe(TOKEN_BYTES), "distributed_at": utcnow(), "answered_at": None,
-                "channel": None, "entered_by": None, "answers": {}})
-            added += 1
-        except DuplicateKeyError:  # distributed at the same moment by someone else
-            continue
-    return added
+    documents = [{"survey": survey["_id"], "customer": customer["_id"], "customer_name": customer.get("name"),
+                  "project": customer.get("project"), "token": secrets.token_urlsafe(TOKEN_BYTES),
+                  "prepared_at": now, "sent_at": None, "answered_at": None, "channel": None, "entered_by": None,
+                  "answers": {}}
+                 for customer in targets.as_pymongo() if customer["_id"] not in reached]
+    if not documents:
+        return 0
+    try:
+        return len(get_database()[ANSWERS].insert_many(documents, ordered=False).inserted_ids)
+    except BulkWriteError as exc:  # some prepared at the same moment by someone else: the others are stored
+        return exc.details.get("nInserted", 0)
+
+
+def mark_sent(value, answer_id, actor) -> bool:
+    """Mark respondent ``answer_id`` of the survey sent by ``actor`` (the link given by SMS, WeChat …); False when
+    it was sent already. ``NotFound`` outside the actor's scope or for an unknown respondent."""
+    survey = get_survey(value, actor.access)
+    found = get_database()[ANSWERS].update_one(
+        {"_id": survey_id(answer_id), "survey": survey["_id"], "sent_at": None},
+        {"$set": {"sent_at": utcnow(), "sent_by": actor.user_id, "sent_via": "manual"}})
+    if not found.matched_count and not get_database()[ANSWERS].count_documents(
+            {"_id": survey_id(answer_id), "survey": survey["_id"]}):
+        raise NotFound(_l("受访者不存在"))
+    return bool(found.modified_count)
+
+
+def distribution_list(value, actor, link: Callable[[str], str]) -> bytes:
+    """The distribution list of the survey's unanswered respondents as XLSX (客户, 电话 — masked unless the actor
+    sees customers' personal data —, 答卷链接 ``link(token)``, 状态); the rows not sent yet are marked sent by
+    this download. Only while the survey takes answers (``Conflict`` otherwise)."""
+    survey = get_survey(value, actor.access)
+    if survey["status"] != Stage.APPROVED:
+        raise Conflict(_l("调查计划批准后才能发放问卷"))
+    rows = list(get_database()[ANSWERS].find({"survey": survey["_id"], "answered_at": None},
+                                             {"customer": 1, "customer_name": 1, "token": 1, "sent_at": 1},
+                                             sort=[("customer_name", 1), ("_id", 1)]))
+    unmasked = sees_personal_data(actor.access)
+    customers = {c.pk: c for c in Customer.objects(pk__in=[r["customer"] for r in rows]).only("phone_enc")}
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("发放名单")
+    sheet.append((_("客户"), _("电话"), _("答卷链接"), _("状态")))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        customer = customers.get(row["customer"])
+        sheet.append((row.get("customer_name"), shown(customer, "phone", unmasked) if customer else "",
+                      link(row["token"]), _("已发送") if row.get("sent_at") else _("本次发送")))
+    unsent = [row["_id"] for row in rows if not row.get("sent_at")]
+    if unsent:
+        get_database()[ANSWERS].update_many({"_id": {"$in": unsent}, "sent_at": None},
+                                            {"$set": {"sent_at": utcnow(), "sent_by": actor.user_id,
+                                                      "sent_via": "list"}})
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def by_token(token: str) -> tuple[dict, dict]:
@@ -78,6 +128,7 @@ def by_token(token: str) -> tuple[dict, dict]:
 
 
 def respondents(value, *, answered: bool | None = None, limit: int = 200) -> list[dict]:
+    # The caller has checked the survey is in the user's scope (``get_survey`` with the access).
     """The survey's respondents (``answered`` True/False: only those), by name."""
     query: dict = {"survey": survey_id(value)}
     if answered is not None:
@@ -122,18 +173,22 @@ def submit(token: str, raw: dict, *, channel: str = "link", entered_by=None) -> 
     if survey["status"] != Stage.APPROVED:
         raise Conflict(_l("本次调查已结束或尚未开始，暂不能提交"))
     answers = clean_answers(survey, raw)
-    stored = get_database()[ANSWERS].find_one_and_update(
+    now = utcnow()
+    stored = get_database()[ANSWERS].find_one_and_update(  # answered: reached, so sent (when not marked yet)
         {"_id": found["_id"], "answered_at": None},
-        {"$set": {"answers": answers, "answered_at": utcnow(), "channel": channel, "entered_by": entered_by}},
+        [{"$set": {"answers": {"$literal": answers}, "answered_at": now, "channel": channel,
+                   "entered_by": entered_by, "sent_at": {"$ifNull": ["$sent_at", now]}}}],
         return_document=ReturnDocument.AFTER)
     if stored is None:  # answered in between
         raise Conflict(_l("此问卷已提交，感谢您的参与；每份问卷只能提交一次"))
     return stored
 
 
-def token_of(value, answer_id) -> str:
-    """The token of respondent ``answer_id`` of the survey (for an agent's phone entry); ``NotFound`` otherwise."""
-    found = get_database()[ANSWERS].find_one({"_id": survey_id(answer_id), "survey": survey_id(value)})
+def token_of(value, answer_id, access) -> str:
+    """The token of respondent ``answer_id`` of the survey (for an agent's phone entry); ``NotFound`` otherwise,
+    also when the survey is outside ``access``'s scope."""
+    survey = get_survey(value, access)
+    found = get_database()[ANSWERS].find_one({"_id": survey_id(answer_id), "survey": survey["_id"]})
     if found is None:
         raise NotFound(_l("受访者不存在"))
     return found["token"]
@@ -141,9 +196,11 @@ def token_of(value, answer_id) -> str:
 
 @dataclass(frozen=True)
 class Rates:
-    """The survey's progress against its targets; a ``*_gap`` is how many more are needed (0 when reached)."""
+    """The survey's progress against its targets: ``prepared`` links, ``distributed`` (sent) ones, ``answered``
+    ones; a ``*_gap`` is how many more are needed (0 when reached)."""
 
     planned: int
+    prepared: int
     distributed: int
     answered: int
     distribution_rate: float | None
@@ -161,18 +218,43 @@ class Rates:
         return self.return_gap == 0 and self.distributed > 0
 
 
+def _counted(value) -> dict:
+    return {"$sum": {"$cond": [{"$ifNull": [value, False]}, 1, 0]}}
+
+
+def rates_of(surveys: list[dict]) -> dict:
+    """``{survey id: Rates}`` of ``surveys`` now, in two queries whatever their number (``planned``: the plan's
+    sample size, else the customers of its projects)."""
+    ids = [survey["_id"] for survey in surveys]
+    counts = {row["_id"]: row for row in get_database()[ANSWERS].aggregate([
+        {"$match": {"survey": {"$in": ids}}},
+        {"$group": {"_id": "$survey", "prepared": {"$sum": 1}, "sent": _counted("$sent_at"),
+                    "answered": _counted("$answered_at")}}])}
+    unplanned = {project for survey in surveys if not survey.get("planned") for project in survey["projects"]}
+    per_project = {}
+    if unplanned:
+        per_project = {row["_id"]: row["n"] for row in Customer._get_collection().aggregate([
+            {"$match": {"project": {"$in": list(unplanned)}, "archived": {"$ne": True}}},
+            {"$group": {"_id": "$project", "n": {"$sum": 1}}}])}
+    found = {}
+    for survey in surveys:
+        row = counts.get(survey["_id"], {})
+        planned = survey.get("planned") or sum(per_project.get(project, 0) for project in survey["projects"])
+        found[survey["_id"]] = _rates(planned, row.get("prepared", 0), row.get("sent", 0), row.get("answered", 0),
+                                      survey.get("return_target") or DEFAULT_RETURN_TARGET)
+    return found
+
+
 def rates(survey: dict) -> Rates:
-    """Distribution and return rates of ``survey`` now (``planned``: the plan's sample size, else the customers
-    of its projects)."""
-    answers = get_database()[ANSWERS]
-    distributed = answers.count_documents({"survey": survey["_id"]})
-    answered = answers.count_documents({"survey": survey["_id"], "answered_at": {"$ne": None}})
-    planned = survey.get("planned") or Customer.objects(project__in=survey["projects"], archived__ne=True).count()
-    target = survey.get("return_target") or 0.7
+    """Distribution and return rates of ``survey`` now (``rates_of`` for one)."""
+    return rates_of([survey])[survey["_id"]]
+
+
+def _rates(planned: int, prepared: int, sent: int, answered: int, target: float) -> Rates:
     return Rates(
-        planned=planned, distributed=distributed, answered=answered,
-        distribution_rate=distributed / planned if planned else None,
-        return_rate=answered / distributed if distributed else None, return_target=target,
-        distribution_gap=max(0, math.ceil(planned * DISTRIBUTION_TARGET) - distributed),
-        return_gap=max(0, math.ceil(round(distributed * target, 6)) - answered),
+        planned=planned, prepared=prepared, distributed=sent, answered=answered,
+        distribution_rate=sent / planned if planned else None,
+        return_rate=answered / sent if sent else None, return_target=target,
+        distribution_gap=max(0, math.ceil(planned * DISTRIBUTION_TARGET) - sent),
+        return_gap=max(0, math.ceil(round(sent * target, 6)) - answered),
     )

@@ -15,18 +15,20 @@ the survey's ``survey_plan`` record, created and moved here through ``kefu.recor
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
 
-from kefu.core.clock import utcnow
-from kefu.core.db import get_database
+from kefu.core.clock import aware, utcnow
+from kefu.core.db import get_database, in_transaction
 from kefu.core.errors import Conflict, NotFound, ValidationFailed
 from kefu.core.i18n import _, _l
+from kefu.org.access import NOTHING, AccessPolicy
+from kefu.org.roles import Action
 from kefu.org.structure import Project
-from kefu.records.store import get_record
+from kefu.records.store import RECORDS, get_record
 from kefu.records.write import create_record, update_record
 
 SURVEYS = "surveys"
@@ -35,6 +37,8 @@ APPROVE_DAYS_BEFORE = 20  # 004 满意度调查 1：调查前20天将调查计�
 ARCHIVE_DAYS_AFTER = 5    # 004 满意度调查 5：调查结束后5天内归档
 DEFAULT_DIMENSIONS = ("整体", "售前", "售中", "售后", "房屋质量", "物业服务")  # 000 §五; editable per survey
 DEFAULT_RETURN_TARGET = 0.7  # 004 满意度调查：问卷回收率不低于 70%
+MIN_RETURN_TARGET = 70       # … so a lower target is refused (percent)
+LIST_LIMIT = 100             # the survey list shows the latest ones
 DISTRIBUTION_TARGET = 1.0    # every planned respondent gets the questionnaire
 DEFAULT_THRESHOLD = 3.5
 KINDS = {"consumer": _l("业主/消费者"), "merchant": _l("商户")}
@@ -66,17 +70,35 @@ def survey_id(value) -> ObjectId:
         raise NotFound(_l("调查不存在")) from exc
 
 
-def get_survey(value) -> dict:
-    """The survey with id ``value``; ``NotFound`` otherwise."""
+def get_survey(value, access: AccessPolicy | None = None, action: str = Action.READ.value) -> dict:
+    """The survey with id ``value``; ``NotFound`` otherwise. With ``access``: only when the user may ``action``
+    the survey's ``survey_plan`` record — a survey is in a user's scope exactly as its plan record is (own,
+    department, all: ``kefu.org.access``); ``NotFound`` when they may not read it (no existence leak),
+    ``PermissionDenied`` when they may read but not ``action`` it."""
     found = get_database()[SURVEYS].find_one({"_id": survey_id(value)})
     if found is None:
         raise NotFound(_l("调查不存在"))
+    if access is not None:
+        access.check(get_record(PLAN_TYPE, found["plan_record"]["id"]), action)
     return found
 
 
-def list_surveys() -> list[dict]:
-    """Every survey, the latest start first."""
-    return list(get_database()[SURVEYS].find({}, sort=[("starts_on", -1), ("_id", -1)]))
+def scope_filter(access: AccessPolicy) -> dict | None:
+    """The clause selecting the surveys ``access`` may read (None: every survey): those whose plan record it may
+    read."""
+    clause = access.record_filter(PLAN_TYPE, Action.READ.value)
+    if clause is None:
+        return None
+    if clause == NOTHING:
+        return NOTHING
+    readable = get_database()[RECORDS].distinct("_id", {"type": PLAN_TYPE, **clause})
+    return {"plan_record.id": {"$in": readable}}
+
+
+def list_surveys(access: AccessPolicy, limit: int = LIST_LIMIT) -> list[dict]:
+    """The surveys ``access`` may read, the latest start first, at most ``limit``."""
+    return list(get_database()[SURVEYS].find(scope_filter(access) or {}, sort=[("starts_on", -1), ("_id", -1)],
+                                             limit=limit))
 
 
 def _date(raw, key: str, errors: dict) -> date | None:
@@ -101,6 +123,14 @@ def _number(raw, key: str, low: float, high: float, default, errors: dict, messa
         errors[key] = message
         return None
     if not low <= value <= high:
+        errors[key] = message
+        return None
+    return value
+
+
+def _whole(value, key: str, errors: dict, message: str):
+    """``value`` when it is a whole number (or None); a decimal is refused with ``message``, never truncated."""
+    if value is not None and not float(value).is_integer():
         errors[key] = message
         return None
     return value
@@ -196,6 +226,7 @@ def clean_plan(values: dict) -> dict:
     if starts and ends and ends < starts:
         errors["ends_on"] = _("结束日期不能早于开始日期")
     dimensions = parse_dimensions(values.get("dimensions"), errors)
+    planned_message = _("计划样本数须为 1 到 1000000 之间的整数")
     plan = {
         "title": title, "kind": kind,
         "purpose": str(values.get("purpose") or "").strip()[:1000],
@@ -204,10 +235,11 @@ def clean_plan(values: dict) -> dict:
         "staff": str(values.get("staff") or "").strip()[:200],
         "starts_on": starts.isoformat() if starts else None, "ends_on": ends.isoformat() if ends else None,
         "projects": _projects(values.get("projects"), errors),
-        "planned": _number(values.get("planned"), "planned", 1, 1_000_000, None, errors,
-                           _("计划样本数须为 1 到 1000000 之间的整数")),
-        "return_target": _number(values.get("return_target"), "return_target", 1, 100, DEFAULT_RETURN_TARGET * 100,
-                                 errors, _("回收率目标须为 1–100 之间的百分数")),
+        "planned": _whole(_number(values.get("planned"), "planned", 1, 1_000_000, None, errors, planned_message),
+                          "planned", errors, planned_message),
+        "return_target": _number(values.get("return_target"), "return_target", MIN_RETURN_TARGET, 100,
+                                 DEFAULT_RETURN_TARGET * 100, errors,
+                                 _("回收率目标须为 70–100 之间的百分数（004 满意度调查：不低于 70%）")),
         "threshold": _number(values.get("threshold"), "threshold", 1, 5, DEFAULT_THRESHOLD, errors,
                              _("整改阈值须在 1–5 之间，如 3.5")),
         "dimensions": dimensions,
@@ -230,54 +262,65 @@ def create_survey(values: dict, actor) -> dict:
               "approve_by": (starts - timedelta(days=APPROVE_DAYS_BEFORE)).isoformat(),
               "archive_by": (ends + timedelta(days=ARCHIVE_DAYS_AFTER)).isoformat(),
               "actions": {}, "created_at": utcnow(), "created_by": actor.user_id}
-    record = create_record(PLAN_TYPE, {
-        "title": plan["title"], "survey_kind": KIND_CHOICES[plan["kind"]], "purpose": plan["purpose"] or None,
-        "starts_on": plan["starts_on"], "ends_on": plan["ends_on"], "approve_by": survey["approve_by"],
-        "archive_by": survey["archive_by"], "survey_ref": str(survey["_id"])}, actor)
-    survey["plan_record"] = {"id": record["_id"], "number": record["number"]}
-    get_database()[SURVEYS].insert_one(survey)
-    return survey
+
+    def store() -> dict:
+        record = create_record(PLAN_TYPE, {
+            "title": plan["title"], "survey_kind": KIND_CHOICES[plan["kind"]], "purpose": plan["purpose"] or None,
+            "starts_on": plan["starts_on"], "ends_on": plan["ends_on"], "approve_by": survey["approve_by"],
+            "archive_by": survey["archive_by"], "survey_ref": str(survey["_id"])}, actor)
+        survey["plan_record"] = {"id": record["_id"], "number": record["number"]}
+        get_database()[SURVEYS].insert_one(survey)
+        return survey
+
+    return in_transaction(store)  # the plan record and the survey: both stored, or neither
 
 
 def _move(survey: dict, expected: str, stage: str, actor, stamp: dict) -> dict:
-    """Move ``survey`` from ``expected`` to ``stage`` (and its plan record along); ``Conflict`` when it is not at
-    ``expected`` any more."""
-    moved = get_database()[SURVEYS].find_one_and_update(
-        {"_id": survey["_id"], "status": expected}, {"$set": {"status": stage, **stamp}},
-        return_document=ReturnDocument.AFTER)
-    if moved is None:
-        raise Conflict(_l("调查当前为“%(stage)s”，不能执行此操作", stage=STAGE_LABELS[get_survey(survey["_id"])["status"]]))
-    record = get_record(PLAN_TYPE, survey["plan_record"]["id"])
-    update_record(PLAN_TYPE, record["_id"], {"status": PLAN_STATUS[stage]}, actor, version=record["version"])
-    return moved
+    """Move ``survey`` from ``expected`` to ``stage`` and its plan record along, in one transaction (a refused
+    record update leaves the survey where it was); ``Conflict`` when it is not at ``expected`` any more."""
+    def move() -> dict:
+        moved = get_database()[SURVEYS].find_one_and_update(
+            {"_id": survey["_id"], "status": expected}, {"$set": {"status": stage, **stamp}},
+            return_document=ReturnDocument.AFTER)
+        if moved is None:
+            now_at = get_survey(survey["_id"])["status"]
+            raise Conflict(_l("调查当前为“%(stage)s”，不能执行此操作", stage=STAGE_LABELS[now_at]))
+        record = get_record(PLAN_TYPE, survey["plan_record"]["id"])
+        update_record(PLAN_TYPE, record["_id"], {"status": PLAN_STATUS[stage]}, actor, version=record["version"])
+        return moved
+
+    return in_transaction(move)
 
 
 def approve(value, actor) -> dict:
     """Approve the plan (draft → approved): the survey may be distributed and answered; the plan record's
     approval clock is met — on time when before ``approve_by`` ends."""
-    return _move(get_survey(value), Stage.DRAFT, Stage.APPROVED, actor,
+    return _move(get_survey(value, actor.access, Action.EDIT.value), Stage.DRAFT, Stage.APPROVED, actor,
                  {"approved_at": utcnow(), "approved_by": actor.user_id})
 
 
 def close(value, actor) -> dict:
     """End the survey (approved → closed): no more answers."""
-    return _move(get_survey(value), Stage.APPROVED, Stage.CLOSED, actor, {"closed_at": utcnow()})
+    return _move(get_survey(value, actor.access, Action.EDIT.value), Stage.APPROVED, Stage.CLOSED, actor,
+                 {"closed_at": utcnow()})
 
 
 def archive(value, actor) -> dict:
     """Archive the ended survey's records (closed → archived), meeting the plan record's archive clock."""
-    return _move(get_survey(value), Stage.CLOSED, Stage.ARCHIVED, actor, {"archived_at": utcnow()})
+    return _move(get_survey(value, actor.access, Action.EDIT.value), Stage.CLOSED, Stage.ARCHIVED, actor,
+                 {"archived_at": utcnow()})
 
 
-def approval_late(survey: dict, today: date) -> bool:
-    """The plan was not approved by ``approve_by`` (still waiting after it, or approved after it)."""
-    due = date.fromisoformat(survey["approve_by"])
-    approved = survey.get("approved_at")
-    return (approved.date() if approved else today) > due
+def approval_late(survey: dict, today: date, tz: tzinfo) -> bool:
+    """The plan was not approved by ``approve_by`` (still waiting after it, or approved after it); ``today`` and
+    the moment of approval are compared as local dates in ``tz`` (``approve_by`` is a local date)."""
+    return _late(survey.get("approved_at"), survey["approve_by"], today, tz)
 
 
-def archive_late(survey: dict, today: date) -> bool:
-    """The ended survey was not archived by ``archive_by``."""
-    due = date.fromisoformat(survey["archive_by"])
-    archived = survey.get("archived_at")
-    return (archived.date() if archived else today) > due
+def archive_late(survey: dict, today: date, tz: tzinfo) -> bool:
+    """The ended survey was not archived by ``archive_by`` (local dates in ``tz``, as ``approval_late``)."""
+    return _late(survey.get("archived_at"), survey["archive_by"], today, tz)
+
+
+def _late(done_at, due: str, today: date, tz: tzinfo) -> bool:
+    return (aware(done_at).astimezone(tz).date() if done_at else today) > date.fromisoformat(due)

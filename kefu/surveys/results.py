@@ -16,8 +16,9 @@ from io import BytesIO
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from kefu.core.db import get_database
+from kefu.core.db import get_database, in_transaction
 from kefu.core.i18n import _
+from kefu.org.roles import Action
 from kefu.records.write import create_record
 from kefu.surveys.answers import ANSWERS, Rates
 from kefu.surveys.plans import KINDS, STAGE_LABELS, SURVEYS, get_survey
@@ -64,28 +65,30 @@ def low_items(survey: dict, found: dict) -> list[dict]:
 def open_actions(value, owner, deadline, actor, *, measures: str | None = None) -> list[dict]:
     """A ``corrective_action`` record for every low item of the survey that has none yet; return the records made.
 
-    ``owner``: a user (id, login or name); ``deadline``: a date. A bad owner or deadline raises the records
-    service's ``ValidationFailed`` naming the field, before anything is stored."""
-    survey = get_survey(value)
-    made = []
-    for item in low_items(survey, scores(survey)):
-        key = item["key"]
-        claimed = get_database()[SURVEYS].update_one(
-            {"_id": survey["_id"], f"actions.{key}": {"$exists": False}}, {"$set": {f"actions.{key}": None}})
-        if not claimed.modified_count:
-            continue  # opened already (or by someone else just now)
-        try:
+    ``owner``: a user (id, login or name); ``deadline``: a date. One transaction: each item is claimed on the
+    survey, its record made and noted on the survey — all of them, or (a bad owner or deadline: the records
+    service's ``ValidationFailed`` naming the field) none. ``NotFound`` outside the actor's scope."""
+    survey = get_survey(value, actor.access, Action.EDIT.value)
+
+    def open_all() -> list[dict]:
+        made = []
+        for item in low_items(survey, scores(survey)):
+            key = item["key"]
+            claimed = get_database()[SURVEYS].update_one(
+                {"_id": survey["_id"], f"actions.{key}": {"$exists": False}}, {"$set": {f"actions.{key}": None}})
+            if not claimed.modified_count:
+                continue  # opened already (or by someone else just now)
             record = create_record(ACTION_TYPE, {
                 "item": item["text"], "dimension": item["dimension"], "average_score": str(item["average"]),
                 "owner": owner, "assignee": owner, "deadline": deadline, "measures": measures or None,
                 "survey_ref": str(survey["_id"]), "survey_plan": survey["plan_record"]["number"]}, actor)
-        except Exception:
-            get_database()[SURVEYS].update_one({"_id": survey["_id"]}, {"$unset": {f"actions.{key}": ""}})
-            raise
-        get_database()[SURVEYS].update_one(
-            {"_id": survey["_id"]}, {"$set": {f"actions.{key}": {"id": record["_id"], "number": record["number"]}}})
-        made.append(record)
-    return made
+            get_database()[SURVEYS].update_one(
+                {"_id": survey["_id"]},
+                {"$set": {f"actions.{key}": {"id": record["_id"], "number": record["number"]}}})
+            made.append(record)
+        return made
+
+    return in_transaction(open_all)
 
 
 def _percent(value) -> str:
@@ -101,7 +104,8 @@ def report_xlsx(survey: dict, progress: Rates, found: dict) -> bytes:
     rows = [
         (_("调查名称"), survey["title"]), (_("调查对象"), str(KINDS[survey["kind"]])),
         (_("调查期间"), f"{survey['starts_on']} ~ {survey['ends_on']}"), (_("状态"), str(STAGE_LABELS[survey["status"]])),
-        (_("计划样本数"), progress.planned), (_("已发放"), progress.distributed), (_("已回收"), progress.answered),
+        (_("计划样本数"), progress.planned), (_("已生成链接"), progress.prepared), (_("已发放"), progress.distributed),
+        (_("已回收"), progress.answered),
         (_("发放率"), _percent(progress.distribution_rate)), (_("回收率"), _percent(progress.return_rate)),
         (_("回收率目标"), _percent(progress.return_target)), (_("整改阈值"), survey.get("threshold")),
     ]
