@@ -7,7 +7,7 @@ Thin: every write goes through ``kefu.knowledge``. Everyone signed in reads the 
 """
 from __future__ import annotations
 
-from flask import Flask, abort, flash, redirect, request, url_for
+from flask import Flask, abort, flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_login import current_user
@@ -46,6 +46,17 @@ def _keeps_knowledge() -> bool:
     return current_user.is_authenticated and current_actor().access.has(Capability.MANAGE_KNOWLEDGE.value)
 
 
+def _source(view, context, model, name) -> str:
+    """The record an entry came from (its type or number), only for a reader who may read that record: the entry
+    is everyone's, its record is not. The list page finds the readable ones in one query (``get_list``)."""
+    if model.source_id is None:
+        return ""
+    readable = g.get("knowledge_readable_sources")
+    if readable is None:
+        readable = entries.readable_sources([model.source_id], current_actor().access)
+    return (getattr(model, name) or "") if str(model.source_id) in readable else ""
+
+
 class KnowledgeView(SecureModelView):
     """``/admin/knowledgeentry/``: the entries, most used first; searched in their question, answer and
     category."""
@@ -62,9 +73,10 @@ class KnowledgeView(SecureModelView):
     column_formatters = {
         "state": lambda v, c, m, n: str(entries.STATE_LABELS.get(m.state, m.state)),
         "question": lambda v, c, m, n: m.question if len(m.question) <= 80 else m.question[:80] + "…",
+        "source_number": _source,
     }
-    column_formatters_detail = {"state": column_formatters["state"],
-                                "tags": lambda v, c, m, n: "、".join(m.tags or ())}
+    column_formatters_detail = {"state": column_formatters["state"], "source_type": _source,
+                                "source_number": _source, "tags": lambda v, c, m, n: "、".join(m.tags or ())}
     form = EntryForm
 
     @property
@@ -77,6 +89,22 @@ class KnowledgeView(SecureModelView):
 
     def is_action_allowed(self, name) -> bool:
         return _keeps_knowledge() and super().is_action_allowed(name)
+
+    def get_query(self):
+        """Everyone reads the published entries; proposed and deactivated ones only who keeps the knowledge base
+        (a proposal is an answer nobody has checked yet). The details page reads through it too (``get_one``):
+        an entry not published is, for anyone else, as if it did not exist."""
+        query = super().get_query()
+        return query if _keeps_knowledge() else query.filter(state=entries.ACTIVE)
+
+    def get_list(self, *args, **kwargs):
+        """The page's entries, with the records they came from that this reader may read (for ``_source``)."""
+        count, data = super().get_list(*args, **kwargs)
+        if kwargs.get("execute", True):
+            data = list(data)
+            g.knowledge_readable_sources = entries.readable_sources((m.source_id for m in data),
+                                                                    current_actor().access)
+        return count, data
 
     def _guard_write(self):
         if not _keeps_knowledge():
@@ -165,13 +193,17 @@ class KnowledgeView(SecureModelView):
 
 def suggest_attributes(record_type, key: str) -> dict:
     """The attributes of the input ``key`` of a record form of ``record_type``: on the type's question field, the
-    answer field's key for the suggestions script (``data-knowledge-answer``) and the words it shows; none on any
-    other."""
+    answer field's key for the suggestions script (``data-knowledge-answer``), its project field's key when it has
+    one (``data-knowledge-project``: the project typed there narrows the suggestions) and the words it shows; none
+    on any other."""
     model = knowledge_of(record_type)
     if model is None or key != model.question_field:
         return {}
-    return {"data-knowledge-answer": model.answer_field, "data-knowledge-title": _("知识库中相近的问题（点击选用其解答）"),
-            "data-knowledge-count": _("已用 {n} 次")}
+    hints = {"data-knowledge-answer": model.answer_field, "data-knowledge-title": _("知识库中相近的问题（点击选用其解答）"),
+             "data-knowledge-count": _("已用 {n} 次")}
+    if model.project_field:
+        hints["data-knowledge-project"] = model.project_field
+    return hints
 
 
 def knowledge_button(record_type, document) -> dict | None:

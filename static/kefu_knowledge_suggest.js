@@ -1,6 +1,8 @@
 // Knowledge-base suggestions (知识库): under a record form's question input (marked data-knowledge-answer by
 // admin_views.knowledge.suggest_attributes, from the type's knowledge: section), the published entries matching
-// what is typed are listed (GET /api/v1/knowledge?q=…, debounced). Choosing one fills the answer input named by
+// what is typed are listed (GET /api/v1/knowledge?q=…, debounced), narrowed to the project typed in the input
+// named by data-knowledge-project when the form has one (&project=…: entries for every project and for that one).
+// Choosing one fills the answer input named by
 // data-knowledge-answer and counts a use (POST /api/v1/knowledge/<id>/use, CSRF token from
 // <meta name="csrf-token">). The list's words come from the input's data-knowledge-* attributes (translated).
 (function () {
@@ -51,15 +53,18 @@
     box.appendChild(title);
     box.appendChild(list);
     input.parentNode.insertBefore(box, input.nextSibling);
+    var project = input.dataset.knowledgeProject ? document.getElementById(input.dataset.knowledgeProject) : null;
     var timer = null;
     var asked = 0;
-    input.addEventListener("input", function () {
+    function ask() {
       clearTimeout(timer);
       var text = input.value.trim();
       if (text.length < SHORTEST) { box.hidden = true; return; }
       timer = setTimeout(function () {
         var mine = ++asked;
-        fetch("/api/v1/knowledge?per_page=5&q=" + encodeURIComponent(text), {credentials: "same-origin"})
+        var url = "/api/v1/knowledge?per_page=5&q=" + encodeURIComponent(text);
+        if (project && project.value.trim()) { url += "&project=" + encodeURIComponent(project.value.trim()); }
+        fetch(url, {credentials: "same-origin"})
           .then(function (r) { return r.ok ? r.json() : {items: []}; })
           .then(function (body) {
             if (mine !== asked) { return; }  // an answer to an older text: a newer one is on its way
@@ -68,7 +73,9 @@
             box.hidden = body.items.length === 0;
           });
       }, WAIT_MS);
-    });
+    }
+    input.addEventListener("input", ask);
+    if (project) { project.addEventListener("change", ask); }  // another project: other entries may hold
   }
   document.querySelectorAll("[data-knowledge-answer]").forEach(attach);
 })();

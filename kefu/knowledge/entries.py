@@ -18,15 +18,17 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from mongoengine import DateTimeField, Document, IntField, ListField, ObjectIdField, ReferenceField, StringField
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from kefu.core.clock import aware, utcnow
 from kefu.core.db import get_database
 from kefu.core.errors import NotFound, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.core.validation import InvalidValue, check_typable
+from kefu.org.access import AccessPolicy
 from kefu.org.structure import Project
+from kefu.records.fields import get_field_type
 from kefu.records.search import query_grams, text_grams
+from kefu.records.store import readable_ids
 
 COLLECTION = "knowledge_entries"
 MAX_QUESTION = 500
@@ -118,16 +120,20 @@ def _tags(raw, problems: dict) -> list[str]:
     return tags
 
 
+def project_id(raw) -> ObjectId | None:
+    """The project ``raw`` names (its id, name or code, as a record's project field takes it); None when blank;
+    ``InvalidValue`` with the reason when it names none (or several)."""
+    if isinstance(raw, ObjectId):
+        raw = str(raw)
+    return get_field_type("project").clean(raw, None)
+
+
 def _project(raw, problems: dict):
-    if raw in (None, ""):
-        return None
     try:
-        project_id = raw if isinstance(raw, ObjectId) else ObjectId(str(raw))
-    except (InvalidId, TypeError):
-        project_id = None
-    if project_id is None or get_database()[Project._get_collection_name()].count_documents({"_id": project_id}, limit=1) == 0:
-        problems["project"] = _("项目不存在")
-    return project_id
+        return project_id(raw)
+    except InvalidValue as exc:
+        problems["project"] = str(exc)
+        return None
 
 
 def cleaned(values: dict) -> dict:
@@ -215,22 +221,30 @@ def entry_of_record(record_id) -> dict | None:
 def save_from_record(source: dict, values: dict, by: str, *, state: str, replace_published: bool) -> tuple[dict, bool]:
     """The entry of the record ``source`` (``{type, number, id}``) made or brought up to date with ``values``;
     ``(entry, created)``. An entry already published or deactivated is changed only when ``replace_published``
-    (a person who may keep the knowledge base); otherwise it stays as its reviewer left it and is returned as is."""
+    (a person who may keep the knowledge base); otherwise it stays as its reviewer left it and is returned as is.
+
+    Made by one upsert keyed on the record (never insert-then-catch a duplicate: inside a record's save, a write
+    error aborts the save's transaction), so two saves or clicks at once make one entry."""
+    now = utcnow()
+    document = {**_indexed(cleaned(values)), "state": state, "use_count": 0, "created_by": by, "created_at": now,
+                "updated_by": by, "updated_at": now, "source_type": source["type"], "source_number": source["number"]}
+    upserted = _collection().update_one({"source_id": source["id"]}, {"$setOnInsert": document},
+                                        upsert=True).upserted_id
+    if upserted is not None:
+        return {**document, "_id": upserted, "source_id": source["id"]}, True
     existing = entry_of_record(source["id"])
-    if existing is None:
-        try:
-            return create_entry(values, by, state=state, source=source), True
-        except DuplicateKeyError:  # made at the same moment by another click: bring that one up to date
-            existing = entry_of_record(source["id"])
     if existing["state"] != PROPOSED and not replace_published:
         return existing, False
     return update_entry(existing["_id"], values, by, state=state), False
 
 
-def search(text: str, *, limit: int = 10) -> list[tuple[dict, int]]:
+def search(text: str, *, limit: int = 10, project=None) -> list[tuple[dict, int]]:
     """Published entries matching ``text``, best first, as ``(entry, score)``: the score is how many of the query's
     character pairs the entry shares (at least a quarter of them, and one). An empty ``text`` lists the most used
-    entries (score 0). ``ValidationFailed`` (at ``q``) for a text too long or not typable."""
+    entries (score 0). ``project`` (id, name or code: the project of the record being typed): only the entries for
+    every project and those for it — an answer given for one project is no answer for another. Without it, every
+    published entry (a user's roles scope records, not projects: every project is readable to everyone).
+    ``ValidationFailed`` at ``q`` for a text too long or not typable, at ``project`` for a project not found."""
     text = (text or "").strip()
     if len(text) > MAX_QUERY:
         message = _("搜索内容不能超过 %(max)s 个字", max=MAX_QUERY)
@@ -240,6 +254,12 @@ def search(text: str, *, limit: int = 10) -> list[tuple[dict, int]]:
     except InvalidValue as exc:
         raise ValidationFailed(str(exc), {"q": str(exc)}) from None
     match: dict = {"state": ACTIVE}
+    problems: dict = {}
+    chosen = _project(project, problems)
+    if problems:
+        raise ValidationFailed(problems["project"], problems)
+    if chosen is not None:
+        match["project"] = {"$in": [None, chosen]}  # None: no project stored, or none at all
     wanted = query_grams(text)
     if not wanted:
         found = _collection().find(match, {"grams": 0}, sort=[("use_count", -1), ("updated_at", -1)], limit=limit)
@@ -263,16 +283,24 @@ def record_use(entry_id) -> dict:
     return updated
 
 
-def entry_json(entry: dict, tz) -> dict:
-    """An entry as the API answers it."""
+def readable_sources(source_ids, access: AccessPolicy) -> set[str]:
+    """Which of the entries' ``source_id`` values (None for an entry made by hand) name records ``access`` may
+    read, as strings (one query)."""
+    return readable_ids([source for source in source_ids if source is not None], access)
+
+
+def entry_json(entry: dict, tz, readable: set[str]) -> dict:
+    """An entry as the API answers it; its ``source`` (the record it came from) only when that record's id is in
+    ``readable`` (``readable_sources``), else None: an entry is read by everyone, its record is not."""
     def moment(value):
         return aware(value).astimezone(tz).isoformat() if value is not None else None
 
     project = entry.get("project")
+    source = entry.get("source_id")
     return {"id": str(entry["_id"]), "question": entry["question"], "answer": entry["answer"],
             "category": entry.get("category") or "", "tags": list(entry.get("tags") or ()),
             "project": str(project) if project is not None else None, "state": entry["state"],
             "use_count": entry.get("use_count", 0),
-            "source": ({"type": entry["source_type"], "number": entry.get("source_number"),
-                        "id": str(entry["source_id"])} if entry.get("source_id") else None),
+            "source": ({"type": entry["source_type"], "number": entry.get("source_number"), "id": str(source)}
+                       if source is not None and str(source) in readable else None),
             "updated_at": moment(entry.get("updated_at"))}
