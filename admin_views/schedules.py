@@ -20,7 +20,9 @@ from admin_views.base import AccessControlled
 from admin_views.inbox import ActionForm
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _, _l, in_user_language
+from kefu.org.customers import GRADES
 from kefu.org.roles import Capability
+from kefu.org.structure import Project
 from kefu.records.menu_groups import group_names
 from kefu.schedule import duties, timetable
 from kefu.schedule.timetable import Cadence
@@ -54,6 +56,15 @@ def schedule_form(duty, types: list, formdata=None):
         Form.holiday_greetings = BooleanField(_l("节日问候"), description=_l("法定节假日前的最后一个工作日向客户发送问候"))
     if "types" in duty.options:
         _list_fields(Form, types)
+    if "projects" in duty.options:
+        Form.projects = CheckboxesField(_l("商业项目"), description=_l("这些项目的客户档案为商户（004 沟通对象）"),
+                                        choices=[(p.code, p.name) for p in Project.objects.order_by("name")],
+                                        validate_choice=False)
+        Form.anchor_grades = CheckboxesField(_l("主力店的客户等级"), choices=[(g, g) for g in GRADES],
+                                             validate_choice=False)
+    if "months" in duty.options:
+        Form.months = CheckboxesField(_l("提醒月份"), choices=[(str(m), _("%(m)s 月", m=m)) for m in range(1, 13)],
+                                      validate_choice=False)
     if duty.pack:
         Form.enabled = BooleanField(_l("启用"))
     form = Form(formdata)
@@ -63,7 +74,8 @@ def schedule_form(duty, types: list, formdata=None):
                   "working_days": duty.working_days, "enabled": duty.enabled, **duty.options}
         for name, value in values.items():
             if hasattr(form, name):
-                getattr(form, name).data = "、".join(map(str, value)) if name == "offsets" else value
+                getattr(form, name).data = "、".join(map(str, value)) if name == "offsets" else \
+                    [str(v) for v in value] if name == "months" else value
     return form
 
 

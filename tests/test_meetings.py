@@ -147,3 +147,37 @@ def test_meeting_page_in_english(client, sign_in, db, held):
     assert "Counterpart" in fields and "Minutes" in fields and "沟通对象" not in fields and "会议纪要" not in fields
     children = html[html.index('data-child-type="meeting_item"'):]
     assert "Agreed item" in children and "Status" in children and "议定事项" not in children.split("</h5>")[0]
+
+
+def test_004_the_mall_projects_and_anchor_grades_are_chosen_on_the_schedule_screen(app, client, sign_in, db, seeded,
+                                                                                  calendar):
+    """004 沟通对象: which projects' customers are merchants, and which grades are anchor stores, is data an admin
+    picks on 定时任务 (a bad project code is refused at its field, nothing stored); the duty then runs with it."""
+    from kefu.org.customers import create_customer
+    from kefu.org.structure import Project
+    from kefu.schedule.duties import current_duty
+    from tests.conftest import csrf_token
+
+    with app.app_context():
+        mall = Project(name="湖滨·银泰", code="HBYT").save()
+        create_customer({"name": "银泰超市", "phone": "13911110001", "project": mall, "grade": "B"})
+    sign_in("admin", DEMO_PASSWORD)
+    path = "/admin/schedules/monthly_contacts/"
+    page = client.get(path).get_data(as_text=True)
+    assert "湖滨·银泰" in page and "主力店的客户等级" in page
+    form = {"csrf_token": csrf_token(client, path), "at": "09:00", "monthday": "1", "enabled": "y",
+            "projects": ["HBYT", "NOPE"], "anchor_grades": ["B"]}
+    refused = client.post(path, data=form).get_data(as_text=True)
+    assert "项目不存在：NOPE" in refused and db.duty_schedules.count_documents({"_id": "monthly_contacts"}) == 0
+
+    saved = client.post(path, data={**form, "projects": ["HBYT"]})
+
+    assert saved.status_code == 302
+    assert db.duty_schedules.find_one({"_id": "monthly_contacts"})["options"] == {"projects": ["HBYT"],
+                                                                                 "anchor_grades": ["B"]}
+    with app.app_context():
+        duty = current_duty("monthly_contacts")
+        assert duty.function(datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc), **duty.options).startswith(
+            "contacts created: 1")
+    assert db.records.find_one({"type": "meeting", "scheduled_contact.month": "2026-12"})["data"]["counterpart"] == \
+        "主力店"

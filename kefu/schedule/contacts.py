@@ -15,7 +15,7 @@ customer and project, the fixed ``values`` (沟通方式 上门访谈) and the m
 type's clock on that field makes a contact not held by then overdue on 逾期督办.
 
 Once per customer and month: each record carries ``scheduled_contact`` = {key: "<customer id>:<YYYY-MM>", month,
-counterpart}, unique in the records collection (the index is made on the first run): a second run in the same
+counterpart}, unique in the records collection (``RECORD_INDEXES``): a second run in the same
 month — a catch-up, a retry, a run after the admin moved the day — finds it and makes nothing.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import calendar as months
 import logging
 from datetime import date, datetime
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from kefu.core.db import get_database
@@ -48,10 +48,9 @@ DEFAULT_OPTIONS = {
 }
 
 
-def _ensure_index() -> None:
-    get_database()[RECORDS].create_index(
-        [(f"{SCHEDULED_CONTACT}.key", ASCENDING)], unique=True, name=SCHEDULED_CONTACT,
-        partialFilterExpression={f"{SCHEDULED_CONTACT}.key": {"$exists": True}})
+# One contact per customer and month (created with the other records indexes: kefu.runtime.storage).
+RECORD_INDEXES = [IndexModel([(f"{SCHEDULED_CONTACT}.key", ASCENDING)], unique=True, name=SCHEDULED_CONTACT,
+                             partialFilterExpression={f"{SCHEDULED_CONTACT}.key": {"$exists": True}})]
 
 
 def monthly_contacts(now: datetime, *, type: str = "meeting", projects=(), anchor_grades=("A",),
@@ -67,7 +66,6 @@ def monthly_contacts(now: datetime, *, type: str = "meeting", projects=(), ancho
     project_ids = list(Project.objects(code__in=list(projects)).scalar("id")) if projects else []
     if not project_ids:
         return "no commercial project named (option projects): nothing done"
-    _ensure_index()
     actor = system_actor()
     local = now.astimezone(actor.tz).date()
     month = f"{local:%Y-%m}"

@@ -19,6 +19,8 @@ from kefu.core.clock import utcnow
 from kefu.core.errors import ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.core.versioned_cache import NamedCache
+from kefu.org.customers import GRADES
+from kefu.org.structure import Project
 from kefu.records.types import RecordType
 
 
@@ -178,7 +180,26 @@ def _options(duty, values: dict, errors: dict) -> dict:
         options["holiday_greetings"] = bool(values.get("holiday_greetings"))
     if "types" in duty.options:
         options.update(_list_options(duty, values, errors))
+    if "projects" in duty.options:
+        options.update(_contact_options(values, errors))
+    if "months" in duty.options:
+        months = sorted({int(m) for m in values.get("months") or [] if str(m).isdigit() and 1 <= int(m) <= 12})
+        if not months:
+            errors["months"] = _("请至少选择一个月份")
+        options["months"] = months
     return options
+
+
+def _contact_options(values: dict, errors: dict) -> dict:
+    """Which projects' customers are a mall's tenants (project codes) and which grades are its anchor stores."""
+    codes = [code for code in values.get("projects") or [] if code]
+    known = set(Project.objects(code__in=codes).scalar("code")) if codes else set()
+    if set(codes) - known:
+        errors["projects"] = _("项目不存在：%(value)s", value="、".join(sorted(set(codes) - known)))
+    grades = [grade for grade in values.get("anchor_grades") or [] if grade]
+    if any(grade not in GRADES for grade in grades):
+        errors["anchor_grades"] = _("客户等级应为 %(grades)s", grades="、".join(GRADES))
+    return {"projects": codes, "anchor_grades": grades}
 
 
 def _offsets(value, errors: dict) -> list[int]:
