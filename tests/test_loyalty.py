@@ -6,10 +6,33 @@ import threading
 from datetime import timedelta
 
 import pytest
+from pymongo import monitoring
 
 from seed.demo import DEMO_PASSWORD
 
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+class FindLog(monitoring.CommandListener):
+    """The ``find`` commands sent to one database, by collection (registered at import: every app built later
+    reports to it)."""
+
+    def __init__(self):
+        self.database, self.seen = None, []
+
+    def started(self, event):
+        if event.database_name == self.database and event.command_name == "find":
+            self.seen.append(event.command["find"])
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+FINDS = FindLog()
+monitoring.register(FINDS)
 
 
 @pytest.fixture
@@ -180,3 +203,63 @@ def test_customer_list_shows_the_tier(client, sign_in, crm, db):
     found = client.get("/admin/customers/", query_string={"search": name}).get_data(as_text=True)
     assert '<td class="col-tier">' in found.replace("\n", "") or "银卡" in found
     assert "银卡" in found
+
+
+def test_customer_list_reads_the_tiers_once_per_page(client, sign_in, crm, db):
+    crm["deal"]("100")
+    sign_in("admin", DEMO_PASSWORD)
+    FINDS.database, FINDS.seen = db.name, []
+    try:
+        page = client.get("/admin/customers/").get_data(as_text=True)
+    finally:
+        FINDS.database = None
+    assert page.count('class="col-tier"') >= 20  # a full page of customers (of 200), each with its tier
+    assert FINDS.seen.count("loyalty_accounts") == 1 and FINDS.seen.count("loyalty_settings") == 1
+
+
+def test_grade_callback_key_is_unique_and_a_racing_run_makes_each_once(app, crm, db):
+    from kefu.core.clock import utcnow
+    from kefu.rules.loyalty import grade_callbacks
+
+    index = db.records.index_information()["grade_callback"]
+    assert index["unique"] and index["key"] == [("grade_callback.key", 1)]
+    db.customers.update_many({}, {"$set": {"grade": "X"}})  # no frequency: left alone
+    chosen = [c["_id"] for c in db.customers.find({"archived": {"$ne": True}}, {"_id": 1}).limit(6)]
+    db.customers.update_many({"_id": {"$in": chosen}}, {"$set": {"grade": "A"}})
+    now, outcomes, barrier = utcnow(), [], threading.Barrier(2)
+
+    def run():
+        with app.test_request_context():
+            barrier.wait()
+            try:
+                outcomes.append(grade_callbacks(now))
+            except Exception as exc:  # noqa: BLE001 - a duplicate key escaping the duty is the failure shown
+                outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(o.startswith("grade callbacks created") and o.endswith("failed: 0") for o in outcomes), outcomes
+    made = sorted(d["customer"] for d in db.records.find({"grade_callback": {"$exists": True}}, {"customer": 1}))
+    assert made == sorted(chosen)
+    assert sum(int(re.search(r"created: (\d+)", o).group(1)) for o in outcomes) == 6
+
+
+def test_history_links_only_deals_the_reader_may_read(app, client, sign_in, crm, db, make_user):
+    from tests.conftest import csrf_token
+
+    record = crm["deal"]("100")
+    link = f"/admin/records/deal/details/?id={record['_id']}"
+    # An agent of another department keeps the archive but may not read the centre's deal: the number, no link.
+    make_user("engineer_agent", role="agent", department="工程部")
+    sign_in("engineer_agent")
+    response = client.get(f"/admin/customers/{crm['customer']}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and f"成交 {record['number']}" in page and link not in page
+    assert db.points_entries.find_one({"customer": crm["customer"]})["record"]["id"] == record["_id"]
+    admin = app.test_client()
+    admin.post("/login", data={"username": "admin", "password": DEMO_PASSWORD,
+                               "csrf_token": csrf_token(admin, "/login")})
+    assert link in admin.get(f"/admin/customers/{crm['customer']}").get_data(as_text=True)

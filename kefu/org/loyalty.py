@@ -15,7 +15,9 @@ Each customer has one account (``loyalty_accounts``, ``_id`` = the customer's id
 entry of the ledger (``points_entries``: ``points`` +/-, ``reason``, ``record`` link, ``by``, ``at``, ``kind``), written
 with the account in one transaction. A redemption is a conditional update (``balance >= points``): two concurrent
 redemptions cannot overdraw. A reversed deal may leave the balance negative (the points were spent already): it is
-then shown as owed, and nothing can be redeemed until it is positive again.
+then shown as owed, and nothing can be redeemed until it is positive again. Merging two archives moves the ledger
+and adds the removed customer's account to the kept one (``merge_accounts``); an archived or merged customer
+redeems nothing.
 """
 from __future__ import annotations
 
@@ -240,11 +242,36 @@ def _apply(customer_id, entry: dict, deals: int = 0) -> dict:
         {"$inc": {"balance": entry["points"], "deals": deals, "amount_cents": entry["amount_cents"] * deals},
          "$set": {"updated_at": entry["at"]}},
         upsert=True, return_document=True)
+    return _retier(account, entry["at"])
+
+
+def _retier(account: dict, at) -> dict:
+    """Store the tier ``account``'s deals and amount reach now (in the transaction in progress); return it after."""
     tier = tier_for(account.get("deals", 0), account.get("amount_cents", 0), settings()["tiers"])
     if tier != account.get("tier"):
-        database[ACCOUNTS].update_one({"_id": customer_id}, {"$set": {"tier": tier, "tier_at": entry["at"]}})
+        get_database()[ACCOUNTS].update_one({"_id": account["_id"]}, {"$set": {"tier": tier, "tier_at": at}})
         account["tier"] = tier
     return account
+
+
+def merge_accounts(removed_id, kept_id) -> int:
+    """Move the membership of the archive ``removed_id`` to ``kept_id`` (a customer merge,
+    ``kefu.insight.customer_merge``): every ledger entry of the removed customer now names the kept one
+    (``merged_from`` says whose it was), the removed account's balance, deals and amount are added to the kept
+    account, whose tier is recomputed, and the removed account is deleted. Joins the transaction in progress;
+    return how many ledger entries moved."""
+    database, now = get_database(), utcnow()
+    moved = database[LEDGER].update_many({"customer": removed_id},
+                                         {"$set": {"customer": kept_id, "merged_from": removed_id}}).modified_count
+    removed = database[ACCOUNTS].find_one_and_delete({"_id": removed_id})
+    if removed is not None:
+        account = database[ACCOUNTS].find_one_and_update(
+            {"_id": kept_id},
+            {"$inc": {"balance": removed.get("balance", 0), "deals": removed.get("deals", 0),
+                      "amount_cents": removed.get("amount_cents", 0)}, "$set": {"updated_at": now}},
+            upsert=True, return_document=True)
+        _retier(account, now)
+    return moved
 
 
 def grant_deal(customer_id, record: dict, completed_key: str, points: int, amount_cents: int, by=None) -> bool:
@@ -311,12 +338,19 @@ def redeem(customer_id, points, reason, by=None) -> dict:
 
 def redeem_for(customer_id, points, reason, access, user_id=None) -> dict:
     """The 兑换 use-case: ``PermissionDenied`` without ``manage_customers``, ``NotFound`` for an unknown customer,
-    then :func:`redeem`; return :func:`account_of` after."""
+    ``ValidationFailed`` at ``customer`` for an archived or merged one, then :func:`redeem`; return
+    :func:`account_of` after."""
     if not access.has(Capability.MANAGE_CUSTOMERS.value):
         raise PermissionDenied(_l("您的角色不能为客户兑换积分"))
     wanted = ObjectId(customer_id) if ObjectId.is_valid(str(customer_id)) else None
-    if wanted is None or not Customer.objects(pk=wanted).only("id").first():
+    customer = Customer.objects(pk=wanted).only("name", "archived", "merged_into").first() if wanted else None
+    if customer is None:
         raise NotFound(_l("客户“%(id)s”不存在", id=str(customer_id)[:40]))
+    if customer.archived:
+        # A merged archive's points moved with it (``merge_accounts``); an archived one is no longer served.
+        message = str(_l("客户“%(name)s”已合并到其他档案，请在保留的档案中兑换", name=customer.name)
+                      if customer.merged_into else _l("客户“%(name)s”已归档，不能兑换积分", name=customer.name))
+        raise ValidationFailed(message, {"customer": message})
     redeem(wanted, points, reason, by=user_id)
     return account_of(wanted)
 

@@ -17,6 +17,8 @@ without a customer earns nothing (said on its timeline).
 ``grade_callbacks`` is the scheduled duty (``kefu.schedule.duties``): for each grade the settings give a frequency,
 it creates one callback record (the settings' type, by default the developer pack's ``callback``) for each customer
 of that grade whose last callback of that type is at least ``every_days`` old, with the grade's script copied in.
+Each carries ``grade_callback.key`` = ``<customer>:<grade>:<day>``, unique in the records collection
+(``RECORD_INDEXES``): a run racing another the same day makes each callback once.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from pydantic import Field
+from pymongo import ASCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from kefu.core.clock import aware
 from kefu.core.db import get_database
@@ -43,6 +47,10 @@ from kefu.rules.shapes import NUMBERS, Name, NonNegative, picker
 
 log = logging.getLogger(__name__)
 TEXT_TYPES = ("text", "textarea")
+GRADE_CALLBACK = "grade_callback"
+# One grade callback per customer, grade and day (created with the other records indexes: kefu.runtime.storage).
+RECORD_INDEXES = [IndexModel([(f"{GRADE_CALLBACK}.key", ASCENDING)], unique=True, name=GRADE_CALLBACK,
+                             partialFilterExpression={f"{GRADE_CALLBACK}.key": {"$exists": True}})]
 
 
 class Points(SectionModel):
@@ -165,14 +173,15 @@ def grade_callbacks(now: datetime) -> str:
     """Create the callbacks customers' grades call for at ``now`` (see the module docstring); return what was done.
 
     Once per period: a customer whose latest callback is younger than their grade's ``every_days`` is left alone,
-    and each callback made here carries the key ``<customer>:<grade>:<day>`` (a second run the same day finds it)."""
+    and each callback made here carries the key ``<customer>:<grade>:<day>`` (a second run the same day finds it; one
+    racing this run is stopped by the key's unique index and counted as already made)."""
     current = loyalty.settings()
     callback = current["callback"]
     try:
         target = get_record_type(callback["type"])
     except NotFound:
         return f"callback type {callback['type']!r} not found: nothing done"
-    actor, created, failed = system_actor(), 0, 0
+    actor, created, existing, failed = system_actor(), 0, 0, 0
     for grade, rule in current["grades"].items():
         if not rule.get("every_days"):
             continue
@@ -184,12 +193,17 @@ def grade_callbacks(now: datetime) -> str:
             if customer["_id"] in last and aware(last[customer["_id"]]) > cutoff:
                 continue
             key = f"{customer['_id']}:{grade}:{now.astimezone(actor.tz):%Y-%m-%d}"
-            if get_database()[RECORDS].find_one({"grade_callback.key": key}, {"_id": 1}) is not None:
+            # Checked first so that the usual case takes no record number (numbers are taken outside the transaction).
+            if get_database()[RECORDS].find_one({f"{GRADE_CALLBACK}.key": key}, {"_id": 1}) is not None:
+                existing += 1
                 continue
             try:
                 made = create_record(target.key, _values(target, callback, customer, grade, rule["script"]), actor,
-                                     extra={"grade_callback": {"key": key, "grade": grade, "script": rule["script"],
-                                                               "every_days": rule["every_days"], "at": now}})
+                                     extra={GRADE_CALLBACK: {"key": key, "grade": grade, "script": rule["script"],
+                                                             "every_days": rule["every_days"], "at": now}})
+            except DuplicateKeyError:  # made at the same moment by another run
+                existing += 1
+                continue
             except DomainError as exc:
                 failed += 1
                 log.warning("grade callback for customer %s not created: %s", customer["_id"], exc)
@@ -198,4 +212,4 @@ def grade_callbacks(now: datetime) -> str:
             if rule["script"]:
                 record_event(target.key, made["_id"], "callback", actor,
                              text=str(_l("%(grade)s 类客户回访话术：%(script)s", grade=grade, script=rule["script"])))
-    return f"grade callbacks created: {created}; failed: {failed}"
+    return f"grade callbacks created: {created}; already made: {existing}; failed: {failed}"

@@ -16,13 +16,16 @@ from kefu.org.roles import AccessRole, ensure_shipped_roles
 from kefu.records.attachments import ensure_attachment_indexes
 from kefu.records.indexes import ensure_record_indexes
 from kefu.rules import callbacks, sla, spawn
+from kefu.rules.loyalty import RECORD_INDEXES as GRADE_CALLBACK_INDEXES
+from kefu.schedule import contacts
 from kefu.schedule.duties import DutyRun
 from kefu.surveys import answers as survey_answers
 
 # Indexes of the records collection declared outside the records area, by the module whose queries use them.
 DECLARED_RECORD_INDEXES = (*sla.RECORD_INDEXES, *callbacks.RECORD_INDEXES, *reminders.RECORD_INDEXES,
                            *overdue.RECORD_INDEXES, *dashboard.RECORD_INDEXES, *imports_targets.RECORD_INDEXES,
-                           *spawn.RECORD_INDEXES)
+                           *spawn.RECORD_INDEXES, *contacts.RECORD_INDEXES,
+                           *GRADE_CALLBACK_INDEXES)
 
 
 def ensure_collections() -> None:
