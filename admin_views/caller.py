@@ -1,8 +1,10 @@
-"""来电弹屏: ``/admin/caller/?phone=<number>``, the page a softphone or call-centre system opens on an incoming call.
+"""来电弹屏: ``/admin/caller/?phone=<number>``, the page a softphone or call-centre system opens on an incoming call
+(or ``?unit=3幢2单元1201``: an agent asking "which unit?").
 
-A known number shows each customer's card, their open records with deadlines (overdue in red), the last contacts
-and buttons that start a record prefilled with the customer; an unknown one a 新来电 card with a button to register
-the customer with the number filled in. The record types offered are data: those the user may create that take a
+A known number (unit) shows each customer's card, their open records with deadlines (overdue in red), their last
+contacts (回访 with a recorded result: ``kefu.insight.customer_archive.last_contacts``) and buttons that start a record
+prefilled with the customer, with a link to the 360° archive for roles that may open it; an unknown one a 新来电
+card with a button to register the customer with the number filled in. The record types offered are data: those the user may create that take a
 caller's phone number (a sensitive ``phone`` field), in menu order — the first ``MAIN_BUTTONS`` as buttons, the
 rest in a menu. The number is in the URL because call-centre systems open it so; no log keeps the query string
 (``kefu.runtime.launcher.ACCESS_LOG_FORMAT``)."""
@@ -63,26 +65,27 @@ class CallerView(AccessControlled, BaseView):
 
     @expose("/")
     def index(self):
-        phone = (request.args.get("phone") or "").strip()
+        phone, unit = ((request.args.get(name) or "").strip() for name in ("phone", "unit"))
         actor = current_actor()
-        problem, found = None, {"customers": [], "records": []}
-        if not phone:
-            problem = _l("请在网址中提供来电号码：?phone=…")
+        problem, found = None, {"customers": [], "records": [], "contacts": []}
+        if not phone and not unit:
+            problem = _l("请在网址中提供来电号码或户位：?phone=… 或 ?unit=3幢2单元1201")
         else:
             try:
-                found = customer_archive.lookup(phone, actor)
+                found = customer_archive.lookup(actor, phone=phone, unit=unit)
             except PermissionDenied as exc:
                 abort(403, str(exc.message))
             except DomainError as exc:
                 problem = exc.message
         types = intake_types(actor.access)
-        cards = []
-        for customer in found["customers"]:
-            mine = [r for r in found["records"] if r["customer"] == customer["id"]]
-            cards.append({"customer": customer, "open": [r for r in mine if r["open"]],
-                          "recent": mine[:customer_archive.LAST_CONTACTS], "links": start_links(customer, types)})
+        cards = [{"customer": customer, "links": start_links(customer, types),
+                  "open": [r for r in found["records"] if r["customer"] == customer["id"] and r["open"]],
+                  "contacts": [r for r in found["contacts"] if r["customer"] == customer["id"]]}
+                 for customer in found["customers"]]
         unlinked = [r for r in found["records"] if r["customer"] not in {c["id"] for c in found["customers"]}]
-        return self.render("admin/caller.html", phone_given=bool(phone), problem=problem, cards=cards,
+        may_create = actor.access.has(Capability.MANAGE_CUSTOMERS.value) and not problem
+        return self.render("admin/caller.html", phone_given=bool(phone or unit), problem=problem, cards=cards,
                            unlinked=unlinked, main_buttons=MAIN_BUTTONS, sla_states=STATE_LABELS,
-                           new_customer_url=url_for("customers.create_view", phone=phone) if phone and not problem
-                           else None)
+                           archive_links=customer_archive.may_read_archive(actor.access),
+                           new_customer_url=url_for("customers.create_view", **({"phone": phone} if phone else {}))
+                           if may_create else None)

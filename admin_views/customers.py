@@ -9,7 +9,7 @@ the blind index (counted like every phone lookup). Customers are never deleted: 
 from __future__ import annotations
 
 from bson import ObjectId
-from flask import abort, flash, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.form import SecureForm
@@ -20,7 +20,7 @@ from wtforms.validators import Length, Optional
 from markupsafe import Markup, escape
 
 from admin_views.base import SecureModelView
-from kefu.core.errors import DomainError, NotFound, PermissionDenied
+from kefu.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from kefu.core.i18n import _, _l
 from kefu.insight import customer_archive
 from kefu.insight.customer_merge import merge_customers
@@ -65,8 +65,11 @@ def _archive_link(view, context, model, name) -> Markup:
 
 
 def _tier(view, context, model, name) -> str:
-    """The customer's membership tier (``kefu.org.loyalty``)."""
-    return loyalty.tiers_of([model.pk])[model.pk] or ""
+    """The customer's membership tier (``kefu.org.loyalty``): from the page's tiers, read once by ``get_list``."""
+    tiers = getattr(g, "kefu_customer_tiers", None)
+    if tiers is None or model.pk not in tiers:
+        tiers = loyalty.tiers_of([model.pk])
+    return tiers[model.pk] or ""
 
 
 def _personal_input(label, max_length: int):
@@ -105,7 +108,12 @@ class CustomerView(SecureModelView):
         if not any(isinstance(self._filters[index], ArchiveStateFilter) for index, _name, _value in filters):
             index = next(i for i, flt in enumerate(self._filters) if isinstance(flt, ArchiveStateFilter))
             filters.append((index, "", ArchiveStateFilter.IN_ARCHIVE))
-        return super().get_list(page, sort_column, sort_desc, search, filters, execute, page_size)
+        count, found = super().get_list(page, sort_column, sort_desc, search, filters, execute, page_size)
+        if execute:
+            # The tier column of the whole page in one query (and the settings read once), not one per row.
+            found = list(found)
+            g.kefu_customer_tiers = loyalty.tiers_of([model.pk for model in found])
+        return count, found
 
     def _search(self, query, search_term):
         if not customers.looks_like_phone(search_term):
@@ -123,16 +131,21 @@ class CustomerView(SecureModelView):
     @expose("/<customer_id>")
     def archive_view(self, customer_id):
         """一户一档: the customer's card and every record of every type linked to them that the user may read,
-        newest first (``kefu.insight.customer_archive``); 404 page naming the id when it names nobody."""
+        newest first (``kefu.insight.customer_archive``; ``?type=`` one type's only, linked from the counts); 404
+        page naming the id when it names nobody; an unknown type: a message and the whole timeline."""
+        type_key = request.args.get("type") or None
         try:
-            archive = customer_archive.archive(customer_id, current_actor())
+            archive = customer_archive.archive(customer_id, current_actor(), type_key=type_key)
         except NotFound as exc:
             abort(404, str(exc.message))
         except PermissionDenied as exc:
             abort(403, str(exc.message))
+        except ValidationFailed as exc:
+            flash(str(exc.message), "error")
+            return redirect(url_for(".archive_view", customer_id=customer_id))
         may_redeem = current_actor().access.has(Capability.MANAGE_CUSTOMERS.value)
         return self.render("admin/customer_archive.html", archive=archive, names=customer_archive.type_names(),
-                           sla_states=STATE_LABELS, may_edit=self.can_edit,
+                           sla_states=STATE_LABELS, type_key=type_key, shown_limit=customer_archive.TIMELINE_LIMIT, may_edit=self.can_edit,
                            redeem_form=SecureForm() if may_redeem else None)
 
     # -- forms: personal data masked, written through the services -----------------------------------------

@@ -17,8 +17,7 @@ from flask_wtf.csrf import CSRFError
 from admin_views.base import AccessControlled
 from kefu.core.errors import DomainError
 from kefu.core.i18n import _
-from kefu.insight import search_all
-from kefu.org.roles import Capability
+from kefu.insight import customer_archive, search_all
 from web.actor import current_actor
 
 
@@ -52,7 +51,7 @@ class SearchView(AccessControlled, BaseView):
                            groups=self._groups(result, text.strip() if linkable else None),
                            read_as=[search_all.READ_AS_LABELS[kind] for kind in (result.read_as if result else ())],
                            tz=ZoneInfo(current_app.config["KEFU_TIMEZONE"]),
-                           customer_links=current_actor().access.has(Capability.MANAGE_CUSTOMERS.value))
+                           customer_links=customer_archive.may_read_archive(current_actor().access))
 
     @staticmethod
     def _groups(result, list_search: str | None) -> list[dict]:

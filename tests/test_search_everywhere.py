@@ -157,3 +157,27 @@ def test_the_navbar_box_posts_and_the_page_links_without_the_phone(client, sign_
     assert client.get("/locale/en?next=/admin/").status_code == 302
     english = client.get(f"/admin/search/?q={NAME}").get_data(as_text=True)
     assert "Complaint" in english and world["mine"]["number"] in english
+
+
+def test_a_busy_unit_keeps_every_readable_record_and_counts_each_type(app, client, db, world):
+    """工程部 registered 120 complaints naming the unit (linked to nobody) before the demo agent registered one:
+    the agent's is found and counted, the admin's count stops at the cap."""
+    from kefu.org.users import User
+    from kefu.records.actor import user_actor
+    from kefu.records.write import create_record
+
+    stored = db.records.find_one({"_id": world["theirs"]["_id"]})
+    stored.pop("customer")
+    db.records.insert_many([{**stored, "_id": ObjectId(), "number": f"{stored['number']}-{i:03d}"}
+                            for i in range(120)])
+    with app.test_request_context():
+        values = {"channel": ["来电"], "project": str(stored["data"]["project"]), "unit": world["unit"], "owner_name": "路人",
+                  "phone": "13700003333", "content": "楼道灯不亮", "category": "工程质量"}
+        late = create_record("complaint", values, user_actor(User.objects(username="agent").first()))
+    assert db.records.count_documents({"data.unit": ObjectId(world["unit"])}) == 123
+
+    as_agent = _groups(client.post("/api/v1/search", headers=token_headers(client, "agent"), json={"q": "3-2-1201"}))
+    assert _numbers(as_agent) == {world["mine"]["number"], late["number"]}
+    assert as_agent["complaint"]["total"] == 2 and as_agent["complaint"]["exact"] is True
+    as_admin = _groups(client.post("/api/v1/search", headers=token_headers(client, "admin"), json={"q": "3-2-1201"}))
+    assert as_admin["complaint"]["total"] == 100 and as_admin["complaint"]["exact"] is False

@@ -3,9 +3,17 @@ the caller lookup (来电弹屏: who is calling, and what of theirs is open).
 
 A record belongs to a customer through its core field ``customer`` (``kefu.records.core_fields``); the caller lookup
 also finds the records that carry the caller's number in a sensitive phone field (their blind index, under every key
-of the ring), so a complaint registered before the caller had an archive is found too. Every read stays within what
-the reader may read (``kefu.insight.scope.readable_filter``) and shows personal data masked unless their roles
-unmask it (customers: ``view_customer_pii``; records' own fields are not returned here).
+of the ring), or, looked up by unit, that name the unit in a unit field — so a complaint registered before the caller
+had an archive is found too. Every read stays within what the reader may read
+(``kefu.insight.scope.readable_filter``) and shows personal data masked unless their roles unmask it (customers:
+``view_customer_pii``; records' own fields are not returned here, but for a contact's result).
+
+Who may read what: the archive (any customer by id, their whole timeline) is for the roles that keep it
+(``manage_customers``); a role that may only look customers up (``lookup_customers``) sees the caller's card through
+the lookup, which is counted (``kefu.org.customers``) whether it is by phone or by unit.
+
+The last contacts (最近联系) are data: the records of the types that some type's ``callback:`` section creates
+(``kefu.rules.callbacks``) whose result field is filled in — a call made to the customer and answered.
 
 Membership tier and points balance come from ``kefu.org.loyalty`` (the archive adds the points history).
 """
@@ -28,19 +36,23 @@ from kefu.records.actor import Actor
 from kefu.records.store import RECORDS, object_id
 from kefu.records.types import get_record_type, type_summaries
 from kefu.records.values import blind_index_text
-from kefu.rules import sla
+from kefu.insight.search_all import unit_paths
+from kefu.org.unit_text import find_units, parse_unit_text
+from kefu.rules import callbacks, sla
 
-TIMELINE_LIMIT = 200  # the archive's timeline: the newest this many records (a customer rarely has more)
+TIMELINE_LIMIT = 200  # the archive's timeline: the newest this many records (``total`` says how many in all)
 LOOKUP_RECORD_LIMIT = 50
-LAST_CONTACTS = 5
+LAST_CONTACTS = 5  # per customer
 SUMMARY_PROJECTION = dict.fromkeys(("type", "number", "status", "customer", "created_at", "updated_at", "closed_at",
                                     "sla", "sla_open", "sla_due"), 1)
 PHONE_FIELD_TYPE = "phone"
 
 
 def may_read_archive(access: AccessPolicy) -> bool:
-    """Whether ``access`` may open customers' archives: the roles that keep or look up the archive."""
-    return access.has(Capability.MANAGE_CUSTOMERS.value) or access.has(Capability.LOOKUP_CUSTOMERS.value)
+    """Whether ``access`` may open customers' archives (any customer by id, the admin page and the API alike): the
+    roles that keep the archive. Looking a caller up is not enough: that role sees the card the counted lookup
+    returns, and nothing by id."""
+    return access.has(Capability.MANAGE_CUSTOMERS.value)
 
 
 def get_customer(customer_id, access: AccessPolicy) -> customers.Customer:
@@ -116,54 +128,136 @@ def _phone_clauses(phone: str, actor: Actor) -> list[dict]:
     return clauses
 
 
-def linked_records(customer_ids, actor: Actor, *, phone: str | None = None, limit: int = TIMELINE_LIMIT) -> list[dict]:
-    """The stored records (summary keys only) linked to any of ``customer_ids`` — or, with ``phone`` (canonical),
-    carrying it in a sensitive phone field — that ``actor`` may read, newest registration first."""
-    keys = [summary["key"] for summary in type_summaries()]
+def _linked_query(customer_ids, actor: Actor, *, phone: str | None = None, unit_ids=(),
+                  type_key: str | None = None) -> dict | None:
+    """The query of the records linked to any of ``customer_ids`` — or carrying ``phone`` (canonical) in a sensitive
+    phone field, or naming one of ``unit_ids`` in a unit field — that ``actor`` may read (of ``type_key`` only, when
+    given); None when nothing can match."""
+    keys = [type_key] if type_key else [summary["key"] for summary in type_summaries()]
     branches: list[dict] = []
     if customer_ids:
         # "type" first: the index type_customer serves one branch per type.
         branches.append({"type": {"$in": keys}, "customer": {"$in": list(customer_ids)}})
     if phone:
-        branches.extend(_phone_clauses(phone, actor))
+        branches.extend(clause for clause in _phone_clauses(phone, actor) if clause["type"] in keys)
+    if unit_ids:
+        branches.extend({"type": key, path: {"$in": list(unit_ids)}}
+                        for key, paths in unit_paths().items() if key in keys for path in paths)
     scope = readable_filter(actor.access)
     if not branches or scope == NOTHING:
-        return []
+        return None
     wanted = branches[0] if len(branches) == 1 else {"$or": branches}
-    query = wanted if scope is None else {"$and": [scope, wanted]}
+    return wanted if scope is None else {"$and": [scope, wanted]}
+
+
+def linked_records(customer_ids, actor: Actor, *, phone: str | None = None, unit_ids=(), type_key: str | None = None,
+                   limit: int = TIMELINE_LIMIT) -> list[dict]:
+    """The stored records (summary keys only) of :func:`_linked_query`, newest registration first."""
+    query = _linked_query(customer_ids, actor, phone=phone, unit_ids=unit_ids, type_key=type_key)
+    if query is None:
+        return []
     return list(get_database()[RECORDS].find(query, SUMMARY_PROJECTION,
                                              sort=[("created_at", DESCENDING), ("_id", DESCENDING)], limit=limit))
 
 
+def linked_counts(customer_ids, actor: Actor) -> dict[str, int]:
+    """``{type key: n}``: how many records of each type are linked to ``customer_ids`` that ``actor`` may read (all
+    of them, not only the timeline's newest)."""
+    query = _linked_query(customer_ids, actor)
+    if query is None:
+        return {}
+    found = get_database()[RECORDS].aggregate([{"$match": query}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}])
+    return {answer["_id"]: answer["n"] for answer in found}
+
+
+def contact_types() -> dict[str, str]:
+    """``{type key: its result field}`` of the types some active type's ``callback:`` section creates: the
+    records that are contacts with the customer (data, not a list of keys)."""
+    found = {}
+    for summary in type_summaries():
+        rule = callbacks.rules_of(get_record_type(summary["key"], active_only=False))
+        if rule is not None:
+            found[rule.type] = rule.result_field
+    return found
+
+
+def last_contacts(customer_ids, actor: Actor, now: datetime, names: dict) -> list[dict]:
+    """The contacts (:func:`contact_types` records with their result filled in) linked to ``customer_ids`` that
+    ``actor`` may read, newest first — at most ``LAST_CONTACTS`` per customer; each a record summary with its
+    ``result``."""
+    types = contact_types()
+    scope = readable_filter(actor.access)
+    if not customer_ids or not types or scope == NOTHING:
+        return []
+    branches = [{"type": key, "customer": {"$in": list(customer_ids)}, f"data.{field}": {"$nin": [None, "", []]}}
+                for key, field in types.items()]
+    wanted = branches[0] if len(branches) == 1 else {"$or": branches}
+    query = wanted if scope is None else {"$and": [scope, wanted]}
+    projection = {**SUMMARY_PROJECTION, **{f"data.{field}": 1 for field in set(types.values())}}
+    shown, per_customer = [], {}
+    for document in get_database()[RECORDS].find(query, projection, sort=[("created_at", DESCENDING), ("_id", DESCENDING)],
+                                                 limit=LAST_CONTACTS * len(customer_ids)):
+        if per_customer.setdefault(document["customer"], 0) < LAST_CONTACTS:
+            per_customer[document["customer"]] += 1
+            result = (document.get("data") or {}).get(types[document["type"]])
+            shown.append({**record_summary(document, names, now, actor.tz), "result": result})
+    return shown
+
+
 # -- the archive and the lookup ---------------------------------------------------------------------------------
 
-def archive(customer_id, actor: Actor) -> dict:
-    """The 360° archive: ``{"customer": customer_json, "timeline": [record_summary …] newest first, "open": [the
-    open ones], "counts": {type key: n}}``. Raises like :func:`get_customer`."""
+def archive(customer_id, actor: Actor, *, type_key: str | None = None) -> dict:
+    """The 360° archive: ``{"customer": customer_json, "timeline": [record_summary …] the newest
+    ``TIMELINE_LIMIT`` (of ``type_key`` only, when given), "total": how many the timeline would hold without the
+    limit, "open": [the timeline's open ones], "counts": {type key: n, every linked record}}``. Raises like
+    :func:`get_customer`, and ``ValidationFailed`` for an unknown ``type_key``."""
     customer = get_customer(customer_id, actor.access)
     now, names = utcnow(), type_names()
-    timeline = [record_summary(d, names, now, actor.tz) for d in linked_records([customer.pk], actor)]
-    counts: dict[str, int] = {}
-    for item in timeline:
-        counts[item["type"]] = counts.get(item["type"], 0) + 1
+    if type_key is not None and type_key not in names:
+        problem = _l("没有这种记录类型")
+        raise ValidationFailed(_l("记录类型“%(key)s”：%(problem)s", key=type_key[:40], problem=problem), {"type": problem})
+    timeline = [record_summary(d, names, now, actor.tz)
+                for d in linked_records([customer.pk], actor, type_key=type_key)]
+    counts = linked_counts([customer.pk], actor)
     return {"customer": customer_json(customer, actor.access, actor.tz), "timeline": timeline,
+            "total": counts.get(type_key, 0) if type_key else sum(counts.values()),
             "open": [item for item in timeline if item["open"]], "counts": counts,
             "points_history": loyalty.history(customer.pk, actor.tz)}
 
 
-def lookup(phone: str, actor: Actor) -> dict:
-    """The caller lookup for ``phone`` (any typed form): ``{"customers": [customer_json …], "records":
-    [record_summary …] newest first}`` — the customers with that exact number (``kefu.org.customers.find_by_phone``:
-    only for roles with ``lookup_customers``, counted), and the records the actor may read that are linked to them
-    or carry the number. ``ValidationFailed`` for text that is not a phone number; ``PermissionDenied`` /
-    ``LookupLimited`` from the lookup."""
+def _caller(actor: Actor, phone, unit) -> tuple[list, str | None, list]:
+    """The customers a lookup names (archived ones last), the canonical phone and the unit ids; ``ValidationFailed``
+    naming ``phone`` or ``unit`` for text that is neither, ``PermissionDenied`` / ``LookupLimited`` from the
+    counted lookup."""
+    phone, unit = (phone or "").strip(), (unit or "").strip()
+    if unit and not phone:
+        if parse_unit_text(unit) is None:
+            problem = _l("不是户位，请写作 3幢2单元1201 或 3-2-1201")
+            raise ValidationFailed(_l("户位：%(problem)s", problem=problem), {"unit": problem})
+        if not actor.access.has(Capability.LOOKUP_CUSTOMERS.value):
+            raise PermissionDenied(_l("您的角色不能查找客户"))
+        customers.count_lookup(actor.user_id)  # counted as a phone lookup: a unit names customers too
+        unit_ids = [named.pk for named in find_units(unit)]
+        found = list(customers.Customer.objects(unit__in=unit_ids).limit(customers.MAX_MATCHES)) if unit_ids else []
+        return sorted(found, key=lambda c: bool(c.archived)), None, unit_ids
     try:
-        canonical = normalize_phone((phone or "").strip())
+        canonical = normalize_phone(phone)
     except InvalidValue as exc:
         raise ValidationFailed(_l("电话号码：%(problem)s", problem=str(exc)), {"phone": str(exc)}) from None
     found = customers.find_by_phone(canonical, actor.access, actor.user_id, archived=True)
-    found.sort(key=lambda c: bool(c.archived))  # a merged or archived archive after the live ones
+    return sorted(found, key=lambda c: bool(c.archived)), canonical, []  # a merged or archived one after the live
+
+
+def lookup(actor: Actor, *, phone: str | None = None, unit: str | None = None) -> dict:
+    """The caller lookup by ``phone`` (any typed form) or, without one, by ``unit`` (as people type it:
+    ``3幢2单元1201``): ``{"customers": [customer_json …], "records": [record_summary …] newest first, "contacts":
+    [their last contacts]}`` — the customers with that exact number or living in that unit (only for roles with
+    ``lookup_customers``, counted), and the records the actor may read that are linked to them or carry the number
+    or name the unit. Raises like :func:`_caller`."""
+    found, canonical, unit_ids = _caller(actor, phone, unit)
     now, names = utcnow(), type_names()
-    records = linked_records([c.pk for c in found], actor, phone=canonical, limit=LOOKUP_RECORD_LIMIT)
+    ids = [c.pk for c in found]
+    records = linked_records(ids, actor, phone=canonical, unit_ids=unit_ids, limit=LOOKUP_RECORD_LIMIT)
     return {"customers": [customer_json(c, actor.access, actor.tz) for c in found],
-            "records": [record_summary(d, names, now, actor.tz) for d in records]}
+            "records": [record_summary(d, names, now, actor.tz) for d in records],
+            "contacts": last_contacts(ids, actor, now, names)}

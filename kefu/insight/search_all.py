@@ -227,11 +227,7 @@ def _record_groups(text: str, read_as: list[str], units: list, customer_ids: lis
         if mongo_filter is not None:
             pipelines.append([{"$match": mongo_filter}, {"$limit": COUNT_CAP + 1}, {"$group": {
                 "_id": "$type", "n": {"$sum": 1}, "hits": {"$firstN": {"n": limit, "input": HIT_FIELDS}}}}])
-    if not pipelines:
-        return []
-    first, *others = pipelines
-    found = {answer["_id"]: answer for answer in get_database()[RECORDS].aggregate(
-        first + [{"$unionWith": {"coll": RECORDS, "pipeline": pipeline}} for pipeline in others])}
+    found = {answer["_id"]: answer for answer in _union(pipelines)}
     groups = [Group(summary["key"], in_user_language(summary["name"], summary.get("name_en")),
                     min(answer["n"], COUNT_CAP), answer["n"] <= COUNT_CAP,
                     [_record_hit(summary["key"], hit) for hit in answer["hits"]])
@@ -240,28 +236,45 @@ def _record_groups(text: str, read_as: list[str], units: list, customer_ids: lis
     return groups
 
 
+def _union(pipelines: list[list[dict]]) -> list[dict]:
+    """The answers of every pipeline over the records, in one round trip (the first, then a ``$unionWith`` per
+    other one)."""
+    if not pipelines:
+        return []
+    first, *others = pipelines
+    return list(get_database()[RECORDS].aggregate(
+        first + [{"$unionWith": {"coll": RECORDS, "pipeline": pipeline}} for pipeline in others]))
+
+
 def _exact_matches(searches: list[TypeSearch], text: str, read_as: list[str], unit_ids: list,
                    actor: Actor) -> dict[str, list]:
-    """``{type key: [record id]}`` of the records naming one of the units in a unit field, or holding the phone
-    in a sensitive search field (its blind index) — at most ``COUNT_CAP`` + 1, before any scope.
+    """``{type key: [record id]}`` of the records ``actor`` may read that name one of the units in a unit field,
+    or hold the phone in a sensitive search field (its blind index) — at most ``COUNT_CAP`` + 1 per type.
 
-    One query over every type: these values live in the wildcard index (``data_wildcard``), which MongoDB does
-    not combine with a type's other conditions in one ``$or`` (it would read the whole type instead); the ids
-    found join each type's query through ``_id``. A record is counted under its own type, and a blind index is
-    computed per type and field, so the paths alone are enough."""
-    options: list[dict] = []
-    if unit_ids:
-        paths = {path for search in searches for path in search.unit_paths}
-        options.extend({path: {"$in": unit_ids}} for path in sorted(paths))
-    if PHONE in read_as:
-        for search in searches:
+    The scope and the cap are per type, inside each type's query: a cap over every type before the scope would
+    drop readable records of a busy unit and miscount the types. One aggregation, a ``$unionWith`` branch per
+    type whose conditions are all on the wildcard index (``data_wildcard``); the type and the scope filter
+    what it reads. The ids found join each type's query through ``_id``."""
+    pipelines = []
+    for search in searches:
+        options = [{path: {"$in": unit_ids}} for path in search.unit_paths] if unit_ids else []
+        if PHONE in read_as:
             options.extend(_sensitive_options(search, text, actor))
-    if not options:
-        return {}
+        scope = actor.access.record_filter(search.key, Action.READ.value)
+        if not options or scope == NOTHING:
+            continue
+        match = {"type": search.key, **(options[0] if len(options) == 1 else {"$or": options})}
+        pipelines.append([{"$match": match if scope is None else {"$and": [match, scope]}},
+                          {"$limit": COUNT_CAP + 1}, {"$project": {"type": 1}}])
     found: dict[str, list] = {}
-    for document in get_database()[RECORDS].find({"$or": options}, {"type": 1}, limit=COUNT_CAP + 1):
+    for document in _union(pipelines):
         found.setdefault(document["type"], []).append(document["_id"])
     return found
+
+
+def unit_paths() -> Mapping[str, tuple[str, ...]]:
+    """``{type key: paths of its unit fields}`` of every type with one (as this process holds the types)."""
+    return {key: search.unit_paths for key, search in _type_searches.get().items() if search.unit_paths}
 
 
 def _record_filter(type_key: str, text: str, read_as: list[str], exact_ids: list, customer_ids: list,

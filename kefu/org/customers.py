@@ -249,8 +249,8 @@ def looks_like_phone(text: str | None) -> bool:
     return bool(_PHONE_LIKE.fullmatch(unicodedata.normalize("NFKC", text or "").strip()))
 
 
-def _count_lookup(user_id) -> None:
-    """Count one phone lookup of ``user_id`` in Redis; ``LookupLimited`` past ``LOOKUP_LIMIT`` in the window."""
+def count_lookup(user_id) -> None:
+    """Count one lookup of customers (by phone or unit) of ``user_id`` in Redis; ``LookupLimited`` past ``LOOKUP_LIMIT`` in the window."""
     if user_id is None:  # the system's own work is not a person looking people up
         return
     key = f"kefu:customer-lookups:{user_id}"
@@ -261,7 +261,7 @@ def _count_lookup(user_id) -> None:
     pipeline.ttl(key)
     _created, count, ttl = pipeline.execute()
     if count > LOOKUP_LIMIT:
-        raise LookupLimited(_l("按电话查找客户过于频繁（每 %(minutes)s 分钟最多 %(n)s 次），请 %(wait)s 分钟后再试",
+        raise LookupLimited(_l("查找客户过于频繁（每 %(minutes)s 分钟最多 %(n)s 次），请 %(wait)s 分钟后再试",
                                minutes=int(LOOKUP_WINDOW.total_seconds() // 60), n=LOOKUP_LIMIT,
                                wait=max(1, -(-ttl // 60))))
 
@@ -279,7 +279,7 @@ def find_by_phone(text: str, access: AccessPolicy, user_id=None, *, project=None
         canonical = normalize_phone(text)
     except InvalidValue:
         return []
-    _count_lookup(user_id)
+    count_lookup(user_id)
     found = Customer.objects(phone_bidx__in=lookup_keys(canonical, PHONE))
     if not archived:
         found = found.filter(archived__ne=True)
