@@ -180,6 +180,13 @@ def _callback_analysis(steps: Steps) -> dict:
     return {**made, "result": run("callback_analysis", tuesday, tuesday)}
 
 
+def _inspections(steps: Steps) -> dict:
+    """Two jobs listed for Thursday 19 November: one inspected that day, one never (the clock is dated by the day)."""
+    job = {"customer_name": "吴九", "foreman": "张工", "attempt": "第一次验收", "inspection_date": "2026-11-19"}
+    done = steps.change(steps.new("pre_acceptance", **job), result="合格")
+    return {"done": done, "missed": steps.new("pre_acceptance", **job)}
+
+
 @pytest.fixture(scope="module")
 def world(mongo_server, redis_server, seed_snapshot):
     """Every record the tests look at, built once through the services on the demo data and the calendar."""
@@ -203,6 +210,7 @@ def world(mongo_server, redis_server, seed_snapshot):
             need=_needs(steps), agency=_agency_complaint(steps), mall=_mall_complaint(steps),
             work_order=_work_order(steps), engineering=_engineering_complaints(steps),
             reno=_reno_complaints(steps), reno_repair=_reno_repair(steps), analysis=_callback_analysis(steps),
+            inspection=_inspections(steps),
             supervisor=User.objects.get(username="supervisor").pk)
     yield built
     MongoClient(mongo_server.uri).drop_database(name)
@@ -344,3 +352,12 @@ def test_002_the_weekly_callback_analysis_goes_out_every_tuesday(world):
     assert world.analysis["run_day"]["number"] not in note["body"]
     assert world.supervisor in {n["user"] for n in world.db.notifications.find(
         {"key": {"$regex": "^list:callback_analysis:"}})}
+
+
+def test_002_listed_jobs_are_inspected_on_their_thursday(world):
+    """002 工程预验收流程: 客服监察部每周四预验收 — each job on Wednesday's list carries the day it is inspected; the
+    ``inspect`` clock is due at that day's end, met once the result is written, overdue when nobody inspected."""
+    done, missed = world.inspection["done"]["sla"]["inspect"], world.inspection["missed"]["sla"]["inspect"]
+    assert done["due_at"] == missed["due_at"] == end_of("2026-11-19") and done["until"] is True
+    assert done["met_at"] is not None and done["state"] != "overdue"
+    assert missed["met_at"] is None and missed["state"] == "overdue"

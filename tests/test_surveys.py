@@ -3,8 +3,9 @@ links, phone entry, return rate against its target, scores, corrective actions t
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from openpyxl import load_workbook
@@ -14,6 +15,8 @@ from kefu.org.customers import create_customer
 from kefu.org.structure import Project
 from seed.demo import DEMO_PASSWORD
 from tests.conftest import csrf_token
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def policy_of(user):
@@ -362,3 +365,27 @@ def test_survey_list_rates_in_one_query_and_capped(app, db, seeded):
     listed = _signed_in(app, "admin").get("/admin/surveys/").get_data(as_text=True)
     assert listed.count("data-survey=") == plans.LIST_LIMIT and f'data-capped="{plans.LIST_LIMIT}"' in listed
     assert str(survey["_id"]) in listed  # the latest first
+
+
+def test_records_not_archived_within_5_days_of_the_end_are_overdue(app, db, seeded):
+    """004 满意度调查 统计分析 4: 相关资料在调查结束 5 日内归档 — the plan record's ``archive`` clock is due at the end
+    of end + 5 days; a survey ended 10 days ago and never archived is overdue, archiving it meets the clock."""
+    from kefu.org.users import User
+    from kefu.records.actor import user_actor
+    from kefu.surveys import plans
+
+    project = _project_with_customers(1)
+    ended = date.today() - timedelta(days=10)
+    with app.test_request_context():
+        runner = user_actor(User.objects.get(username="supervisor"))
+        survey = plans.create_survey({**_plan(project, starts_on=(ended - timedelta(days=7)).isoformat(),
+                                              ends_on=ended.isoformat()), "projects": [str(project.pk)]}, runner)
+        plans.approve(survey["_id"], runner)
+        plans.close(survey["_id"], runner)
+        late = db.records.find_one({"_id": survey["plan_record"]["id"]})["sla"]["archive"]
+        plans.archive(survey["_id"], runner)
+    archived = db.records.find_one({"_id": survey["plan_record"]["id"]})
+    due = late["due_at"].replace(tzinfo=timezone.utc).astimezone(SHANGHAI)
+    assert (due.date(), due.hour, due.minute) == (ended + timedelta(days=5), 23, 59)
+    assert late["state"] == "overdue" and late["met_at"] is None
+    assert archived["status"] == "已归档" and archived["sla"]["archive"]["met_at"] is not None
