@@ -24,7 +24,9 @@ company's working hours (default 09:00–18:00, lunch 12:00–13:00, set with th
 calendar) on working days. A clock whose start event has not happened yet
 (status never reached, field never took the value) does not run. While the record is in one of its
 workflow's ``pausing`` statuses no clock runs; the paused time is added to
-every deadline it interrupted.
+every deadline it interrupted. Closing the record (a ``closed`` status of its
+workflow) ends every clock still running, met at the close (late or not);
+reopening it starts them afresh.
 
 Each record stores, per clock, ``sla.<key>`` = {name, started_at, due_at,
 warn_at, state, paused_s, met_at, window, level, until}; and for the list
@@ -286,7 +288,10 @@ def compute(record_type, document: dict, now: datetime, calendar, tz: ZoneInfo) 
             start = rearmed_at
         paused_s = float(previous.get("paused_s") or 0)
         met_at = aware(previous.get("met_at"))
-        done = bool(clock.done_when) and matches(clock.done_when, values, record_type)
+        # Closing the record ends every clock still running (met then, late or not): a closed record is never
+        # overdue on 逾期督办 for a step nobody marked done.
+        done = (bool(clock.done_when) and matches(clock.done_when, values, record_type)) or \
+            workflow.is_closed(values.get("status"))
         if met_at is not None and not done:
             # Reopened: a fresh window from now; the old deadline must not fire (osTicket #5955).
             start = rearmed_at = now
