@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timezone
 
 from kefu.notify.messages import ensure_templates
+from kefu.org import loyalty as loyalty_settings
 from kefu.org.customers import PHONE, Customer, create_customer
 from kefu.org.personal import lookup_keys
 from kefu.org.roles import Role
@@ -14,6 +15,7 @@ from kefu.org.structure import Building, Department, Project, Unit, unit_label
 from kefu.org.users import User, create_user
 from kefu.records.definitions import load_shipped_types
 from kefu.records.types import RecordType
+from kefu.rules.loyalty import save_settings as save_loyalty_settings
 from seed.people import make_people
 
 DEMO_PASSWORD = "kefu-demo"
@@ -127,6 +129,14 @@ def seed_customers(projects: list[Project]) -> None:
         create_customer({**person, "project": project, "unit": unit})
 
 
+def seed_loyalty_settings() -> None:
+    """Grade callbacks (002 第五章) go to 客服中心, whose supervisors then see them (once: an admin's edit stays)."""
+    current = loyalty_settings.settings()
+    if "department" not in current["callback"]["values"]:
+        current["callback"]["values"] = {**current["callback"]["values"], "department": "客服中心"}
+        save_loyalty_settings(current)
+
+
 def seed_demo() -> dict[str, int]:
     """Create whatever demo data is missing; return the counts afterwards."""
     load_shipped_types()
@@ -135,6 +145,7 @@ def seed_demo() -> dict[str, int]:
     projects = seed_projects()
     seed_users()
     seed_customers(projects)
+    seed_loyalty_settings()
     return {
         "departments": Department.objects.count(), "projects": Project.objects.count(),
         "buildings": Building.objects.count(), "units": Unit.objects.count(),

@@ -171,6 +171,9 @@ def test_grade_duty_creates_callbacks_at_the_grades_frequency_once_per_period(ap
         mine = next(d for d in made if d["customer"] == crm["customer"])
         assert mine["grade_callback"]["script"] == "A 类话术" and mine["data"]["opinion"] == "A 类话术"
         assert mine["data"]["callback_type"] == "定期回访" and mine["type"] == "callback"
+        # the demo's setting sends them to 客服中心, whose supervisors see them (department scope)
+        assert mine["department"] == db.departments.find_one({"name": "客服中心"})["_id"]
+        assert db.loyalty_settings.find_one()["callback"]["values"]["department"] == "客服中心"
         grade_callbacks(now + timedelta(days=3))
         assert db.records.count_documents({"grade_callback": {"$exists": True}}) == customers
         grade_callbacks(now + timedelta(days=8))  # A's 7 days are over, C's 30 are not

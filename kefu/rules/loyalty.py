@@ -37,6 +37,7 @@ from kefu.core.i18n import _l
 from kefu.org import loyalty
 from kefu.org.customers import Customer
 from kefu.records.actor import system_actor
+from kefu.records.core_fields import core_field
 from kefu.records.sections import WORKFLOW, Section, SectionModel, at
 from kefu.records.store import RECORDS
 from kefu.records.timeline import record_event
@@ -139,7 +140,8 @@ def callback_problems(callback: dict) -> dict:
     if callback["script_field"] and (script is None or script.type not in TEXT_TYPES):
         problems["callback_script_field"] = str(_l("“%(type)s”没有文字字段“%(field)s”", type=target.name,
                                                    field=callback["script_field"]))
-    unknown = [key for key in callback["values"] if target.field(key) is None]
+    # the record's own fields too: the 部门 a grade callback goes to (its supervisors see it on their lists)
+    unknown = [key for key in callback["values"] if target.field(key) is None and core_field(target, key) is None]
     if unknown:
         problems["callback_values"] = str(_l("“%(type)s”没有字段：%(fields)s", type=target.name,
                                              fields="、".join(unknown)))
@@ -160,7 +162,8 @@ def _last_callbacks(type_key: str, customer_ids: list) -> dict:
 
 
 def _values(target, callback: dict, customer: dict, grade: str, script: str) -> dict:
-    values = {key: value for key, value in callback["values"].items() if target.field(key) is not None}
+    values = {key: value for key, value in callback["values"].items()
+              if target.field(key) is not None or core_field(target, key) is not None}
     values["customer"] = customer["_id"]
     if callback["name_field"]:
         values[callback["name_field"]] = customer["name"]
