@@ -48,8 +48,8 @@ def scene(app, seeded, db, make_user):
             "engineering": create_record("complaint", complaint(received_at=received, department="工程部"), manager),
             "marketing": create_record("complaint", complaint(received_at=received, department="营销部"), manager),
         }
-        pending = create_record("complaint", complaint(department="营销部", category="销售承诺"), manager)
-        pending = update_record("complaint", pending["_id"], {"status": "处理中"}, manager, version=1)
+        pending = create_record("complaint", complaint(department="营销部", category="工程质量"), manager)
+        pending = update_record("complaint", pending["_id"], {"status": "处理中"}, manager, version=pending["version"])
         made["pending"] = update_record("complaint", pending["_id"], {
             "status": "待审批", "compensation_amount": "1000"}, manager, version=pending["version"])
     stored = {name: db.records.find_one({"_id": document["_id"]}) for name, document in made.items()}

@@ -169,7 +169,7 @@ def test_types_lists_every_active_type_and_describes_one(client, agent, db):
     assert response.status_code == 200
     keys = [item["key"] for item in response.get_json()["items"]]
     assert sorted(keys) == sorted(t["key"] for t in db.record_types.find({"active": True}))
-    assert len(keys) == 21 and "complaint" in keys
+    assert len(keys) == 29 and "complaint" in keys
 
     described = client.get("/api/v1/types/complaint", headers=agent).get_json()
     assert described["name"] == "投诉" and described["number_prefix"] == "TS"
@@ -619,7 +619,7 @@ def test_openapi_lists_every_active_type_with_its_field_schema(app, client, agen
     document = response.get_json()
     assert document["openapi"].startswith("3.")
     active = [t for t in db.record_types.find({"active": True})]
-    assert len(active) == 20
+    assert len(active) == 28
     for record_type in active:
         key = record_type["key"]
         assert f"/api/v1/records/{key}" in document["paths"], key
