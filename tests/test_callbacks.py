@@ -84,6 +84,9 @@ def test_closing_creates_exactly_one_callback_due_7_working_days_later(app, clie
     assert callback["data"]["target_number"] == original["number"]
     assert callback["data"]["callback_type"] == "投诉回访" and callback["data"]["customer_name"] == "张三"
     assert callback["customer"] == original["customer"] and "phone" in callback["pii"]
+    # Made by the system, seen where the complaint is: its department's supervisors follow the callback up.
+    assert callback["created_department"] == original["created_department"] is not None
+    assert client.get(f"/api/v1/records/callback/{callback['_id']}", headers=supervisor).status_code == 200
     assert original["callbacks"] == [{"type": "callback", "id": callback["_id"], "number": callback["number"],
                                       "closed_at": closed_at, "due_at": callback["data"]["due_at"], "result": None}]
     note = db.record_events.find_one({"record_id": original["_id"], "kind": "callback"})

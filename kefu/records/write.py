@@ -92,7 +92,8 @@ def create_record(type_key: str, values: dict, actor: Actor, *, extra: dict | No
 
     Raises ``ValidationFailed`` (field key → message) and ``NotFound`` for an
     unknown or disabled type. ``extra``: engine-owned top-level keys stored
-    in the same insert (a callback's ``source`` link), never field values.
+    in the same insert (a callback's ``source`` link; the origin's ``created_department`` for a record the system
+    makes, which has none of its own), never field values; a key the record already sets keeps its value.
     ``idempotency_key`` (``kefu.records.idempotency``): a create the same caller made with this key before
     returns the record it made, without a second one; ``Conflict`` when the key was used for another request.
     """
@@ -141,7 +142,7 @@ def _insert(record_type: RecordType, core: dict, data: dict, number: str, now: d
     document.setdefault("assignee", None)
     document.setdefault("department", None)
     document.setdefault("customer", None)
-    document.update({k: v for k, v in (extra or {}).items() if k not in document})
+    document.update({k: v for k, v in (extra or {}).items() if document.get(k) is None})
     attachments = attachment_ids(record_type, data)
     get_database()[RECORDS].insert_one(document)
     if claim is not None:

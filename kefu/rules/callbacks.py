@@ -220,7 +220,9 @@ def create_callback(record_type, document: dict, actor) -> dict | None:
                   "due_field": rules.due_field}
         # In the closing save's transaction: a concurrent closing that made it first is a write conflict, and the
         # retried save finds it above.
-        created = create_record(rules.type, values, system, extra={"source": source})
+        # Seen where the original is: the callback takes its registering department (its supervisors follow it up).
+        created = create_record(rules.type, values, system, extra={
+            "source": source, "created_department": document.get("created_department")})
     except DomainError as exc:
         log.warning("callback for %s %s not created: %s", record_type.key, document["number"], exc)
         record_event(record_type.key, document["_id"], "callback", system,

@@ -341,13 +341,15 @@ def _spawn_one(record_type, rule: SpawnRule, document: dict, moment: datetime, e
                 **({"each": each} if each is not None else {})}
         # In the triggering save's transaction: a concurrent save of the same record is a write conflict, and the
         # retried save finds the record made above.
-        created = create_record(rule.type, values, system, extra={SPAWNED_FROM: link})
+        # Seen where the origin is: made by the system, it takes the origin's registering department (the
+        # department's supervisors who see a notice their agent published see what it made).
+        created = create_record(rule.type, values, system, extra={
+            SPAWNED_FROM: link, "created_department": document.get("created_department")})
     except DomainError as exc:
         log.warning("spawn %s for %s %s not created: %s", rule.key, record_type.key, document["number"], exc)
         record_event(record_type.key, document["_id"], EVENT_KIND, system, text=str(_l(
             "未能自动生成%(name)s：%(reason)s", name=name, reason=str(exc.message))))
         return None
-    _seen_where_origin_is(document, created)
     if _link(document, created):
         text = _l("已生成%(name)s %(number)s（第 %(attempt)s 次）", name=name, number=created["number"],
                   attempt=attempt)
@@ -356,15 +358,6 @@ def _spawn_one(record_type, rule: SpawnRule, document: dict, moment: datetime, e
                       due=due.astimezone(system.tz).strftime("%Y-%m-%d %H:%M"))
         record_event(record_type.key, document["_id"], EVENT_KIND, system, text=str(text))
     return created
-
-
-def _seen_where_origin_is(document: dict, created: dict) -> None:
-    """Give the new record its origin's registering department: made by the system, it has none, and the
-    department's supervisors who see the origin (a notice their agent published) must see what it made."""
-    department = document.get("created_department")
-    if department is not None and created.get("created_department") is None:
-        get_database()[RECORDS].update_one({"_id": created["_id"]}, {"$set": {"created_department": department}})
-        created["created_department"] = department
 
 
 def _attempt_value(target, field_key: str, attempt: int):
