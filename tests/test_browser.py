@@ -11,21 +11,12 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-import pytest
 from bson import ObjectId
 
 from kefu.org.customers import Customer
-from seed.records import seed_demo_records
 from tests.browser_support import signed_in_page, skip_without_browser, success_message
 
 skip_without_browser()
-
-
-@pytest.fixture
-def demo_records(app, calendar):
-    """Six weeks of demo records (``kefu seed-records``): open, closed and overdue ones."""
-    with app.app_context():
-        assert seed_demo_records() > 0
 
 
 def test_agent_sees_the_dashboard_drawn_and_personal_data_masked(new_context, problems, demo_records, tmp_path):
