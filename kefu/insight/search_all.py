@@ -246,30 +246,38 @@ def _union(pipelines: list[list[dict]]) -> list[dict]:
         first + [{"$unionWith": {"coll": RECORDS, "pipeline": pipeline}} for pipeline in others]))
 
 
+# What ``AccessPolicy.permits`` reads of a record to decide whether the actor may read it.
+SCOPE_FIELDS = {"type": 1, "assignee": 1, "created_by": 1, "departments": 1, "created_department": 1, "approval": 1}
+
+
 def _exact_matches(searches: list[TypeSearch], text: str, read_as: list[str], unit_ids: list,
                    actor: Actor) -> dict[str, list]:
     """``{type key: [record id]}`` of the records ``actor`` may read that name one of the units in a unit field,
     or hold the phone in a sensitive search field (its blind index) — at most ``COUNT_CAP`` + 1 per type.
 
-    The scope and the cap are per type, inside each type's query: a cap over every type before the scope would
-    drop readable records of a busy unit and miscount the types. One aggregation, a ``$unionWith`` branch per
-    type whose conditions are all on the wildcard index (``data_wildcard``); the type and the scope filter
-    what it reads. The ids found join each type's query through ``_id``."""
-    pipelines = []
+    The scope and the cap are per type: a cap over every type before the scope would drop readable records of a
+    busy unit and miscount the types. One query over every type, each condition on the wildcard index
+    (``data_wildcard``) or a blind index — a unit's or a phone's records are a household's, read once with only
+    the keys the scope needs; a branch per type would read the unit's records once per type (seconds at a million
+    records). The ids found join each type's query through ``_id``."""
+    readable = {search.key for search in searches
+                if actor.access.record_filter(search.key, Action.READ.value) != NOTHING}
+    options: list[dict] = []
     for search in searches:
-        options = [{path: {"$in": unit_ids}} for path in search.unit_paths] if unit_ids else []
-        if PHONE in read_as:
-            options.extend(_sensitive_options(search, text, actor))
-        scope = actor.access.record_filter(search.key, Action.READ.value)
-        if not options or scope == NOTHING:
+        if search.key not in readable:
             continue
-        match = {"type": search.key, **(options[0] if len(options) == 1 else {"$or": options})}
-        pipelines.append([{"$match": match if scope is None else {"$and": [match, scope]}},
-                          {"$limit": COUNT_CAP + 1}, {"$project": {"type": 1}}])
+        conditions = [{path: {"$in": unit_ids}} for path in search.unit_paths] if unit_ids else []
+        if PHONE in read_as:
+            conditions.extend(_sensitive_options(search, text, actor))
+        options.extend(c for c in conditions if c not in options)
     found: dict[str, list] = {}
-    for document in _union(pipelines):
-        found.setdefault(document["type"], []).append(document["_id"])
-    return found
+    if not options:
+        return found
+    for document in get_database()[RECORDS].find({"$or": options}, SCOPE_FIELDS):
+        ids = found.setdefault(document["type"], [])
+        if document["type"] in readable and len(ids) <= COUNT_CAP and actor.access.permits(document):
+            ids.append(document["_id"])
+    return {key: ids for key, ids in found.items() if ids}
 
 
 def unit_paths() -> Mapping[str, tuple[str, ...]]:
