@@ -40,10 +40,10 @@ from kefu.org.unit_text import find_units, parse_unit_text
 from kefu.records.actor import Actor
 from kefu.records.fields import get_field_type
 from kefu.records.fields.references import UnitType
+from kefu.records.query import blind_index_match
 from kefu.records.search import compact_text, query_grams
 from kefu.records.store import RECORDS
 from kefu.records.types import get_record_type, type_summaries
-from kefu.records.values import blind_index_text
 
 GROUP_LIMIT = 5  # hits shown per group
 MAX_LIMIT = 50
@@ -325,8 +325,7 @@ def _sensitive_options(search: TypeSearch, text: str, actor: Actor) -> list[dict
         except InvalidValue:
             continue
         if value not in (None, ""):
-            indexes = actor.cipher.blind_indexes(blind_index_text(value), context=f"{search.key}.{definition.key}")
-            options.append({f"bidx.{definition.key}": {"$in": indexes}})
+            options.append({f"bidx.{definition.key}": blind_index_match(search.key, definition, value, actor)})
     return options
 
 

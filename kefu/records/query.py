@@ -121,13 +121,13 @@ def _sensitive_clause(record_type: RecordType, definition, condition: Condition,
         value = get_field_type(definition.type).clean(condition.value, definition, actor.field_context())
     except InvalidValue as exc:
         raise ValidationFailed(str(exc), {definition.key: str(exc)}) from exc
-    return {path: _blind_index_match(record_type, definition, value, actor)}
+    return {path: blind_index_match(record_type.key, definition, value, actor)}
 
 
-def _blind_index_match(record_type: RecordType, definition, value, actor: Actor) -> dict:
+def blind_index_match(type_key: str, definition, value, actor: Actor) -> dict:
     """Matches the stored blind index of ``value`` under any key of the ring: while a key rotation runs, records not
     re-encrypted yet keep the index under the old key."""
-    return {"$in": actor.cipher.blind_indexes(blind_index_text(value), context=f"{record_type.key}.{definition.key}")}
+    return {"$in": actor.cipher.blind_indexes(blind_index_text(value), context=f"{type_key}.{definition.key}")}
 
 
 def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
@@ -144,7 +144,7 @@ def _search_clause(record_type: RecordType, text: str, actor: Actor) -> dict:
             except InvalidValue:
                 continue
             if value not in (None, ""):
-                options.append({f"bidx.{definition.key}": _blind_index_match(record_type, definition, value, actor)})
+                options.append({f"bidx.{definition.key}": blind_index_match(record_type.key, definition, value, actor)})
     return {"$or": options}
 
 
